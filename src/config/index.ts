@@ -1,0 +1,2 @@
+export { ConfigSchema, BaselineSchema, WINDOW_RE, TRUSTED_KEY_RE, type Config, type ConfigInput, type Baseline } from './schema.js';
+export { loadConfig, parseConfig, loadBaseline, parseBaseline, explainIssues } from './load.js';

@@ -1,0 +1,108 @@
+import { z } from 'zod';
+
+const absPath = z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path');
+const hostname = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'must be a DNS host name');
+const ident = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash or underscore');
+const positiveInt = z.number().int().positive();
+export const WINDOW_RE = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$/;
+export const TRUSTED_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}:[A-Za-z0-9+/]{43}=$/;
+
+function isHttpsUrl(s: string): boolean {
+  try {
+    return new URL(s).protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+/** config.json: the seed's option table (same names and defaults), plus caFile, trustedOrderKeys, stateDir, heartbeatInterval. */
+export const ConfigSchema = z
+  .object({
+    mcpUrl: z.string().refine(isHttpsUrl, 'must be an https:// URL').default('https://mcp.local'),
+    allowedHosts: z.array(hostname).min(1).default(['mcp.local']),
+    siteId: ident,
+    hostId: ident.optional(),
+    deploymentMode: z.enum(['reseller', 'direct']).default('reseller'),
+    resellerId: ident.nullable().default(null),
+    baselinePath: absPath,
+    policyVersion: z.string().min(1).max(64).default('1.0'),
+    clientCertFile: absPath,
+    clientKeyFile: absPath,
+    signingKeyFile: absPath,
+    webhookSecretFile: absPath.nullable().default(null),
+    pollInterval: positiveInt.max(86_400).default(60),
+    orderTtl: positiveInt.max(86_400).default(900),
+    maintenanceWindow: z.string().regex(WINDOW_RE, 'must be HH:MM-HH:MM (UTC, 24h)').default('02:00-04:00'),
+    allowDisruptiveOutsideWindow: z.boolean().default(false),
+    evidenceRetention: positiveInt.default(200),
+    pruneRetentionDays: z.number().int().nonnegative().default(90),
+    ntpMaxSkewMs: positiveInt.default(5000),
+    rmmWebhookUrl: z.string().refine(isHttpsUrl, 'must be an https:// URL').nullable().default(null),
+    syslogTarget: z
+      .string()
+      .regex(/^(tcp|tls):\/\/[^\s/:]+:\d{1,5}$/, 'must be tcp://host:port or tls://host:port')
+      .nullable()
+      .default(null),
+    rebuildHealthCheckTimeout: positiveInt.max(3600).default(60),
+    logLevel: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']).default('INFO'),
+    caFile: absPath,
+    trustedOrderKeys: z.array(z.string().regex(TRUSTED_KEY_RE, 'must be name:base64 of a 32-byte Ed25519 public key')).min(1, 'needs at least one trusted order key'),
+    stateDir: absPath.default('/var/lib/compliance-agent'),
+    heartbeatInterval: positiveInt.default(3600),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.deploymentMode === 'reseller' && !c.resellerId) {
+      ctx.addIssue({ code: 'custom', path: ['resellerId'], message: 'is required when deploymentMode is "reseller"' });
+    }
+    if (c.rmmWebhookUrl && c.deploymentMode === 'reseller' && !c.webhookSecretFile) {
+      ctx.addIssue({ code: 'custom', path: ['webhookSecretFile'], message: 'is required when rmmWebhookUrl is set in reseller mode' });
+    }
+    if (isHttpsUrl(c.mcpUrl)) {
+      const host = new URL(c.mcpUrl).hostname;
+      if (!c.allowedHosts.includes(host)) {
+        ctx.addIssue({ code: 'custom', path: ['allowedHosts'], message: `must include the mcpUrl host "${host}" or egress to the MCP is blocked` });
+      }
+    }
+    const names = c.trustedOrderKeys.map((k) => k.split(':')[0]);
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup) ctx.addIssue({ code: 'custom', path: ['trustedOrderKeys'], message: `key name "${dup}" appears twice` });
+  });
+
+export type ConfigInput = z.input<typeof ConfigSchema>;
+/** A loaded config: hostId is always resolved (defaults to the host name). */
+export type Config = Omit<z.output<typeof ConfigSchema>, 'hostId'> & { hostId: string };
+
+const unitName = z.string().regex(/^[A-Za-z0-9@:._\\-]+\.(service|timer|socket|target|mount|path)$/, 'must be a systemd unit name like sshd.service');
+
+/** baseline.json: the desired state the checks compare against. */
+export const BaselineSchema = z
+  .object({
+    version: z.literal(1),
+    patching: z
+      .object({
+        /** Expected `configurationRevision` of the running system (nixos-version --json). */
+        configurationRevision: z.string().min(1).max(128),
+        /** Flake reference `nixos-rebuild switch --flake` uses to converge. */
+        flakeRef: z.string().min(1).max(512).regex(/^[^\s;&|`$]+$/, 'must be a flake reference without shell metacharacters'),
+      })
+      .strict(),
+    services: z.object({ required: z.array(unitName).max(256) }).strict(),
+    backup: z
+      .object({
+        unit: unitName,
+        /** A file whose mtime is the last successful backup. */
+        stampFile: absPath,
+        maxAgeHours: z.number().positive().max(24 * 365),
+      })
+      .strict(),
+    firewall: z.object({ rulesetHash: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex>') }).strict(),
+    encryption: z.object({ requiredMounts: z.array(absPath).max(64) }).strict(),
+  })
+  .strict();
+
+export type Baseline = z.output<typeof BaselineSchema>;

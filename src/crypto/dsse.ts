@@ -1,0 +1,81 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { sign, verify } from './ed25519.js';
+import type { PublicKey, SecretKey } from './keys.js';
+
+export const ORDER_PAYLOAD_TYPE = 'application/vnd.compliance-agent.order+json;version=1';
+export const EVIDENCE_PAYLOAD_TYPE = 'application/vnd.compliance-agent.evidence+json;version=1';
+
+const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be standard base64');
+
+export const EnvelopeSchema = z
+  .object({
+    payloadType: z.string().min(1).max(256),
+    payload: b64,
+    signatures: z
+      .array(z.object({ keyid: z.string().max(128).default(''), sig: b64 }).strict())
+      .min(1)
+      .max(8),
+  })
+  .strict();
+
+export type Envelope = z.infer<typeof EnvelopeSchema>;
+
+/** DSSE pre-authentication encoding: "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body. */
+export function pae(payloadType: string, payload: Uint8Array): Buffer {
+  const type = Buffer.from(payloadType, 'utf8');
+  return Buffer.concat([Buffer.from(`DSSEv1 ${type.length} `), type, Buffer.from(` ${payload.length} `), payload]);
+}
+
+export function signEnvelope(payloadType: string, payload: Uint8Array, key: SecretKey): Envelope {
+  const sig = sign(pae(payloadType, payload), key.seed);
+  return {
+    payloadType,
+    payload: Buffer.from(payload).toString('base64'),
+    signatures: [{ keyid: key.keyId, sig: Buffer.from(sig).toString('base64') }],
+  };
+}
+
+export type EnvelopeCheck =
+  | { ok: true; payload: Buffer; keyid: string }
+  | { ok: false; reason: 'bad_envelope' | 'wrong_payload_type' | 'unknown_key' | 'bad_signature'; message: string };
+
+/**
+ * Verify a DSSE envelope against trusted keys. A signature counts only if its keyid names a trusted
+ * key (or the trusted key is a nameless PEM key) and it verifies over the PAE.
+ */
+export function verifyEnvelope(input: unknown, expectedType: string, trusted: readonly PublicKey[]): EnvelopeCheck {
+  const parsed = EnvelopeSchema.safeParse(input);
+  if (!parsed.success) return { ok: false, reason: 'bad_envelope', message: 'not a DSSE envelope' };
+  const env = parsed.data;
+  if (env.payloadType !== expectedType) {
+    return { ok: false, reason: 'wrong_payload_type', message: `payloadType is not ${expectedType}` };
+  }
+  const payload = Buffer.from(env.payload, 'base64');
+  const message = pae(env.payloadType, payload);
+  let sawKnownKey = false;
+  for (const s of env.signatures) {
+    const candidates = trusted.filter((k) => k.keyId === null || k.keyId === s.keyid);
+    if (candidates.length > 0) sawKnownKey = true;
+    const sig = Buffer.from(s.sig, 'base64');
+    for (const k of candidates) {
+      if (verify(sig, message, k.publicKey)) return { ok: true, payload, keyid: s.keyid };
+    }
+  }
+  return sawKnownKey
+    ? { ok: false, reason: 'bad_signature', message: 'signature does not verify' }
+    : { ok: false, reason: 'unknown_key', message: `no trusted key named ${env.signatures.map((s) => JSON.stringify(s.keyid)).join(', ')}` };
+}
+
+/** The bytes an envelope is hashed over for the evidence chain: compact JSON in fixed key order. */
+export function canonicalEnvelope(env: Envelope): string {
+  return JSON.stringify({
+    payloadType: env.payloadType,
+    payload: env.payload,
+    signatures: env.signatures.map((s) => ({ keyid: s.keyid, sig: s.sig })),
+  });
+}
+
+export function envelopeHash(env: Envelope): string {
+  return `sha256:${createHash('sha256').update(canonicalEnvelope(env)).digest('hex')}`;
+}

@@ -1,0 +1,15 @@
+export { sign, verify, publicKeyOf, randomSeed } from './ed25519.js';
+export { parseSecretKey, parsePublicKey, formatPublicKey, formatSecretKey, publicKeyToPem, isValidKeyName, type SecretKey, type PublicKey } from './keys.js';
+export {
+  pae,
+  signEnvelope,
+  verifyEnvelope,
+  canonicalEnvelope,
+  envelopeHash,
+  EnvelopeSchema,
+  ORDER_PAYLOAD_TYPE,
+  EVIDENCE_PAYLOAD_TYPE,
+  type Envelope,
+  type EnvelopeCheck,
+} from './dsse.js';
+export { loadSecretKeyFile, loadPublicKeyFile, resolvePublicKeyArg, generateKeyFiles, type KeygenResult } from './key-files.js';

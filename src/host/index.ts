@@ -1,0 +1,1 @@
+export type { Host, ExecResult, ExecStatus, ExecOptions, ReadResult, FileStat } from './host.js';

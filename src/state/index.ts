@@ -1,0 +1,2 @@
+export { openStateDb, stateDbPath, type StateDb } from './db.js';
+export { getKv, setKv } from './kv.js';

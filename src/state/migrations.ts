@@ -1,0 +1,67 @@
+/**
+ * Schema of the state database (one SQLite file in stateDir). Append new migrations; never edit
+ * an applied one. Each stage owns its tables; the file is shared so that chaining, storing and
+ * enqueueing a bundle can be one transaction.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: evidence chain, local evidence store, outbox, orders, check results, key/value.
+  `
+  CREATE TABLE chain_head (
+    host_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    head_hash TEXT NOT NULL
+  );
+  CREATE TABLE evidence (
+    seq INTEGER NOT NULL,
+    host_id TEXT NOT NULL,
+    bundle_id TEXT NOT NULL UNIQUE,
+    check_name TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    envelope TEXT NOT NULL,
+    envelope_hash TEXT NOT NULL,
+    exported INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (host_id, seq)
+  );
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    destination TEXT NOT NULL,
+    bundle_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    dead_reason TEXT,
+    receipt_id TEXT,
+    done_at INTEGER,
+    UNIQUE (destination, bundle_id)
+  );
+  CREATE INDEX outbox_ready ON outbox (destination, state, id);
+  CREATE TABLE orders_seen (
+    order_id TEXT PRIMARY KEY,
+    site_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT,
+    seen_at INTEGER NOT NULL
+  );
+  CREATE TABLE order_sequence (
+    site_id TEXT PRIMARY KEY,
+    last_sequence INTEGER NOT NULL
+  );
+  CREATE TABLE check_results (
+    check_name TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    result TEXT NOT NULL,
+    checked_at INTEGER NOT NULL,
+    last_emitted_at INTEGER
+  );
+  CREATE TABLE kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+];
