@@ -1,0 +1,8 @@
+import type { Command } from './command.js';
+import { keygenCommand } from './keygen.js';
+
+/** Every sub-command, in the order `help` lists them. Add a command by adding its module here. */
+export const COMMANDS: readonly Command[] = [keygenCommand];
+
+export type { Command } from './command.js';
+export { EXIT } from './command.js';

@@ -1,0 +1,14 @@
+import { AgentError, describeError } from '../common/errors.js';
+
+/** Print an error for a human: the one-line description, then each detail indented. */
+export function printError(e: unknown): void {
+  const lines = [typeof e === 'string' ? e : `error: ${describeError(e)}`];
+  if (e instanceof AgentError) for (const d of e.details) lines.push(`  ${d}`);
+  process.stderr.write(lines.join('\n') + '\n');
+}
+
+/** Exit code for an error thrown while loading config: 2 for bad config, 1 otherwise. */
+export function exitCodeFor(e: unknown): number {
+  if (e instanceof AgentError && /^(config|baseline)_/.test(e.code)) return 2;
+  return 1;
+}
