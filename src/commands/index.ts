@@ -1,8 +1,9 @@
 import type { Command } from './command.js';
 import { keygenCommand } from './keygen.js';
+import { verifyCommand } from './verify.js';
 
 /** Every sub-command, in the order `help` lists them. Add a command by adding its module here. */
-export const COMMANDS: readonly Command[] = [keygenCommand];
+export const COMMANDS: readonly Command[] = [keygenCommand, verifyCommand];
 
 export type { Command } from './command.js';
 export { EXIT } from './command.js';
