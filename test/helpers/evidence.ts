@@ -1,0 +1,31 @@
+import { randomUUID } from 'node:crypto';
+import type { EvidenceDraft } from '../../src/evidence/index.js';
+
+/** A valid draft with overridable fields, for tests that need many bundles quickly. */
+export function sampleDraft(overrides: Partial<EvidenceDraft> = {}): EvidenceDraft {
+  const t = new Date(Date.UTC(2026, 10, 23, 12, 0, 0)).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return {
+    bundle_id: randomUUID(),
+    site_id: 'clinic-001',
+    host_id: 'appliance-1',
+    deployment_mode: 'direct',
+    reseller_id: null,
+    timestamp_start: t,
+    timestamp_end: t,
+    policy_version: '1.0',
+    ruleset_hash: `sha256:${'a'.repeat(64)}`,
+    nixos_revision: '26.05.20261101.5880666',
+    derivation_digest: `sha256:${'b'.repeat(64)}`,
+    ntp_offset_ms: 3,
+    check: 'services',
+    pre_state: { units: { 'sshd.service': 'active' } },
+    action_taken: [],
+    post_state: null,
+    rollback_available: true,
+    outcome: 'compliant',
+    reason: null,
+    order_id: null,
+    controls: ['HIPAA 164.312(b)'],
+    ...overrides,
+  };
+}
