@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import { AgentError } from '../common/index.js';
+import { ORDER_PAYLOAD_TYPE, signEnvelope, type Envelope, type SecretKey } from '../crypto/index.js';
+import { MAX_ORDER_PAYLOAD_BYTES, parseOrderPayload, type Order } from './schema.js';
+
+export const DEFAULT_ORDER_TTL_S = 900;
+
+function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * MSP side: complete an order draft and validate it exactly as the agent will. Fills `order_id`
+ * (uuid), `issued_at` (now), `expires_at` (issued_at + ttl) and, when absent, `sequence` as the
+ * issue time in milliseconds, which increases as long as one clock signs a site's orders.
+ */
+export function prepareOrder(draft: unknown, options: { now: number; ttlS?: number }): Order {
+  if (typeof draft !== 'object' || draft === null || Array.isArray(draft)) {
+    throw new AgentError('order_invalid', 'an order must be a JSON object');
+  }
+  const d = draft as Record<string, unknown>;
+  const issuedAt = typeof d.issued_at === 'string' ? d.issued_at : isoSeconds(options.now);
+  const issuedMs = Date.parse(issuedAt);
+  const filled = {
+    ...d,
+    order_id: d.order_id ?? randomUUID(),
+    issued_at: issuedAt,
+    expires_at: d.expires_at ?? (Number.isNaN(issuedMs) ? undefined : isoSeconds(issuedMs + (options.ttlS ?? DEFAULT_ORDER_TTL_S) * 1000)),
+    sequence: d.sequence ?? (Number.isNaN(issuedMs) ? undefined : issuedMs),
+  };
+  const parsed = parseOrderPayload(filled);
+  if (!parsed.ok) throw new AgentError('order_invalid', `order is not valid (${parsed.reason})`, parsed.message.split('; '));
+  return parsed.order;
+}
+
+/** Sign a validated order as a DSSE envelope with the order payload type. */
+export function signOrder(order: Order, key: SecretKey): Envelope {
+  const payload = Buffer.from(JSON.stringify(order), 'utf8');
+  if (payload.length > MAX_ORDER_PAYLOAD_BYTES) {
+    throw new AgentError('order_too_large', `order payload is ${payload.length} bytes, over ${MAX_ORDER_PAYLOAD_BYTES}`);
+  }
+  return signEnvelope(ORDER_PAYLOAD_TYPE, payload, key);
+}
