@@ -1,0 +1,120 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadSecretKeyFile } from '../crypto/index.js';
+import { prepareOrder, readOnlyOrderState, signOrder, verifyContextFromConfig, verifyOrder, type OrderDecision } from '../orders/index.js';
+import { openStateDb, stateDbPath, type StateDb } from '../state/index.js';
+import { parseWithConfig } from './config-arg.js';
+import { EXIT, type Command } from './command.js';
+import { printError } from './output.js';
+
+const USAGE = [
+  'compliance-agent order sign --key KEY [--ttl SECONDS] ORDER.json|-',
+  '  fills order_id, issued_at, expires_at (issued_at + ttl, default 900) and sequence when absent,',
+  '  validates the order as the agent will, prints the signed DSSE envelope',
+  'compliance-agent order verify --config CONFIG [--json] ENVELOPE.json|-',
+  '  prints the decision this agent would take and why; exit 0 accepted, 1 rejected; changes no state',
+].join('\n');
+
+function readInput(path: string): string {
+  return path === '-' ? readFileSync(0, 'utf8') : readFileSync(path, 'utf8');
+}
+
+async function sign(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, options: { key: { type: 'string' }, ttl: { type: 'string' } } });
+  } catch (e) {
+    printError(`${(e as Error).message}\nusage: ${USAGE}`);
+    return EXIT.usage;
+  }
+  const [file, ...extra] = parsed.positionals;
+  const ttl = parsed.values.ttl === undefined ? undefined : Number(parsed.values.ttl);
+  if (!file || extra.length || !parsed.values.key || (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0))) {
+    printError(`usage: ${USAGE}`);
+    return EXIT.usage;
+  }
+  try {
+    let draft: unknown;
+    try {
+      draft = JSON.parse(readInput(file));
+    } catch (e) {
+      printError(`${file}: not readable JSON (${(e as Error).message})`);
+      return EXIT.failed;
+    }
+    const key = loadSecretKeyFile(parsed.values.key);
+    const order = prepareOrder(draft, { now: Date.now(), ttlS: ttl });
+    process.stdout.write(JSON.stringify(signOrder(order, key), null, 2) + '\n');
+    return EXIT.ok;
+  } catch (e) {
+    printError(e);
+    return EXIT.failed;
+  }
+}
+
+function describe(d: OrderDecision): string {
+  if (d.decision === 'accepted') {
+    return `accepted: ${d.order.type} order ${d.order.order_id} (sequence ${d.order.sequence}, signed by ${d.keyid}, expires ${d.order.expires_at})`;
+  }
+  return `rejected: ${d.reason}: ${d.message}`;
+}
+
+async function verify(args: string[]): Promise<number> {
+  const p = parseWithConfig(args, USAGE, { json: { type: 'boolean' } });
+  if (!p.ok) return p.code;
+  const [file, ...extra] = p.positionals;
+  if (!file || extra.length) {
+    printError(`usage: ${USAGE}`);
+    return EXIT.usage;
+  }
+  let text: string;
+  try {
+    text = readInput(file);
+  } catch (e) {
+    printError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    return EXIT.usage;
+  }
+  const dbPath = stateDbPath(p.config.stateDir);
+  let db: StateDb | null = null;
+  let note: string | null = null;
+  if (existsSync(dbPath)) {
+    try {
+      db = openStateDb(dbPath, { readonly: true });
+    } catch (e) {
+      note = `state database not readable (${(e as Error).message}); replay and sequence not checked`;
+    }
+  } else {
+    note = `no state database at ${dbPath}; replay and sequence not checked`;
+  }
+  try {
+    const decision = verifyOrder(text, verifyContextFromConfig(p.config, Date.now()), readOnlyOrderState(db));
+    if (p.values.json) {
+      const out =
+        decision.decision === 'accepted'
+          ? { decision: 'accepted', order_id: decision.order.order_id, type: decision.order.type, sequence: decision.order.sequence, keyid: decision.keyid, note }
+          : { decision: 'rejected', reason: decision.reason, message: decision.message, order_id: decision.orderId, note };
+      process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    } else {
+      if (note) process.stderr.write(`note: ${note}\n`);
+      process.stdout.write(describe(decision) + '\n');
+    }
+    return decision.decision === 'accepted' ? EXIT.ok : EXIT.failed;
+  } catch (e) {
+    printError(e);
+    return EXIT.usage;
+  } finally {
+    db?.close();
+  }
+}
+
+export const orderCommand: Command = {
+  name: 'order',
+  summary: 'MSP side: sign an order (order sign) or check what this agent would decide about one (order verify)',
+  usage: USAGE,
+  async run(args) {
+    const [sub, ...rest] = args;
+    if (sub === 'sign') return sign(rest);
+    if (sub === 'verify') return verify(rest);
+    printError(`usage: ${USAGE}`);
+    return EXIT.usage;
+  },
+};
