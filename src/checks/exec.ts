@@ -1,0 +1,50 @@
+import type { ExecResult, Host } from '../host/index.js';
+
+/** Every command a check runs gets this long; a check runs a handful, well inside its own deadline. */
+export const EXEC_TIMEOUT_MS = 10_000;
+
+export type CommandOutcome = { ok: true; stdout: string; exitCode: number } | { ok: false; why: string; result: ExecResult };
+
+function firstLine(s: string): string {
+  const line = s.split('\n').find((l) => l.trim() !== '') ?? '';
+  return line.trim().slice(0, 200);
+}
+
+/** One sentence saying why a command did not give a usable answer. */
+export function describeFailure(command: string, args: readonly string[], r: ExecResult, timeoutMs: number): string {
+  const line = [command, ...args].join(' ');
+  switch (r.status) {
+    case 'missing':
+      return `${command} is not installed (not found on PATH)`;
+    case 'timeout':
+      return `${line} did not finish within ${timeoutMs / 1000} s`;
+    case 'nonzero':
+      return `${line} exited ${r.exitCode}${firstLine(r.stderr) ? `: ${firstLine(r.stderr)}` : ''}`;
+    case 'error':
+      return `${line} could not run${firstLine(r.stderr) ? `: ${firstLine(r.stderr)}` : ''}`;
+    case 'ok':
+      return `${line} succeeded`;
+  }
+}
+
+/** Run a command; exit codes in `okExitCodes` (default 0) count as answers. */
+export async function runCommand(
+  host: Host,
+  command: string,
+  args: readonly string[],
+  opts: { okExitCodes?: readonly number[]; timeoutMs?: number } = {},
+): Promise<CommandOutcome> {
+  const timeoutMs = opts.timeoutMs ?? EXEC_TIMEOUT_MS;
+  const r = await host.exec(command, args, { timeoutMs });
+  const okCodes = opts.okExitCodes ?? [0];
+  if ((r.status === 'ok' || r.status === 'nonzero') && r.exitCode !== null && okCodes.includes(r.exitCode)) {
+    return { ok: true, stdout: r.stdout, exitCode: r.exitCode };
+  }
+  return { ok: false, why: describeFailure(command, args, r, timeoutMs), result: r };
+}
+
+/** A short, printable excerpt of unexpected output for an error summary (never a whole file). */
+export function excerpt(s: string): string {
+  const printable = s.replace(/[^\x20-\x7e]+/g, '?').trim();
+  return printable.length > 60 ? `${printable.slice(0, 57)}...` : printable;
+}

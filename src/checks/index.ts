@@ -1,0 +1,42 @@
+import type { Check, CheckContext, CheckName, CheckResult } from './types.js';
+import { CHECK_NAMES } from './types.js';
+import { patchingCheck } from './patching.js';
+import { servicesCheck, isDisruptiveUnit } from './services.js';
+import { backupCheck } from './backup.js';
+import { firewallCheck } from './firewall.js';
+import { encryptionCheck } from './encryption.js';
+import { timeCheck } from './time.js';
+import { CHECK_TIMEOUT_MS, runChecksIn } from './run.js';
+
+export type { Check, CheckContext, CheckName, CheckResult, CheckStatus, HealHint } from './types.js';
+export { CHECK_NAMES } from './types.js';
+export { systemFacts, type SystemFacts } from './facts.js';
+export { rulesetHash, normaliseRuleset, hashNormalised, type NormalisedRuleset } from './ruleset.js';
+export { isDisruptiveUnit } from './services.js';
+export { EXEC_TIMEOUT_MS } from './exec.js';
+export { CHECK_TIMEOUT_MS } from './run.js';
+
+/** The six drift checks of DESIGN 5.7, in CHECK_NAMES order. */
+export const ALL_CHECKS: readonly Check[] = [patchingCheck, servicesCheck, backupCheck, firewallCheck, encryptionCheck, timeCheck];
+
+export function getCheck(name: string): Check | undefined {
+  return ALL_CHECKS.find((c) => c.name === name);
+}
+
+export function isCheckName(name: string): name is CheckName {
+  return (CHECK_NAMES as readonly string[]).includes(name);
+}
+
+/** Run the named checks (all by default) concurrently, each under its own deadline; never throws. */
+export function runChecks(ctx: CheckContext, names?: readonly CheckName[], opts: { timeoutMs?: number } = {}): Promise<CheckResult[]> {
+  return runChecksIn(ALL_CHECKS, ctx, names, opts.timeoutMs ?? CHECK_TIMEOUT_MS);
+}
+
+/**
+ * Whether healing this result may interrupt the appliance: the check's own flag, or for services
+ * any drifted unit whose restart is disruptive (systemd-journald and friends).
+ */
+export function healIsDisruptive(result: CheckResult): boolean {
+  const check = getCheck(result.check);
+  return (check?.disruptive ?? true) || (result.driftUnits ?? []).some(isDisruptiveUnit);
+}

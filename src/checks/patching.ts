@@ -1,0 +1,68 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { Check } from './types.js';
+import { excerpt, runCommand } from './exec.js';
+import { resultMaker } from './result.js';
+
+const NixosVersion = z.object({
+  nixosVersion: z.string().min(1),
+  nixpkgsRevision: z.string().optional(),
+  configurationRevision: z.string().optional(),
+});
+
+const STORE_PATH_RE = /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+$/;
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The running system's `configurationRevision` (the site flake's git revision) against the
+ * baseline. Heals by `nixos-rebuild switch --flake`, which restarts services: disruptive.
+ */
+export const patchingCheck: Check = {
+  name: 'patching',
+  controls: ['HIPAA 164.308(a)(1)(ii)(B)', 'HIPAA 164.308(a)(5)(ii)(B)', 'SOC 2 CC7.1', 'SOC 2 CC8.1'],
+  disruptive: true,
+  heal: { kind: 'rebuild' },
+  async run(ctx) {
+    const expected = { configurationRevision: ctx.baseline.patching.configurationRevision, flakeRef: ctx.baseline.patching.flakeRef };
+    const done = resultMaker('patching', ctx, expected);
+
+    const version = await runCommand(ctx.host, 'nixos-version', ['--json']);
+    if (!version.ok) return done('error', version.why);
+    const parsed = NixosVersion.safeParse(parseJson(version.stdout));
+    if (!parsed.success) return done('error', `nixos-version --json printed no version JSON ("${excerpt(version.stdout)}")`);
+
+    const link = await runCommand(ctx.host, 'readlink', ['-f', '/run/current-system']);
+    if (!link.ok) return done('error', link.why);
+    const storePath = link.stdout.trim();
+    if (!STORE_PATH_RE.test(storePath)) return done('error', `readlink -f /run/current-system printed no store path ("${excerpt(storePath)}")`);
+
+    // The generation number is context for the auditor; the decision does not depend on it.
+    const profile = await runCommand(ctx.host, 'readlink', ['/nix/var/nix/profiles/system']);
+    const generationMatch = profile.ok ? /^system-(\d+)-link$/.exec(profile.stdout.trim()) : null;
+
+    const { nixosVersion, nixpkgsRevision = null, configurationRevision = null } = parsed.data;
+    const observed = {
+      configurationRevision,
+      nixosVersion,
+      nixpkgsRevision,
+      generation: generationMatch ? Number(generationMatch[1]) : null,
+      storePath,
+      derivationDigest: `sha256:${createHash('sha256').update(storePath).digest('hex')}`,
+    };
+    const where = `generation ${observed.generation ?? '?'}, NixOS ${nixosVersion}`;
+    if (configurationRevision === null) {
+      return done('drift', `running system has no configurationRevision (built from an uncommitted tree?), baseline expects ${expected.configurationRevision} (${where})`, observed);
+    }
+    if (configurationRevision !== expected.configurationRevision) {
+      return done('drift', `running revision ${configurationRevision}, baseline expects ${expected.configurationRevision} (${where})`, observed);
+    }
+    return done('compliant', `running revision ${configurationRevision} as the baseline expects (${where})`, observed);
+  },
+};

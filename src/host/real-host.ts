@@ -1,0 +1,110 @@
+import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { execa } from 'execa';
+import type { ExecOptions, ExecResult, FileStat, Host, ReadResult } from './host.js';
+import { DEFAULT_MAX_READ_BYTES, readFileBounded, statPath } from './fs-read.js';
+
+/** PATH when the agent's own environment has none; the NixOS system profile first. */
+const FALLBACK_PATH = '/run/wrappers/bin:/run/current-system/sw/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface RealHostOptions {
+  /** Cap on each of stdout and stderr; a process writing more is killed. Default 4 MiB. */
+  readonly maxOutputBytes?: number;
+  /** Between SIGTERM at the timeout and SIGKILL. Default 2 s. */
+  readonly killGraceMs?: number;
+  /** PATH the commands run with. Default: the agent's PATH. */
+  readonly path?: string;
+}
+
+/** The Host port on the real machine: execa without a shell, bounded reads, the real clock. */
+export class RealHost implements Host {
+  private readonly maxOutputBytes: number;
+  private readonly killGraceMs: number;
+  private readonly env: Record<string, string>;
+
+  constructor(options: RealHostOptions = {}) {
+    this.maxOutputBytes = options.maxOutputBytes ?? 4 * 1024 * 1024;
+    this.killGraceMs = options.killGraceMs ?? 2000;
+    // A minimal environment: nothing of the agent's (credential paths, tokens) leaks into children,
+    // and LC_ALL=C keeps the output formats the checks parse stable.
+    this.env = { PATH: options.path ?? process.env.PATH ?? FALLBACK_PATH, LC_ALL: 'C' };
+  }
+
+  async exec(command: string, args: readonly string[], options: ExecOptions): Promise<ExecResult> {
+    const started = performance.now();
+    // Its own process group, so a timeout kills everything it started: a hung nixos-rebuild's
+    // children would otherwise keep the pipes open (and the call waiting) after the parent died.
+    const subprocess = execa(command, [...args], {
+      reject: false,
+      shell: false,
+      detached: true,
+      maxBuffer: this.maxOutputBytes,
+      env: this.env,
+      extendEnv: false,
+      stdin: options.input === undefined ? 'ignore' : 'pipe',
+      ...(options.input === undefined ? {} : { input: options.input }),
+      stripFinalNewline: false,
+      encoding: 'utf8',
+    });
+    let timedOut = false;
+    let forceKill: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(subprocess.pid, 'SIGTERM');
+      forceKill = setTimeout(() => killGroup(subprocess.pid, 'SIGKILL'), this.killGraceMs);
+    }, options.timeoutMs);
+    const r = await subprocess;
+    clearTimeout(timer);
+    clearTimeout(forceKill);
+    const durationMs = Math.round(performance.now() - started);
+    const stdout = typeof r.stdout === 'string' ? r.stdout : '';
+    const stderr = typeof r.stderr === 'string' ? r.stderr : '';
+    if (timedOut) {
+      // Members that ignored SIGTERM but closed their pipes must not outlive the call.
+      killGroup(subprocess.pid, 'SIGKILL');
+      return { status: 'timeout', exitCode: null, stdout, stderr, durationMs };
+    }
+    if (r.failed && 'code' in r && r.code === 'ENOENT') {
+      return { status: 'missing', exitCode: null, stdout: '', stderr: `${command}: command not found`, durationMs };
+    }
+    if (r.isMaxBuffer) {
+      killGroup(subprocess.pid, 'SIGKILL');
+      return { status: 'error', exitCode: null, stdout, stderr: `${withNewline(stderr)}${command}: output exceeded ${this.maxOutputBytes} bytes, killed`, durationMs };
+    }
+    if (r.signal) return { status: 'error', exitCode: null, stdout, stderr: `${withNewline(stderr)}${command}: killed by ${r.signal}`, durationMs };
+    if (typeof r.exitCode !== 'number') {
+      const why = 'shortMessage' in r ? String(r.shortMessage) : 'could not be started';
+      return { status: 'error', exitCode: null, stdout, stderr: `${command}: ${why}`, durationMs };
+    }
+    return { status: r.exitCode === 0 ? 'ok' : 'nonzero', exitCode: r.exitCode, stdout, stderr, durationMs };
+  }
+
+  readFile(path: string, maxBytes = DEFAULT_MAX_READ_BYTES): Promise<ReadResult> {
+    return readFileBounded(path, maxBytes);
+  }
+
+  stat(path: string): Promise<FileStat | null> {
+    return statPath(path);
+  }
+
+  now(): number {
+    return Date.now();
+  }
+
+  hostname(): string {
+    return hostname();
+  }
+}
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: the group is already gone, which is what we wanted.
+  }
+}
+
+function withNewline(s: string): string {
+  return s && !s.endsWith('\n') ? `${s}\n` : s;
+}
