@@ -98,8 +98,10 @@ export class SimulatedHost implements Host {
     this.ntp = { ...init.ntp };
     this.disks = new Disks(init.volumes.map((v) => ({ ...v, mountpoints: [...v.mountpoints], crypt: v.crypt ? { ...v.crypt } : null })));
     this.firewall = new Firewall('');
-    this.units = new UnitTable((unit) => {
-      if (unit === this.profile.backupUnit) this.writeFile(this.profile.backupStampFile, `${new Date(this.clock).toISOString()}\n`);
+    this.units = new UnitTable((unit, afterMs) => {
+      // The backup touches its stamp when it finishes, afterMs into the call on the simulated clock.
+      const at = this.clock + afterMs;
+      if (unit === this.profile.backupUnit) this.writeFile(this.profile.backupStampFile, `${new Date(at).toISOString()}\n`, { mtimeMs: at });
     });
     this.generations = new Generations(
       this.name,

@@ -25,7 +25,8 @@ export class UnitTable {
   private readonly brokenByHand = new Set<string>();
   private brokenByGeneration = new Set<string>();
 
-  constructor(private readonly onStarted: (unit: string) => void) {}
+  /** onStarted(unit, afterMs): the unit finished starting afterMs into the systemctl call. */
+  constructor(private readonly onStarted: (unit: string, afterMs: number) => void) {}
 
   /** Set the units a generation brings, as activation leaves them. */
   activate(units: Readonly<Record<string, UnitKind>>, broken: readonly string[]): void {
@@ -129,7 +130,7 @@ export class UnitTable {
         };
       }
       Object.assign(u, idleState(u.kind));
-      this.onStarted(name);
+      this.onStarted(name, duration);
     }
     return { exitCode: 0, stdout: '', stderr: '', durationMs: duration || 20 };
   }
