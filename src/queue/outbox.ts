@@ -1,0 +1,240 @@
+import type { Statement } from 'better-sqlite3';
+import { AgentError } from '../common/errors.js';
+import type { StateDb } from '../state/index.js';
+import { backoffDelay } from './backoff.js';
+import { DESTINATIONS, type DeadLetter, type Destination, type DestinationStats, type OutboxItem, type OutboxOptions } from './types.js';
+
+const DEFAULTS = { maxAttempts: 50, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, leaseMs: 60_000 } as const;
+
+interface Row {
+  id: number;
+  bundle_id: string;
+  body: string;
+  attempts: number;
+  created_at: number;
+  next_attempt_at: number;
+  lease_until: number;
+}
+
+/**
+ * The durable outbox on the state database's `outbox` table: one row per (destination, bundle).
+ * A row is `pending` until acknowledged (`done`, with the receipt) or given up (`dead`, with the
+ * reason). Each destination is an independent ordered queue.
+ *
+ * Clock jumps: a lease or a backoff that reaches further into the future than this outbox could
+ * ever have set (leaseMs, maxDelayMs) was written before the clock went backwards; it is treated
+ * as expired so a clock step never parks the queue.
+ */
+export class Outbox {
+  private readonly maxAttempts: number;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+  private readonly leaseMs: number;
+  private readonly random: () => number;
+
+  private readonly s: Record<
+    | 'insert'
+    | 'head'
+    | 'leaseRange'
+    | 'ack'
+    | 'exists'
+    | 'get'
+    | 'reschedule'
+    | 'kill'
+    | 'release'
+    | 'countByState'
+    | 'pendingSummary'
+    | 'deadAll'
+    | 'deadOne'
+    | 'receipt'
+    | 'prune',
+    Statement
+  >;
+  private readonly enqueueTx: (bundleId: string, body: string, destinations: readonly Destination[], now: number) => void;
+  private readonly leaseTx: (destination: Destination, limit: number, now: number) => OutboxItem[];
+  private readonly retryTx: (id: number, error: string, now: number) => void;
+
+  constructor(
+    private readonly db: StateDb,
+    options: OutboxOptions = {},
+  ) {
+    this.maxAttempts = positive('maxAttempts', options.maxAttempts ?? DEFAULTS.maxAttempts, 1);
+    this.baseDelayMs = positive('baseDelayMs', options.baseDelayMs ?? DEFAULTS.baseDelayMs, 0);
+    this.maxDelayMs = positive('maxDelayMs', options.maxDelayMs ?? DEFAULTS.maxDelayMs, 0);
+    this.leaseMs = positive('leaseMs', options.leaseMs ?? DEFAULTS.leaseMs, 1);
+    this.random = options.random ?? Math.random;
+
+    this.s = {
+      insert: db.prepare(
+        `INSERT INTO outbox (destination, bundle_id, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (destination, bundle_id) DO NOTHING`,
+      ),
+      head: db.prepare(
+        `SELECT id, bundle_id, body, attempts, created_at, next_attempt_at, lease_until FROM outbox
+          WHERE destination = ? AND state = 'pending' ORDER BY id LIMIT ?`,
+      ),
+      leaseRange: db.prepare(`UPDATE outbox SET lease_until = ? WHERE destination = ? AND state = 'pending' AND id BETWEEN ? AND ?`),
+      // The body is dropped once delivered: the evidence table keeps the envelope, the outbox the receipt.
+      ack: db.prepare(
+        `UPDATE outbox SET state = 'done', receipt_id = ?, done_at = ?, lease_until = 0, dead_reason = NULL, body = ''
+          WHERE id = ? AND state != 'done'`,
+      ),
+      exists: db.prepare('SELECT 1 FROM outbox WHERE id = ?'),
+      get: db.prepare('SELECT attempts, state FROM outbox WHERE id = ?'),
+      reschedule: db.prepare(`UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ?, lease_until = 0 WHERE id = ? AND state = 'pending'`),
+      kill: db.prepare(
+        `UPDATE outbox SET state = 'dead', attempts = ?, dead_reason = ?, done_at = ?, lease_until = 0 WHERE id = ? AND state = 'pending'`,
+      ),
+      release: db.prepare(`UPDATE outbox SET lease_until = 0 WHERE id = ? AND state = 'pending'`),
+      countByState: db.prepare('SELECT destination, state, COUNT(*) AS n FROM outbox GROUP BY destination, state'),
+      pendingSummary: db.prepare(
+        `SELECT COUNT(*) AS total, COALESCE(SUM(lease_until > ? AND lease_until <= ?), 0) AS leased, MIN(created_at) AS oldest
+           FROM outbox WHERE destination = ? AND state = 'pending'`,
+      ),
+      deadAll: db.prepare(`SELECT id, destination, bundle_id, dead_reason, attempts FROM outbox WHERE state = 'dead' ORDER BY id LIMIT ?`),
+      deadOne: db.prepare(
+        `SELECT id, destination, bundle_id, dead_reason, attempts FROM outbox WHERE destination = ? AND state = 'dead' ORDER BY id LIMIT ?`,
+      ),
+      receipt: db.prepare(`SELECT receipt_id FROM outbox WHERE destination = ? AND bundle_id = ? AND state = 'done'`),
+      prune: db.prepare(`DELETE FROM outbox WHERE state = 'done' AND done_at < ?`),
+    };
+
+    // Nested inside a caller's transaction these become savepoints, so chaining, storing and
+    // enqueueing a bundle stay one atomic commit and many bundles can share one (group commit).
+    this.enqueueTx = db.transaction((bundleId: string, body: string, destinations: readonly Destination[], now: number) => {
+      for (const d of destinations) this.s.insert.run(d, bundleId, body, now, now);
+    });
+    const leaseTx = db.transaction((destination: Destination, limit: number, now: number) => this.leaseIn(destination, limit, now));
+    // IMMEDIATE: two processes leasing at once must not both read the same rows as free.
+    this.leaseTx = (destination, limit, now) => leaseTx.immediate(destination, limit, now);
+    this.retryTx = db.transaction((id: number, error: string, now: number) => this.retryIn(id, error, now));
+  }
+
+  enqueue(bundleId: string, body: string, destinations: readonly Destination[], now: number): void {
+    for (const d of destinations) {
+      if (!DESTINATIONS.includes(d)) throw new AgentError('queue_destination', `unknown outbox destination "${String(d)}"`);
+    }
+    if (bundleId.length === 0) throw new AgentError('queue_bundle_id', 'cannot enqueue a bundle without a bundle_id');
+    this.enqueueTx(bundleId, body, destinations, now);
+  }
+
+  lease(destination: Destination, limit: number, now: number): OutboxItem[] {
+    if (!Number.isInteger(limit) || limit < 1) throw new AgentError('queue_limit', `lease limit must be a positive integer, got ${limit}`);
+    return this.leaseTx(destination, limit, now);
+  }
+
+  private leaseIn(destination: Destination, limit: number, now: number): OutboxItem[] {
+    const rows = this.s.head.all(destination, limit) as Row[];
+    const items: OutboxItem[] = [];
+    // Only a contiguous prefix of the destination's queue: stopping at the first item that is not
+    // due (or is leased elsewhere) is what keeps delivery in enqueue order.
+    for (const r of rows) {
+      if (!this.isDue(r.next_attempt_at, now) || this.isLeased(r.lease_until, now)) break;
+      items.push({ id: r.id, destination, bundleId: r.bundle_id, body: r.body, attempts: r.attempts, createdAt: r.created_at });
+    }
+    if (items.length > 0) this.s.leaseRange.run(now + this.leaseMs, destination, items[0]!.id, items[items.length - 1]!.id);
+    return items;
+  }
+
+  ack(id: number, receiptId: string, now: number): void {
+    if (this.s.ack.run(receiptId, now, id).changes === 0) this.mustExist(id);
+  }
+
+  retry(id: number, error: string, now: number): void {
+    this.retryTx(id, error, now);
+  }
+
+  private retryIn(id: number, error: string, now: number): void {
+    const row = this.s.get.get(id) as { attempts: number; state: string } | undefined;
+    if (!row) throw unknownItem(id);
+    // Delivered or dead meanwhile (e.g. a late ack from another flusher): nothing to reschedule.
+    if (row.state !== 'pending') return;
+    const attempts = row.attempts + 1;
+    if (attempts >= this.maxAttempts) {
+      this.s.kill.run(attempts, `too many attempts: ${error}`, now, id);
+      return;
+    }
+    const delay = backoffDelay(row.attempts, this.baseDelayMs, this.maxDelayMs, this.random);
+    this.s.reschedule.run(attempts, error, now + delay, id);
+  }
+
+  dead(id: number, reason: string, now: number): void {
+    const row = this.s.get.get(id) as { attempts: number; state: string } | undefined;
+    if (!row) throw unknownItem(id);
+    if (row.state !== 'pending') return;
+    // The rejected delivery was an attempt too.
+    this.s.kill.run(row.attempts + 1, reason, now, id);
+  }
+
+  /** Give a leased item back without charging an attempt (it waited behind a failed one). */
+  release(id: number): void {
+    if (this.s.release.run(id).changes === 0) this.mustExist(id);
+  }
+
+  /** Undelivered items of one destination, leased or not. */
+  pendingCount(destination: Destination, now: number): number {
+    return (this.s.pendingSummary.get(now, now + this.leaseMs, destination) as { total: number }).total;
+  }
+
+  stats(now: number): DestinationStats[] {
+    const counts = new Map<string, number>();
+    for (const r of this.s.countByState.all() as { destination: string; state: string; n: number }[]) counts.set(`${r.destination}/${r.state}`, r.n);
+    return DESTINATIONS.map((destination) => {
+      const p = this.s.pendingSummary.get(now, now + this.leaseMs, destination) as { total: number; leased: number; oldest: number | null };
+      return {
+        destination,
+        pending: p.total - p.leased,
+        leased: p.leased,
+        dead: counts.get(`${destination}/dead`) ?? 0,
+        done: counts.get(`${destination}/done`) ?? 0,
+        oldestPendingAgeMs: p.oldest === null ? null : Math.max(0, now - p.oldest),
+      };
+    });
+  }
+
+  deadLetters(destination?: Destination, limit = 100): DeadLetter[] {
+    const rows = (destination ? this.s.deadOne.all(destination, limit) : this.s.deadAll.all(limit)) as {
+      id: number;
+      destination: Destination;
+      bundle_id: string;
+      dead_reason: string;
+      attempts: number;
+    }[];
+    return rows.map((r) => ({ id: r.id, destination: r.destination, bundleId: r.bundle_id, reason: r.dead_reason, attempts: r.attempts }));
+  }
+
+  receipt(destination: Destination, bundleId: string): string | null {
+    const row = this.s.receipt.get(destination, bundleId) as { receipt_id: string } | undefined;
+    return row?.receipt_id ?? null;
+  }
+
+  pruneDone(olderThan: number): number {
+    return this.s.prune.run(olderThan).changes;
+  }
+
+  /** Run `fn` as one transaction (one commit for a whole batch of results). */
+  batch<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  private isDue(nextAttemptAt: number, now: number): boolean {
+    return nextAttemptAt <= now || nextAttemptAt > now + this.maxDelayMs;
+  }
+
+  private isLeased(leaseUntil: number, now: number): boolean {
+    return leaseUntil > now && leaseUntil <= now + this.leaseMs;
+  }
+
+  private mustExist(id: number): void {
+    if (this.s.exists.get(id) === undefined) throw unknownItem(id);
+  }
+}
+
+function unknownItem(id: number): AgentError {
+  return new AgentError('queue_unknown_item', `outbox item ${id} does not exist (pruned, or from another database)`);
+}
+
+function positive(name: string, value: number, min: number): number {
+  if (!(value >= min) || Number.isNaN(value)) throw new AgentError('queue_options', `outbox option ${name} must be a number >= ${min}, got ${value}`);
+  return value;
+}

@@ -1,0 +1,50 @@
+/** Where a queued bundle goes: the MCP, or one of the reseller sinks. */
+export type Destination = 'mcp' | 'webhook' | 'syslog';
+
+export const DESTINATIONS: readonly Destination[] = ['mcp', 'webhook', 'syslog'];
+
+export interface OutboxItem {
+  readonly id: number;
+  readonly destination: Destination;
+  readonly bundleId: string;
+  readonly body: string;
+  /** Failed delivery attempts charged to this item so far. */
+  readonly attempts: number;
+  readonly createdAt: number;
+}
+
+/** What a destination said about one item: delivered, try later, or never (dead letter). */
+export type DeliveryResult = { kind: 'ok'; receiptId: string } | { kind: 'retry'; error: string } | { kind: 'reject'; reason: string };
+
+export interface OutboxOptions {
+  /** Failed attempts after which an item is dead-lettered (default 50). */
+  maxAttempts?: number;
+  /** Backoff base in ms (default 1000). */
+  baseDelayMs?: number;
+  /** Backoff cap in ms (default 15 minutes). */
+  maxDelayMs?: number;
+  /** How long a leased item stays invisible to other leasers (default 60000). */
+  leaseMs?: number;
+  /** Source of jitter in [0, 1) (default Math.random); injectable for tests. */
+  random?: () => number;
+}
+
+export interface DestinationStats {
+  readonly destination: Destination;
+  /** Undelivered and not currently leased. */
+  readonly pending: number;
+  /** Undelivered and leased by a flusher right now. */
+  readonly leased: number;
+  readonly dead: number;
+  readonly done: number;
+  /** Age of the oldest undelivered item (leased or not), null when there is none. */
+  readonly oldestPendingAgeMs: number | null;
+}
+
+export interface DeadLetter {
+  readonly id: number;
+  readonly destination: Destination;
+  readonly bundleId: string;
+  readonly reason: string;
+  readonly attempts: number;
+}
