@@ -21,13 +21,14 @@ export function parseWithConfig<O extends Options>(
     printError(`${(e as Error).message}\nusage: ${usage}`);
     return { ok: false, code: EXIT.usage };
   }
-  const path = parsed.values.config;
+  const values = parsed.values as Record<string, unknown>;
+  const path = values.config;
   if (typeof path !== 'string') {
     printError(`--config is required\nusage: ${usage}`);
     return { ok: false, code: EXIT.usage };
   }
   try {
-    return { ok: true, config: loadConfig(path), values: parsed.values as Record<string, unknown>, positionals: parsed.positionals };
+    return { ok: true, config: loadConfig(path), values, positionals: parsed.positionals };
   } catch (e) {
     printError(e);
     return { ok: false, code: exitCodeFor(e) };
