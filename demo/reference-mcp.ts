@@ -1,0 +1,249 @@
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { isIPv6 } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { EnvelopeSchema, resolvePublicKeyArg, type Envelope, type PublicKey } from '../src/crypto/index.js';
+import { describeError, type Logger } from '../src/common/index.js';
+import { EvidenceStore, type StoredEvidence } from './mcp/evidence-store.js';
+import { isResponseFault, sendFaultyResponse, type Fault } from './mcp/faults.js';
+import { readJsonBody } from './mcp/request-body.js';
+import { generatePki, loadPki, type Pki } from './pki.js';
+
+export type { Fault } from './mcp/faults.js';
+
+export const MAX_EVIDENCE_BODY = 1024 * 1024;
+export const MAX_BATCH_BODY = 16 * 1024 * 1024;
+export const MAX_BATCH_ENVELOPES = 500;
+
+export interface McpStats {
+  /** Evidence envelopes posted, single or in a batch. */
+  readonly posts: number;
+  readonly unique: number;
+  readonly duplicates: number;
+  readonly rejected: number;
+  readonly ordersServed: number;
+  /** Body bytes written by response faults since the fault was set (how far a 100 MB body got). */
+  readonly faultBytesSent: number;
+}
+
+export interface ReferenceMcp {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+  registerAgentKey(key: PublicKey): void;
+  /** Served FIFO by GET /orders/next. */
+  enqueueOrder(envelope: Envelope): void;
+  evidence(): Map<string, StoredEvidence>;
+  stats(): McpStats;
+  setFault(f: Fault | null): void;
+}
+
+export interface ReferenceMcpOptions {
+  readonly pki: Pki;
+  /** 0 or absent: a free port. */
+  readonly port?: number;
+  readonly host?: string;
+  readonly agentKeys?: PublicKey[];
+  readonly logger?: Logger;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, close = false): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(text);
+}
+
+/** The reference MCP of DESIGN 5.5: HTTPS with mandatory client certs from the PKI's CA. */
+export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<ReferenceMcp> {
+  const [key, cert, ca] = await Promise.all([readFile(opts.pki.serverKey), readFile(opts.pki.serverCert), readFile(opts.pki.caCert)]);
+  const log = opts.logger;
+  const store = new EvidenceStore();
+  for (const k of opts.agentKeys ?? []) store.registerKey(k);
+  const orders: Envelope[] = [];
+  /** Raw TCP sockets by peer address, to reset them (TLS sockets cannot send an RST). */
+  const sockets = new Map<string, Socket>();
+  const peer = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string => `${s.remoteAddress ?? ''}:${s.remotePort ?? ''}`;
+  let fault: Fault | null = null;
+  let ordersServed = 0;
+  let faultBytesSent = 0;
+
+  const respondFaulty = async (res: ServerResponse): Promise<boolean> => {
+    if (!isResponseFault(fault)) return false;
+    await sendFaultyResponse(res, fault, (n) => (faultBytesSent += n), () => {
+      const raw = sockets.get(peer(res.socket ?? {}));
+      if (raw) raw.resetAndDestroy();
+      else res.destroy();
+    });
+    return true;
+  };
+
+  const nextOrder = async (url: URL, res: ServerResponse): Promise<void> => {
+    if (!url.searchParams.get('site_id') || !url.searchParams.get('host_id')) {
+      sendJson(res, 400, { error: 'site_id and host_id are required' });
+      return;
+    }
+    if (await respondFaulty(res)) return;
+    const order = orders.shift();
+    if (!order) {
+      res.writeHead(204).end();
+      return;
+    }
+    ordersServed += 1;
+    sendJson(res, 200, order);
+  };
+
+  const postEvidence = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const body = await readJsonBody(req, MAX_EVIDENCE_BODY);
+    if (!body.ok) {
+      sendJson(res, body.status, { error: body.error }, body.status === 413);
+      return;
+    }
+    const r = store.accept(body.json, Date.now());
+    if (!r.ok) log?.warn({ reason: r.error }, 'reference MCP rejected an evidence envelope');
+    if (await respondFaulty(res)) return;
+    if (!r.ok) sendJson(res, r.status, { error: r.error });
+    else sendJson(res, r.duplicate ? 200 : 201, { receipt_id: r.receiptId });
+  };
+
+  const postBatch = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const body = await readJsonBody(req, MAX_BATCH_BODY);
+    if (!body.ok) {
+      sendJson(res, body.status, { error: body.error }, body.status === 413);
+      return;
+    }
+    const envelopes = (body.json as { envelopes?: unknown } | null)?.envelopes;
+    if (!Array.isArray(envelopes)) {
+      sendJson(res, 400, { error: 'body must be {"envelopes": [...]}' });
+      return;
+    }
+    if (envelopes.length > MAX_BATCH_ENVELOPES) {
+      sendJson(res, 413, { error: `at most ${MAX_BATCH_ENVELOPES} envelopes per batch` });
+      return;
+    }
+    const now = Date.now();
+    const results = envelopes.map((e, index) => {
+      const r = store.accept(e, now);
+      if (r.ok) return { bundle_id: r.bundleId, receipt_id: r.receiptId };
+      log?.warn({ index, reason: r.error }, 'reference MCP rejected an evidence envelope');
+      return { index, error: r.error };
+    });
+    if (await respondFaulty(res)) return;
+    sendJson(res, 200, { results });
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const f = fault;
+    if (typeof f === 'object' && f !== null && 'status' in f) {
+      sendJson(res, f.status, { error: f.body ?? 'injected fault' });
+      return;
+    }
+    if (typeof f === 'object' && f !== null && 'delayMs' in f) await new Promise((r) => setTimeout(r, f.delayMs));
+    const url = new URL(req.url ?? '/', 'https://mcp.invalid');
+    const route = `${req.method ?? ''} ${url.pathname}`;
+    if (route === 'GET /orders/next') return nextOrder(url, res);
+    if (route === 'POST /evidence') return postEvidence(req, res);
+    if (route === 'POST /evidence/batch') return postBatch(req, res);
+    sendJson(res, ['/orders/next', '/evidence', '/evidence/batch'].includes(url.pathname) ? 405 : 404, { error: `no route for ${route}` });
+  };
+
+  const server = createServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      log?.error({ err: describeError(e) }, 'reference MCP handler failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  });
+  server.on('connection', (s: Socket) => {
+    if (fault === 'down') {
+      s.resetAndDestroy();
+      return;
+    }
+    const key = peer(s);
+    sockets.set(key, s);
+    s.on('close', () => sockets.delete(key));
+  });
+  server.on('tlsClientError', (e) => log?.debug({ err: e.message }, 'reference MCP: TLS client error'));
+
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `https://${isIPv6(host) ? `[${host}]` : host}:${port}`;
+  log?.info({ url }, 'reference MCP listening');
+
+  return {
+    url,
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets.values()) s.destroy();
+      }),
+    registerAgentKey: (k) => store.registerKey(k),
+    enqueueOrder: (e) => {
+      orders.push(e);
+    },
+    evidence: () => store.byBundleId,
+    stats: () => ({ ...store.counts, ordersServed, faultBytesSent }),
+    setFault: (f) => {
+      fault = f;
+      faultBytesSent = 0;
+      if (f === 'down') for (const s of sockets.values()) s.resetAndDestroy();
+    },
+  };
+}
+
+const USAGE = 'usage: tsx demo/reference-mcp.ts --pki DIR [--port N] [--host H] [--agent-key name:base64|FILE]... [--order ENVELOPE.json]...';
+
+/** Standalone: serve until SIGINT/SIGTERM. Prints the URL as its first line of stdout. */
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      pki: { type: 'string' },
+      port: { type: 'string', default: '0' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'agent-key': { type: 'string', multiple: true, default: [] },
+      order: { type: 'string', multiple: true, default: [] },
+    },
+  });
+  if (!values.pki) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  const pki = (await loadPki(values.pki)) ?? (await generatePki(values.pki));
+  const agentKeys = values['agent-key'].map(resolvePublicKeyArg);
+  const mcp = await startReferenceMcp({ pki, port: Number(values.port), host: values.host, agentKeys });
+  for (const file of values.order) mcp.enqueueOrder(EnvelopeSchema.parse(JSON.parse(await readFile(file, 'utf8'))));
+  process.stdout.write(`${mcp.url}\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await mcp.stop();
+  const s = mcp.stats();
+  process.stdout.write(`evidence: ${s.unique} unique, ${s.duplicates} duplicates, ${s.rejected} rejected; orders served: ${s.ordersServed}\n`);
+  return 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`reference MCP: ${describeError(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,270 @@
+import { isIP } from 'node:net';
+import { Agent } from 'undici';
+import { AgentError } from '../common/index.js';
+import type { Envelope } from '../crypto/index.js';
+import { readCapped } from './capped-body.js';
+import { classifyTransportError, oneLine, type Endpoint } from './failure.js';
+import { loadTlsMaterial } from './tls-files.js';
+import type { DeliveryResult, McpClientOptions, McpFailure, NextOrderResult } from './types.js';
+
+const DEFAULTS = {
+  connectTimeoutMs: 10_000,
+  headersTimeoutMs: 30_000,
+  bodyTimeoutMs: 30_000,
+  requestTimeoutMs: 60_000,
+  maxResponseBytes: 256 * 1024,
+};
+
+/** The reference MCP takes up to 500 envelopes and 16 MiB per batch; stay well inside both. */
+const BATCH_MAX_ENVELOPES = 500;
+const BATCH_MAX_BYTES = 8 * 1024 * 1024;
+/** Parallel single posts when the MCP has no batch endpoint. */
+const SINGLE_POST_CONCURRENCY = 4;
+
+type Exchange = { ok: true; status: number; body: Buffer } | { ok: false; error: McpFailure };
+
+function retryableStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429;
+}
+
+/** The server's own words about a refusal: its `error` field, or the raw text, made one safe line. */
+function serverText(body: Buffer): string {
+  const text = body.toString('utf8');
+  try {
+    const parsed = JSON.parse(text) as { error?: unknown };
+    if (typeof parsed?.error === 'string') return oneLine(parsed.error);
+  } catch {
+    // not JSON: the raw text is all there is
+  }
+  return oneLine(text) || '(no body)';
+}
+
+function parseJson(body: Buffer): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(body.toString('utf8')) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+function receiptOf(value: unknown): string | null {
+  const r = (value as { receipt_id?: unknown } | null)?.receipt_id;
+  return typeof r === 'string' && r.length > 0 && r.length <= 256 ? r : null;
+}
+
+/** Envelopes split into batches under the count and size limits, keeping order. */
+function chunk(envelopes: readonly Envelope[]): { envelopes: Envelope[]; body: string }[] {
+  const out: { envelopes: Envelope[]; body: string }[] = [];
+  let current: Envelope[] = [];
+  let parts: string[] = [];
+  let bytes = 0;
+  const flush = (): void => {
+    if (current.length === 0) return;
+    out.push({ envelopes: current, body: `{"envelopes":[${parts.join(',')}]}` });
+    current = [];
+    parts = [];
+    bytes = 0;
+  };
+  for (const env of envelopes) {
+    const json = JSON.stringify(env);
+    if (current.length >= BATCH_MAX_ENVELOPES || (current.length > 0 && bytes + json.length > BATCH_MAX_BYTES)) flush();
+    current.push(env);
+    parts.push(json);
+    bytes += json.length + 1;
+  }
+  flush();
+  return out;
+}
+
+/**
+ * The agent's MCP client (DESIGN 5.5): mTLS with the CA pinned from caFile only, keep-alive,
+ * connect/headers/body/request timeouts and a response size cap enforced while streaming.
+ * It never throws for a failed exchange: every outcome is a value with one clear line.
+ */
+export class McpClient {
+  private batchUnsupported = false;
+
+  private constructor(
+    private readonly dispatcher: Agent,
+    private readonly origin: string,
+    private readonly pathPrefix: string,
+    private readonly ep: Endpoint,
+    private readonly ids: { siteId: string; hostId: string },
+    private readonly maxResponseBytes: number,
+  ) {}
+
+  /** Reads the TLS files now; a missing or mismatched file is an AgentError('mcp_config') naming it. */
+  static create(opts: McpClientOptions): McpClient {
+    let url: URL;
+    try {
+      url = new URL(opts.mcpUrl);
+    } catch {
+      throw new AgentError('mcp_config', `mcpUrl ${JSON.stringify(opts.mcpUrl)} is not a URL`);
+    }
+    if (url.protocol !== 'https:') throw new AgentError('mcp_config', `mcpUrl ${url.origin} must be https`);
+    if (url.username || url.password || url.search || url.hash) {
+      throw new AgentError('mcp_config', 'mcpUrl must not carry credentials, a query or a fragment');
+    }
+    const tls = loadTlsMaterial(opts);
+    const t = {
+      connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+      headersTimeoutMs: opts.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
+      bodyTimeoutMs: opts.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs,
+      requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    };
+    const hostname = url.hostname.replace(/^\[|\]$/g, '');
+    const dispatcher = new Agent({
+      connect: {
+        // Passing `ca` replaces Node's bundled and system roots: only this CA is trusted.
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+        timeout: t.connectTimeoutMs,
+        // SNI carries DNS names only (RFC 6066); an IP is checked against the cert's IP SANs.
+        ...(isIP(hostname) ? {} : { servername: hostname }),
+      },
+      headersTimeout: t.headersTimeoutMs,
+      bodyTimeout: t.bodyTimeoutMs,
+      keepAliveTimeout: 10_000,
+      keepAliveMaxTimeout: 60_000,
+      connections: SINGLE_POST_CONCURRENCY,
+    });
+    const port = url.port || '443';
+    const ep: Endpoint = {
+      hostPort: `${url.hostname}:${port}`,
+      hostname,
+      caFile: opts.caFile,
+      clientCertFile: opts.clientCertFile,
+      clientCertNotAfter: tls.clientCertNotAfter,
+      ...t,
+    };
+    return new McpClient(dispatcher, url.origin, url.pathname.replace(/\/+$/, ''), ep, { siteId: opts.siteId, hostId: opts.hostId }, opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes);
+  }
+
+  private async exchange(method: 'GET' | 'POST', path: string, body?: string): Promise<Exchange> {
+    try {
+      const res = await this.dispatcher.request({
+        origin: this.origin,
+        path: `${this.pathPrefix}${path}`,
+        method,
+        headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body }),
+        signal: AbortSignal.timeout(this.ep.requestTimeoutMs),
+      });
+      const declared = Number(res.headers['content-length'] ?? NaN);
+      if (declared > this.maxResponseBytes) {
+        res.body.destroy();
+        return { ok: false, error: this.tooLarge(method, path, `declares ${declared} bytes`) };
+      }
+      const read = await readCapped(res.body, this.maxResponseBytes);
+      if (!read.ok) return { ok: false, error: this.tooLarge(method, path, `sent more than ${this.maxResponseBytes} bytes`) };
+      return { ok: true, status: res.statusCode, body: read.bytes };
+    } catch (e) {
+      return { ok: false, error: classifyTransportError(e, this.ep) };
+    }
+  }
+
+  private tooLarge(method: string, path: string, what: string): McpFailure {
+    return { code: 'too_large', message: `${this.ep.hostPort} response to ${method} ${path.split('?')[0]} ${what}, over the ${this.maxResponseBytes}-byte cap; aborted`, retryable: true };
+  }
+
+  private statusFailure(method: string, path: string, status: number, body: Buffer): McpFailure {
+    return {
+      code: 'http_status',
+      message: `MCP ${this.ep.hostPort} answered ${status} to ${method} ${path.split('?')[0]}: ${serverText(body)}`,
+      status,
+      retryable: retryableStatus(status),
+    };
+  }
+
+  private badJson(method: string, path: string, what: string): McpFailure {
+    return { code: 'bad_json', message: `MCP ${this.ep.hostPort} answered ${method} ${path} with ${what}`, retryable: true };
+  }
+
+  /** GET orders/next: the order envelope as UNTRUSTED parsed JSON, or null when there is none (204). */
+  async nextOrder(): Promise<NextOrderResult> {
+    const q = new URLSearchParams({ site_id: this.ids.siteId, host_id: this.ids.hostId });
+    const path = `/orders/next?${q.toString()}`;
+    const r = await this.exchange('GET', path);
+    if (!r.ok) return r;
+    if (r.status === 204) return { ok: true, envelope: null };
+    if (r.status !== 200) return { ok: false, error: this.statusFailure('GET', path, r.status, r.body) };
+    const parsed = parseJson(r.body);
+    if (!parsed.ok) return { ok: false, error: this.badJson('GET', '/orders/next', 'a body that is not JSON') };
+    return { ok: true, envelope: parsed.value };
+  }
+
+  /** POST evidence: ok with the receipt, retry on transport trouble or 5xx, reject on a 4xx verdict. */
+  async postEvidence(envelope: Envelope): Promise<DeliveryResult> {
+    const r = await this.exchange('POST', '/evidence', JSON.stringify(envelope));
+    if (!r.ok) return { kind: 'retry', error: r.error.message };
+    if (r.status === 200 || r.status === 201) {
+      const parsed = parseJson(r.body);
+      const receipt = parsed.ok ? receiptOf(parsed.value) : null;
+      return receipt ? { kind: 'ok', receiptId: receipt } : { kind: 'retry', error: this.badJson('POST', '/evidence', 'no receipt_id').message };
+    }
+    const failure = this.statusFailure('POST', '/evidence', r.status, r.body);
+    if (r.status >= 400 && r.status < 500 && !failure.retryable) return { kind: 'reject', reason: `HTTP ${r.status}: ${serverText(r.body)}` };
+    return { kind: 'retry', error: failure.message };
+  }
+
+  /**
+   * POST evidence/batch, one result per envelope in order. A whole-batch refusal (4xx) is never
+   * applied to every envelope: those are posted one by one so each gets its own verdict. An MCP
+   * without the batch endpoint (404/405) is remembered and served by single posts.
+   */
+  async postEvidenceBatch(envelopes: Envelope[]): Promise<DeliveryResult[]> {
+    const results: DeliveryResult[] = [];
+    for (const batch of chunk(envelopes)) {
+      results.push(...(await this.postOneBatch(batch.envelopes, batch.body)));
+    }
+    return results;
+  }
+
+  private async postOneBatch(envelopes: Envelope[], body: string): Promise<DeliveryResult[]> {
+    if (this.batchUnsupported || envelopes.length === 1) return this.postSingles(envelopes);
+    const r = await this.exchange('POST', '/evidence/batch', body);
+    if (!r.ok) return envelopes.map(() => ({ kind: 'retry', error: r.error.message }));
+    if (r.status === 404 || r.status === 405) {
+      this.batchUnsupported = true;
+      return this.postSingles(envelopes);
+    }
+    if (r.status !== 200) {
+      const failure = this.statusFailure('POST', '/evidence/batch', r.status, r.body);
+      if (failure.retryable) return envelopes.map(() => ({ kind: 'retry', error: failure.message }));
+      return this.postSingles(envelopes);
+    }
+    const parsed = parseJson(r.body);
+    const items = parsed.ok ? (parsed.value as { results?: unknown } | null)?.results : undefined;
+    if (!Array.isArray(items) || items.length !== envelopes.length) {
+      const error = this.badJson('POST', '/evidence/batch', `no results list matching the ${envelopes.length} envelopes sent`).message;
+      return envelopes.map(() => ({ kind: 'retry', error }));
+    }
+    return items.map((item: unknown, i): DeliveryResult => {
+      const receipt = receiptOf(item);
+      if (receipt) return { kind: 'ok', receiptId: receipt };
+      const e = item as { index?: unknown; error?: unknown } | null;
+      if (e && e.index === i && typeof e.error === 'string') return { kind: 'reject', reason: `MCP refused: ${oneLine(e.error)}` };
+      return { kind: 'retry', error: this.badJson('POST', '/evidence/batch', `an unreadable result at index ${i}`).message };
+    });
+  }
+
+  private async postSingles(envelopes: Envelope[]): Promise<DeliveryResult[]> {
+    const results: DeliveryResult[] = new Array(envelopes.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < envelopes.length) {
+        const i = next++;
+        results[i] = await this.postEvidence(envelopes[i]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(SINGLE_POST_CONCURRENCY, envelopes.length) }, worker));
+    return results;
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}

@@ -1,0 +1,36 @@
+export interface McpClientOptions {
+  /** https URL of the MCP; a path prefix is kept (`https://mcp.example/api` → `/api/orders/next`). */
+  readonly mcpUrl: string;
+  /** The only CA trusted for the MCP's server certificate; system CAs are never used. */
+  readonly caFile: string;
+  readonly clientCertFile: string;
+  readonly clientKeyFile: string;
+  readonly siteId: string;
+  readonly hostId: string;
+  /** TCP connect plus TLS handshake. Default 10 s. */
+  readonly connectTimeoutMs?: number;
+  /** Request sent → response headers received. Default 30 s. */
+  readonly headersTimeoutMs?: number;
+  /** Longest silence between response body chunks. Default 30 s. */
+  readonly bodyTimeoutMs?: number;
+  /** Whole exchange, so a server dripping a byte just inside bodyTimeout still ends. Default 60 s. */
+  readonly requestTimeoutMs?: number;
+  /** Largest response body read; a larger one is aborted while streaming. Default 256 KiB. */
+  readonly maxResponseBytes?: number;
+}
+
+export type McpFailureCode = 'tls' | 'dns' | 'refused' | 'timeout' | 'reset' | 'http_status' | 'too_large' | 'bad_json' | 'config';
+
+/** One failed exchange with the MCP: `message` is one line fit for a log or the status command. */
+export interface McpFailure {
+  readonly code: McpFailureCode;
+  readonly message: string;
+  readonly status?: number;
+  /** Whether the same request may succeed later (transport trouble, 5xx), as opposed to a 4xx verdict. */
+  readonly retryable: boolean;
+}
+
+export type NextOrderResult = { readonly ok: true; readonly envelope: unknown | null } | { readonly ok: false; readonly error: McpFailure };
+
+/** The queue's verdict on one delivery (identical to src/queue's type, which is not landed yet). */
+export type DeliveryResult = { kind: 'ok'; receiptId: string } | { kind: 'retry'; error: string } | { kind: 'reject'; reason: string };
