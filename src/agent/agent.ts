@@ -1,0 +1,209 @@
+import type { Logger } from '../common/index.js';
+import { describeError } from '../common/index.js';
+import type { Baseline, Config } from '../config/index.js';
+import type { Host } from '../host/index.js';
+import type { StateDb } from '../state/index.js';
+import { ALL_CHECKS, runChecks, systemFacts, type CheckResult, type SystemFacts } from '../checks/index.js';
+import { EvidenceChain, exportEvidence, evidenceDir, readChainHead, type EvidenceDraft } from '../evidence/index.js';
+import { Outbox, flushDestination, type Destination, type DeliveryResult, type OutboxItem } from '../queue/index.js';
+import { writeMetrics } from '../observe/index.js';
+import type { SecretKey, Envelope } from '../crypto/index.js';
+import { checkEvidence } from './check-evidence.js';
+import { makeDraft } from './drafts.js';
+import { recordPoll } from './mcp-health.js';
+
+/** What the agent needs from the MCP client (src/mcp implements it over mTLS). */
+export interface McpPort {
+  nextOrder(): Promise<{ ok: true; envelope: unknown | null } | { ok: false; error: { code: string; message: string } }>;
+  postEvidenceBatch(envelopes: Envelope[]): Promise<DeliveryResult[]>;
+}
+
+export type Deliver = (items: OutboxItem[]) => Promise<DeliveryResult[]>;
+
+/** Handles one untrusted order envelope; returns evidence drafts for the decision and any heal. */
+export type OrderHandler = (envelope: unknown, ctx: { results: readonly CheckResult[]; facts: SystemFacts; now: number }) => Promise<{ drafts: EvidenceDraft[]; accepted: boolean }>;
+
+/** Collects finished heal results from the healer, as evidence drafts. */
+export type HealCollector = (ctx: { facts: SystemFacts; now: number }) => Promise<EvidenceDraft[]>;
+
+export interface AgentDeps {
+  readonly config: Config;
+  readonly baseline: Baseline;
+  readonly host: Host;
+  readonly db: StateDb;
+  readonly signingKey: SecretKey;
+  readonly mcp: McpPort;
+  /** Extra reseller destinations (webhook, syslog) and how to deliver to each. */
+  readonly sinks?: Partial<Record<Exclude<Destination, 'mcp'>, Deliver>>;
+  readonly logger: Logger;
+  readonly handleOrder?: OrderHandler;
+  readonly collectHeals?: HealCollector;
+  readonly metricsPath?: string;
+  readonly flushBatchSize?: number;
+}
+
+export interface CycleReport {
+  readonly polled: 'order' | 'none' | 'failed';
+  readonly results: readonly CheckResult[];
+  readonly bundles: number;
+  readonly flushed: Partial<Record<Destination, number>>;
+  readonly durationMs: number;
+}
+
+/** The agent: one cycle runs the stages of DESIGN section 3 in order; `run` repeats it. */
+export class Agent {
+  readonly outbox: Outbox;
+  private readonly chain: EvidenceChain;
+  private readonly destinations: Destination[];
+  private readonly deliver: Partial<Record<Destination, Deliver>>;
+  private counters = { cycles: 0, bundles: 0, accepted: 0, rejected: 0 };
+  private lastPollOk = false;
+  private lastPollAt: number | null = null;
+
+  constructor(private readonly deps: AgentDeps) {
+    this.outbox = new Outbox(deps.db);
+    this.chain = new EvidenceChain(deps.db, deps.signingKey, this.outbox);
+    this.deliver = {
+      mcp: (items) => deps.mcp.postEvidenceBatch(items.map((i) => JSON.parse(i.body) as Envelope)),
+      ...deps.sinks,
+    };
+    this.destinations = Object.keys(this.deliver) as Destination[];
+  }
+
+  private now(): number {
+    return this.deps.host.now();
+  }
+
+  async cycle(signal?: AbortSignal): Promise<CycleReport> {
+    const { config, baseline, host, db, logger } = this.deps;
+    const started = this.now();
+    const drafts: EvidenceDraft[] = [];
+
+    const poll = await this.deps.mcp.nextOrder();
+    const pollAt = this.now();
+    this.lastPollAt = pollAt;
+    this.lastPollOk = poll.ok;
+    const health = recordPoll(db, { at: pollAt, ok: poll.ok, error: poll.ok ? null : poll.error.message, code: poll.ok ? null : poll.error.code }, config.heartbeatInterval * 1000);
+    if (!poll.ok) logger.warn({ code: poll.error.code }, `MCP poll failed: ${poll.error.message}`);
+
+    const results = await runChecks({ host, config, baseline });
+    const facts = systemFacts(results);
+    const checkedAt = this.now();
+
+    if (health.alert) {
+      drafts.push(
+        makeDraft(config, facts, {
+          check: 'mcp',
+          outcome: health.alert === 'outage' ? 'failed' : 'compliant',
+          startedAt: pollAt,
+          endedAt: pollAt,
+          controls: ['HIPAA 164.308(a)(7)(ii)(B)', 'SOC 2 A1.2'],
+          reason: poll.ok ? 'MCP reachable again' : `MCP unreachable, failing closed (no order acted on): ${poll.error.message}`,
+        }),
+      );
+    }
+
+    let polled: CycleReport['polled'] = poll.ok ? 'none' : 'failed';
+    if (poll.ok && poll.envelope !== null) {
+      polled = 'order';
+      if (!this.deps.handleOrder) {
+        throw new Error('an order arrived but this agent was built without an order handler');
+      }
+      const handled = await this.deps.handleOrder(poll.envelope, { results, facts, now: checkedAt });
+      if (handled.accepted) this.counters.accepted++;
+      else this.counters.rejected++;
+      drafts.push(...handled.drafts);
+    }
+    if (this.deps.collectHeals) drafts.push(...(await this.deps.collectHeals({ facts, now: this.now() })));
+
+    const now = this.now();
+    const fromChecks = checkEvidence(db, config, ALL_CHECKS, results, facts, started, now);
+    drafts.push(...fromChecks.drafts);
+    db.transaction(() => {
+      this.chain.append(drafts, this.destinations, now);
+      fromChecks.record();
+    })();
+    this.counters.bundles += drafts.length;
+    exportEvidence(db, evidenceDir(config.stateDir));
+
+    const flushed = await this.flush(signal);
+    this.counters.cycles++;
+    const durationMs = this.now() - started;
+    this.writeMetrics(results, durationMs);
+    logger.info({ polled, bundles: drafts.length, flushed, durationMs }, 'cycle complete');
+    return { polled, results, bundles: drafts.length, flushed, durationMs };
+  }
+
+  /** Deliver what is due to every destination, each independently: a dead RMM never delays the MCP. */
+  async flush(signal?: AbortSignal): Promise<Partial<Record<Destination, number>>> {
+    const out: Partial<Record<Destination, number>> = {};
+    await Promise.all(
+      this.destinations.map(async (d) => {
+        try {
+          const r = await flushDestination(this.outbox, d, this.deliver[d]!, {
+            batchSize: d === 'mcp' ? (this.deps.flushBatchSize ?? 200) : 1,
+            now: () => this.now(),
+            signal,
+          });
+          out[d] = r.delivered;
+        } catch (e) {
+          // A flush failure is retried next cycle from the durable queue; nothing is lost.
+          this.deps.logger.error({ destination: d }, `flush to ${d} failed: ${describeError(e)}`);
+          out[d] = 0;
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** Undelivered items for a destination (or all): `once` exits 0 only when this is 0. */
+  pending(destination?: Destination): number {
+    return this.outbox
+      .stats(this.now())
+      .filter((s) => !destination || s.destination === destination)
+      .reduce((n, s) => n + s.pending + s.leased, 0);
+  }
+
+  private writeMetrics(results: readonly CheckResult[], cycleDurationMs: number): void {
+    if (!this.deps.metricsPath) return;
+    const now = this.now();
+    writeMetrics(this.deps.metricsPath, {
+      lastPollTimestamp: this.lastPollAt,
+      lastPollOk: this.lastPollOk,
+      cycleDurationMs,
+      cycles: this.counters.cycles,
+      chainSeq: readChainHead(this.deps.db, this.deps.config.hostId).seq,
+      bundlesCreated: this.counters.bundles,
+      ordersAccepted: this.counters.accepted,
+      ordersRejected: this.counters.rejected,
+      queue: this.outbox.stats(now),
+      checks: results.map((r) => ({ check: r.check, status: r.status })),
+    });
+  }
+
+  /** Repeat cycles every pollInterval until the signal aborts; the current write always completes. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await this.cycle(signal);
+      } catch (e) {
+        this.deps.logger.error(`cycle failed: ${describeError(e)}`);
+      }
+      await sleep(this.deps.config.pollInterval * 1000, signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+

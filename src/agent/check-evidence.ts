@@ -1,0 +1,69 @@
+import type { CheckResult, Check, SystemFacts } from '../checks/index.js';
+import type { Config } from '../config/index.js';
+import type { EvidenceDraft, Outcome } from '../evidence/index.js';
+import type { StateDb } from '../state/index.js';
+import { makeDraft } from './drafts.js';
+
+const OUTCOME: Record<CheckResult['status'], Outcome> = { compliant: 'compliant', drift: 'drift_detected', error: 'failed' };
+
+/**
+ * What makes a check's state "changed": its status and, for drift, which units drifted, for errors
+ * the message. Measured values (an offset in ms, a backup age) move every cycle and are not a change.
+ */
+function fingerprint(r: CheckResult): string {
+  return JSON.stringify([r.status, r.status === 'drift' ? [...(r.driftUnits ?? [])].sort() : null, r.status === 'error' ? r.summary : null]);
+}
+
+interface StoredResult {
+  check_name: string;
+  status: string;
+  result: string;
+  last_emitted_at: number | null;
+}
+
+/**
+ * Decide which check results become evidence this cycle (state changed, or heartbeatInterval
+ * passed since the last bundle for that check); `record` stores every result for `status`.
+ */
+export function checkEvidence(
+  db: StateDb,
+  config: Config,
+  checks: readonly Check[],
+  results: readonly CheckResult[],
+  facts: SystemFacts,
+  startedAt: number,
+  now: number,
+): { drafts: EvidenceDraft[]; record: () => void } {
+  const get = db.prepare('SELECT check_name, status, result, last_emitted_at FROM check_results WHERE check_name = ?');
+  const put = db.prepare(
+    `INSERT INTO check_results (check_name, status, result, checked_at, last_emitted_at) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT(check_name) DO UPDATE SET status = excluded.status, result = excluded.result, checked_at = excluded.checked_at, last_emitted_at = excluded.last_emitted_at`,
+  );
+  const drafts: EvidenceDraft[] = [];
+  const rows: unknown[][] = [];
+  for (const r of results) {
+    const prev = get.get(r.check) as StoredResult | undefined;
+    const prevFingerprint = prev ? (JSON.parse(prev.result) as { fingerprint?: string }).fingerprint : undefined;
+    const fp = fingerprint(r);
+    const heartbeatDue = !prev?.last_emitted_at || now - prev.last_emitted_at >= config.heartbeatInterval * 1000;
+    const emit = fp !== prevFingerprint || heartbeatDue;
+    if (emit) {
+      const check = checks.find((c) => c.name === r.check);
+      drafts.push(
+        makeDraft(config, facts, {
+          check: r.check,
+          outcome: OUTCOME[r.status],
+          startedAt,
+          endedAt: now,
+          controls: check?.controls ?? [],
+          preState: { summary: r.summary, observed: r.observed, expected: r.expected },
+          reason: r.status === 'compliant' ? null : r.summary,
+        }),
+      );
+    }
+    rows.push([r.check, r.status, JSON.stringify({ fingerprint: fp, summary: r.summary, observed: r.observed }), now, emit ? now : (prev?.last_emitted_at ?? null)]);
+  }
+  // `record` runs in the same transaction that chains the drafts: a crash cannot record a change
+  // as seen without its evidence.
+  return { drafts, record: () => rows.forEach((row) => put.run(...row)) };
+}

@@ -1,0 +1,45 @@
+import type { Config } from '../config/index.js';
+import type { SystemFacts } from '../checks/index.js';
+import { newBundleId, type ActionTaken, type EvidenceDraft, type Outcome } from '../evidence/index.js';
+
+export interface DraftInput {
+  readonly check: string;
+  readonly outcome: Outcome;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly controls?: readonly string[];
+  readonly preState?: Record<string, unknown> | null;
+  readonly postState?: Record<string, unknown> | null;
+  readonly actions?: readonly ActionTaken[];
+  readonly rollbackAvailable?: boolean;
+  readonly reason?: string | null;
+  readonly orderId?: string | null;
+}
+
+/** Second-precision UTC, as in the seed's schema. */
+export function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function makeDraft(config: Config, facts: SystemFacts, input: DraftInput): EvidenceDraft {
+  return {
+    bundle_id: newBundleId(),
+    site_id: config.siteId,
+    host_id: config.hostId,
+    deployment_mode: config.deploymentMode,
+    reseller_id: config.deploymentMode === 'reseller' ? config.resellerId : null,
+    timestamp_start: isoSeconds(input.startedAt),
+    timestamp_end: isoSeconds(input.endedAt),
+    policy_version: config.policyVersion,
+    ...facts,
+    check: input.check,
+    pre_state: input.preState ?? null,
+    action_taken: [...(input.actions ?? [])],
+    post_state: input.postState ?? null,
+    rollback_available: input.rollbackAvailable ?? false,
+    outcome: input.outcome,
+    reason: input.reason ?? null,
+    order_id: input.orderId ?? null,
+    controls: [...(input.controls ?? [])],
+  };
+}

@@ -1,0 +1,30 @@
+import type { StateDb } from '../state/index.js';
+import { getKv, setKv } from '../state/index.js';
+
+export interface PollRecord {
+  readonly at: number;
+  readonly ok: boolean;
+  readonly error: string | null;
+  readonly code: string | null;
+}
+
+/**
+ * Fail closed with an alert (DESIGN invariant 5): when the MCP becomes unreachable, or the reason
+ * changes, or heartbeatInterval passes while it stays unreachable, one `failed` alert bundle is due.
+ * Recovery is recorded too, so the evidence shows the outage's end.
+ */
+export function recordPoll(db: StateDb, poll: PollRecord, heartbeatMs: number): { alert: 'outage' | 'recovered' | null } {
+  const prevText = getKv(db, 'last_poll');
+  const prev = prevText ? (JSON.parse(prevText) as PollRecord) : null;
+  const lastAlertAt = Number(getKv(db, 'last_mcp_alert_at') ?? '0');
+  setKv(db, 'last_poll', JSON.stringify(poll));
+  if (!poll.ok) {
+    const changed = !prev || prev.ok || prev.code !== poll.code;
+    if (changed || poll.at - lastAlertAt >= heartbeatMs) {
+      setKv(db, 'last_mcp_alert_at', String(poll.at));
+      return { alert: 'outage' };
+    }
+    return { alert: null };
+  }
+  return { alert: prev && !prev.ok ? 'recovered' : null };
+}

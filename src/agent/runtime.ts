@@ -1,0 +1,61 @@
+import { loadBaseline, type Config } from '../config/index.js';
+import { loadSecretKeyFile } from '../crypto/index.js';
+import { RealHost, type Host } from '../host/index.js';
+import { McpClient } from '../mcp/index.js';
+import { openStateDb, stateDbPath } from '../state/index.js';
+import { createLogger, type Logger } from '../common/index.js';
+import { join } from 'node:path';
+import { Agent, type AgentDeps, type McpPort } from './agent.js';
+
+export interface RuntimeOverrides {
+  readonly host?: Host;
+  readonly logger?: Logger;
+  readonly mcp?: McpPort & { close?: () => Promise<void> };
+  readonly extra?: Partial<Pick<AgentDeps, 'sinks' | 'handleOrder' | 'collectHeals'>>;
+}
+
+export interface AgentRuntime {
+  readonly agent: Agent;
+  readonly logger: Logger;
+  close(): Promise<void>;
+}
+
+/**
+ * Wire the stages from a validated config: keys and baseline are read once at start (a bad file
+ * stops the agent before it touches the network), the state database is opened and migrated.
+ */
+export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {}): AgentRuntime {
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const baseline = loadBaseline(config.baselinePath);
+  const signingKey = loadSecretKeyFile(config.signingKeyFile);
+  const mcp =
+    overrides.mcp ??
+    McpClient.create({
+      mcpUrl: config.mcpUrl,
+      caFile: config.caFile,
+      clientCertFile: config.clientCertFile,
+      clientKeyFile: config.clientKeyFile,
+      siteId: config.siteId,
+      hostId: config.hostId,
+    });
+  const db = openStateDb(stateDbPath(config.stateDir));
+  const agent = new Agent({
+    config,
+    baseline,
+    host: overrides.host ?? new RealHost(),
+    db,
+    signingKey,
+    mcp,
+    logger,
+    metricsPath: join(config.stateDir, 'metrics.prom'),
+    ...overrides.extra,
+  });
+  return {
+    agent,
+    logger,
+    async close() {
+      await mcp.close?.();
+      db.close();
+    },
+  };
+}
