@@ -2,6 +2,7 @@ export {
   ORDER_TYPES,
   ORDER_PARAMS,
   FLAKE_REF_RE,
+  FlakeRefSchema,
   MAX_ORDER_PAYLOAD_BYTES,
   parseOrderPayload,
   type Order,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CHECK_NAMES, type CheckName } from '../checks/types.js';
+import { CHECK_NAMES, type CheckName } from '../checks/index.js';
 import { explainIssues } from '../config/index.js';
 
 /** DESIGN 5.4: an order payload is at most 64 KiB, checked before anything parses it. */
@@ -14,7 +14,7 @@ export type OrderType = (typeof ORDER_TYPES)[number];
  * metacharacters or whitespace have no place in a reference an operator signed.
  */
 export const FLAKE_REF_RE = /^[A-Za-z0-9./~][A-Za-z0-9._~:/?#@+=,%-]*$/;
-export const flakeRef = z.string().min(1).max(512).regex(FLAKE_REF_RE, 'must be a flake reference without shell metacharacters, whitespace or a leading dash');
+export const FlakeRefSchema = z.string().min(1).max(512).regex(FLAKE_REF_RE, 'must be a flake reference without shell metacharacters, whitespace or a leading dash');
 
 const ident = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash or underscore');
 const checkName = z.enum(CHECK_NAMES as unknown as [CheckName, ...CheckName[]]);
@@ -46,7 +46,7 @@ export const ORDER_PARAMS = {
     .object({
       /** The configurationRevision the switch is expected to reach. */
       revision: z.string().min(1).max(128).regex(/^[A-Za-z0-9._+-]+$/, 'must be a revision identifier'),
-      flakeRef,
+      flakeRef: FlakeRefSchema,
     })
     .strict(),
   rollback: z.object({}).strict(),

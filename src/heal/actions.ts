@@ -1,0 +1,78 @@
+import { z } from 'zod';
+import type { Baseline } from '../config/index.js';
+import { getCheck, isDisruptiveUnit } from '../checks/index.js';
+import { FlakeRefSchema, type Order } from '../orders/index.js';
+
+/**
+ * The healer's whole repertoire (DESIGN 1, 4). Nothing else can be expressed, so nothing else can
+ * be requested: no shell, no arbitrary unit, no flake an operator did not sign or the baseline name.
+ */
+export const HealActionSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('rebuild_switch'), flakeRef: FlakeRefSchema }).strict(),
+  z.object({ kind: z.literal('rollback') }).strict(),
+  z.object({ kind: z.literal('restart_unit'), unit: z.string().min(1).max(256) }).strict(),
+  z.object({ kind: z.literal('start_backup'), unit: z.string().min(1).max(256) }).strict(),
+]);
+export type HealAction = z.infer<typeof HealActionSchema>;
+
+export function actionCommand(a: HealAction): { command: string; args: string[] } {
+  switch (a.kind) {
+    case 'rebuild_switch':
+      return { command: 'nixos-rebuild', args: ['switch', '--flake', a.flakeRef] };
+    case 'rollback':
+      return { command: 'nixos-rebuild', args: ['switch', '--rollback'] };
+    case 'restart_unit':
+      return { command: 'systemctl', args: ['restart', a.unit] };
+    case 'start_backup':
+      return { command: 'systemctl', args: ['start', a.unit] };
+  }
+}
+
+/** Switching generations restarts services; restarting journald and friends interrupts the appliance. */
+export function actionIsDisruptive(a: HealAction): boolean {
+  switch (a.kind) {
+    case 'rebuild_switch':
+    case 'rollback':
+      return true;
+    case 'restart_unit':
+      return isDisruptiveUnit(a.unit);
+    case 'start_backup':
+      return false;
+  }
+}
+
+export function isSwitch(a: HealAction): a is Extract<HealAction, { kind: 'rebuild_switch' | 'rollback' }> {
+  return a.kind === 'rebuild_switch' || a.kind === 'rollback';
+}
+
+export function actionKey(a: HealAction): string {
+  return [actionCommand(a).command, ...actionCommand(a).args].join(' ');
+}
+
+/**
+ * Every action a signed order may lead to on this appliance, whatever the drift: the healer
+ * accepts a plan only if it is a subset of this. heal: the baseline's flake, its required units,
+ * its backup unit, per the hint of each named check; apply_baseline: the signed flakeRef;
+ * rollback: the rollback.
+ */
+export function allowedActions(order: Order, baseline: Baseline): HealAction[] {
+  switch (order.type) {
+    case 'run_checks':
+      return [];
+    case 'apply_baseline':
+      return [{ kind: 'rebuild_switch', flakeRef: order.params.flakeRef }];
+    case 'rollback':
+      return [{ kind: 'rollback' }];
+    case 'heal': {
+      const out: HealAction[] = [];
+      for (const name of order.params.checks) {
+        const hint = getCheck(name)?.heal;
+        if (hint?.kind === 'rebuild') out.push({ kind: 'rebuild_switch', flakeRef: baseline.patching.flakeRef });
+        if (hint?.kind === 'restart_units') out.push(...baseline.services.required.map((unit): HealAction => ({ kind: 'restart_unit', unit })));
+        if (hint?.kind === 'start_backup') out.push({ kind: 'start_backup', unit: baseline.backup.unit });
+      }
+      const seen = new Set<string>();
+      return out.filter((a) => !seen.has(actionKey(a)) && Boolean(seen.add(actionKey(a))));
+    }
+  }
+}

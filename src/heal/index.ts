@@ -1,0 +1,19 @@
+export { parseWindow, inWindow, nextWindowOpen, type MaintenanceWindow } from './window.js';
+export { clockSanity, type ClockSanity } from './clock.js';
+export { HealActionSchema, actionCommand, actionIsDisruptive, actionKey, allowedActions, type HealAction } from './actions.js';
+export { planHeal, decideTiming, orderChecks, evidenceCheckName, controlsFor, type HealPlan, type Timing, type TimingContext } from './plan.js';
+export {
+  spoolPaths,
+  ensureSpool,
+  writeHealRequest,
+  HealRequestSchema,
+  HealResultSchema,
+  HEAL_OUTCOMES,
+  type HealRequest,
+  type HealResult,
+  type HealOutcome,
+} from './spool.js';
+export { waitHealthy, healthProblems, type HealthSpec, type HealthOutcome } from './health.js';
+export { generationInfo, type GenerationInfo } from './system-state.js';
+export { applyHealRequests, applyHealRequest, planProblem, DEFAULT_HEAL_TIMEOUTS, type HealerDeps, type HealerRun, type HealTimeouts } from './apply.js';
+export { createAgentHealing, healResultEvidence, type AgentHealing, type AgentHealingDeps, type CycleContext, type HandledOrder, type CollectedResults } from './agent-side.js';
