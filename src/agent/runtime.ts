@@ -50,10 +50,13 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
     metricsPath: join(config.stateDir, 'metrics.prom'),
     ...overrides.extra,
   });
+  let closed = false;
   return {
     agent,
     logger,
     async close() {
+      if (closed) return;
+      closed = true;
       await mcp.close?.();
       db.close();
     },

@@ -1,0 +1,90 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generatePki, type Pki } from './pki.js';
+import { startReferenceMcp, type ReferenceMcp } from './reference-mcp.js';
+import { simulatedAppliance, baselineFor, type SimulatedHost, type ApplianceOptions } from '../src/host/index.js';
+import { generateKeyFiles, loadSecretKeyFile, loadPublicKeyFile, type SecretKey, type PublicKey } from '../src/crypto/index.js';
+import { parseConfig, type Config, type ConfigInput } from '../src/config/index.js';
+import { openAgentRuntime, type AgentRuntime, type RuntimeOverrides } from '../src/agent/index.js';
+import { silentLogger, type Logger } from '../src/common/index.js';
+
+export interface Harness {
+  readonly dir: string;
+  readonly pki: Pki;
+  readonly mcp: ReferenceMcp;
+  readonly host: SimulatedHost;
+  readonly config: Config;
+  readonly configPath: string;
+  /** The agent's evidence-signing public key, as an auditor holds it. */
+  readonly agentPublicKey: PublicKey;
+  readonly agentPublicKeyText: string;
+  /** The MSP's offline order-signing key. */
+  readonly orderKey: SecretKey;
+  readonly orderKeyPath: string;
+  /** Open the agent on this appliance (fresh runtime each call: a restart). */
+  openAgent(overrides?: RuntimeOverrides): AgentRuntime;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  readonly config?: Partial<ConfigInput>;
+  readonly appliance?: ApplianceOptions;
+  readonly logger?: Logger;
+}
+
+/**
+ * A complete site on one machine: a generated PKI, the reference MCP over mTLS, a simulated NixOS
+ * appliance with its config, baseline and keys on disk, and the agent wired to all of it.
+ */
+export async function startHarness(dir: string, opts: HarnessOptions = {}): Promise<Harness> {
+  mkdirSync(dir, { recursive: true });
+  const pki = await generatePki(join(dir, 'pki'), { clientCn: 'appliance-1', serverNames: ['localhost', '127.0.0.1'] });
+  const agentKeys = generateKeyFiles('appliance-1', join(dir, 'agent-keys'));
+  const orderKeys = generateKeyFiles('msp-orders-2026', join(dir, 'msp-keys'));
+  const agentPublicKey = loadPublicKeyFile(agentKeys.publicPath);
+  const mcp = await startReferenceMcp({ pki, agentKeys: [agentPublicKey], ...(opts.logger ? { logger: opts.logger } : {}) });
+  const host = simulatedAppliance({ root: join(dir, 'appliance-root'), ...opts.appliance });
+  const baselinePath = join(dir, 'baseline.json');
+  writeFileSync(baselinePath, JSON.stringify(baselineFor(host), null, 2));
+  const raw: ConfigInput = {
+    mcpUrl: mcp.url,
+    allowedHosts: [new URL(mcp.url).hostname],
+    siteId: 'clinic-001',
+    hostId: 'appliance-1',
+    deploymentMode: 'direct',
+    baselinePath,
+    clientCertFile: pki.clientCert,
+    clientKeyFile: pki.clientKey,
+    signingKeyFile: agentKeys.secretPath,
+    caFile: pki.caCert,
+    trustedOrderKeys: [orderKeys.publicKey],
+    stateDir: join(dir, 'state'),
+    ...opts.config,
+  };
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify(raw, null, 2));
+  const config = parseConfig(raw, configPath);
+  const runtimes: AgentRuntime[] = [];
+  return {
+    dir,
+    pki,
+    mcp,
+    host,
+    config,
+    configPath,
+    agentPublicKey,
+    agentPublicKeyText: agentKeys.publicKey,
+    orderKey: loadSecretKeyFile(orderKeys.secretPath),
+    orderKeyPath: orderKeys.secretPath,
+    openAgent(overrides = {}) {
+      const rt = openAgentRuntime(config, { host, logger: opts.logger ?? silentLogger, ...overrides });
+      runtimes.push(rt);
+      return rt;
+    },
+    async close() {
+      for (const rt of runtimes) await rt.close();
+      await mcp.stop();
+      host.dispose();
+    },
+  };
+}

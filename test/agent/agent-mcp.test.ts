@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { readFileSync, existsSync } from 'node:fs';
+import { startHarness, type Harness } from '../../demo/harness.js';
+import { verifyPath, EvidenceBundleSchema, type EvidenceBundle } from '../../src/evidence/index.js';
+import { verifyEnvelope, EVIDENCE_PAYLOAD_TYPE } from '../../src/crypto/index.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const tmp = tempDir();
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness(tmp.path);
+});
+afterAll(async () => {
+  await h?.close();
+  tmp.cleanup();
+});
+
+/** Bundles the MCP stored, verified independently of the agent's code path, in seq order. */
+function received(): EvidenceBundle[] {
+  return [...h.mcp.evidence().values()]
+    .map((e) => {
+      const v = verifyEnvelope(e.envelope, EVIDENCE_PAYLOAD_TYPE, [h.agentPublicKey]);
+      if (!v.ok) throw new Error(`MCP holds an unverifiable envelope: ${v.message}`);
+      return EvidenceBundleSchema.parse(JSON.parse(v.payload.toString()));
+    })
+    .sort((a, b) => a.seq - b.seq);
+}
+
+describe('agent against the reference MCP over mTLS', () => {
+  it('reports a compliant appliance, then drift, then heartbeats only when due', async () => {
+    const rt = h.openAgent();
+    const first = await rt.agent.cycle();
+    expect(first.polled).toBe('none');
+    expect(first.results.every((r) => r.status === 'compliant')).toBe(true);
+    expect(first.bundles).toBe(6);
+    expect(rt.agent.pending()).toBe(0);
+    expect(received().map((b) => [b.check, b.outcome])).toEqual(
+      expect.arrayContaining([
+        ['patching', 'compliant'],
+        ['services', 'compliant'],
+        ['backup', 'compliant'],
+        ['firewall', 'compliant'],
+        ['encryption', 'compliant'],
+        ['time', 'compliant'],
+      ]),
+    );
+
+    // Nothing changed: no new evidence until the heartbeat interval passes.
+    h.host.advance(60_000);
+    expect((await rt.agent.cycle()).bundles).toBe(0);
+
+    h.host.stopService('postgresql.service');
+    h.host.changeFirewall((r) => r.replace('tcp dport { 22, 443 } accept', 'tcp dport { 22, 443, 3389 } accept'));
+    h.host.advance(60_000);
+    const drift = await rt.agent.cycle();
+    expect(drift.bundles).toBe(2);
+    const latest = received().slice(-2);
+    expect(latest.map((b) => [b.check, b.outcome]).sort()).toEqual([
+      ['firewall', 'drift_detected'],
+      ['services', 'drift_detected'],
+    ]);
+    const services = latest.find((b) => b.check === 'services')!;
+    expect(services.reason).toContain('postgresql.service');
+    expect(services.controls.length).toBeGreaterThan(0);
+    expect(services.site_id).toBe('clinic-001');
+    expect(services.nixos_revision).toBeTruthy();
+    expect(services.ruleset_hash).toMatch(/^sha256:/);
+
+    h.host.advance(h.config.heartbeatInterval * 1000);
+    expect((await rt.agent.cycle()).bundles).toBe(6);
+    await rt.close();
+  });
+
+  it('fails closed while the MCP is down: alert evidence, everything queued, flushed once it is back', async () => {
+    const rt = h.openAgent();
+    const before = h.mcp.stats().unique;
+    h.mcp.setFault('down');
+    h.host.advance(60_000);
+    h.host.setNtpOffsetMs(9000);
+    const down = await rt.agent.cycle();
+    expect(down.polled).toBe('failed');
+    h.host.advance(60_000);
+    await rt.agent.cycle();
+    h.host.advance(60_000);
+    h.host.setNtpOffsetMs(1);
+    await rt.agent.cycle();
+    expect(rt.agent.pending('mcp')).toBeGreaterThanOrEqual(3);
+    expect(h.mcp.stats().unique).toBe(before);
+
+    h.mcp.setFault(null);
+    // Past any backoff the outage caused.
+    h.host.advance(30 * 60_000);
+    const up = await rt.agent.cycle();
+    expect(up.polled).toBe('none');
+    expect(rt.agent.pending()).toBe(0);
+    const all = received();
+    const outage = all.filter((b) => b.check === 'mcp');
+    expect(outage.map((b) => b.outcome)).toEqual(['failed', 'compliant']);
+    expect(outage[0]!.reason).toMatch(/MCP unreachable, failing closed/);
+    expect(all.filter((b) => b.check === 'time').map((b) => b.outcome).slice(-2)).toEqual(['drift_detected', 'compliant']);
+    // Exactly once at the MCP, and the chain it holds has no gap.
+    expect(all.map((b) => b.seq)).toEqual(all.map((_, i) => i + 1));
+    expect(h.mcp.stats().duplicates).toBe(0);
+    await rt.close();
+  });
+
+  it('keeps an auditor-verifiable chain on disk, status and metrics', async () => {
+    const report = verifyPath(join(h.config.stateDir, 'evidence'), [h.agentPublicKey]);
+    expect(report.findings).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.hosts[0]!.count).toBe(received().length);
+    const metrics = readFileSync(join(h.config.stateDir, 'metrics.prom'), 'utf8');
+    expect(metrics).toMatch(/compliance_agent_queue_depth\{destination="mcp"\} 0/);
+    expect(metrics).toMatch(/compliance_agent_check_status\{check="time"\} 0/);
+    expect(existsSync(join(h.config.stateDir, 'state.db'))).toBe(true);
+  });
+});
