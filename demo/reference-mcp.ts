@@ -48,6 +48,8 @@ export interface ReferenceMcpOptions {
   readonly host?: string;
   readonly agentKeys?: PublicKey[];
   readonly logger?: Logger;
+  /** false: answer 404 on POST /evidence/batch, like an MCP with only the single endpoint. */
+  readonly batchEndpoint?: boolean;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, close = false): void {
@@ -149,8 +151,9 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
     const route = `${req.method ?? ''} ${url.pathname}`;
     if (route === 'GET /orders/next') return nextOrder(url, res);
     if (route === 'POST /evidence') return postEvidence(req, res);
-    if (route === 'POST /evidence/batch') return postBatch(req, res);
-    sendJson(res, ['/orders/next', '/evidence', '/evidence/batch'].includes(url.pathname) ? 405 : 404, { error: `no route for ${route}` });
+    if (route === 'POST /evidence/batch' && opts.batchEndpoint !== false) return postBatch(req, res);
+    const known = ['/orders/next', '/evidence', ...(opts.batchEndpoint !== false ? ['/evidence/batch'] : [])];
+    sendJson(res, known.includes(url.pathname) ? 405 : 404, { error: `no route for ${route}` });
   };
 
   const server = createServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (req, res) => {
