@@ -2,10 +2,11 @@ import { isIP } from 'node:net';
 import { Agent } from 'undici';
 import { AgentError } from '../common/index.js';
 import type { Envelope } from '../crypto/index.js';
+import type { DeliveryResult } from '../queue/index.js';
 import { readCapped } from './capped-body.js';
 import { classifyTransportError, oneLine, type Endpoint } from './failure.js';
 import { loadTlsMaterial } from './tls-files.js';
-import type { DeliveryResult, McpClientOptions, McpFailure, NextOrderResult } from './types.js';
+import type { McpClientOptions, McpFailure, NextOrderResult } from './types.js';
 
 const DEFAULTS = {
   connectTimeoutMs: 10_000,

@@ -1,2 +1,2 @@
 export { McpClient } from './client.js';
-export type { McpClientOptions, McpFailure, McpFailureCode, NextOrderResult, DeliveryResult } from './types.js';
+export type { McpClientOptions, McpFailure, McpFailureCode, NextOrderResult } from './types.js';

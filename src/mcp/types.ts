@@ -31,6 +31,3 @@ export interface McpFailure {
 }
 
 export type NextOrderResult = { readonly ok: true; readonly envelope: unknown | null } | { readonly ok: false; readonly error: McpFailure };
-
-/** The queue's verdict on one delivery (identical to src/queue's type, which is not landed yet). */
-export type DeliveryResult = { kind: 'ok'; receiptId: string } | { kind: 'retry'; error: string } | { kind: 'reject'; reason: string };
