@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { z } from 'zod';
 import { AgentError } from '../common/errors.js';
 import { BaselineSchema, ConfigSchema, type Baseline, type Config } from './schema.js';
+import { sinkFileProblems } from './sink-files.js';
 
 /** One line per problem: `mcpUrl: must be an https:// URL`. */
 export function explainIssues(issues: readonly z.core.$ZodIssue[]): string[] {
@@ -32,8 +33,12 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
   return { ...parsed.data, hostId: parsed.data.hostId ?? hostname().split('.')[0] ?? 'localhost' };
 }
 
+/** Parse and validate config.json, then check that the files the reseller sinks read are usable. */
 export function loadConfig(path: string): Config {
-  return parseConfig(readJson(path, 'config'), path);
+  const config = parseConfig(readJson(path, 'config'), path);
+  const problems = sinkFileProblems(config);
+  if (problems.length > 0) throw new AgentError('config_invalid', `${path}: ${problems.length} problem(s)`, problems);
+  return config;
 }
 
 export function parseBaseline(raw: unknown, source = 'baseline'): Baseline {

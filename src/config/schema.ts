@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseSyslogTarget } from './syslog-target.js';
 
 const absPath = z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path');
 const hostname = z
@@ -17,6 +18,10 @@ function isHttpsUrl(s: string): boolean {
   } catch {
     return false;
   }
+}
+
+function hostOf(url: string): string {
+  return new URL(url).hostname.replace(/^\[|\]$/g, '');
 }
 
 /** config.json: the seed's option table (same names and defaults), plus caFile, trustedOrderKeys, stateDir, heartbeatInterval. */
@@ -41,12 +46,23 @@ export const ConfigSchema = z
     evidenceRetention: positiveInt.default(200),
     pruneRetentionDays: z.number().int().nonnegative().default(90),
     ntpMaxSkewMs: positiveInt.default(5000),
-    rmmWebhookUrl: z.string().refine(isHttpsUrl, 'must be an https:// URL').nullable().default(null),
-    syslogTarget: z
+    rmmWebhookUrl: z
       .string()
-      .regex(/^(tcp|tls):\/\/[^\s/:]+:\d{1,5}$/, 'must be tcp://host:port or tls://host:port')
+      .refine(isHttpsUrl, 'must be an https:// URL')
+      // Credentials in the URL would end up in logs and dead-letter reasons; the HMAC secret is the auth.
+      .refine((u) => !isHttpsUrl(u) || (!new URL(u).username && !new URL(u).password), 'must not carry a user or password')
       .nullable()
       .default(null),
+    syslogTarget: z
+      .string()
+      .superRefine((s, ctx) => {
+        const r = parseSyslogTarget(s);
+        if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
+      })
+      .nullable()
+      .default(null),
+    /** The CA that signs the TLS syslog receiver's certificate (the reseller's SIEM, not the MCP). */
+    syslogCaFile: absPath.nullable().default(null),
     rebuildHealthCheckTimeout: positiveInt.max(3600).default(60),
     logLevel: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']).default('INFO'),
     caFile: absPath,
@@ -66,6 +82,22 @@ export const ConfigSchema = z
       const host = new URL(c.mcpUrl).hostname;
       if (!c.allowedHosts.includes(host)) {
         ctx.addIssue({ code: 'custom', path: ['allowedHosts'], message: `must include the mcpUrl host "${host}" or egress to the MCP is blocked` });
+      }
+    }
+    const syslog = c.syslogTarget ? parseSyslogTarget(c.syslogTarget) : null;
+    if (syslog?.ok && syslog.target.protocol === 'tls' && !c.syslogCaFile && c.deploymentMode === 'reseller') {
+      ctx.addIssue({ code: 'custom', path: ['syslogCaFile'], message: 'is required for a tls:// syslogTarget: the CA that signs the receiver certificate (/etc/ssl/certs/ca-certificates.crt for a public CA)' });
+    }
+    if (c.syslogCaFile && !(syslog?.ok && syslog.target.protocol === 'tls')) {
+      ctx.addIssue({ code: 'custom', path: ['syslogCaFile'], message: 'is only used with a tls:// syslogTarget' });
+    }
+    if (c.deploymentMode === 'reseller') {
+      // The egress allowlist is built from allowedHosts: a sink host outside it could never be reached.
+      if (c.rmmWebhookUrl && isHttpsUrl(c.rmmWebhookUrl) && !c.allowedHosts.includes(hostOf(c.rmmWebhookUrl))) {
+        ctx.addIssue({ code: 'custom', path: ['allowedHosts'], message: `must include the rmmWebhookUrl host "${hostOf(c.rmmWebhookUrl)}" or egress to the webhook is blocked` });
+      }
+      if (syslog?.ok && !c.allowedHosts.includes(syslog.target.host)) {
+        ctx.addIssue({ code: 'custom', path: ['allowedHosts'], message: `must include the syslogTarget host "${syslog.target.host}" or egress to syslog is blocked` });
       }
     }
     const names = c.trustedOrderKeys.map((k) => k.split(':')[0]);
