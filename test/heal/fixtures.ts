@@ -1,0 +1,138 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { parseConfig, type Baseline, type Config } from '../../src/config/index.js';
+import { runChecks, systemFacts } from '../../src/checks/index.js';
+import { simulatedAppliance, baselineFor, type SimulatedHost, type ExecResult, type ExecOptions, type Host } from '../../src/host/index.js';
+import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
+import { makeDraft } from '../../src/agent/index.js';
+import { EvidenceBundleSchema, type EvidenceDraft } from '../../src/evidence/index.js';
+import { applyHealRequests, createAgentHealing, type AgentHealing, type CycleContext, type HealerDeps } from '../../src/heal/index.js';
+import type { Envelope } from '../../src/crypto/index.js';
+import { iso, makeKey, signPayload } from '../orders/fixtures.js';
+
+/** 2026-11-23T02:30:00Z: inside the default maintenance window 02:00-04:00 UTC. */
+export const IN_WINDOW = Date.UTC(2026, 10, 23, 2, 30, 0);
+/** 2026-11-23T12:00:00Z: outside it. */
+export const OUT_OF_WINDOW = Date.UTC(2026, 10, 23, 12, 0, 0);
+
+export const msp = makeKey('msp-2026');
+
+export interface Setup {
+  readonly sim: SimulatedHost;
+  readonly config: Config;
+  readonly baseline: Baseline;
+  readonly db: StateDb;
+  readonly stateDir: string;
+  readonly healing: AgentHealing;
+  readonly healer: HealerDeps;
+  /** The agent's view this cycle: fresh check results on the simulated host. */
+  cycle(): Promise<CycleContext>;
+  /** A signed order for this appliance, issued now on the simulated clock. */
+  order(type: string, params: Record<string, unknown>, overrides?: Record<string, unknown>): Envelope;
+  /** Run the healer over the spool (what the path unit starts). */
+  heal(extra?: Partial<HealerDeps>): ReturnType<typeof applyHealRequests>;
+  cleanup(): void;
+}
+
+let sequence = 1;
+
+export function setup(opts: { now?: number; config?: Record<string, unknown>; host?: (sim: SimulatedHost) => Host } = {}): Setup {
+  const stateDir = mkdtempSync(join(tmpdir(), 'ca-heal-'));
+  const sim = simulatedAppliance({ now: opts.now ?? IN_WINDOW, root: join(stateDir, 'appliance') });
+  const baseline = baselineFor(sim);
+  const config = parseConfig({
+    siteId: 'clinic-001',
+    hostId: sim.hostname(),
+    deploymentMode: 'direct',
+    baselinePath: '/etc/compliance-agent/baseline.json',
+    clientCertFile: '/run/credentials/client.crt',
+    clientKeyFile: '/run/credentials/client.key',
+    signingKeyFile: '/run/credentials/evidence.key',
+    caFile: '/etc/compliance-agent/ca.pem',
+    trustedOrderKeys: [msp.text],
+    stateDir,
+    rebuildHealthCheckTimeout: 60,
+    ...opts.config,
+  });
+  const db = openStateDb(stateDbPath(stateDir));
+  const healing = createAgentHealing({ config, baseline, db, makeDraft: (facts, spec) => makeDraft(config, facts, spec) });
+  const host = opts.host ? opts.host(sim) : sim;
+  const healer: HealerDeps = {
+    host,
+    config,
+    baseline,
+    sleep: (ms) => {
+      sim.advance(ms);
+      return Promise.resolve();
+    },
+  };
+  return {
+    sim,
+    config,
+    baseline,
+    db,
+    stateDir,
+    healing,
+    healer,
+    async cycle() {
+      const results = await runChecks({ host: sim, config, baseline });
+      return { results, facts: systemFacts(results), now: sim.now() };
+    },
+    order(type, params, overrides = {}) {
+      const now = sim.now();
+      return signPayload(
+        {
+          order_id: randomUUID(),
+          site_id: 'clinic-001',
+          host_id: sim.hostname(),
+          sequence: sequence++,
+          issued_at: iso(now),
+          expires_at: iso(now + 900_000),
+          policy_version: '1.0',
+          type,
+          params,
+          ...overrides,
+        },
+        msp.secret,
+      );
+    },
+    heal: (extra = {}) => applyHealRequests({ ...healer, ...extra }),
+    cleanup() {
+      db.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Every draft must chain into a valid bundle. */
+export function assertValidDrafts(drafts: readonly EvidenceDraft[]): void {
+  for (const d of drafts) {
+    const parsed = EvidenceBundleSchema.safeParse({ ...d, version: '1.0', agent_version: '0.1.0', seq: 1, prev_hash: null });
+    if (!parsed.success) throw new Error(`invalid draft for ${d.check}: ${parsed.error.message}`);
+  }
+}
+
+/**
+ * nixos-rebuild as it behaves when activation (switch-to-configuration) goes wrong after the
+ * profile was already switched: exit 4 ("error(s) occurred while switching"), or hanging until
+ * killed. The simulated host's own fail/hang modes fail while building, before any switch.
+ */
+export function activationFault(sim: SimulatedHost, fault: 'exit4' | 'hang'): Host {
+  return {
+    now: () => sim.now(),
+    hostname: () => sim.hostname(),
+    readFile: (p, m) => sim.readFile(p, m),
+    stat: (p) => sim.stat(p),
+    async exec(command: string, args: readonly string[], options: ExecOptions): Promise<ExecResult> {
+      const result = await sim.exec(command, args, options);
+      if (command !== 'nixos-rebuild' || args[1] !== '--flake' || result.status !== 'ok') return result;
+      if (fault === 'exit4') {
+        return { ...result, status: 'nonzero', exitCode: 4, stderr: `${result.stderr}warning: error(s) occurred while switching to the new configuration\n` };
+      }
+      sim.advance(options.timeoutMs);
+      return { status: 'timeout', exitCode: null, stdout: '', stderr: '', durationMs: options.timeoutMs };
+    },
+  };
+}

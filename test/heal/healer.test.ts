@@ -1,0 +1,189 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spoolPaths, type HealerDeps } from '../../src/heal/index.js';
+import { activationFault, assertValidDrafts, setup, type Setup } from './fixtures.js';
+
+let s: Setup | undefined;
+afterEach(() => {
+  s?.cleanup();
+  s = undefined;
+});
+
+/** The agent takes the order this cycle, then the healer runs, then the agent collects the result. */
+async function orderThroughHealer(t: Setup, envelope: unknown, extra: Partial<HealerDeps> = {}) {
+  const handled = await t.healing.handleOrder(envelope, await t.cycle());
+  expect(handled.accepted).toBe(true);
+  t.sim.clearExecuted();
+  const run = await t.heal(extra);
+  const collected = await t.healing.collect(await t.cycle());
+  assertValidDrafts(collected.drafts);
+  collected.ack();
+  return { handled, run, result: run.results[0]?.result, drafts: collected.drafts };
+}
+
+/** The running system drifts from the baseline: someone switched to an unmanaged build. */
+function driftPatching(t: Setup): number {
+  return t.sim.setRunningRevision('0000000000000000000000000000000000000000').number;
+}
+
+describe('heal-apply acts from the fixed repertoire and health-checks', () => {
+  it('restarts a stopped required unit: healed, exactly that command, evidence with pre/post state', async () => {
+    s = setup();
+    s.sim.stopService('postgresql.service');
+    const env = s.order('heal', { checks: ['services'] });
+    const { handled, result, drafts } = await orderThroughHealer(s, env);
+    expect(handled.drafts).toEqual([]);
+    expect(result?.outcome).toBe('healed');
+    expect(s.sim.actions()).toEqual(['systemctl restart postgresql.service']);
+    expect(drafts).toHaveLength(1);
+    expect(drafts[0]).toMatchObject({ check: 'services', outcome: 'healed', rollback_available: true });
+    expect(drafts[0]!.order_id).toBe(result?.order_id);
+    expect(drafts[0]!.action_taken).toEqual([{ command: 'systemctl', args: ['restart', 'postgresql.service'], status: 'ok', exit_code: 0, duration_ms: expect.any(Number) }]);
+    expect(drafts[0]!.pre_state).toMatchObject({ checks: { services: { status: 'drift', drift_units: ['postgresql.service'] } } });
+    expect(drafts[0]!.post_state).toMatchObject({ checks: { services: { status: 'compliant' } } });
+    expect(readdirSync(spoolPaths(s.stateDir).requests)).toEqual([]);
+    expect(readdirSync(spoolPaths(s.stateDir).results)).toEqual([]);
+  });
+
+  it('re-triggers the baseline backup unit when the backup is too old', async () => {
+    s = setup();
+    s.sim.setBackupAge(40);
+    const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['backup'] }));
+    expect(result?.outcome).toBe('healed');
+    expect(s.sim.actions()).toEqual(['systemctl start restic-backups-appliance.service']);
+  });
+
+  it('switches back to the baseline flake when patching drifted: healed on a new generation', async () => {
+    s = setup();
+    const drifted = driftPatching(s);
+    const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }));
+    expect(result?.outcome).toBe('healed');
+    expect(s.sim.actions()).toEqual([`nixos-rebuild switch --flake ${s.baseline.patching.flakeRef}`]);
+    expect(s.sim.currentGeneration().number).toBe(drifted + 1);
+    expect(s.sim.currentGeneration().configurationRevision).toBe(s.baseline.patching.configurationRevision);
+    expect(result?.pre_state).toMatchObject({ generation: drifted });
+    expect(result?.post_state).toMatchObject({ generation: drifted + 1, checks: { patching: { status: 'compliant' } } });
+  });
+});
+
+describe('a failed switch or failed health check ends rolled back (invariant 3)', () => {
+  it('unhealthy generation: the health check fails within rebuildHealthCheckTimeout, rolled_back to the previous generation', async () => {
+    s = setup();
+    const drifted = driftPatching(s);
+    s.sim.scriptRebuild({ mode: 'unhealthy', failUnit: 'postgresql.service' });
+    const before = s.sim.now();
+    const { result, drafts } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }));
+    expect(result?.outcome).toBe('rolled_back');
+    expect(result?.reason).toMatch(/health check failed within 60 s after switching to generation \d+: services: .*postgresql\.service \(failed\).*; rolled back to generation \d+/);
+    expect(s.sim.actions()).toEqual([`nixos-rebuild switch --flake ${s.baseline.patching.flakeRef}`, 'nixos-rebuild switch --rollback']);
+    expect(s.sim.currentGeneration().number).toBe(drifted);
+    expect(s.sim.now() - before).toBeGreaterThanOrEqual(60_000);
+    expect(drafts[0]).toMatchObject({ outcome: 'rolled_back', check: 'patching', rollback_available: true });
+    expect(drafts[0]!.action_taken.map((a) => [a.args.join(' '), a.status])).toEqual([
+      [`switch --flake ${s.baseline.patching.flakeRef}`, 'ok'],
+      ['switch --rollback', 'ok'],
+    ]);
+  });
+
+  it('rebuild failure during activation (exit 4 after the profile switched): rolled_back', async () => {
+    s = setup({ host: (sim) => activationFault(sim, 'exit4') });
+    const drifted = driftPatching(s);
+    const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }));
+    expect(result?.outcome).toBe('rolled_back');
+    expect(result?.reason).toMatch(/exited 4 \(warning: error\(s\) occurred while switching to the new configuration\) after activating generation \d+; rolled back/);
+    expect(s.sim.currentGeneration().number).toBe(drifted);
+    expect(result?.action_taken.map((a) => a.exit_code)).toEqual([4, 0]);
+  });
+
+  it('health-check timeout: a switch that hangs in activation is killed at the timeout and rolled_back', async () => {
+    s = setup({ host: (sim) => activationFault(sim, 'hang') });
+    const drifted = driftPatching(s);
+    const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }), { timeouts: { switchMs: 600_000 } });
+    expect(result?.outcome).toBe('rolled_back');
+    expect(result?.reason).toMatch(/did not finish within 600 s and was killed after activating generation/);
+    expect(result?.action_taken[0]).toMatchObject({ status: 'timeout', exit_code: null });
+    expect(s.sim.currentGeneration().number).toBe(drifted);
+  });
+
+  it('rebuild failure while building: nothing was activated, so nothing is rolled back and the outcome says so', async () => {
+    s = setup();
+    const drifted = driftPatching(s);
+    s.sim.scriptRebuild('fail');
+    const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }));
+    expect(result?.outcome).toBe('failed');
+    expect(result?.reason).toMatch(/exited 1 .*; nothing was activated, still on generation \d+/);
+    expect(s.sim.actions()).toEqual([`nixos-rebuild switch --flake ${s.baseline.patching.flakeRef}`]);
+    expect(s.sim.currentGeneration().number).toBe(drifted);
+    expect(result?.rollback_available).toBe(true);
+  });
+
+  it('a rebuild that hangs while building is killed at its timeout; still on the old generation', async () => {
+    s = setup();
+    const drifted = driftPatching(s);
+    s.sim.scriptRebuild('hang');
+    const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }), { timeouts: { switchMs: 600_000 } });
+    expect(result?.outcome).toBe('failed');
+    expect(result?.reason).toMatch(/did not finish within 600 s and was killed; nothing was activated/);
+    expect(s.sim.currentGeneration().number).toBe(drifted);
+  });
+
+  it('when the rollback fails too, the outcome is failed and names both failures', async () => {
+    s = setup();
+    driftPatching(s);
+    s.sim.scriptRebuild('unhealthy');
+    s.sim.scriptRollback('fail');
+    const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }));
+    expect(result?.outcome).toBe('failed');
+    expect(result?.reason).toMatch(/health check failed .*; rollback failed too: nixos-rebuild switch --rollback exited 1/);
+  });
+
+  it('apply_baseline: a flake that builds another revision than the one signed is rolled back', async () => {
+    s = setup();
+    const ref = 'github:msp/clinic-001?ref=next#appliance';
+    const current = s.sim.currentGeneration();
+    s.sim.defineFlake(ref, { configurationRevision: 'aaaaaaaa', release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
+    const { result } = await orderThroughHealer(s, s.order('apply_baseline', { revision: 'bbbbbbbb', flakeRef: ref }));
+    expect(result?.outcome).toBe('rolled_back');
+    expect(result?.reason).toContain('running revision aaaaaaaa, the order expects bbbbbbbb');
+    expect(s.sim.currentGeneration().number).toBe(current.number);
+  });
+
+  it('apply_baseline: the signed revision reached and healthy is healed (even though it leaves the baseline)', async () => {
+    s = setup();
+    const ref = 'github:msp/clinic-001?ref=next#appliance';
+    const current = s.sim.currentGeneration();
+    s.sim.defineFlake(ref, { configurationRevision: 'cccccccc', release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
+    const { result } = await orderThroughHealer(s, s.order('apply_baseline', { revision: 'cccccccc', flakeRef: ref }));
+    expect(result?.outcome).toBe('healed');
+    expect(s.sim.currentGeneration().configurationRevision).toBe('cccccccc');
+  });
+
+  it('rollback order: switches to the previous generation and checks its health', async () => {
+    s = setup();
+    const before = s.sim.currentGeneration().number;
+    const { result } = await orderThroughHealer(s, s.order('rollback', {}));
+    expect(result?.outcome).toBe('healed');
+    expect(s.sim.actions()).toEqual(['nixos-rebuild switch --rollback']);
+    expect(s.sim.currentGeneration().number).toBe(before - 1);
+  });
+});
+
+describe('crash safety of the spool', () => {
+  it('a request whose result already exists (the healer stopped before removing it) is removed, never run again', async () => {
+    s = setup();
+    s.sim.stopService('sshd.service');
+    await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    const [request] = readdirSync(spoolPaths(s.stateDir).requests);
+    const saved = readFileSync(join(spoolPaths(s.stateDir).requests, request!));
+    const first = await s.heal();
+    expect(first.results[0]?.result.outcome).toBe('healed');
+    writeFileSync(join(spoolPaths(s.stateDir).requests, request!), saved);
+    s.sim.clearExecuted();
+    s.sim.stopService('sshd.service');
+    const second = await s.heal();
+    expect(second.results).toEqual([]);
+    expect(s.sim.actions()).toEqual([]);
+    expect(readdirSync(spoolPaths(s.stateDir).requests)).toEqual([]);
+  });
+});
