@@ -7,6 +7,10 @@ import { generateKeyFiles, loadSecretKeyFile, loadPublicKeyFile, type SecretKey,
 import { parseConfig, type Config, type ConfigInput } from '../src/config/index.js';
 import { openAgentRuntime, type AgentRuntime, type RuntimeOverrides } from '../src/agent/index.js';
 import { silentLogger, type Logger } from '../src/common/index.js';
+import { applyHealRequests } from '../src/heal/index.js';
+import { loadBaseline } from '../src/config/index.js';
+import { prepareOrder, signOrder, type OrderType } from '../src/orders/index.js';
+import type { Envelope } from '../src/crypto/index.js';
 
 export interface Harness {
   readonly dir: string;
@@ -21,7 +25,12 @@ export interface Harness {
   /** The MSP's offline order-signing key. */
   readonly orderKey: SecretKey;
   readonly orderKeyPath: string;
-  /** Open the agent on this appliance (fresh runtime each call: a restart). */
+  /** An order signed with the MSP key, issued now on the appliance's clock, next sequence. */
+  signOrder(type: OrderType, params: Record<string, unknown>, overrides?: Record<string, unknown>): Envelope;
+  /**
+   * Open the agent on this appliance (fresh runtime each call: a restart). The root healer runs
+   * in-process on the simulated host where the systemd path unit would start it.
+   */
   openAgent(overrides?: RuntimeOverrides): AgentRuntime;
   close(): Promise<void>;
 }
@@ -65,6 +74,19 @@ export async function startHarness(dir: string, opts: HarnessOptions = {}): Prom
   writeFileSync(configPath, JSON.stringify(raw, null, 2));
   const config = parseConfig(raw, configPath);
   const runtimes: AgentRuntime[] = [];
+  const orderKey = loadSecretKeyFile(orderKeys.secretPath);
+  let sequence = 1;
+  const healer = () =>
+    applyHealRequests({
+      host,
+      config,
+      baseline: loadBaseline(baselinePath),
+      // The health check's waits move the simulated clock instead of sleeping.
+      sleep: (ms) => {
+        host.advance(ms);
+        return Promise.resolve();
+      },
+    }).then(() => undefined);
   return {
     dir,
     pki,
@@ -74,10 +96,17 @@ export async function startHarness(dir: string, opts: HarnessOptions = {}): Prom
     configPath,
     agentPublicKey,
     agentPublicKeyText: agentKeys.publicKey,
-    orderKey: loadSecretKeyFile(orderKeys.secretPath),
+    orderKey,
     orderKeyPath: orderKeys.secretPath,
+    signOrder(type, params, overrides = {}) {
+      const order = prepareOrder(
+        { site_id: config.siteId, host_id: config.hostId, sequence: sequence++, policy_version: config.policyVersion, type, params, ...overrides },
+        { now: host.now(), ttlS: config.orderTtl },
+      );
+      return signOrder(order, orderKey);
+    },
     openAgent(overrides = {}) {
-      const rt = openAgentRuntime(config, { host, logger: opts.logger ?? silentLogger, ...overrides });
+      const rt = openAgentRuntime(config, { host, logger: opts.logger ?? silentLogger, ...overrides, extra: { runHealer: healer, ...overrides.extra } });
       runtimes.push(rt);
       return rt;
     },

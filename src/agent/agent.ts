@@ -20,11 +20,17 @@ export interface McpPort {
 
 export type Deliver = (items: OutboxItem[]) => Promise<DeliveryResult[]>;
 
-/** Handles one untrusted order envelope; returns evidence drafts for the decision and any heal. */
-export type OrderHandler = (envelope: unknown, ctx: { results: readonly CheckResult[]; facts: SystemFacts; now: number }) => Promise<{ drafts: EvidenceDraft[]; accepted: boolean }>;
+export interface CycleContext {
+  readonly results: readonly CheckResult[];
+  readonly facts: SystemFacts;
+  readonly now: number;
+}
 
-/** Collects finished heal results from the healer, as evidence drafts. */
-export type HealCollector = (ctx: { facts: SystemFacts; now: number }) => Promise<EvidenceDraft[]>;
+/** The unprivileged half of healing (src/heal): order decisions, heal requests, healer results. */
+export interface HealingPort {
+  handleOrder(envelope: unknown, ctx: CycleContext): Promise<{ accepted: boolean; drafts: EvidenceDraft[]; requestId: string | null }>;
+  collect(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; promoted: readonly string[]; ack(): void }>;
+}
 
 export interface AgentDeps {
   readonly config: Config;
@@ -36,8 +42,12 @@ export interface AgentDeps {
   /** Extra reseller destinations (webhook, syslog) and how to deliver to each. */
   readonly sinks?: Partial<Record<Exclude<Destination, 'mcp'>, Deliver>>;
   readonly logger: Logger;
-  readonly handleOrder?: OrderHandler;
-  readonly collectHeals?: HealCollector;
+  readonly healing: HealingPort;
+  /**
+   * Runs the root healer on the spool. In production a systemd path unit does that between
+   * cycles; the demo and tests pass the in-process healer on the simulated host.
+   */
+  readonly runHealer?: () => Promise<void>;
   readonly metricsPath?: string;
   readonly flushBatchSize?: number;
 }
@@ -86,7 +96,7 @@ export class Agent {
     const health = recordPoll(db, { at: pollAt, ok: poll.ok, error: poll.ok ? null : poll.error.message, code: poll.ok ? null : poll.error.code }, config.heartbeatInterval * 1000);
     if (!poll.ok) logger.warn({ code: poll.error.code }, `MCP poll failed: ${poll.error.message}`);
 
-    const results = await runChecks({ host, config, baseline });
+    let results = await runChecks({ host, config, baseline });
     const facts = systemFacts(results);
     const checkedAt = this.now();
 
@@ -104,25 +114,33 @@ export class Agent {
     }
 
     let polled: CycleReport['polled'] = poll.ok ? 'none' : 'failed';
+    let requested = false;
     if (poll.ok && poll.envelope !== null) {
       polled = 'order';
-      if (!this.deps.handleOrder) {
-        throw new Error('an order arrived but this agent was built without an order handler');
-      }
-      const handled = await this.deps.handleOrder(poll.envelope, { results, facts, now: checkedAt });
+      const handled = await this.deps.healing.handleOrder(poll.envelope, { results, facts, now: checkedAt });
       if (handled.accepted) this.counters.accepted++;
       else this.counters.rejected++;
       drafts.push(...handled.drafts);
+      requested = handled.requestId !== null;
     }
-    if (this.deps.collectHeals) drafts.push(...(await this.deps.collectHeals({ facts, now: this.now() })));
+    const collected = [await this.deps.healing.collect({ results, facts, now: this.now() })];
+    if (this.deps.runHealer && (requested || collected[0]!.promoted.length > 0)) {
+      await this.deps.runHealer();
+      collected.push(await this.deps.healing.collect({ results, facts, now: this.now() }));
+    }
+    for (const c of collected) drafts.push(...c.drafts);
+    // After a heal the pre-heal results are stale: check again so the state evidence is current.
+    if (collected.some((c) => c.drafts.length > 0)) results = await runChecks({ host, config, baseline });
 
     const now = this.now();
-    const fromChecks = checkEvidence(db, config, ALL_CHECKS, results, facts, started, now);
+    const fromChecks = checkEvidence(db, config, ALL_CHECKS, results, systemFacts(results), started, now);
     drafts.push(...fromChecks.drafts);
     db.transaction(() => {
       this.chain.append(drafts, this.destinations, now);
       fromChecks.record();
     })();
+    // Healer results are removed only once their evidence is durably chained.
+    for (const c of collected) c.ack();
     this.counters.bundles += drafts.length;
     exportEvidence(db, evidenceDir(config.stateDir));
 

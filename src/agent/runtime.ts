@@ -5,13 +5,15 @@ import { McpClient } from '../mcp/index.js';
 import { openStateDb, stateDbPath } from '../state/index.js';
 import { createLogger, type Logger } from '../common/index.js';
 import { join } from 'node:path';
+import { createAgentHealing } from '../heal/index.js';
 import { Agent, type AgentDeps, type McpPort } from './agent.js';
+import { makeDraft } from './drafts.js';
 
 export interface RuntimeOverrides {
   readonly host?: Host;
   readonly logger?: Logger;
   readonly mcp?: McpPort & { close?: () => Promise<void> };
-  readonly extra?: Partial<Pick<AgentDeps, 'sinks' | 'handleOrder' | 'collectHeals'>>;
+  readonly extra?: Partial<Pick<AgentDeps, 'sinks' | 'runHealer'>>;
 }
 
 export interface AgentRuntime {
@@ -47,6 +49,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
     signingKey,
     mcp,
     logger,
+    healing: createAgentHealing({ config, baseline, db, logger, makeDraft: (facts, spec) => makeDraft(config, facts, spec) }),
     metricsPath: join(config.stateDir, 'metrics.prom'),
     ...overrides.extra,
   });

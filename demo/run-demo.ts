@@ -1,0 +1,173 @@
+/**
+ * npm run demo: one clinic appliance (simulated NixOS host) and the reference MCP over real mTLS.
+ * Drift is injected, the MCP goes down and comes back, signed orders heal inside the maintenance
+ * window, a forged order is rejected, an order outside the window is deferred, a switch that fails
+ * its health check is rolled back; every bundle is verified at the end. Exit 0 only if all holds.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startHarness, type Harness } from './harness.js';
+import { verifyEnvelope, generateKeyFiles, loadSecretKeyFile, EVIDENCE_PAYLOAD_TYPE } from '../src/crypto/index.js';
+import { verifyPath, EvidenceBundleSchema, readChainHead, type EvidenceBundle } from '../src/evidence/index.js';
+import { prepareOrder, signOrder } from '../src/orders/index.js';
+import type { AgentRuntime, CycleReport } from '../src/agent/index.js';
+import { openStateDb, stateDbPath } from '../src/state/index.js';
+
+const keep = process.argv.includes('--keep');
+const color = process.stdout.isTTY ? (c: number, s: string) => `\x1b[${c}m${s}\x1b[0m` : (_c: number, s: string) => s;
+const step = (n: number, text: string) => console.log(`\n${color(1, `[${n}]`)} ${color(1, text)}`);
+const info = (text: string) => console.log(`    ${text}`);
+const t0 = performance.now();
+const failures: string[] = [];
+
+function expectThat(ok: boolean, what: string): void {
+  info(`${ok ? color(32, 'ok  ') : color(31, 'FAIL')} ${what}`);
+  if (!ok) failures.push(what);
+}
+
+function mcpBundles(h: Harness): EvidenceBundle[] {
+  return [...h.mcp.evidence().values()]
+    .map((e) => {
+      const v = verifyEnvelope(e.envelope, EVIDENCE_PAYLOAD_TYPE, [h.agentPublicKey]);
+      return v.ok ? EvidenceBundleSchema.parse(JSON.parse(v.payload.toString())) : null;
+    })
+    .filter((b): b is EvidenceBundle => b !== null)
+    .sort((a, b) => a.seq - b.seq);
+}
+
+function describeCycle(h: Harness, r: CycleReport, since: number): EvidenceBundle[] {
+  const fresh = mcpBundles(h).filter((b) => b.seq > since);
+  const clock = new Date(h.host.now()).toISOString().slice(0, 16).replace('T', ' ');
+  info(`${color(2, `${clock}Z`)} poll: ${r.polled}, bundles: ${r.bundles}, delivered to MCP: ${r.flushed.mcp ?? 0}`);
+  for (const b of fresh) info(`  seq ${String(b.seq).padStart(3)}  ${b.check.padEnd(10)} ${b.outcome.padEnd(14)} ${b.reason ? color(2, b.reason.slice(0, 110)) : ''}`);
+  return fresh;
+}
+
+async function cycle(h: Harness, rt: AgentRuntime): Promise<EvidenceBundle[]> {
+  const since = mcpBundles(h).at(-1)?.seq ?? 0;
+  const r = await rt.agent.cycle();
+  return describeCycle(h, r, since);
+}
+
+/** Move the appliance clock to the next HH:MM UTC. */
+function clockTo(h: Harness, hh: number, mm: number): void {
+  const d = new Date(h.host.now());
+  const target = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), hh, mm);
+  h.host.setNow(target > h.host.now() ? target : target + 86_400_000);
+}
+
+async function main(): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'compliance-agent-demo-'));
+  step(1, 'Site setup: PKI (CA, MCP server cert, appliance client cert), agent and MSP keys, reference MCP over mTLS');
+  const h = await startHarness(dir, { config: { maintenanceWindow: '02:00-04:00' } });
+  info(`MCP ${h.mcp.url} (client certificates required, CA ${h.pki.caCert})`);
+  info(`agent key ${h.agentPublicKeyText}`);
+  info(`appliance ${h.host.hostname()} running generation ${h.host.currentGeneration().number}, window ${h.config.maintenanceWindow} UTC`);
+  const rt = h.openAgent();
+  try {
+    step(2, 'First cycle on a compliant appliance');
+    const first = await cycle(h, rt);
+    expectThat(first.length === 6 && first.every((b) => b.outcome === 'compliant'), 'six checks compliant, six bundles received by the MCP');
+
+    step(3, 'Drift: postgresql.service stopped, firewall opened to RDP (3389)');
+    h.host.stopService('postgresql.service');
+    h.host.changeFirewall((r) => r.replace('tcp dport { 22, 443 } accept', 'tcp dport { 22, 443, 3389 } accept'));
+    h.host.advance(60_000);
+    const drift = await cycle(h, rt);
+    expectThat(drift.filter((b) => b.outcome === 'drift_detected').length === 2, 'services and firewall drift detected');
+
+    step(4, 'MCP down for three cycles: fail closed, alert, evidence queued durably');
+    h.mcp.setFault('down');
+    h.host.setBackupAge(30);
+    for (let i = 0; i < 3; i++) {
+      h.host.advance(60_000);
+      const r = await rt.agent.cycle();
+      info(`poll: ${r.polled}, bundles created: ${r.bundles}, queued for the MCP: ${rt.agent.pending('mcp')}`);
+    }
+    const queued = rt.agent.pending('mcp');
+    expectThat(queued >= 2, `${queued} bundles waiting in the SQLite outbox`);
+    step(5, 'MCP back: the backlog is flushed in order, exactly once');
+    h.mcp.setFault(null);
+    h.host.advance(20 * 60_000);
+    const flushed = await cycle(h, rt);
+    expectThat(rt.agent.pending('mcp') === 0, 'queue drained');
+    expectThat(flushed.some((b) => b.check === 'mcp' && b.outcome === 'failed'), 'the outage is in the evidence (MCP unreachable, failing closed)');
+    h.host.setBackupAge(2);
+
+    step(6, 'A forged order (signed by a key the appliance does not trust) is rejected with evidence, nothing runs');
+    const rogue = loadSecretKeyFile(generateKeyFiles('attacker', join(dir, 'rogue-keys')).secretPath);
+    h.mcp.enqueueOrder(
+      signOrder(
+        prepareOrder({ site_id: 'clinic-001', host_id: 'appliance-1', sequence: 999, policy_version: '1.0', type: 'apply_baseline', params: { revision: 'deadbeef', flakeRef: 'github:attacker/evil#appliance' } }, { now: h.host.now() }),
+        rogue,
+      ),
+    );
+    h.host.clearExecuted();
+    h.host.advance(60_000);
+    const forged = await cycle(h, rt);
+    expectThat(forged.some((b) => b.outcome === 'rejected' && /unknown_key/.test(b.reason ?? '')) && h.host.actions().length === 0, 'rejected (unknown_key), no action taken');
+
+    step(7, 'Signed heal order for services: a unit restart is not disruptive, so it runs at once (outside the window)');
+    h.host.advance(60_000);
+    h.mcp.enqueueOrder(h.signOrder('heal', { checks: ['services'] }));
+    const healedSvc = await cycle(h, rt);
+    expectThat(healedSvc.some((b) => b.check === 'services' && b.outcome === 'healed'), 'services healed: postgresql.service restarted');
+
+    step(8, 'Signed heal order for the firewall at 01:50 UTC, outside the window: deferred');
+    clockTo(h, 1, 50);
+    h.host.clearExecuted();
+    h.mcp.enqueueOrder(h.signOrder('heal', { checks: ['firewall'] }));
+    const deferred = await cycle(h, rt);
+    expectThat(deferred.some((b) => b.outcome === 'deferred') && h.host.actions().length === 0, 'deferred (disruptive: nixos-rebuild), nothing run');
+
+    step(9, 'The window opens at 02:00: the deferred heal runs (nixos-rebuild switch), health check passes');
+    clockTo(h, 2, 0);
+    const healedFw = await cycle(h, rt);
+    expectThat(healedFw.some((b) => b.check === 'firewall' && b.outcome === 'healed'), 'firewall healed by a switch to the baseline flake');
+
+    step(10, 'Signed apply_baseline to a new revision whose generation fails its health check: rolled back');
+    const current = h.host.currentGeneration();
+    const nextRef = 'git+https://git.msp.example/sites/clinic-001?ref=release-2026-11#appliance';
+    h.host.defineFlake(nextRef, { configurationRevision: 'c0ffee0000000000000000000000000000000001', release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
+    h.host.scriptRebuild({ mode: 'unhealthy', failUnit: 'postgresql.service' });
+    h.host.advance(60_000);
+    h.mcp.enqueueOrder(h.signOrder('apply_baseline', { revision: 'c0ffee0000000000000000000000000000000001', flakeRef: nextRef }));
+    const rolled = await cycle(h, rt);
+    expectThat(rolled.some((b) => b.outcome === 'rolled_back'), `rolled back to generation ${h.host.currentGeneration().number}`);
+    expectThat(h.host.currentGeneration().configurationRevision === current.configurationRevision, 'appliance runs the previous generation again');
+
+    step(11, 'Summary');
+    h.host.advance(60_000);
+    await rt.agent.cycle();
+    const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+    const created = readChainHead(db, h.config.hostId).seq;
+    db.close();
+    const received = h.mcp.evidence().size;
+    const verified = mcpBundles(h);
+    const chainAtMcp = verified.every((b, i) => b.seq === i + 1);
+    const local = verifyPath(join(h.config.stateDir, 'evidence'), [h.agentPublicKey]);
+    const stats = h.mcp.stats();
+    info(`bundles created   ${created}`);
+    info(`bundles received  ${received} (posts on the wire ${stats.posts}, duplicates absorbed ${stats.duplicates})`);
+    info(`bundles verified  ${verified.length} (Ed25519 DSSE, agent key)`);
+    info(`chain at MCP      ${chainAtMcp ? 'intact, seq 1..' + created : 'BROKEN'}`);
+    info(`chain on disk     ${local.ok ? `intact (${local.verified.length} envelopes)` : local.findings.map((f) => f.message).join('; ')}`);
+    info(`wall time         ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    expectThat(created === received && received === verified.length && chainAtMcp && local.ok, 'every bundle received, verified, chain intact');
+    if (keep) info(`state kept in ${dir}: compliance-agent verify ${join(h.config.stateDir, 'evidence')} --pubkey '${h.agentPublicKeyText}'`);
+  } finally {
+    await h.close();
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(failures.length === 0 ? color(32, '\ndemo passed') : color(31, `\ndemo FAILED: ${failures.join('; ')}`));
+  return failures.length === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
