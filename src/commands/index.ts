@@ -7,6 +7,7 @@ import { pruneCommand } from './prune.js';
 import { orderCommand } from './order.js';
 import { healApplyCommand } from './heal-apply.js';
 import { checkCommand } from './check.js';
+import { egressRefreshCommand } from './egress-refresh.js';
 
 /** Every sub-command, in the order `help` lists them. Add a command by adding its module here. */
 export const COMMANDS: readonly Command[] = [
@@ -19,6 +20,7 @@ export const COMMANDS: readonly Command[] = [
   orderCommand,
   healApplyCommand,
   pruneCommand,
+  egressRefreshCommand,
 ];
 
 export type { Command } from './command.js';

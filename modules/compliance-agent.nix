@@ -1,0 +1,605 @@
+{
+  config,
+  lib,
+  options,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib)
+    concatStringsSep
+    getExe
+    literalExpression
+    mkAfter
+    mkDefault
+    mkEnableOption
+    mkIf
+    mkOption
+    optional
+    optionalAttrs
+    types
+    ;
+
+  cfg = config.services.compliance-agent;
+  opt = options.services.compliance-agent;
+
+  agentConfig = import ./lib/config.nix;
+  hardening = import ./lib/hardening.nix;
+  ruleset = import ./lib/ruleset.nix;
+  inherit (agentConfig) defaults stateDir;
+
+  json = pkgs.formats.json { };
+
+  baselinePath =
+    if opt.baselinePath.isDefined then
+      cfg.baselinePath
+    else
+      throw "services.compliance-agent: set baseline or baselinePath";
+
+  configFile = json.generate "compliance-agent-config.json" (
+    agentConfig.render (cfg // { inherit baselinePath; })
+  );
+
+  exe = getExe cfg.package;
+  resolvers = if cfg.egress.resolvers == null then config.networking.nameservers else cfg.egress.resolvers;
+
+  # What the checks run: systemctl (systemd is always on a service's PATH), nft, lsblk,
+  # cryptsetup, chronyc, nixos-version (the last ones from the system profile).
+  checkTools = [
+    pkgs.nftables
+    pkgs.util-linux
+    pkgs.cryptsetup
+    "/run/current-system/sw"
+  ];
+
+  isStorePath = p: lib.hasPrefix "${builtins.storeDir}/" (toString p);
+  secretOptions = [
+    "clientKeyFile"
+    "signingKeyFile"
+    "webhookSecretFile"
+  ];
+
+  reseller = cfg.deploymentMode == "reseller";
+  mcpHost = agentConfig.urlHost cfg.mcpUrl;
+  rmmHost = if cfg.rmmWebhookUrl == null then null else agentConfig.urlHost cfg.rmmWebhookUrl;
+  syslogHost = if cfg.syslogTarget == null then null else agentConfig.syslogHost cfg.syslogTarget;
+  identRegex = "[A-Za-z0-9][A-Za-z0-9._-]{0,127}";
+
+  positiveInts = [
+    "pollInterval"
+    "orderTtl"
+    "evidenceRetention"
+    "ntpMaxSkewMs"
+    "rebuildHealthCheckTimeout"
+    "heartbeatInterval"
+  ];
+
+  fileOption =
+    description:
+    mkOption {
+      type = types.path;
+      description = ''
+        ${description}
+
+        Handed to the agent with systemd's `LoadCredential=`, so it may be a root-only file
+        such as a sops-nix or agenix secret (`/run/secrets/...`). Give it as a string: a Nix path
+        literal would be copied into the world-readable store.
+      '';
+    };
+in
+{
+  options.services.compliance-agent = {
+    enable = mkEnableOption "the compliance agent: drift checks, signed evidence and self-healing driven by signed orders from the MSP control plane (MCP)";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ../packages/compliance-agent { };
+      defaultText = literalExpression "pkgs.callPackage ./packages/compliance-agent { }";
+      description = "The compliance-agent package.";
+    };
+
+    # The seed's option table: names, types and defaults.
+
+    mcpUrl = mkOption {
+      type = types.str;
+      default = defaults.mcpUrl;
+      description = "Base URL of the MCP (MSP control plane). Must be `https://`; its host must be in `allowedHosts`.";
+    };
+
+    allowedHosts = mkOption {
+      type = types.listOf types.str;
+      default = defaults.allowedHosts;
+      example = [
+        "mcp.example.com"
+        "cache.nixos.org"
+      ];
+      description = ''
+        Egress allowlist: the only hosts reachable over HTTPS (443). Resolved by
+        `compliance-agent egress-refresh` into the nftables sets. With `egress.scope =
+        "appliance"` this covers the whole machine, so add the hosts `nixos-rebuild` fetches from
+        (binary cache, flake source) and any backup target.
+      '';
+    };
+
+    siteId = mkOption {
+      type = types.str;
+      example = "clinic-001";
+      description = "Unique site identifier; orders for another site are rejected.";
+    };
+
+    hostId = mkOption {
+      type = types.str;
+      default = config.networking.hostName;
+      defaultText = literalExpression "config.networking.hostName";
+      description = "Host identifier within the site; orders for another host are rejected.";
+    };
+
+    deploymentMode = mkOption {
+      type = types.enum [
+        "reseller"
+        "direct"
+      ];
+      default = defaults.deploymentMode;
+      description = "`reseller`: evidence also goes to the reseller's RMM webhook and syslog. `direct`: only to the MCP.";
+    };
+
+    resellerId = mkOption {
+      type = types.nullOr types.str;
+      default = defaults.resellerId;
+      description = "MSP reseller identifier, recorded in every evidence bundle. Required in reseller mode.";
+    };
+
+    baselinePath = mkOption {
+      type = types.path;
+      defaultText = literalExpression ''the rendered `baseline` when that is set'';
+      description = "Path of baseline.json, the desired state the drift checks compare against. Set this or `baseline`.";
+    };
+
+    policyVersion = mkOption {
+      type = types.str;
+      default = defaults.policyVersion;
+      description = "Policy version recorded in evidence.";
+    };
+
+    clientCertFile = fileOption "mTLS client certificate (PEM) the agent presents to the MCP.";
+    clientKeyFile = fileOption "Private key (PEM) of the mTLS client certificate.";
+    signingKeyFile = fileOption "Ed25519 evidence-signing key: PKCS#8 PEM or `name:base64` as `compliance-agent keygen` and `nix-store --generate-binary-cache-key` write it.";
+
+    webhookSecretFile = mkOption {
+      type = types.nullOr types.path;
+      default = defaults.webhookSecretFile;
+      description = "File holding the Standard Webhooks secret (`whsec_...`) that signs RMM webhook calls. Passed with `LoadCredential=`.";
+    };
+
+    pollInterval = mkOption {
+      type = types.int;
+      default = defaults.pollInterval;
+      description = "Seconds between polls of the MCP.";
+    };
+
+    orderTtl = mkOption {
+      type = types.int;
+      default = defaults.orderTtl;
+      description = "Longest validity, in seconds, an order may carry (`expires_at - issued_at`).";
+    };
+
+    maintenanceWindow = mkOption {
+      type = types.str;
+      default = defaults.maintenanceWindow;
+      example = "22:00-01:00";
+      description = "UTC window `HH:MM-HH:MM` (may cross midnight) for disruptive heals such as `nixos-rebuild switch`.";
+    };
+
+    allowDisruptiveOutsideWindow = mkOption {
+      type = types.bool;
+      default = defaults.allowDisruptiveOutsideWindow;
+      description = "Act on disruptive heals outside the maintenance window instead of deferring them.";
+    };
+
+    evidenceRetention = mkOption {
+      type = types.int;
+      default = defaults.evidenceRetention;
+      description = "Evidence bundles kept locally by the daily prune.";
+    };
+
+    pruneRetentionDays = mkOption {
+      type = types.int;
+      default = defaults.pruneRetentionDays;
+      description = "The prune never deletes a bundle younger than this many days, nor one the MCP has not acknowledged.";
+    };
+
+    ntpMaxSkewMs = mkOption {
+      type = types.int;
+      default = defaults.ntpMaxSkewMs;
+      description = "Largest tolerated NTP offset in milliseconds; beyond it the clock is insane and disruptive heals wait.";
+    };
+
+    rmmWebhookUrl = mkOption {
+      type = types.nullOr types.str;
+      default = defaults.rmmWebhookUrl;
+      description = "Reseller mode: RMM/PSA webhook (`https://`) receiving a signed summary of each bundle.";
+    };
+
+    syslogTarget = mkOption {
+      type = types.nullOr types.str;
+      default = defaults.syslogTarget;
+      example = "tls://siem.example.net:6514";
+      description = "Reseller mode: RFC 5424 syslog receiver, `tcp://host:port` or `tls://host:port`.";
+    };
+
+    rebuildHealthCheckTimeout = mkOption {
+      type = types.int;
+      default = defaults.rebuildHealthCheckTimeout;
+      description = "Seconds the health check after a switch may take before the healer rolls back.";
+    };
+
+    logLevel = mkOption {
+      type = types.enum [
+        "DEBUG"
+        "INFO"
+        "WARNING"
+        "ERROR"
+      ];
+      default = defaults.logLevel;
+      description = "Log level of the agent's JSON logs (journald).";
+    };
+
+    # Beyond the seed's table (DESIGN 5.1).
+
+    caFile = fileOption "CA certificate (PEM) that signs the MCP's server certificate; the only CA the agent trusts for the MCP.";
+
+    trustedOrderKeys = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "msp-2026:Bx9Ag1G2ZXq0xYx7nR2c1s7cWJ6m2eWb0v1mQd0b9nI=" ];
+      description = ''
+        Ed25519 public keys (`name:base64`, the Nix `trusted-public-keys` form) whose signatures
+        make an order valid. Several at once allow key rotation; removing one stops its orders.
+      '';
+    };
+
+    heartbeatInterval = mkOption {
+      type = types.int;
+      default = defaults.heartbeatInterval;
+      description = "Seconds after which an unchanged state is reported again as evidence.";
+    };
+
+    syslogCaFile = mkOption {
+      type = types.nullOr types.path;
+      default = defaults.syslogCaFile;
+      description = "CA (PEM) that signs the certificate of a `tls://` syslogTarget. Passed with `LoadCredential=`.";
+    };
+
+    baseline = mkOption {
+      type = types.nullOr json.type;
+      default = null;
+      example = literalExpression ''
+        {
+          version = 1;
+          patching = { configurationRevision = "..."; flakeRef = "github:example/site#appliance"; };
+          services.required = [ "sshd.service" ];
+          backup = { unit = "restic-backups-daily.service"; stampFile = "/var/lib/backup/last-success"; maxAgeHours = 26; };
+          firewall.rulesetHash = "sha256:...";
+          encryption.requiredMounts = [ "/" ];
+        }
+      '';
+      description = "The baseline (see src/config/schema.ts, BaselineSchema), rendered to baseline.json; `baselinePath` then points at it.";
+    };
+
+    egress = {
+      scope = mkOption {
+        type = types.enum [
+          "appliance"
+          "agent"
+        ];
+        default = "appliance";
+        description = ''
+          What the egress allowlist filters. `appliance`: everything this machine sends (the
+          seed's egress allowlist for a dedicated appliance). `agent`: only the agent's own
+          sockets (`meta skuid`), for machines that do other work too.
+        '';
+      };
+
+      resolvers = mkOption {
+        type = types.nullOr (types.listOf types.str);
+        default = null;
+        defaultText = literalExpression "config.networking.nameservers";
+        description = "DNS servers (IP addresses) the allowlist lets DNS through to. Empty: DNS to any server is allowed.";
+      };
+
+      refreshInterval = mkOption {
+        type = types.str;
+        default = "5min";
+        description = "How often `compliance-agent egress-refresh` resolves allowedHosts again (systemd time span).";
+      };
+
+      agentAddressAllow = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "203.0.113.10" ];
+        description = ''
+          Known MCP addresses or prefixes. When set, the agent unit also gets
+          `IPAddressDeny=any` with `IPAddressAllow=` these, loopback and the resolvers: a
+          per-unit filter independent of nftables.
+        '';
+      };
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions =
+      [
+        {
+          assertion = builtins.match identRegex cfg.siteId != null;
+          message = "services.compliance-agent.siteId: must be 1-128 letters, digits, dot, dash or underscore, starting with a letter or digit (got \"${cfg.siteId}\").";
+        }
+        {
+          assertion = builtins.match identRegex cfg.hostId != null;
+          message = "services.compliance-agent.hostId: must be 1-128 letters, digits, dot, dash or underscore (got \"${cfg.hostId}\"; it defaults to networking.hostName).";
+        }
+        {
+          assertion = !reseller || cfg.resellerId != null;
+          message = "services.compliance-agent.resellerId: is required when deploymentMode is \"reseller\".";
+        }
+        {
+          assertion = mcpHost != null;
+          message = "services.compliance-agent.mcpUrl: must be an https:// URL (got \"${cfg.mcpUrl}\").";
+        }
+        {
+          assertion = mcpHost == null || builtins.elem mcpHost cfg.allowedHosts;
+          message = "services.compliance-agent.allowedHosts: must include the mcpUrl host \"${toString mcpHost}\", or the egress allowlist blocks the MCP.";
+        }
+        {
+          assertion = builtins.match agentConfig.windowRegex cfg.maintenanceWindow != null;
+          message = "services.compliance-agent.maintenanceWindow: must be HH:MM-HH:MM in UTC, 24h (got \"${cfg.maintenanceWindow}\").";
+        }
+        {
+          assertion = cfg.trustedOrderKeys != [ ];
+          message = "services.compliance-agent.trustedOrderKeys: needs at least one key (name:base64 of an Ed25519 public key), or no order can ever be accepted.";
+        }
+        {
+          assertion = opt.baselinePath.isDefined;
+          message = "services.compliance-agent: set baseline (rendered to baseline.json) or baselinePath.";
+        }
+        {
+          assertion = cfg.baseline == null || opt.baselinePath.highestPrio >= (mkDefault null).priority;
+          message = "services.compliance-agent: set baseline or baselinePath, not both.";
+        }
+        {
+          assertion = !(reseller && cfg.rmmWebhookUrl != null) || cfg.webhookSecretFile != null;
+          message = "services.compliance-agent.webhookSecretFile: is required when rmmWebhookUrl is set in reseller mode (the webhook is signed with it).";
+        }
+        {
+          assertion = cfg.rmmWebhookUrl == null || rmmHost != null;
+          message = "services.compliance-agent.rmmWebhookUrl: must be an https:// URL.";
+        }
+        {
+          assertion = !reseller || rmmHost == null || builtins.elem rmmHost cfg.allowedHosts;
+          message = "services.compliance-agent.allowedHosts: must include the rmmWebhookUrl host \"${toString rmmHost}\", or the webhook cannot be reached.";
+        }
+        {
+          assertion = cfg.syslogTarget == null || syslogHost != null;
+          message = "services.compliance-agent.syslogTarget: must be tcp://host:port or tls://host:port (got \"${toString cfg.syslogTarget}\").";
+        }
+        {
+          assertion = !reseller || syslogHost == null || builtins.elem syslogHost cfg.allowedHosts;
+          message = "services.compliance-agent.allowedHosts: must include the syslogTarget host \"${toString syslogHost}\", or syslog cannot be reached.";
+        }
+        {
+          assertion = builtins.all (r: ruleset.isIPv4 r || ruleset.isIPv6 r) resolvers;
+          message = "services.compliance-agent.egress.resolvers: every entry must be an IPv4 or IPv6 address (got ${builtins.toJSON resolvers}).";
+        }
+      ]
+      ++ map (k: {
+        assertion = builtins.match agentConfig.trustedKeyRegex k != null;
+        message = "services.compliance-agent.trustedOrderKeys: \"${k}\" is not name:base64 of a 32-byte Ed25519 public key.";
+      }) cfg.trustedOrderKeys
+      ++ map (o: {
+        assertion = cfg.${o} > 0;
+        message = "services.compliance-agent.${o}: must be a positive integer (got ${toString cfg.${o}}).";
+      }) positiveInts
+      ++ [
+        {
+          assertion = cfg.pruneRetentionDays >= 0;
+          message = "services.compliance-agent.pruneRetentionDays: must not be negative.";
+        }
+      ]
+      ++ map (o: {
+        assertion = cfg.${o} == null || !isStorePath cfg.${o};
+        message = "services.compliance-agent.${o}: ${toString cfg.${o}} is in the Nix store, which every user can read. Point it at a root-only file such as a sops-nix or agenix secret, and give it as a string.";
+      }) secretOptions;
+
+    warnings =
+      optional (!reseller && (cfg.rmmWebhookUrl != null || cfg.syslogTarget != null))
+        "services.compliance-agent: rmmWebhookUrl and syslogTarget are ignored in direct mode."
+      ++ optional (resolvers == [ ])
+        "services.compliance-agent: no DNS resolvers are known (networking.nameservers is empty), so the egress allowlist lets DNS through to any server. Set services.compliance-agent.egress.resolvers.";
+
+    services.compliance-agent.baselinePath = mkIf (cfg.baseline != null) (
+      mkDefault (json.generate "compliance-agent-baseline.json" cfg.baseline)
+    );
+
+    users.users.compliance-agent = {
+      isSystemUser = true;
+      group = "compliance-agent";
+      description = "compliance-agent, the unprivileged network-facing side";
+    };
+    users.groups.compliance-agent = { };
+
+    # `compliance-agent status --config /etc/compliance-agent/config.json`, `verify`, `check`.
+    environment.systemPackages = [ cfg.package ];
+    environment.etc."compliance-agent/config.json".source = configFile;
+
+    networking.nftables = {
+      enable = true;
+      tables.${ruleset.tableName} = {
+        family = "inet";
+        content = ruleset.renderTableBody {
+          inherit (cfg.egress) scope;
+          inherit resolvers;
+          agentUser = "compliance-agent";
+        };
+      };
+      # The ruleset check runs in the build sandbox, which has no compliance-agent user.
+      preCheckRuleset = mkIf (cfg.egress.scope == "agent") ''
+        sed -i 's/skuid "compliance-agent"/skuid "nobody"/' ruleset.conf
+      '';
+    };
+
+    # Every nftables start and reload recreates the table with empty sets: fill them again at
+    # once rather than at the next timer tick. --no-block: a start job queued from inside
+    # another unit's job must not wait for it.
+    systemd.services.nftables.serviceConfig.ExecReload = mkAfter [
+      "${config.systemd.package}/bin/systemctl --no-block start compliance-agent-egress.service"
+    ];
+
+    systemd.services.compliance-agent = {
+      description = "compliance-agent: drift checks, signed evidence, signed orders from the MCP";
+      wantedBy = [ "multi-user.target" ];
+      wants = [
+        "network-online.target"
+        "compliance-agent-egress.service"
+      ];
+      after = [
+        "network-online.target"
+        "nftables.service"
+        "compliance-agent-egress.service"
+      ];
+      path = checkTools;
+      serviceConfig =
+        hardening.agent
+        // optionalAttrs (cfg.egress.agentAddressAllow != [ ]) (
+          hardening.ipAddressAllow (cfg.egress.agentAddressAllow ++ resolvers)
+        )
+        // {
+          Type = "simple";
+          ExecStart = "${exe} run --config ${configFile}";
+          User = "compliance-agent";
+          Group = "compliance-agent";
+          StateDirectory = "compliance-agent";
+          StateDirectoryMode = "0700";
+          WorkingDirectory = stateDir;
+          LoadCredential = agentConfig.loadCredentials cfg;
+          Restart = "on-failure";
+          RestartSec = "10s";
+          # Exit 2 is a bad config: restarting cannot fix it.
+          RestartPreventExitStatus = 2;
+          # SIGTERM lets the current database write finish.
+          TimeoutStopSec = "30s";
+        };
+    };
+
+    systemd.services.compliance-agent-prune = {
+      description = "compliance-agent: prune the local evidence store";
+      path = checkTools;
+      serviceConfig = hardening.agent // {
+        Type = "oneshot";
+        ExecStart = "${exe} prune --config ${configFile}";
+        User = "compliance-agent";
+        Group = "compliance-agent";
+        StateDirectory = "compliance-agent";
+        StateDirectoryMode = "0700";
+        # Pruning is local work.
+        PrivateNetwork = true;
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+      };
+    };
+
+    systemd.timers.compliance-agent-prune = {
+      description = "compliance-agent: daily evidence prune";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = "daily";
+        Persistent = true;
+        RandomizedDelaySec = "1h";
+      };
+    };
+
+    systemd.services.compliance-agent-egress = {
+      description = "compliance-agent: refresh the nftables egress allowlist from DNS";
+      wantedBy = [ "nftables.service" ];
+      wants = [ "network-online.target" ];
+      after = [
+        "nftables.service"
+        "network-online.target"
+      ];
+      path = [ pkgs.nftables ];
+      serviceConfig = hardening.egressRefresh // {
+        Type = "oneshot";
+        ExecStart = concatStringsSep " " [
+          exe
+          "egress-refresh"
+          "--config ${configFile}"
+          "--cache %S/compliance-agent-egress/last-good.json"
+          "--status %t/compliance-agent-egress/status.json"
+        ];
+        # Its own identity and state: the last good addresses must not be writable by the
+        # agent, or a compromised agent could widen its own allowlist.
+        DynamicUser = true;
+        StateDirectory = "compliance-agent-egress";
+        RuntimeDirectory = "compliance-agent-egress";
+        RuntimeDirectoryMode = "0755";
+        RuntimeDirectoryPreserve = true;
+        # status.json is meant to be read by the agent.
+        UMask = "0022";
+      };
+    };
+
+    systemd.timers.compliance-agent-egress = {
+      description = "compliance-agent: periodic egress allowlist refresh";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnActiveSec = "1min";
+        OnUnitActiveSec = cfg.egress.refreshInterval;
+        AccuracySec = "10s";
+      };
+    };
+
+    systemd.paths.compliance-agent-heal = {
+      description = "compliance-agent: start the healer when a heal request is spooled";
+      wantedBy = [ "paths.target" ];
+      pathConfig.DirectoryNotEmpty = "${stateDir}/heal/requests";
+    };
+
+    # The root side (DESIGN 4): re-verifies each spooled order itself and acts. It switches the
+    # system, so it is not sandboxed beyond a private /tmp, and a switch must not restart or
+    # stop it halfway (as nixpkgs' system.autoUpgrade does for nixos-upgrade.service).
+    systemd.services.compliance-agent-heal = {
+      description = "compliance-agent healer: verify spooled heal orders and apply them";
+      restartIfChanged = false;
+      unitConfig.X-StopOnRemoval = false;
+      path = [
+        config.system.build.nixos-rebuild
+        config.nix.package.out
+        pkgs.gitMinimal
+        config.programs.ssh.package
+      ] ++ checkTools;
+      environment =
+        config.nix.envVars
+        // {
+          HOME = "/root";
+        }
+        // config.networking.proxy.envVars;
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = concatStringsSep " " [
+          exe
+          "heal-apply"
+          "--config ${configFile}"
+          "--applied %S/compliance-agent-heal/applied.json"
+        ];
+        # Root's own record of applied requests, out of the agent's reach.
+        StateDirectory = "compliance-agent-heal";
+        StateDirectoryMode = "0700";
+        PrivateTmp = true;
+        # Results in the agent's (0700) spool are written 0644 so the agent can read them.
+        UMask = "0022";
+        # heal-apply bounds each action itself (a switch may build for an hour, a backup run
+        # for longer); this only stops a healer that hangs outright.
+        TimeoutStartSec = "12h";
+      };
+    };
+  };
+
+  meta.maintainers = [ ];
+}

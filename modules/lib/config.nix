@@ -1,0 +1,157 @@
+# config.json for the agent, from the module's option values: the seed's option table (same
+# names and defaults) plus caFile, trustedOrderKeys, stateDir and heartbeatInterval
+# (src/config/schema.ts, whose ConfigSchema rejects any other key).
+#
+# Every file option is handed to the agent with systemd's LoadCredential=: the unit copies it
+# into /run/credentials/<unit>/ readable by the service user only, and config.json names that
+# copy. The secret itself never enters the Nix store and can stay root-only (sops-nix, agenix).
+#
+# Pure: builtins only; CI renders it with `nix-instantiate --eval` and validates the output with
+# the agent's own ConfigSchema.
+let
+  inherit (builtins)
+    attrNames
+    concatLists
+    filter
+    head
+    listToAttrs
+    map
+    match
+    ;
+
+  # The seed's option table: name = default. Options without a default (siteId, baselinePath,
+  # clientCertFile, clientKeyFile, signingKeyFile) are required.
+  defaults = {
+    mcpUrl = "https://mcp.local";
+    allowedHosts = [ "mcp.local" ];
+    deploymentMode = "reseller";
+    resellerId = null;
+    policyVersion = "1.0";
+    webhookSecretFile = null;
+    pollInterval = 60;
+    orderTtl = 900;
+    maintenanceWindow = "02:00-04:00";
+    allowDisruptiveOutsideWindow = false;
+    evidenceRetention = 200;
+    pruneRetentionDays = 90;
+    ntpMaxSkewMs = 5000;
+    rmmWebhookUrl = null;
+    syslogTarget = null;
+    rebuildHealthCheckTimeout = 60;
+    logLevel = "INFO";
+    # Beyond the seed's table.
+    heartbeatInterval = 3600;
+    syslogCaFile = null;
+  };
+
+  stateDir = "/var/lib/compliance-agent";
+  unitName = "compliance-agent.service";
+  credentialsDir = "/run/credentials/${unitName}";
+
+  # Option name -> credential name in the unit.
+  credentialNames = {
+    caFile = "mcp-ca.pem";
+    clientCertFile = "client-cert.pem";
+    clientKeyFile = "client-key.pem";
+    signingKeyFile = "evidence-signing.key";
+    webhookSecretFile = "webhook-secret";
+    syslogCaFile = "syslog-ca.pem";
+  };
+
+  fileOptions = attrNames credentialNames;
+
+  # Options copied to config.json as they are.
+  plainOptions = [
+    "mcpUrl"
+    "allowedHosts"
+    "siteId"
+    "hostId"
+    "deploymentMode"
+    "resellerId"
+    "policyVersion"
+    "pollInterval"
+    "orderTtl"
+    "maintenanceWindow"
+    "allowDisruptiveOutsideWindow"
+    "evidenceRetention"
+    "pruneRetentionDays"
+    "ntpMaxSkewMs"
+    "rmmWebhookUrl"
+    "syslogTarget"
+    "rebuildHealthCheckTimeout"
+    "logLevel"
+    "trustedOrderKeys"
+    "heartbeatInterval"
+  ];
+
+  # `toString` and never "${path}": interpolating a path literal would copy the secret into the
+  # world-readable store.
+  loadCredentials =
+    cfg:
+    concatLists (
+      map (
+        o: if cfg.${o} == null then [ ] else [ "${credentialNames.${o}}:${toString cfg.${o}}" ]
+      ) fileOptions
+    );
+
+  # cfg: the option values (baselinePath already resolved to a path string).
+  render =
+    cfg:
+    listToAttrs (map (o: { name = o; value = cfg.${o}; }) plainOptions)
+    // listToAttrs (
+      map (o: {
+        name = o;
+        value = if cfg.${o} == null then null else "${credentialsDir}/${credentialNames.${o}}";
+      }) fileOptions
+    )
+    // {
+      baselinePath = toString cfg.baselinePath;
+      inherit stateDir;
+    };
+
+  # The host of an https:// URL (brackets of an IPv6 literal removed), or null.
+  urlHost =
+    url:
+    let
+      m = match "https://(\\[([^]]+)]|([^]/:?#[]+))(:[0-9]+)?([/?#].*)?" url;
+    in
+    if m == null then
+      null
+    else
+      head (filter (x: x != null) [
+        (builtins.elemAt m 1)
+        (builtins.elemAt m 2)
+      ]);
+
+  # The host of a tcp:// or tls:// syslog target, or null.
+  syslogHost =
+    target:
+    let
+      m = match "(tcp|tls)://(\\[([^]]+)]|([^]/:[]+)):[0-9]{1,5}" target;
+    in
+    if m == null then
+      null
+    else
+      head (filter (x: x != null) [
+        (builtins.elemAt m 2)
+        (builtins.elemAt m 3)
+      ]);
+
+  windowRegex = "([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]";
+  trustedKeyRegex = "[A-Za-z0-9][A-Za-z0-9._-]{0,127}:[A-Za-z0-9+/]{43}=";
+in
+{
+  inherit
+    defaults
+    stateDir
+    unitName
+    credentialsDir
+    credentialNames
+    loadCredentials
+    render
+    urlHost
+    syslogHost
+    windowRegex
+    trustedKeyRegex
+    ;
+}

@@ -1,0 +1,165 @@
+# The egress allowlist: an nftables `inet` table whose named sets `compliance-agent
+# egress-refresh` fills at run time with the addresses of allowedHosts.
+#
+# Allowed out: loopback, replies (established/related), DNS to the configured resolvers (to any
+# resolver when none are configured), NTP, HTTPS to the addresses in the sets. Everything else is
+# logged (rate-limited, with `logPrefix`) and dropped.
+#
+# scope "appliance" (the seed's "egress allowlist for the appliance"): the output hook drops
+# every packet the machine sends that is not allowed, whichever process sends it; the link-layer
+# traffic an appliance needs to stay on the network (IPv6 neighbour discovery, DHCP) is allowed.
+# scope "agent": only packets from sockets of `agentUser` (`meta skuid`) go through the
+# allowlist; the rest of the machine is left to its own firewall.
+#
+# The sets carry `flags timeout` although their elements never expire: the firewall check
+# (src/checks/ruleset.ts) treats elements of such sets as run-time state, so a DNS change does
+# not read as firewall drift.
+#
+# Pure: builtins only, evaluated by CI with `nix-instantiate --eval` and by the NixOS module.
+let
+  inherit (builtins)
+    concatStringsSep
+    elem
+    filter
+    isList
+    isString
+    length
+    map
+    match
+    throw
+    ;
+
+  tableName = "compliance_agent";
+  sets = {
+    v4 = "allowed_v4";
+    v6 = "allowed_v6";
+  };
+
+  isIPv4 =
+    s: match "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}" s != null;
+  # Hex groups and colons (with at most one `::`, checked by nft itself when it loads the table).
+  isIPv6 = s: match "[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*" s != null;
+
+  check =
+    cond: msg: value:
+    if cond then value else throw "ruleset.nix: ${msg}";
+
+  lines = ls: concatStringsSep "\n" (filter (l: l != null) ls);
+  indent = prefix: text: concatStringsSep "\n" (map (l: if l == "" then l else prefix + l) (splitLines text));
+  splitLines = text: filter isString (builtins.split "\n" text);
+
+  addressSet =
+    name: type: comment: elements:
+    lines [
+      "set ${name} {"
+      "  type ${type}"
+      (if comment == null then null else "  flags timeout")
+      (if elements == [ ] then null else "  elements = { ${concatStringsSep ", " elements} }")
+      (if comment == null then null else "  comment \"${comment}\"")
+      "}"
+    ];
+
+  renderTableBody =
+    {
+      scope ? "appliance",
+      agentUser ? "compliance-agent",
+      resolvers ? [ ],
+      logPrefix ? "compliance-agent egress drop: ",
+    }:
+    let
+      scopeChecked = check (elem scope [
+        "appliance"
+        "agent"
+      ]) "scope must be \"appliance\" or \"agent\", not \"${toString scope}\"" scope;
+      resolversChecked = check (isList resolvers) "resolvers must be a list of IP addresses" (
+        map (
+          r: check (isString r && (isIPv4 r || isIPv6 r)) "resolver \"${toString r}\" is not an IPv4 or IPv6 address" r
+        ) resolvers
+      );
+      v4Resolvers = filter isIPv4 resolversChecked;
+      v6Resolvers = filter (r: !(isIPv4 r)) resolversChecked;
+      user = check (
+        isString agentUser && match "[a-z_][a-z0-9_-]*" agentUser != null
+      ) "agentUser must be a user name" agentUser;
+      prefix = check (
+        isString logPrefix && match "[A-Za-z0-9 _:.-]{1,100}" logPrefix != null
+      ) "logPrefix must be 1-100 letters, digits, spaces or _:.-" logPrefix;
+
+      dns =
+        if length resolversChecked == 0 then
+          [ "meta l4proto { tcp, udp } th dport 53 accept comment \"DNS to any resolver (none configured)\"" ]
+        else
+          [
+            "ip daddr @resolvers_v4 meta l4proto { tcp, udp } th dport 53 accept comment \"DNS\""
+            "ip6 daddr @resolvers_v6 meta l4proto { tcp, udp } th dport 53 accept comment \"DNS\""
+          ];
+
+      egressChain = lines (
+        [
+          "chain egress {"
+          "  oifname \"lo\" accept"
+          "  ct state established,related accept"
+        ]
+        ++ map (r: "  " + r) dns
+        ++ [
+          "  udp dport 123 accept comment \"NTP\""
+          "  ip daddr @${sets.v4} tcp dport 443 accept comment \"HTTPS to allowedHosts\""
+          "  ip6 daddr @${sets.v6} tcp dport 443 accept comment \"HTTPS to allowedHosts\""
+          "  limit rate 10/second burst 20 packets log prefix \"${prefix}\" level warn"
+          "  counter drop"
+          "}"
+        ]
+      );
+
+      outputChain =
+        if scopeChecked == "appliance" then
+          lines [
+            "chain output {"
+            "  type filter hook output priority filter; policy drop;"
+            "  icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report } accept comment \"IPv6 neighbour discovery\""
+            "  udp sport 68 udp dport 67 accept comment \"DHCPv4\""
+            "  udp sport 546 udp dport 547 accept comment \"DHCPv6\""
+            "  jump egress"
+            "}"
+          ]
+        else
+          lines [
+            "chain output {"
+            "  type filter hook output priority filter; policy accept;"
+            "  meta skuid \"${user}\" jump egress"
+            "}"
+          ];
+    in
+    lines [
+      (addressSet sets.v4 "ipv4_addr" "filled by compliance-agent egress-refresh" [ ])
+      (addressSet sets.v6 "ipv6_addr" "filled by compliance-agent egress-refresh" [ ])
+      (addressSet "resolvers_v4" "ipv4_addr" null v4Resolvers)
+      (addressSet "resolvers_v6" "ipv6_addr" null v6Resolvers)
+      egressChain
+      outputChain
+    ];
+
+  # A file `nft -f` loads as one transaction: creates the table if missing, deletes it, and
+  # declares it anew, as NixOS's nftables service does on every start and reload (which is why
+  # the sets come back empty and egress-refresh must fill them again).
+  renderTable =
+    args:
+    lines [
+      "table inet ${tableName}"
+      "delete table inet ${tableName}"
+      "table inet ${tableName} {"
+      (indent "  " (renderTableBody args))
+      "}"
+    ]
+    + "\n";
+in
+{
+  inherit
+    tableName
+    sets
+    renderTableBody
+    renderTable
+    isIPv4
+    isIPv6
+    ;
+}
