@@ -1,0 +1,149 @@
+import { isIP } from 'node:net';
+import { Agent } from 'undici';
+import { AGENT_VERSION, AgentError } from '../common/index.js';
+import type { DeliveryResult, OutboxItem } from '../queue/index.js';
+import { readBounded } from './bounded-read.js';
+import { bundleOfEnvelope } from './evidence-of.js';
+import { describeTransportError, oneLine } from './transport-error.js';
+import { webhookPayload } from './webhook-payload.js';
+import { signWebhook } from './webhook-signature.js';
+
+export interface WebhookSinkOptions {
+  /** https URL of the RMM/PSA endpoint. Its path is never logged: some RMMs put a token there. */
+  readonly url: string;
+  /** HMAC key (the decoded `whsec_` secret). */
+  readonly secret: Uint8Array;
+  /** Trust anchors for the receiver. Default: Node's bundled public roots plus NODE_EXTRA_CA_CERTS. */
+  readonly ca?: string | Buffer;
+  /** TCP connect plus TLS handshake. Default 10 s. */
+  readonly connectTimeoutMs?: number;
+  /** Request sent → response headers. Default 15 s. */
+  readonly headersTimeoutMs?: number;
+  /** Longest silence inside the response body. Default 15 s. */
+  readonly bodyTimeoutMs?: number;
+  /** Whole exchange. Default 30 s. */
+  readonly requestTimeoutMs?: number;
+  /** Response bytes read at most (only for a receipt id or an error text). Default 64 KiB. */
+  readonly maxResponseBytes?: number;
+  /** Wall clock in ms for `webhook-timestamp`: receivers compare it with their own clock. */
+  readonly now?: () => number;
+}
+
+const DEFAULTS = { connectTimeoutMs: 10_000, headersTimeoutMs: 15_000, bodyTimeoutMs: 15_000, requestTimeoutMs: 30_000, maxResponseBytes: 64 * 1024 };
+
+function retryable(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** The receiver's own id for the message when it sends one (`id` or `receipt_id`), else null. */
+function receiverId(body: Buffer): string | null {
+  try {
+    const v = JSON.parse(body.toString('utf8')) as { id?: unknown; receipt_id?: unknown } | null;
+    const id = typeof v?.receipt_id === 'string' ? v.receipt_id : typeof v?.id === 'string' ? v.id : null;
+    return id !== null && /^[\x21-\x7e]{1,256}$/.test(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * RMM webhook per the Standard Webhooks spec: one signed POST per bundle, `webhook-id` = bundle_id
+ * so receivers deduplicate retries, a fresh `webhook-timestamp` and signature on every attempt.
+ * 2xx delivers; 408, 429, 5xx and transport failures retry from the queue; any other status is a
+ * verdict on the message and dead-letters it (redirects are not followed).
+ */
+export class WebhookSink {
+  private readonly url: URL;
+  private readonly peer: string;
+  private readonly trust: string;
+  private readonly dispatcher: Agent;
+  private readonly requestTimeoutMs: number;
+  private readonly maxResponseBytes: number;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: WebhookSinkOptions) {
+    let url: URL;
+    try {
+      url = new URL(opts.url);
+    } catch {
+      throw new AgentError('webhook_config', 'rmmWebhookUrl is not a URL');
+    }
+    if (url.protocol !== 'https:') throw new AgentError('webhook_config', `rmmWebhookUrl for ${url.host} must be https`);
+    if (url.username || url.password) throw new AgentError('webhook_config', `rmmWebhookUrl for ${url.host} must not carry a user or password`);
+    if (opts.secret.length === 0) throw new AgentError('webhook_config', 'the webhook secret is empty');
+    this.url = url;
+    this.peer = url.host;
+    this.trust = opts.ca === undefined ? 'a public CA Node trusts' : 'the configured webhook CA';
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
+    this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes;
+    this.now = opts.now ?? Date.now;
+    const hostname = url.hostname.replace(/^\[|\]$/g, '');
+    this.dispatcher = new Agent({
+      connect: {
+        ...(opts.ca === undefined ? {} : { ca: opts.ca }),
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+        timeout: opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+        ...(isIP(hostname) ? {} : { servername: hostname }),
+      },
+      headersTimeout: opts.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
+      bodyTimeout: opts.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs,
+      keepAliveTimeout: 10_000,
+      connections: 1,
+    });
+  }
+
+  /**
+   * Deliver in queue order, one POST at a time. The first retryable failure stops the batch: the
+   * items after it are not sent and come back as retry, so nothing overtakes it.
+   */
+  readonly deliver = async (items: readonly OutboxItem[]): Promise<DeliveryResult[]> => {
+    const results: DeliveryResult[] = [];
+    for (const item of items) {
+      const r = await this.send(item);
+      results.push(r);
+      if (r.kind === 'retry') {
+        while (results.length < items.length) results.push({ kind: 'retry', error: `not sent: waiting behind bundle ${item.bundleId}` });
+        break;
+      }
+    }
+    return results;
+  };
+
+  async send(item: OutboxItem): Promise<DeliveryResult> {
+    const decoded = bundleOfEnvelope(item.body);
+    if (!decoded.ok) return { kind: 'reject', reason: decoded.reason };
+    const body = JSON.stringify(webhookPayload(decoded.bundle));
+    const msgId = decoded.bundle.bundle_id;
+    const timestamp = Math.floor(this.now() / 1000);
+    try {
+      const res = await this.dispatcher.request({
+        origin: this.url.origin,
+        path: `${this.url.pathname}${this.url.search}`,
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': `compliance-agent/${AGENT_VERSION}`,
+          'webhook-id': msgId,
+          'webhook-timestamp': String(timestamp),
+          'webhook-signature': signWebhook(this.opts.secret, msgId, timestamp, body),
+        },
+        body,
+        signal: AbortSignal.timeout(this.requestTimeoutMs),
+      });
+      const reply = await readBounded(res.body, this.maxResponseBytes);
+      const status = res.statusCode;
+      if (status >= 200 && status < 300) return { kind: 'ok', receiptId: receiverId(reply) ?? msgId };
+      const said = oneLine(reply.toString('utf8')) || '(no body)';
+      if (retryable(status)) return { kind: 'retry', error: `webhook ${this.peer} answered ${status}: ${said}` };
+      const redirect = status >= 300 && status < 400 ? ' (redirects are not followed; correct rmmWebhookUrl)' : '';
+      return { kind: 'reject', reason: `webhook ${this.peer} refused with ${status}${redirect}: ${said}` };
+    } catch (e) {
+      return { kind: 'retry', error: `webhook POST failed: ${describeTransportError(e, this.peer, this.trust)}` };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
