@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { describeError, silentLogger, type Logger } from '../common/index.js';
+import { AgentError, describeError, silentLogger, type Logger } from '../common/index.js';
 import { explainIssues, type Baseline, type Config } from '../config/index.js';
 import { getCheck, runChecks, type CheckContext, type CheckName, type CheckResult } from '../checks/index.js';
 import type { PublicKey } from '../crypto/index.js';
@@ -179,7 +179,7 @@ class RequestRun {
 }
 
 /** Apply one request file and return its result (not yet written). Never throws. */
-export async function applyHealRequest(deps: HealerDeps, path: string): Promise<HealResult> {
+async function applyHealRequest(deps: HealerDeps, path: string, applied: AppliedRecord | AgentError): Promise<HealResult> {
   const { host, config, baseline } = deps;
   const requestId = basename(path, '.json');
   const startedAt = host.now();
@@ -208,7 +208,7 @@ export async function applyHealRequest(deps: HealerDeps, path: string): Promise<
     const req = parsed.data;
     if (req.request_id !== requestId) return finish({ reason: 'bad_request: request_id does not match the file name' });
 
-    const applied = AppliedRecord.load(deps.appliedPath ?? spoolPaths(config.stateDir).applied);
+    if (applied instanceof AgentError) return finish({ outcome: 'failed', reason: applied.message });
     const ctx = { ...verifyContextFromConfig(config, host.now()), ...(deps.trustedKeys ? { trustedKeys: deps.trustedKeys } : {}) };
     const check = checkOrder(req.envelope, ctx);
     if (check.decision === 'rejected') return finish({ order_id: check.orderId, reason: `${check.reason}: ${check.message}` });
@@ -263,15 +263,22 @@ export async function applyHealRequests(deps: HealerDeps): Promise<HealerRun> {
     removeSpoolFile(s);
   }
   const results: Array<{ path: string; result: HealResult }> = [];
+  if (valid.length === 0) return { results, strays };
+  let applied: AppliedRecord | AgentError;
+  try {
+    applied = AppliedRecord.load(appliedPath);
+  } catch (e) {
+    applied = e instanceof AgentError ? e : new AgentError('applied_read', describeError(e));
+  }
   for (const path of valid) {
     if (existsSync(join(paths.results, basename(path)))) {
       removeSpoolFile(path);
       continue;
     }
-    const result = await applyHealRequest({ ...deps, logger }, path);
+    const result = await applyHealRequest({ ...deps, logger }, path, applied);
     const written = writeHealResult(deps.config.stateDir, result);
     // Done only once its result is durable: a crash before this reads as interrupted, never as new.
-    AppliedRecord.load(appliedPath).finish(result.request_id);
+    if (applied instanceof AppliedRecord) applied.finish(result.request_id);
     removeSpoolFile(path);
     logger.info({ request_id: result.request_id, order_id: result.order_id, outcome: result.outcome }, `heal request ${result.outcome}${result.reason ? `: ${result.reason}` : ''}`);
     results.push({ path: written, result });

@@ -15,5 +15,5 @@ export {
 } from './spool.js';
 export { waitHealthy, healthProblems, type HealthSpec, type HealthOutcome } from './health.js';
 export { generationInfo, type GenerationInfo } from './system-state.js';
-export { applyHealRequests, applyHealRequest, planProblem, DEFAULT_HEAL_TIMEOUTS, type HealerDeps, type HealerRun, type HealTimeouts } from './apply.js';
+export { applyHealRequests, planProblem, DEFAULT_HEAL_TIMEOUTS, type HealerDeps, type HealerRun, type HealTimeouts } from './apply.js';
 export { createAgentHealing, healResultEvidence, type AgentHealing, type AgentHealingDeps, type CycleContext, type HandledOrder, type CollectedResults } from './agent-side.js';

@@ -1,0 +1,180 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { spoolPaths, writeHealRequest, type HealAction, type HealRequest } from '../../src/heal/index.js';
+import type { Envelope } from '../../src/crypto/index.js';
+import { iso, makeKey, signPayload } from '../orders/fixtures.js';
+import { setup, type Setup } from './fixtures.js';
+
+let s: Setup | undefined;
+afterEach(() => {
+  s?.cleanup();
+  s = undefined;
+});
+
+const orderIdOf = (env: Envelope) => (JSON.parse(Buffer.from(env.payload, 'base64').toString()) as { order_id: string }).order_id;
+
+/** Write a request as a (possibly compromised) agent could, bypassing the agent's own checks. */
+function spool(t: Setup, env: Envelope, actions: HealAction[], overrides: Partial<HealRequest> = {}): string {
+  const request: HealRequest = { version: 1, request_id: randomUUID(), created_at: iso(t.sim.now()), envelope: env, plan: { order_id: orderIdOf(env), actions }, ...overrides };
+  writeHealRequest(t.stateDir, request);
+  return request.request_id;
+}
+
+/** Run the healer and return its only result, asserting it executed no action at all. */
+async function healNothing(t: Setup) {
+  t.sim.clearExecuted();
+  const run = await t.heal();
+  expect(t.sim.actions()).toEqual([]);
+  expect(run.results).toHaveLength(1);
+  expect(readdirSync(spoolPaths(t.stateDir).requests)).toEqual([]);
+  return run.results[0]!.result;
+}
+
+describe('heal-apply refuses what the signed order and the baseline do not allow, and acts on nothing', () => {
+  it('an envelope altered after the agent wrote the request (order changed, signature kept): bad_signature', async () => {
+    s = setup();
+    s.sim.stopService('sshd.service');
+    const handled = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    const path = join(spoolPaths(s.stateDir).requests, `${handled.requestId}.json`);
+    const req = JSON.parse(readFileSync(path, 'utf8')) as HealRequest;
+    const payload = JSON.parse(Buffer.from(req.envelope.payload, 'base64').toString()) as Record<string, unknown>;
+    payload.type = 'apply_baseline';
+    payload.params = { revision: 'evil', flakeRef: 'github:attacker/flake#pwn' };
+    req.envelope.payload = Buffer.from(JSON.stringify(payload)).toString('base64');
+    req.plan.actions = [{ kind: 'rebuild_switch', flakeRef: 'github:attacker/flake#pwn' }];
+    writeFileSync(path, JSON.stringify(req));
+    const r = await healNothing(s);
+    expect(r).toMatchObject({ outcome: 'rejected', action_taken: [] });
+    expect(r.reason).toMatch(/^bad_signature/);
+  });
+
+  it('an envelope swapped for one signed by an untrusted key: unknown_key', async () => {
+    s = setup();
+    const forged = signPayload(JSON.parse(Buffer.from(s.order('rollback', {}).payload, 'base64').toString()), makeKey('attacker').secret);
+    spool(s, forged, [{ kind: 'rollback' }]);
+    expect((await healNothing(s)).reason).toMatch(/^unknown_key/);
+  });
+
+  it('a key removed from the healer\'s trusted keys stops its orders', async () => {
+    s = setup();
+    s.sim.stopService('sshd.service');
+    spool(s, s.order('heal', { checks: ['services'] }), [{ kind: 'restart_unit', unit: 'sshd.service' }]);
+    s.sim.clearExecuted();
+    const run = await s.heal({ trustedKeys: [makeKey('msp-2027').pub] });
+    expect(s.sim.actions()).toEqual([]);
+    expect(run.results[0]?.result.reason).toMatch(/^unknown_key/);
+  });
+
+  it('a unit the baseline does not name: plan_not_allowed', async () => {
+    s = setup();
+    spool(s, s.order('heal', { checks: ['services'] }), [{ kind: 'restart_unit', unit: 'evil.service' }]);
+    const r = await healNothing(s);
+    expect(r.outcome).toBe('rejected');
+    expect(r.reason).toBe(`plan_not_allowed: "systemctl restart evil.service" is not an action heal order ${r.order_id} and the baseline allow`);
+  });
+
+  it('a flakeRef neither signed in the order nor named by the baseline: plan_not_allowed', async () => {
+    s = setup();
+    spool(s, s.order('heal', { checks: ['patching'] }), [{ kind: 'rebuild_switch', flakeRef: 'github:attacker/flake#pwn' }]);
+    expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed: "nixos-rebuild switch --flake github:attacker\/flake#pwn"/);
+    spool(s, s.order('apply_baseline', { revision: 'r1', flakeRef: 'github:msp/site#a' }), [{ kind: 'rebuild_switch', flakeRef: s.baseline.patching.flakeRef }]);
+    expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed/);
+  });
+
+  it('an action for a check the order does not name (services order, rebuild planned): plan_not_allowed', async () => {
+    s = setup();
+    spool(s, s.order('heal', { checks: ['services'] }), [{ kind: 'rebuild_switch', flakeRef: s.baseline.patching.flakeRef }]);
+    expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed/);
+  });
+
+  it('a plan for another order, a duplicated action, or a run_checks order: refused', async () => {
+    s = setup();
+    spool(s, s.order('rollback', {}), [{ kind: 'rollback' }], { plan: { order_id: randomUUID(), actions: [{ kind: 'rollback' }] } });
+    expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed: the plan is for order/);
+    spool(s, s.order('rollback', {}), [{ kind: 'rollback' }, { kind: 'rollback' }]);
+    expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed: "nixos-rebuild switch --rollback" appears twice/);
+    spool(s, s.order('run_checks', {}), [{ kind: 'rollback' }]);
+    expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed/);
+  });
+
+  it('an order that expired between the agent and the healer: expired', async () => {
+    s = setup();
+    s.sim.stopService('sshd.service');
+    await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    s.sim.advance(16 * 60_000);
+    const r = await healNothing(s);
+    expect(r.reason).toMatch(/^expired: order expired at/);
+  });
+
+  it('an order for another host: wrong_host', async () => {
+    s = setup();
+    spool(s, s.order('rollback', {}, { host_id: 'other-appliance' }), [{ kind: 'rollback' }]);
+    expect((await healNothing(s)).reason).toMatch(/^wrong_host/);
+  });
+
+  it('a replayed request (same request again after it was applied) and a new request for an applied order: replayed', async () => {
+    s = setup();
+    s.sim.stopService('sshd.service');
+    const handled = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    const path = join(spoolPaths(s.stateDir).requests, `${handled.requestId}.json`);
+    const saved = readFileSync(path);
+    expect((await s.heal()).results[0]?.result.outcome).toBe('healed');
+    (await s.healing.collect(await s.cycle())).ack();
+
+    s.sim.stopService('sshd.service');
+    writeFileSync(path, saved);
+    const again = await healNothing(s);
+    expect(again).toMatchObject({ outcome: 'rejected' });
+    expect(again.reason).toBe(`replayed: request ${handled.requestId} was already applied by the healer`);
+
+    const req = JSON.parse(saved.toString()) as HealRequest;
+    spool(s, req.envelope, req.plan.actions);
+    const other = await healNothing(s);
+    expect(other.reason).toBe(`replayed: order ${req.plan.order_id} was already applied by the healer`);
+  });
+
+  it('a request the healer began but never finished is not run again (interrupted)', async () => {
+    s = setup();
+    const env = s.order('rollback', {});
+    const id = spool(s, env, [{ kind: 'rollback' }]);
+    writeFileSync(
+      spoolPaths(s.stateDir).applied,
+      JSON.stringify({ version: 1, entries: [{ request_id: id, order_id: orderIdOf(env), applied_at: s.sim.now(), expires_at: s.sim.now() + 600_000, done: false }] }),
+    );
+    const r = await healNothing(s);
+    expect(r).toMatchObject({ outcome: 'failed' });
+    expect(r.reason).toMatch(/^interrupted/);
+  });
+
+  it('a corrupt applied record fails closed', async () => {
+    s = setup();
+    spool(s, s.order('rollback', {}), [{ kind: 'rollback' }]);
+    writeFileSync(spoolPaths(s.stateDir).applied, '{"version":1,"entries":[{"garbage"');
+    const r = await healNothing(s);
+    expect(r).toMatchObject({ outcome: 'failed' });
+    expect(r.reason).toMatch(/applied record is not valid; refusing to act/);
+  });
+
+  it('a symlink planted in the spool is not followed, garbage is refused, stray names are removed', async () => {
+    s = setup();
+    const dir = spoolPaths(s.stateDir).requests;
+    const secret = join(s.stateDir, 'secret.json');
+    writeFileSync(secret, JSON.stringify({ token: 'do-not-echo' }));
+    symlinkSync(secret, join(dir, `${randomUUID()}.json`));
+    let r = await healNothing(s);
+    expect(r.reason).toBe('bad_request: cannot open (ELOOP)');
+    expect(JSON.stringify(r)).not.toContain('do-not-echo');
+    writeFileSync(join(dir, `${randomUUID()}.json`), '{not json');
+    r = await healNothing(s);
+    expect(r.reason).toBe('bad_request: not JSON');
+    writeFileSync(join(dir, `${randomUUID()}.json`), JSON.stringify({ version: 1, request_id: 'x', shell: 'rm -rf /' }));
+    r = await healNothing(s);
+    expect(r.reason).toMatch(/^bad_request: /);
+    writeFileSync(join(dir, 'notes.txt'), 'hello');
+    const run = await s.heal();
+    expect(run.strays).toEqual([join(dir, 'notes.txt')]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
