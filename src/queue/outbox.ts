@@ -2,6 +2,7 @@ import type { Statement } from 'better-sqlite3';
 import { AgentError } from '../common/errors.js';
 import type { StateDb } from '../state/index.js';
 import { backoffDelay } from './backoff.js';
+import { storageWrite } from './storage-error.js';
 import { DESTINATIONS, type DeadLetter, type Destination, type DestinationStats, type OutboxItem, type OutboxOptions } from './types.js';
 
 const DEFAULTS = { maxAttempts: 50, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, leaseMs: 60_000 } as const;
@@ -115,12 +116,12 @@ export class Outbox {
       if (!DESTINATIONS.includes(d)) throw new AgentError('queue_destination', `unknown outbox destination "${String(d)}"`);
     }
     if (bundleId.length === 0) throw new AgentError('queue_bundle_id', 'cannot enqueue a bundle without a bundle_id');
-    this.enqueueTx(bundleId, body, destinations, now);
+    storageWrite(`enqueue bundle ${bundleId}`, () => this.enqueueTx(bundleId, body, destinations, now));
   }
 
   lease(destination: Destination, limit: number, now: number): OutboxItem[] {
     if (!Number.isInteger(limit) || limit < 1) throw new AgentError('queue_limit', `lease limit must be a positive integer, got ${limit}`);
-    return this.leaseTx(destination, limit, now);
+    return storageWrite(`lease ${destination} items`, () => this.leaseTx(destination, limit, now));
   }
 
   private leaseIn(destination: Destination, limit: number, now: number): OutboxItem[] {
@@ -137,11 +138,11 @@ export class Outbox {
   }
 
   ack(id: number, receiptId: string, now: number): void {
-    if (this.s.ack.run(receiptId, now, id).changes === 0) this.mustExist(id);
+    if (storageWrite(`record the delivery of outbox item ${id}`, () => this.s.ack.run(receiptId, now, id)).changes === 0) this.mustExist(id);
   }
 
   retry(id: number, error: string, now: number): void {
-    this.retryTx(id, error, now);
+    storageWrite(`reschedule outbox item ${id}`, () => this.retryTx(id, error, now));
   }
 
   private retryIn(id: number, error: string, now: number): void {
@@ -163,12 +164,12 @@ export class Outbox {
     if (!row) throw unknownItem(id);
     if (row.state !== 'pending') return;
     // The rejected delivery was an attempt too.
-    this.s.kill.run(row.attempts + 1, reason, now, id);
+    storageWrite(`dead-letter outbox item ${id}`, () => this.s.kill.run(row.attempts + 1, reason, now, id));
   }
 
   /** Give a leased item back without charging an attempt (it waited behind a failed one). */
   release(id: number): void {
-    if (this.s.release.run(id).changes === 0) this.mustExist(id);
+    if (storageWrite(`release outbox item ${id}`, () => this.s.release.run(id)).changes === 0) this.mustExist(id);
   }
 
   /** Undelivered items of one destination, leased or not. */
@@ -209,12 +210,12 @@ export class Outbox {
   }
 
   pruneDone(olderThan: number): number {
-    return this.s.prune.run(olderThan).changes;
+    return storageWrite('prune delivered outbox rows', () => this.s.prune.run(olderThan)).changes;
   }
 
-  /** Run `fn` as one transaction (one commit for a whole batch of results). */
+  /** Run `fn` as one transaction: one commit for a batch of results, or a group of enqueues. */
   batch<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return storageWrite('commit an outbox batch', () => this.db.transaction(fn)());
   }
 
   private isDue(nextAttemptAt: number, now: number): boolean {
