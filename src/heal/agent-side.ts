@@ -90,6 +90,24 @@ export function healResultEvidence(r: HealResult): EvidenceSpec {
 }
 
 /**
+ * The healer's finished results as evidence specs. `ack` removes the files: call it only after the
+ * drafts made from them are durably chained, so a crash in between re-reads rather than loses them.
+ */
+export function collectHealResults(stateDir: string, logger: Logger = silentLogger): { items: Array<{ path: string; result: HealResult; spec: EvidenceSpec }>; ack(): void } {
+  const items: Array<{ path: string; result: HealResult; spec: EvidenceSpec }> = [];
+  for (const path of listSpool(spoolPaths(stateDir).results).valid) {
+    const read = readSpoolFile(path);
+    const parsed = read.ok ? HealResultSchema.safeParse(read.value) : null;
+    if (!parsed?.success) {
+      logger.error({ file: path }, 'unreadable heal result; leaving it for inspection');
+      continue;
+    }
+    items.push({ path, result: parsed.data, spec: healResultEvidence(parsed.data) });
+  }
+  return { items, ack: () => items.forEach((i) => removeSpoolFile(i.path)) };
+}
+
+/**
  * The unprivileged half of healing (DESIGN 3, 4): verify an order, plan from the cycle's check
  * results, defer what the window or the clock forbids, spool the rest for the healer, and turn
  * the healer's results into evidence. Nothing here runs a command.
@@ -184,8 +202,24 @@ export function createAgentHealing(deps: AgentHealingDeps) {
     if (!env) throw new Error('an accepted order envelope did not re-parse');
     const plan = planHeal(order, baseline, ctx.results);
     if (plan.actions.length === 0) return { accepted: true, drafts: [draft(ctx.facts, nothingToDo(order, plan, ctx))], requestId: null };
-    const { spec, requestId } = schedule(order, env, plan, ctx);
-    return { accepted: true, drafts: spec ? [draft(ctx.facts, spec)] : [], requestId };
+    try {
+      const { spec, requestId } = schedule(order, env, plan, ctx);
+      return { accepted: true, drafts: spec ? [draft(ctx.facts, spec)] : [], requestId };
+    } catch (e) {
+      // The order is already recorded as seen: say in evidence that it could not be carried out.
+      logger.error({ order_id: order.order_id }, `could not spool the heal: ${describeError(e)}`);
+      const spec: EvidenceSpec = {
+        check: evidenceCheckName(plan.checks),
+        outcome: 'failed',
+        startedAt: ctx.now,
+        endedAt: ctx.now,
+        controls: controlsFor(plan.checks),
+        actions: [],
+        reason: `accepted but not carried out: could not write the heal request (${describeError(e)})`,
+        orderId: order.order_id,
+      };
+      return { accepted: true, drafts: [draft(ctx.facts, spec)], requestId: null };
+    }
   }
 
   /**
@@ -193,21 +227,13 @@ export function createAgentHealing(deps: AgentHealingDeps) {
    * drop those that expired with evidence, and turn the healer's results into evidence drafts.
    */
   async function collect(ctx: CycleContext): Promise<CollectedResults> {
+    const finished = collectHealResults(config.stateDir, logger);
     const drafts: EvidenceDraft[] = [];
-    const consumed: string[] = [];
-    for (const path of listSpool(paths.results).valid) {
-      const read = readSpoolFile(path);
-      const parsed = read.ok ? HealResultSchema.safeParse(read.value) : null;
-      if (!parsed?.success) {
-        logger.error({ file: path }, 'unreadable heal result; leaving it for inspection');
-        continue;
-      }
-      const r = parsed.data;
-      drafts.push(draft(ctx.facts, healResultEvidence(r)));
+    for (const { result: r, spec } of finished.items) {
+      drafts.push(draft(ctx.facts, spec));
       if (r.outcome === 'deferred' && r.retry_envelope && r.order_id) {
         writePending(config.stateDir, { version: 1, order_id: r.order_id, deferred_at: r.finished_at, reason: r.reason ?? 'deferred by the healer', envelope: r.retry_envelope });
       }
-      consumed.push(path);
     }
 
     const promoted: string[] = [];
@@ -260,7 +286,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
         logger.error({ order_id: p.order_id }, `could not spool a deferred heal: ${describeError(e)}`);
       }
     }
-    return { drafts, promoted, ack: () => consumed.forEach(removeSpoolFile) };
+    return { drafts, promoted, ack: finished.ack };
   }
 
   return { handleOrder, collect };

@@ -16,4 +16,4 @@ export {
 export { waitHealthy, healthProblems, type HealthSpec, type HealthOutcome } from './health.js';
 export { generationInfo, type GenerationInfo } from './system-state.js';
 export { applyHealRequests, planProblem, DEFAULT_HEAL_TIMEOUTS, type HealerDeps, type HealerRun, type HealTimeouts } from './apply.js';
-export { createAgentHealing, healResultEvidence, type AgentHealing, type AgentHealingDeps, type CycleContext, type HandledOrder, type CollectedResults } from './agent-side.js';
+export { createAgentHealing, collectHealResults, healResultEvidence, type AgentHealing, type AgentHealingDeps, type CycleContext, type HandledOrder, type CollectedResults } from './agent-side.js';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { EVIDENCE_PAYLOAD_TYPE, type Envelope } from '../../src/crypto/index.js';
 import { REJECT_REASONS, type RejectReason } from '../../src/orders/index.js';
 import { createAgentHealing, spoolPaths } from '../../src/heal/index.js';
@@ -135,5 +135,18 @@ describe('accepted orders that need no healer', () => {
     const h = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     expect(h.drafts[0]).toMatchObject({ outcome: 'compliant' });
     expect(h.requestId).toBeNull();
+  });
+
+  it('an accepted heal that cannot be spooled is evidence of failure, not silence', async () => {
+    s = setup();
+    s.sim.stopService('sshd.service');
+    const dir = spoolPaths(s.stateDir).requests;
+    rmSync(dir, { recursive: true });
+    writeFileSync(dir, 'not a directory');
+    const h = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    expect(h.accepted).toBe(true);
+    expect(h.requestId).toBeNull();
+    expect(h.drafts[0]).toMatchObject({ outcome: 'failed', check: 'services', action_taken: [] });
+    expect(h.drafts[0]!.reason).toMatch(/^accepted but not carried out: could not write the heal request/);
   });
 });
