@@ -1,9 +1,35 @@
-import type { Check } from './types.js';
+import type { Check, CheckContext } from './types.js';
 import { runCommand } from './exec.js';
 import { resultMaker } from './result.js';
 import { hashNormalised, normaliseRuleset } from './ruleset.js';
 
 const short = (h: string): string => `${h.slice(0, 'sha256:'.length + 12)}…`;
+
+/** A snapshot older than this no longer says anything about the running firewall. */
+export function snapshotMaxAgeMs(pollIntervalS: number): number {
+  return Math.max(600_000, 3 * pollIntervalS * 1000);
+}
+
+type Listing = { ok: true; text: string; source: string } | { ok: false; why: string };
+
+/** The ruleset text: from the root-written snapshot when configured, else from `nft list ruleset`. */
+async function listRuleset(ctx: CheckContext): Promise<Listing> {
+  const file = ctx.config.rulesetSnapshotFile;
+  if (file) {
+    const [stat, read] = await Promise.all([ctx.host.stat(file), ctx.host.readFile(file)]);
+    if (!read.ok || !stat) return { ok: false, why: `ruleset snapshot ${file}: ${read.ok ? 'cannot stat' : read.message}` };
+    const age = ctx.host.now() - stat.mtimeMs;
+    const limit = snapshotMaxAgeMs(ctx.config.pollInterval);
+    if (age > limit) return { ok: false, why: `ruleset snapshot ${file} is ${Math.round(age / 1000)} s old (limit ${limit / 1000} s): the snapshot unit is not running` };
+    return { ok: true, text: read.text, source: file };
+  }
+  const r = await runCommand(ctx.host, 'nft', ['list', 'ruleset']);
+  if (!r.ok) {
+    const denied = r.result.status === 'nonzero' && /Operation not permitted/.test(r.result.stderr);
+    return { ok: false, why: denied ? 'nft list ruleset: permission denied (listing the ruleset needs CAP_NET_ADMIN; set rulesetSnapshotFile)' : r.why };
+  }
+  return { ok: true, text: r.stdout, source: 'nft list ruleset' };
+}
 
 /**
  * sha256 of the normalised `nft list ruleset` against the baseline. Heals by a rebuild, which
@@ -17,13 +43,10 @@ export const firewallCheck: Check = {
   async run(ctx) {
     const expected = { rulesetHash: ctx.baseline.firewall.rulesetHash };
     const done = resultMaker('firewall', ctx, expected);
-    const r = await runCommand(ctx.host, 'nft', ['list', 'ruleset']);
-    if (!r.ok) {
-      const denied = r.result.status === 'nonzero' && /Operation not permitted/.test(r.result.stderr);
-      return done('error', denied ? 'nft list ruleset: permission denied (listing the ruleset needs CAP_NET_ADMIN)' : r.why);
-    }
-    const n = normaliseRuleset(r.stdout);
-    if (!n.ok) return done('error', `nft list ruleset printed something that is not a ruleset: ${n.reason}`);
+    const listing = await listRuleset(ctx);
+    if (!listing.ok) return done('error', listing.why);
+    const n = normaliseRuleset(listing.text);
+    if (!n.ok) return done('error', `${listing.source} is not a ruleset: ${n.reason}`);
     const rulesetHash = hashNormalised(n.text);
     const observed = { rulesetHash, tables: n.tables };
     if (n.tables.length === 0) return done('drift', 'the firewall ruleset is empty: nothing is filtered', observed);

@@ -69,6 +69,11 @@ export const ConfigSchema = z
     trustedOrderKeys: z.array(z.string().regex(TRUSTED_KEY_RE, 'must be name:base64 of a 32-byte Ed25519 public key')).min(1, 'needs at least one trusted order key'),
     stateDir: absPath.default('/var/lib/compliance-agent'),
     heartbeatInterval: positiveInt.default(3600),
+    /**
+     * Listing the ruleset needs CAP_NET_ADMIN, which the agent never holds: on NixOS a root unit
+     * writes `nft list ruleset` here on a timer and the firewall check reads it. null: run nft.
+     */
+    rulesetSnapshotFile: absPath.nullable().default(null),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -55,9 +55,9 @@ const ERROR_CASES: { check: CheckName; command: string; summaries: Record<Exclud
     command: 'nft',
     summaries: {
       missing: /^nft is not installed/,
-      nonzero: /^nft list ruleset: permission denied \(listing the ruleset needs CAP_NET_ADMIN\)$/,
+      nonzero: /^nft list ruleset: permission denied \(listing the ruleset needs CAP_NET_ADMIN; set rulesetSnapshotFile\)$/,
       hang: /^nft list ruleset did not finish within 10 s$/,
-      garbage: /^nft list ruleset printed something that is not a ruleset: expected "table <family> <name> \{"/,
+      garbage: /^nft list ruleset is not a ruleset: expected "table <family> <name> \{"/,
     },
   },
   {
@@ -240,6 +240,25 @@ describe('firewall', () => {
     expect(opened.summary).toMatch(/^ruleset sha256:[0-9a-f]{12}… differs from the baseline sha256:[0-9a-f]{12}… \(tables: inet compliance-agent-egress, inet nixos-fw\)$/);
     s.host.changeFirewall('');
     expect(await run('firewall', s)).toMatchObject({ status: 'drift', summary: 'the firewall ruleset is empty: nothing is filtered' });
+  });
+
+  it('reads the root-written snapshot instead of running nft, and refuses a stale one', async () => {
+    const s = setup({}, testConfig({ rulesetSnapshotFile: '/run/compliance-agent/ruleset.nft', pollInterval: 60 }));
+    s.host.writeFile('/run/compliance-agent/ruleset.nft', s.host.ruleset, { mtimeMs: s.host.now() - 30_000 });
+    s.host.setFault('nft', 'missing');
+    const fresh = await run('firewall', s);
+    expect(fresh.status).toBe('compliant');
+    expect(fresh.observed.rulesetHash).toBe(s.baseline.firewall.rulesetHash);
+    expect(s.host.commandLines().filter((c) => c.startsWith('nft'))).toEqual([]);
+    s.host.writeFile('/run/compliance-agent/ruleset.nft', s.host.ruleset.replace('tcp dport { 22, 443 } accept', 'tcp dport { 22, 443, 5432 } accept'), { mtimeMs: s.host.now() });
+    expect((await run('firewall', s)).status).toBe('drift');
+    s.host.setMtime('/run/compliance-agent/ruleset.nft', s.host.now() - 11 * 60_000);
+    expect(await run('firewall', s)).toMatchObject({
+      status: 'error',
+      summary: 'ruleset snapshot /run/compliance-agent/ruleset.nft is 660 s old (limit 600 s): the snapshot unit is not running',
+    });
+    s.host.removeFile('/run/compliance-agent/ruleset.nft');
+    expect((await run('firewall', s)).summary).toMatch(/^ruleset snapshot \/run\/compliance-agent\/ruleset\.nft: /);
   });
 
   it('is healed by a rebuild (the generation reloads its ruleset)', async () => {
