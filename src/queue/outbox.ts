@@ -5,6 +5,7 @@ import { backoffDelay } from './backoff.js';
 import { storageWrite } from './storage-error.js';
 import { DESTINATIONS, type DeadLetter, type Destination, type DestinationStats, type OutboxItem, type OutboxOptions } from './types.js';
 
+const MAX_REASON = 2000;
 const DEFAULTS = { maxAttempts: 50, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, leaseMs: 60_000 } as const;
 
 interface Row {
@@ -152,11 +153,11 @@ export class Outbox {
     if (row.state !== 'pending') return;
     const attempts = row.attempts + 1;
     if (attempts >= this.maxAttempts) {
-      this.s.kill.run(attempts, `too many attempts: ${error}`, now, id);
+      this.s.kill.run(attempts, clip(`too many attempts: ${error}`), now, id);
       return;
     }
     const delay = backoffDelay(row.attempts, this.baseDelayMs, this.maxDelayMs, this.random);
-    this.s.reschedule.run(attempts, error, now + delay, id);
+    this.s.reschedule.run(attempts, clip(error), now + delay, id);
   }
 
   dead(id: number, reason: string, now: number): void {
@@ -164,7 +165,7 @@ export class Outbox {
     if (!row) throw unknownItem(id);
     if (row.state !== 'pending') return;
     // The rejected delivery was an attempt too.
-    storageWrite(`dead-letter outbox item ${id}`, () => this.s.kill.run(row.attempts + 1, reason, now, id));
+    storageWrite(`dead-letter outbox item ${id}`, () => this.s.kill.run(row.attempts + 1, clip(reason), now, id));
   }
 
   /** Give a leased item back without charging an attempt (it waited behind a failed one). */
@@ -229,6 +230,11 @@ export class Outbox {
   private mustExist(id: number): void {
     if (this.s.exists.get(id) === undefined) throw unknownItem(id);
   }
+}
+
+/** Errors and reasons come from remote peers; keep what is stored per row bounded. */
+function clip(text: string): string {
+  return text.length <= MAX_REASON ? text : `${text.slice(0, MAX_REASON)}... (${text.length} chars)`;
 }
 
 function unknownItem(id: number): AgentError {

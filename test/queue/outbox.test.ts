@@ -153,6 +153,14 @@ describe('dead letters', () => {
     expect(outbox.lease('mcp', 10, T0 + 10).map((i) => i.bundleId)).toEqual(['b1']);
   });
 
+  it('never gives up on retryable failures with maxAttempts Infinity (a 72-hour MCP outage)', () => {
+    const { db, outbox } = env.open({ maxAttempts: Infinity });
+    outbox.enqueue('b0', 'x', ['mcp'], T0);
+    for (let i = 0; i < 1000; i++) outbox.retry(1, 'connect ECONNREFUSED', T0 + i);
+    expect(row(db, 1)).toMatchObject({ state: 'pending', attempts: 1000 });
+    expect(outbox.deadLetters()).toEqual([]);
+  });
+
   it('dead-letters a rejected item with its reason, filtered by destination', () => {
     const { outbox } = env.open();
     outbox.enqueue('b0', 'x', ['mcp', 'webhook'], T0);
@@ -164,6 +172,16 @@ describe('dead letters', () => {
     outbox.retry(w!.id, 'late', T0 + 2);
     outbox.dead(w!.id, 'again', T0 + 2);
     expect(outbox.deadLetters('webhook')[0]).toMatchObject({ reason: 'HTTP 400: signature header malformed', attempts: 1 });
+  });
+
+  it('bounds the stored error and reason, whatever a peer sent', () => {
+    const { db, outbox } = env.open();
+    outbox.enqueue('b0', 'x', ['mcp', 'syslog'], T0);
+    outbox.retry(1, `HTTP 500: ${'A'.repeat(1_000_000)}`, T0);
+    outbox.dead(2, 'B'.repeat(50_000), T0);
+    expect(row(db, 1).last_error).toMatch(/^HTTP 500: A+\.\.\. \(1000010 chars\)$/);
+    expect(row(db, 1).last_error!.length).toBeLessThan(2100);
+    expect(outbox.deadLetters('syslog')[0]!.reason).toMatch(/^B{2000}\.\.\. \(50000 chars\)$/);
   });
 
   it('a dead or failing webhook item never delays mcp items', () => {
