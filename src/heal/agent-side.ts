@@ -223,19 +223,11 @@ export function createAgentHealing(deps: AgentHealingDeps) {
   }
 
   /**
-   * Once per cycle: retry deferred orders whose window has opened (re-planned on fresh results),
-   * drop those that expired with evidence, and turn the healer's results into evidence drafts.
+   * Retry deferred orders whose window has opened (re-planned on fresh results), and drop with
+   * evidence those that expired or lost their key meanwhile. Call before running the healer.
    */
-  async function collect(ctx: CycleContext): Promise<CollectedResults> {
-    const finished = collectHealResults(config.stateDir, logger);
+  async function promote(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; promoted: string[] }> {
     const drafts: EvidenceDraft[] = [];
-    for (const { result: r, spec } of finished.items) {
-      drafts.push(draft(ctx.facts, spec));
-      if (r.outcome === 'deferred' && r.retry_envelope && r.order_id) {
-        writePending(config.stateDir, { version: 1, order_id: r.order_id, deferred_at: r.finished_at, reason: r.reason ?? 'deferred by the healer', envelope: r.retry_envelope });
-      }
-    }
-
     const promoted: string[] = [];
     for (const path of listSpool(paths.pending).valid) {
       const read = readSpoolFile(path);
@@ -286,10 +278,34 @@ export function createAgentHealing(deps: AgentHealingDeps) {
         logger.error({ order_id: p.order_id }, `could not spool a deferred heal: ${describeError(e)}`);
       }
     }
-    return { drafts, promoted, ack: finished.ack };
+    return { drafts, promoted };
   }
 
-  return { handleOrder, collect };
+  /**
+   * The healer's results as evidence drafts; a `deferred` result goes back to pending. Results stay
+   * on disk until `ack`, so call this once per cycle, after the healer ran: a second call before
+   * `ack` returns the same results again.
+   */
+  async function collectResults(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; ack(): void }> {
+    const finished = collectHealResults(config.stateDir, logger);
+    const drafts: EvidenceDraft[] = [];
+    for (const { result: r, spec } of finished.items) {
+      drafts.push(draft(ctx.facts, spec));
+      if (r.outcome === 'deferred' && r.retry_envelope && r.order_id) {
+        writePending(config.stateDir, { version: 1, order_id: r.order_id, deferred_at: r.finished_at, reason: r.reason ?? 'deferred by the healer', envelope: r.retry_envelope });
+      }
+    }
+    return { drafts, ack: finished.ack };
+  }
+
+  /** collectResults then promote, for a cycle whose healer runs elsewhere (the path unit). */
+  async function collect(ctx: CycleContext): Promise<CollectedResults> {
+    const results = await collectResults(ctx);
+    const pending = await promote(ctx);
+    return { drafts: [...results.drafts, ...pending.drafts], promoted: pending.promoted, ack: results.ack };
+  }
+
+  return { handleOrder, promote, collectResults, collect };
 }
 
 export type AgentHealing = ReturnType<typeof createAgentHealing>;

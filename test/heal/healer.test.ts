@@ -186,4 +186,32 @@ describe('crash safety of the spool', () => {
     expect(s.sim.actions()).toEqual([]);
     expect(readdirSync(spoolPaths(s.stateDir).requests)).toEqual([]);
   });
+
+  it('results stay until ack: a crash before the evidence is chained re-reads them; after ack they are gone', async () => {
+    s = setup();
+    s.sim.stopService('sshd.service');
+    await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    await s.heal();
+    const first = await s.healing.collectResults(await s.cycle());
+    const again = await s.healing.collectResults(await s.cycle());
+    expect(first.drafts.map((d) => d.outcome)).toEqual(['healed']);
+    expect(again.drafts.map((d) => d.order_id)).toEqual(first.drafts.map((d) => d.order_id));
+    again.ack();
+    expect((await s.healing.collectResults(await s.cycle())).drafts).toEqual([]);
+  });
+
+  it('one cycle: promote, run the healer, collect once: exactly one bundle per result', async () => {
+    s = setup({ now: Date.UTC(2026, 10, 23, 1, 55, 0), config: { orderTtl: 3600 } });
+    s.sim.setRunningRevision('9999999999999999999999999999999999999999');
+    const env = s.order('heal', { checks: ['patching'] }, { expires_at: new Date(s.sim.now() + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z') });
+    expect((await s.healing.handleOrder(env, await s.cycle())).drafts[0]).toMatchObject({ outcome: 'deferred' });
+    s.sim.setNow(Date.UTC(2026, 10, 23, 2, 1, 0));
+    const ctx = await s.cycle();
+    const promoted = await s.healing.promote(ctx);
+    expect(promoted.promoted).toHaveLength(1);
+    expect(promoted.drafts).toEqual([]);
+    await s.heal();
+    const done = await s.healing.collectResults(ctx);
+    expect(done.drafts.map((d) => d.outcome)).toEqual(['healed']);
+  });
 });
