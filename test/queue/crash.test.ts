@@ -90,7 +90,7 @@ async function runAndKill(dbPath: string, run: number, attempted: Set<number>, c
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   await Promise.race([isReady, exited]);
-  await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 350)));
+  await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 250)));
   child.kill('SIGKILL');
   const { code, signal } = await exited;
   // It must have died by our hand, not by its own error.
