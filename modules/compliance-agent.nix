@@ -7,7 +7,6 @@
 }:
 let
   inherit (lib)
-    concatStringsSep
     getExe
     literalExpression
     mkAfter
@@ -16,7 +15,7 @@ let
     mkIf
     mkOption
     optional
-    optionalAttrs
+    optionals
     types
     ;
 
@@ -24,7 +23,7 @@ let
   opt = options.services.compliance-agent;
 
   agentConfig = import ./lib/config.nix;
-  hardening = import ./lib/hardening.nix;
+  services = import ./lib/services.nix;
   ruleset = import ./lib/ruleset.nix;
   inherit (agentConfig) defaults stateDir;
 
@@ -466,43 +465,19 @@ in
         "compliance-agent-egress.service"
       ];
       path = checkTools;
-      serviceConfig =
-        hardening.agent
-        // optionalAttrs (cfg.egress.agentAddressAllow != [ ]) (
-          hardening.ipAddressAllow (cfg.egress.agentAddressAllow ++ resolvers)
-        )
-        // {
-          Type = "simple";
-          ExecStart = "${exe} run --config ${configFile}";
-          User = "compliance-agent";
-          Group = "compliance-agent";
-          StateDirectory = "compliance-agent";
-          StateDirectoryMode = "0700";
-          WorkingDirectory = stateDir;
-          LoadCredential = agentConfig.loadCredentials cfg;
-          Restart = "on-failure";
-          RestartSec = "10s";
-          # Exit 2 is a bad config: restarting cannot fix it.
-          RestartPreventExitStatus = 2;
-          # SIGTERM lets the current database write finish.
-          TimeoutStopSec = "30s";
-        };
+      serviceConfig = services.agent {
+        inherit exe configFile;
+        loadCredentials = agentConfig.loadCredentials cfg;
+        ipAddressAllow = optionals (cfg.egress.agentAddressAllow != [ ]) (
+          cfg.egress.agentAddressAllow ++ resolvers
+        );
+      };
     };
 
     systemd.services.compliance-agent-prune = {
       description = "compliance-agent: prune the local evidence store";
       path = checkTools;
-      serviceConfig = hardening.agent // {
-        Type = "oneshot";
-        ExecStart = "${exe} prune --config ${configFile}";
-        User = "compliance-agent";
-        Group = "compliance-agent";
-        StateDirectory = "compliance-agent";
-        StateDirectoryMode = "0700";
-        # Pruning is local work.
-        PrivateNetwork = true;
-        RestrictAddressFamilies = [ "AF_UNIX" ];
-      };
+      serviceConfig = services.prune { inherit exe configFile; };
     };
 
     systemd.timers.compliance-agent-prune = {
@@ -524,25 +499,7 @@ in
         "network-online.target"
       ];
       path = [ pkgs.nftables ];
-      serviceConfig = hardening.egressRefresh // {
-        Type = "oneshot";
-        ExecStart = concatStringsSep " " [
-          exe
-          "egress-refresh"
-          "--config ${configFile}"
-          "--cache %S/compliance-agent-egress/last-good.json"
-          "--status %t/compliance-agent-egress/status.json"
-        ];
-        # Its own identity and state: the last good addresses must not be writable by the
-        # agent, or a compromised agent could widen its own allowlist.
-        DynamicUser = true;
-        StateDirectory = "compliance-agent-egress";
-        RuntimeDirectory = "compliance-agent-egress";
-        RuntimeDirectoryMode = "0755";
-        RuntimeDirectoryPreserve = true;
-        # status.json is meant to be read by the agent.
-        UMask = "0022";
-      };
+      serviceConfig = services.egressRefresh { inherit exe configFile; };
     };
 
     systemd.timers.compliance-agent-egress = {
@@ -561,9 +518,8 @@ in
       pathConfig.DirectoryNotEmpty = "${stateDir}/heal/requests";
     };
 
-    # The root side (DESIGN 4): re-verifies each spooled order itself and acts. It switches the
-    # system, so it is not sandboxed beyond a private /tmp, and a switch must not restart or
-    # stop it halfway (as nixpkgs' system.autoUpgrade does for nixos-upgrade.service).
+    # A switch must not restart or stop the healer halfway through its own switch (as nixpkgs'
+    # system.autoUpgrade does for nixos-upgrade.service).
     systemd.services.compliance-agent-heal = {
       description = "compliance-agent healer: verify spooled heal orders and apply them";
       restartIfChanged = false;
@@ -580,24 +536,7 @@ in
           HOME = "/root";
         }
         // config.networking.proxy.envVars;
-      serviceConfig = {
-        Type = "oneshot";
-        ExecStart = concatStringsSep " " [
-          exe
-          "heal-apply"
-          "--config ${configFile}"
-          "--applied %S/compliance-agent-heal/applied.json"
-        ];
-        # Root's own record of applied requests, out of the agent's reach.
-        StateDirectory = "compliance-agent-heal";
-        StateDirectoryMode = "0700";
-        PrivateTmp = true;
-        # Results in the agent's (0700) spool are written 0644 so the agent can read them.
-        UMask = "0022";
-        # heal-apply bounds each action itself (a switch may build for an hour, a backup run
-        # for longer); this only stops a healer that hangs outright.
-        TimeoutStartSec = "12h";
-      };
+      serviceConfig = services.heal { inherit exe configFile; };
     };
   };
 

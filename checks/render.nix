@@ -1,0 +1,140 @@
+# The pure Nix helpers, evaluated without nixpkgs, with chosen inputs:
+#
+#   nix-instantiate --eval --strict --json checks/render.nix \
+#     --argstr rulesetArgs '{"scope":"agent","resolvers":["10.0.0.53"]}' \
+#     [--argstr configArgs '{...module option values...}']
+#
+# (nix-instantiate calls a file's function only when given an --arg; checks/pure-helpers.nix is
+# the same with the sample inputs, for a plain `nix-instantiate --eval --strict --json`.)
+#
+# Evaluating it runs the self-checks below (a failing one aborts with its message) and returns
+# what the tests feed to real tools: the ruleset for nft, the agent unit for
+# `systemd-analyze security --offline`, config.json for the agent's own ConfigSchema.
+{
+  rulesetArgs ? "{}",
+  configArgs ? null,
+}:
+let
+  inherit (builtins)
+    all
+    attrValues
+    elem
+    filter
+    fromJSON
+    isString
+    split
+    substring
+    stringLength
+    ;
+
+  ruleset = import ../modules/lib/ruleset.nix;
+  hardening = import ../modules/lib/hardening.nix;
+  unit = import ../modules/lib/unit.nix;
+  services = import ../modules/lib/services.nix;
+  agentConfig = import ../modules/lib/config.nix;
+
+  sampleOptions = agentConfig.defaults // {
+    siteId = "clinic-001";
+    hostId = "appliance-1";
+    resellerId = "msp-alpha";
+    mcpUrl = "https://mcp.example.com";
+    allowedHosts = [ "mcp.example.com" ];
+    baselinePath = "/nix/store/00000000000000000000000000000000-compliance-agent-baseline.json";
+    caFile = "/etc/compliance-agent/mcp-ca.pem";
+    clientCertFile = "/run/secrets/compliance-agent/client.pem";
+    clientKeyFile = "/run/secrets/compliance-agent/client.key";
+    signingKeyFile = "/run/secrets/compliance-agent/evidence.key";
+    trustedOrderKeys = [ "msp-2026:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ];
+  };
+  options = if configArgs == null then sampleOptions else fromJSON configArgs;
+  config = agentConfig.render options;
+  loadCredentials = agentConfig.loadCredentials options;
+
+  agentUnitWith =
+    ipAddressAllow:
+    unit.renderUnit {
+      Unit = {
+        Description = "compliance-agent: drift checks, signed evidence, signed orders from the MCP";
+        Wants = "network-online.target compliance-agent-egress.service";
+        After = "network-online.target nftables.service compliance-agent-egress.service";
+      };
+      Service = services.agent {
+        exe = "/run/current-system/sw/bin/compliance-agent";
+        configFile = "/etc/compliance-agent/config.json";
+        inherit loadCredentials ipAddressAllow;
+      };
+      Install.WantedBy = "multi-user.target";
+    };
+  agentUnit = agentUnitWith [ ];
+  # With egress.agentAddressAllow set: the known MCP address plus a resolver.
+  agentUnitAddressAllow = agentUnitWith [
+    "203.0.113.10"
+    "10.0.0.53"
+  ];
+
+  egressUnit = unit.renderUnit {
+    Unit.Description = "compliance-agent: refresh the nftables egress allowlist from DNS";
+    Service = services.egressRefresh {
+      exe = "/run/current-system/sw/bin/compliance-agent";
+      configFile = "/etc/compliance-agent/config.json";
+    };
+  };
+
+  lines = text: filter isString (split "\n" text);
+  hasPrefix = p: s: substring 0 (stringLength p) s == p;
+
+  expect =
+    cond: msg:
+    if cond then true else throw "checks/pure-helpers.nix: ${msg}";
+
+  selfChecks = [
+    (expect (hardening.agent.CapabilityBoundingSet == "" && hardening.agent.AmbientCapabilities == "")
+      "the agent must hold no capability"
+    )
+    (expect (hardening.agent.SocketBindDeny == "any") "the agent must not be able to bind a socket")
+    (expect (hardening.agent.ProtectSystem == "strict" && hardening.agent.NoNewPrivileges)
+      "the agent must run with ProtectSystem=strict and NoNewPrivileges"
+    )
+    (expect (elem "CapabilityBoundingSet=" (lines agentUnit))
+      "the rendered agent unit must clear CapabilityBoundingSet"
+    )
+    (expect (elem "User=compliance-agent" (lines agentUnit)) "the agent must run as its own user")
+    (expect (hardening.egressRefresh.CapabilityBoundingSet == "CAP_NET_ADMIN")
+      "egress-refresh must hold CAP_NET_ADMIN and nothing else"
+    )
+    (expect (all (c: c == null || hasPrefix agentConfig.credentialsDir c) (
+      map (o: config.${o}) (attrValues (builtins.mapAttrs (o: _: o) agentConfig.credentialNames))
+    )) "every file option in config.json must point into the unit's credentials directory")
+    (expect (all (l: !(hasPrefix "/nix/store" (builtins.elemAt (split ":" l) 2))) loadCredentials)
+      "a LoadCredential source is a Nix store path"
+    )
+    (expect (elem "  counter drop" (lines (ruleset.renderTableBody { })))
+      "the egress chain must end in a drop"
+    )
+    (expect (all (l: !(hasPrefix "  meta skuid" l)) (lines (ruleset.renderTableBody { })))
+      "the appliance scope must not match on the agent's uid"
+    )
+    (expect (elem "  meta skuid \"compliance-agent\" jump egress" (
+      lines (ruleset.renderTableBody { scope = "agent"; })
+    )) "the agent scope must send the agent's packets through the allowlist")
+  ];
+in
+builtins.deepSeq selfChecks {
+  ruleset = {
+    appliance = ruleset.renderTable { };
+    agent = ruleset.renderTable { scope = "agent"; };
+    requested = ruleset.renderTable (fromJSON rulesetArgs);
+  };
+  names = {
+    inherit (ruleset) tableName sets;
+  };
+  inherit
+    agentUnit
+    agentUnitAddressAllow
+    egressUnit
+    config
+    loadCredentials
+    ;
+  inherit (hardening) exposureTarget;
+  inherit (agentConfig) defaults credentialsDir;
+}

@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigSchema } from '../../src/config/index.js';
+import { EGRESS_TABLE } from '../../src/egress/index.js';
+import { nixEval, nixFiles, render, run } from './nix.js';
+
+describe('Nix files', () => {
+  it('nix-instantiate is installed', () => {
+    expect(run('nix-instantiate', ['--version'])).toMatch(/nix-instantiate \(Nix\) \d+\./);
+  });
+
+  it('every .nix file parses', () => {
+    const files = nixFiles();
+    expect(files).toEqual(expect.arrayContaining(['flake.nix', 'modules/compliance-agent.nix', 'packages/compliance-agent/default.nix', 'nixosTests/compliance-agent.nix']));
+    for (const file of files) run('nix-instantiate', ['--parse', file]);
+  });
+});
+
+describe('pure helpers (nix-instantiate --eval)', () => {
+  const sample = nixEval<ReturnType<typeof render>>('checks/pure-helpers.nix');
+
+  it('checks/pure-helpers.nix evaluates with its self-checks passing', () => {
+    expect(sample.exposureTarget).toBe('1.2');
+    expect(sample.ruleset.appliance).toContain('table inet compliance_agent {');
+    expect(sample.agentUnit).toContain('\nUser=compliance-agent\n');
+  });
+
+  it('the table and set names agree with egress-refresh', () => {
+    expect(sample.names).toEqual({ tableName: EGRESS_TABLE.name, sets: { v4: EGRESS_TABLE.setV4, v6: EGRESS_TABLE.setV6 } });
+  });
+
+  it('renders a config.json the agent accepts, with exactly the ConfigSchema keys', () => {
+    const parsed = ConfigSchema.safeParse(sample.config);
+    expect(parsed.success ? [] : parsed.error.issues).toEqual([]);
+    expect(Object.keys(sample.config).sort()).toEqual(Object.keys(ConfigSchema.shape).sort());
+  });
+
+  it('hands every file to the agent through its credentials directory, never a store path', () => {
+    for (const key of ['caFile', 'clientCertFile', 'clientKeyFile', 'signingKeyFile']) {
+      expect(sample.config[key]).toMatch(new RegExp(`^${sample.credentialsDir}/[a-z0-9.-]+$`));
+    }
+    expect(sample.credentialsDir).toBe('/run/credentials/compliance-agent.service');
+    expect(sample.loadCredentials).toEqual([
+      'mcp-ca.pem:/etc/compliance-agent/mcp-ca.pem',
+      'client-cert.pem:/run/secrets/compliance-agent/client.pem',
+      'client-key.pem:/run/secrets/compliance-agent/client.key',
+      'evidence-signing.key:/run/secrets/compliance-agent/evidence.key',
+    ]);
+    const withWebhook = render({}, { ...sample.defaults, ...baseOptions(), webhookSecretFile: '/run/agenix/webhook' });
+    expect(withWebhook.config.webhookSecretFile).toBe(`${sample.credentialsDir}/webhook-secret`);
+    expect(withWebhook.loadCredentials).toContain('webhook-secret:/run/agenix/webhook');
+  });
+
+  it("the module's defaults are the seed's, as the agent's schema has them", () => {
+    const minimal = ConfigSchema.parse({
+      siteId: 's',
+      resellerId: 'r',
+      baselinePath: '/b.json',
+      clientCertFile: '/c',
+      clientKeyFile: '/k',
+      signingKeyFile: '/s',
+      caFile: '/ca',
+      trustedOrderKeys: ['k:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='],
+    }) as Record<string, unknown>;
+    const seedDefaults = {
+      mcpUrl: 'https://mcp.local',
+      allowedHosts: ['mcp.local'],
+      deploymentMode: 'reseller',
+      resellerId: null,
+      policyVersion: '1.0',
+      webhookSecretFile: null,
+      pollInterval: 60,
+      orderTtl: 900,
+      maintenanceWindow: '02:00-04:00',
+      allowDisruptiveOutsideWindow: false,
+      evidenceRetention: 200,
+      pruneRetentionDays: 90,
+      ntpMaxSkewMs: 5000,
+      rmmWebhookUrl: null,
+      syslogTarget: null,
+      rebuildHealthCheckTimeout: 60,
+      logLevel: 'INFO',
+    };
+    expect(sample.defaults).toMatchObject(seedDefaults);
+    for (const [key, value] of Object.entries(sample.defaults)) {
+      if (key === 'resellerId') continue; // required in reseller mode, so the minimal config sets it
+      expect({ key, value: minimal[key] }).toEqual({ key, value });
+    }
+  });
+
+  it('a bad request fails the evaluation with a clear message', () => {
+    expect(() => render({ scope: 'everything' })).toThrow(/scope must be "appliance" or "agent"/);
+    expect(() => render({ resolvers: ['10.0.0.1', 'dns.example.com'] })).toThrow(/resolver "dns.example.com" is not an IPv4 or IPv6 address/);
+  });
+
+  it('renders the agent scope around the agent user and the resolvers into their sets', () => {
+    const r = render({ scope: 'agent', agentUser: 'nobody', resolvers: ['10.9.0.1', 'fd00:ca::1'] });
+    expect(r.ruleset.requested).toContain('meta skuid "nobody" jump egress');
+    expect(r.ruleset.requested).toContain('policy accept;');
+    expect(r.ruleset.requested).toMatch(/set resolvers_v4 \{\n\s+type ipv4_addr\n\s+elements = \{ 10\.9\.0\.1 \}/);
+    expect(r.ruleset.requested).toMatch(/set resolvers_v6 \{\n\s+type ipv6_addr\n\s+elements = \{ fd00:ca::1 \}/);
+  });
+});
+
+function baseOptions(): Record<string, unknown> {
+  return {
+    siteId: 'clinic-001',
+    hostId: 'appliance-1',
+    resellerId: 'msp-alpha',
+    mcpUrl: 'https://mcp.example.com',
+    allowedHosts: ['mcp.example.com'],
+    baselinePath: '/etc/compliance-agent/baseline.json',
+    caFile: '/etc/compliance-agent/mcp-ca.pem',
+    clientCertFile: '/run/agenix/client.pem',
+    clientKeyFile: '/run/agenix/client.key',
+    signingKeyFile: '/run/agenix/evidence.key',
+    trustedOrderKeys: ['msp:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='],
+  };
+}
