@@ -2,7 +2,7 @@ import type { Logger } from '../common/index.js';
 import { describeError } from '../common/index.js';
 import type { Baseline, Config } from '../config/index.js';
 import type { Host } from '../host/index.js';
-import type { StateDb } from '../state/index.js';
+import { storageWrite, type StateDb } from '../state/index.js';
 import { ALL_CHECKS, runChecks, systemFacts, type CheckResult, type SystemFacts } from '../checks/index.js';
 import { EvidenceChain, exportEvidence, evidenceDir, readChainHead, type EvidenceDraft } from '../evidence/index.js';
 import { Outbox, flushDestination, type Destination, type DeliveryResult, type OutboxItem } from '../queue/index.js';
@@ -29,7 +29,10 @@ export interface CycleContext {
 /** The unprivileged half of healing (src/heal): order decisions, heal requests, healer results. */
 export interface HealingPort {
   handleOrder(envelope: unknown, ctx: CycleContext): Promise<{ accepted: boolean; drafts: EvidenceDraft[]; requestId: string | null }>;
-  collect(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; promoted: readonly string[]; ack(): void }>;
+  /** Re-plan deferred orders whose window opened; spool those that may act now. */
+  promote(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; promoted: readonly string[] }>;
+  /** The healer's results as evidence; `ack` removes them once that evidence is durably chained. */
+  collectResults(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; ack(): void }>;
 }
 
 export interface AgentDeps {
@@ -71,7 +74,11 @@ export class Agent {
   private lastPollAt: number | null = null;
 
   constructor(private readonly deps: AgentDeps) {
-    this.outbox = new Outbox(deps.db);
+    // Evidence must survive a 72-hour outage (invariant 4): with a 15-minute backoff cap, 2,000
+    // attempts of the head item is about ten days before "too many attempts" dead-letters it.
+    this.outbox = new Outbox(deps.db, { maxAttempts: 2000 });
+    // One agent owns this database: leases left by a killed predecessor are void, not 60 s waits.
+    this.outbox.releaseAll();
     this.chain = new EvidenceChain(deps.db, deps.signingKey, this.outbox);
     this.deliver = {
       mcp: (items) => deps.mcp.postEvidenceBatch(items.map((i) => JSON.parse(i.body) as Envelope)),
@@ -123,24 +130,25 @@ export class Agent {
       drafts.push(...handled.drafts);
       requested = handled.requestId !== null;
     }
-    const collected = [await this.deps.healing.collect({ results, facts, now: this.now() })];
-    if (this.deps.runHealer && (requested || collected[0]!.promoted.length > 0)) {
-      await this.deps.runHealer();
-      collected.push(await this.deps.healing.collect({ results, facts, now: this.now() }));
-    }
-    for (const c of collected) drafts.push(...c.drafts);
+    const promoted = await this.deps.healing.promote({ results, facts, now: this.now() });
+    drafts.push(...promoted.drafts);
+    if (this.deps.runHealer && (requested || promoted.promoted.length > 0)) await this.deps.runHealer();
+    const healed = await this.deps.healing.collectResults({ results, facts, now: this.now() });
+    drafts.push(...healed.drafts);
     // After a heal the pre-heal results are stale: check again so the state evidence is current.
-    if (collected.some((c) => c.drafts.length > 0)) results = await runChecks({ host, config, baseline });
+    if (healed.drafts.length > 0) results = await runChecks({ host, config, baseline });
 
     const now = this.now();
     const fromChecks = checkEvidence(db, config, ALL_CHECKS, results, systemFacts(results), started, now);
     drafts.push(...fromChecks.drafts);
-    db.transaction(() => {
-      this.chain.append(drafts, this.destinations, now);
-      fromChecks.record();
-    })();
+    storageWrite(`store ${drafts.length} evidence bundle(s)`, () =>
+      db.transaction(() => {
+        this.chain.append(drafts, this.destinations, now);
+        fromChecks.record();
+      })(),
+    );
     // Healer results are removed only once their evidence is durably chained.
-    for (const c of collected) c.ack();
+    healed.ack();
     this.counters.bundles += drafts.length;
     exportEvidence(db, evidenceDir(config.stateDir));
 

@@ -2,7 +2,7 @@ import type { Statement } from 'better-sqlite3';
 import { AgentError } from '../common/errors.js';
 import type { StateDb } from '../state/index.js';
 import { backoffDelay } from './backoff.js';
-import { storageWrite } from './storage-error.js';
+import { storageWrite } from '../state/index.js';
 import { DESTINATIONS, type DeadLetter, type Destination, type DestinationStats, type OutboxItem, type OutboxOptions } from './types.js';
 
 const MAX_REASON = 2000;
@@ -44,6 +44,7 @@ export class Outbox {
     | 'reschedule'
     | 'kill'
     | 'release'
+    | 'releaseAll'
     | 'countByState'
     | 'pendingSummary'
     | 'deadAll'
@@ -88,6 +89,7 @@ export class Outbox {
         `UPDATE outbox SET state = 'dead', attempts = ?, dead_reason = ?, done_at = ?, lease_until = 0 WHERE id = ? AND state = 'pending'`,
       ),
       release: db.prepare(`UPDATE outbox SET lease_until = 0 WHERE id = ? AND state = 'pending'`),
+      releaseAll: db.prepare(`UPDATE outbox SET lease_until = 0 WHERE state = 'pending' AND lease_until != 0`),
       countByState: db.prepare('SELECT destination, state, COUNT(*) AS n FROM outbox GROUP BY destination, state'),
       pendingSummary: db.prepare(
         `SELECT COUNT(*) AS total, COALESCE(SUM(lease_until > ? AND lease_until <= ?), 0) AS leased, MIN(created_at) AS oldest
@@ -171,6 +173,14 @@ export class Outbox {
   /** Give a leased item back without charging an attempt (it waited behind a failed one). */
   release(id: number): void {
     if (storageWrite(`release outbox item ${id}`, () => this.s.release.run(id)).changes === 0) this.mustExist(id);
+  }
+
+  /**
+   * Void every lease. Only for the single owner of the database at start-up: whatever a killed
+   * predecessor had in flight is delivered again at once (the MCP deduplicates by bundle_id).
+   */
+  releaseAll(): number {
+    return storageWrite('release leases', () => this.s.releaseAll.run()).changes;
   }
 
   /** Undelivered items of one destination, leased or not. */

@@ -69,6 +69,19 @@ describe('lease', () => {
     ]);
   });
 
+  it('releaseAll voids a killed predecessor\'s leases at once, without counting an attempt', () => {
+    const { outbox } = env.open({ leaseMs: 60_000 });
+    for (let i = 0; i < 3; i++) outbox.enqueue(`b${i}`, 'x', ['mcp'], T0);
+    outbox.lease('mcp', 2, T0);
+    expect(outbox.lease('mcp', 10, T0 + 1)).toEqual([]);
+    expect(outbox.releaseAll()).toBe(2);
+    expect(outbox.lease('mcp', 10, T0 + 2).map((i) => [i.bundleId, i.attempts])).toEqual([
+      ['b0', 0],
+      ['b1', 0],
+      ['b2', 0],
+    ]);
+  });
+
   it('re-delivers leased items after a crash once the lease expires, in the same order', () => {
     const first = env.open({ leaseMs: 60_000 });
     for (let i = 0; i < 5; i++) first.outbox.enqueue(`b${i}`, 'x', ['mcp'], T0);
