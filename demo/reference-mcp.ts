@@ -25,6 +25,8 @@ export interface McpStats {
   readonly duplicates: number;
   readonly rejected: number;
   readonly ordersServed: number;
+  /** TCP connections accepted (keep-alive shows as few connections for many requests). */
+  readonly connections: number;
   /** Body bytes written by response faults since the fault was set (how far a 100 MB body got). */
   readonly faultBytesSent: number;
 }
@@ -74,6 +76,7 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
   const peer = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string => `${s.remoteAddress ?? ''}:${s.remotePort ?? ''}`;
   let fault: Fault | null = null;
   let ordersServed = 0;
+  let connections = 0;
   let faultBytesSent = 0;
 
   const respondFaulty = async (res: ServerResponse): Promise<boolean> => {
@@ -168,6 +171,7 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
       s.resetAndDestroy();
       return;
     }
+    connections += 1;
     const key = peer(s);
     sockets.set(key, s);
     s.on('close', () => sockets.delete(key));
@@ -199,7 +203,7 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
       orders.push(e);
     },
     evidence: () => store.byBundleId,
-    stats: () => ({ ...store.counts, ordersServed, faultBytesSent }),
+    stats: () => ({ ...store.counts, ordersServed, connections, faultBytesSent }),
     setFault: (f) => {
       fault = f;
       faultBytesSent = 0;

@@ -119,6 +119,23 @@ describe('evidence over mTLS', () => {
   });
 });
 
+describe('connections', () => {
+  it('keeps mTLS connections alive: 40 sequential requests, not 40 handshakes', async () => {
+    const c = clientFor(pki, mcp.url);
+    try {
+      const before = mcp.stats().connections;
+      for (let i = 0; i < 20; i++) {
+        expect((await c.postEvidence(evidenceEnvelope(key.secret, 5000 + i))).kind).toBe('ok');
+        expect((await c.nextOrder()).ok).toBe(true);
+      }
+      // undici may open a second connection while releasing the first; never one per request.
+      expect(mcp.stats().connections - before).toBeLessThanOrEqual(2);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
 describe('an MCP without the batch endpoint', () => {
   it('is served by single posts after its 404, with the same per-envelope verdicts', async () => {
     const plain = await startReferenceMcp({ pki, agentKeys: [key.pub], batchEndpoint: false });
