@@ -82,6 +82,12 @@ describe('evidence over mTLS', () => {
     expect(r.kind === 'reject' && r.reason).toMatch(/^HTTP 400: bundle seq: /);
   });
 
+  it('rejects an envelope over the MCP body cap (413) and keeps working on the next request', async () => {
+    const huge = signEnvelope(EVIDENCE_PAYLOAD_TYPE, Buffer.from(JSON.stringify(bundle(6, { reason: 'x'.repeat(2 * 1024 * 1024) }))), key.secret);
+    expect(await client.postEvidence(huge)).toEqual({ kind: 'reject', reason: 'HTTP 413: request body over 1048576 bytes' });
+    expect((await client.postEvidence(evidenceEnvelope(key.secret, 7))).kind).toBe('ok');
+  });
+
   it('rejects a different envelope reusing a stored bundle_id (409) instead of overwriting it', async () => {
     const original = bundle(5);
     const env = signEnvelope(EVIDENCE_PAYLOAD_TYPE, Buffer.from(JSON.stringify(original)), key.secret);
