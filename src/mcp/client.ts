@@ -168,20 +168,20 @@ export class McpClient {
   }
 
   private tooLarge(method: string, path: string, what: string): McpFailure {
-    return { code: 'too_large', message: `${this.ep.hostPort} response to ${method} ${path.split('?')[0]} ${what}, over the ${this.maxResponseBytes}-byte cap; aborted`, retryable: true };
+    return { code: 'too_large', message: `${this.ep.hostPort} response to ${method} ${this.pathPrefix}${path.split('?')[0]} ${what}, over the ${this.maxResponseBytes}-byte cap; aborted`, retryable: true };
   }
 
   private statusFailure(method: string, path: string, status: number, body: Buffer): McpFailure {
     return {
       code: 'http_status',
-      message: `MCP ${this.ep.hostPort} answered ${status} to ${method} ${path.split('?')[0]}: ${serverText(body)}`,
+      message: `MCP ${this.ep.hostPort} answered ${status} to ${method} ${this.pathPrefix}${path.split('?')[0]}: ${serverText(body)}`,
       status,
       retryable: retryableStatus(status),
     };
   }
 
   private badJson(method: string, path: string, what: string): McpFailure {
-    return { code: 'bad_json', message: `MCP ${this.ep.hostPort} answered ${method} ${path} with ${what}`, retryable: true };
+    return { code: 'bad_json', message: `MCP ${this.ep.hostPort} answered ${method} ${this.pathPrefix}${path} with ${what}`, retryable: true };
   }
 
   /** GET orders/next: the order envelope as UNTRUSTED parsed JSON, or null when there is none (204). */

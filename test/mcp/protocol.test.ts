@@ -125,6 +125,21 @@ describe('evidence over mTLS', () => {
   });
 });
 
+describe('mcpUrl with a path prefix', () => {
+  it('keeps the prefix in every request and in failure messages', async () => {
+    const c = clientFor(pki, `${mcp.url}/api/v1/`);
+    try {
+      expect(await c.nextOrder()).toEqual({
+        ok: false,
+        error: { code: 'http_status', status: 404, retryable: false, message: `MCP 127.0.0.1:${mcp.port} answered 404 to GET /api/v1/orders/next: no route for GET /api/v1/orders/next` },
+      });
+      expect(await c.postEvidence(evidenceEnvelope(key.secret, 9000))).toEqual({ kind: 'reject', reason: 'HTTP 404: no route for POST /api/v1/evidence' });
+    } finally {
+      await c.close();
+    }
+  });
+});
+
 describe('connections', () => {
   it('keeps mTLS connections alive: 40 sequential requests, not 40 handshakes', async () => {
     const c = clientFor(pki, mcp.url);
