@@ -63,6 +63,15 @@ export function pruneEvidence(db: StateDb, dir: string, policy: PrunePolicy, now
         ORDER BY e.host_id, e.seq`,
     )
     .all(cutoff, policy.keepLast) as { host_id: string; seq: number; bundle_id: string; undelivered: number }[];
+  // Orphans first: a file whose row an interrupted prune already deleted is older than every
+  // remaining file, so removing it before anything else keeps the directory a gap-free tail of the
+  // chain at every moment, and `verify` of it holds after a crash at any point of a prune.
+  const known = new Set(
+    (db.prepare('SELECT seq, bundle_id FROM evidence').all() as { seq: number; bundle_id: string }[]).map((r) => evidenceFileName(r.seq, r.bundle_id)),
+  );
+  for (const f of readdirSafe(dir)) {
+    if (/^\d{10}-[0-9a-f-]{36}\.json$/.test(f) && !known.has(f)) unlinkSync(join(dir, f));
+  }
   const del = db.prepare('DELETE FROM evidence WHERE host_id = ? AND seq = ?');
   let deleted = 0;
   let keptUndelivered = 0;
@@ -72,17 +81,11 @@ export function pruneEvidence(db: StateDb, dir: string, policy: PrunePolicy, now
       keptUndelivered++;
       continue;
     }
-    // Row first: a crash after it leaves an orphan file, which the next prune removes below.
+    // Row first, oldest first: a crash after it leaves this one orphan file, which the next prune removes above.
     del.run(c.host_id, c.seq);
     const file = evidenceFileName(c.seq, c.bundle_id);
     if (existing.has(file)) unlinkSync(join(dir, file));
     deleted++;
-  }
-  const known = new Set(
-    (db.prepare('SELECT seq, bundle_id FROM evidence').all() as { seq: number; bundle_id: string }[]).map((r) => evidenceFileName(r.seq, r.bundle_id)),
-  );
-  for (const f of readdirSafe(dir)) {
-    if (/^\d{10}-[0-9a-f-]{36}\.json$/.test(f) && !known.has(f)) unlinkSync(join(dir, f));
   }
   const remaining = (db.prepare('SELECT COUNT(*) AS n FROM evidence').get() as { n: number }).n;
   return { deleted, keptUndelivered, remaining };

@@ -1,0 +1,28 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startHarness, type Harness } from '../../demo/harness.js';
+import { tempDir } from '../helpers/tmp.js';
+import { KILL_SITE_CONFIG, bundleChild, drainAndVerify, killLoop } from './kill-loop.js';
+
+// Half of the kill -9 loop (kill-enqueue-flush.test.ts is the other half): 26 kills aimed at the
+// in-process healer acting on signed heal orders and at the prune between cycles.
+const RUNS = 26;
+const tmp = tempDir('ca-kill-hp-');
+let h: Harness;
+let child: Awaited<ReturnType<typeof bundleChild>>;
+beforeAll(async () => {
+  [h, child] = await Promise.all([startHarness(tmp.path, { config: KILL_SITE_CONFIG }), bundleChild()]);
+});
+afterAll(async () => {
+  await h?.close();
+  child?.cleanup();
+  tmp.cleanup();
+});
+
+it(`kill -9 of the agent during heal and prune, ${RUNS} times: nothing lost, nothing stored twice, chain intact`, async () => {
+  const loop = await killLoop(h, child.path, { targets: ['heal', 'prune'], runs: RUNS, budgetMs: 45_000 });
+  expect(loop.runs.length).toBe(RUNS);
+  // The kills landed where aimed (the last phase announced before death), enough times each.
+  for (const phase of ['heal', 'prune']) expect(loop.runs.filter((r) => r.killedIn === phase).length).toBeGreaterThanOrEqual(RUNS / 4);
+  const { n } = await drainAndVerify(h, loop);
+  expect(n).toBeGreaterThan(RUNS);
+});
