@@ -105,7 +105,8 @@ let
       }) fileOptions
     )
     // {
-      baselinePath = toString cfg.baselinePath;
+      # Interpolated: a path literal is copied to the store (a baseline is public).
+      baselinePath = "${cfg.baselinePath}";
       inherit stateDir;
     };
 

@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AgentError } from '../common/index.js';
+import { parseConfig, type Config } from '../config/index.js';
 import { RealHost, type Host } from '../host/index.js';
 import { refreshEgress, systemResolver, type HostReport, type Resolver } from '../egress/index.js';
 import { EXIT, type Command } from './command.js';
-import { parseWithConfig } from './config-arg.js';
-import { printError } from './output.js';
+import { exitCodeFor, printError } from './output.js';
 
 const USAGE = 'compliance-agent egress-refresh --config C --cache FILE [--status FILE] [--json]';
 
@@ -14,6 +17,22 @@ function describe(r: HostReport): string {
   return `${r.host}: DNS failed (${r.reason}); ${list.length ? `kept ${list.length} last good address(es) (${shown})` : 'no address'}`;
 }
 
+/**
+ * config.json validated by the schema, without loadConfig's check that the reseller sinks'
+ * files are readable: egress-refresh runs as its own user and needs allowedHosts only, never the
+ * agent's credentials.
+ */
+function readConfig(path: string): Config {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    const why = e instanceof SyntaxError ? `not valid JSON (${e.message})` : `cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
+    throw new AgentError('config_read', `config ${path}: ${why}`);
+  }
+  return parseConfig(raw, path);
+}
+
 /** `egress-refresh` with the resolver and host injectable: real ones in the CLI, netns or scripted ones in tests. */
 export function createEgressRefreshCommand(deps: { host: () => Host; resolver: () => Resolver }): Command {
   return {
@@ -21,8 +40,17 @@ export function createEgressRefreshCommand(deps: { host: () => Host; resolver: (
     summary: 'resolve allowedHosts and replace the nftables egress allowlist sets (exit 1 when a host failed; its last good addresses are kept)',
     usage: USAGE,
     async run(args) {
-      const p = parseWithConfig(args, USAGE, { cache: { type: 'string' }, status: { type: 'string' }, json: { type: 'boolean' } });
-      if (!p.ok) return p.code;
+      let p;
+      try {
+        p = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' }, cache: { type: 'string' }, status: { type: 'string' }, json: { type: 'boolean' } } });
+      } catch (e) {
+        printError(`${(e as Error).message}\nusage: ${USAGE}`);
+        return EXIT.usage;
+      }
+      if (typeof p.values.config !== 'string') {
+        printError(`--config is required\nusage: ${USAGE}`);
+        return EXIT.usage;
+      }
       const cache = p.values.cache;
       const status = p.values.status;
       if (typeof cache !== 'string' || !isAbsolute(cache)) {
@@ -37,10 +65,17 @@ export function createEgressRefreshCommand(deps: { host: () => Host; resolver: (
         printError(`unexpected argument "${p.positionals[0]}"\nusage: ${USAGE}`);
         return EXIT.usage;
       }
+      let config: Config;
+      try {
+        config = readConfig(p.values.config);
+      } catch (e) {
+        printError(e);
+        return exitCodeFor(e);
+      }
       const report = await refreshEgress({
         host: deps.host(),
         resolve: deps.resolver(),
-        hosts: p.config.allowedHosts,
+        hosts: config.allowedHosts,
         cachePath: cache,
         ...(typeof status === 'string' ? { statusPath: status } : {}),
       });

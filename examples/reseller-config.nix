@@ -1,0 +1,71 @@
+# Reseller mode: an MSP reseller runs the appliance; every evidence bundle also goes to the
+# reseller's RMM (signed webhook) and SIEM (syslog over TLS).
+#
+# The file options point at root-only secrets outside the Nix store, here as sops-nix puts them
+# (sops.secrets."compliance-agent/client.key" = { }; and so on); agenix paths work the same.
+# The agent gets copies through systemd credentials, never the originals.
+{
+  services.compliance-agent = {
+    enable = true;
+
+    siteId = "clinic-001";
+    hostId = "front-desk-1";
+    deploymentMode = "reseller";
+    resellerId = "msp-alpha";
+
+    mcpUrl = "https://mcp.msp-alpha.example";
+    # Everything this appliance may reach over HTTPS: the MCP, the reseller's sinks, and what
+    # nixos-rebuild fetches from when healing (binary cache, the site flake's host).
+    allowedHosts = [
+      "mcp.msp-alpha.example"
+      "rmm.msp-alpha.example"
+      "siem.msp-alpha.example"
+      "cache.nixos.org"
+      "github.com"
+      "codeload.github.com"
+    ];
+
+    caFile = "/etc/compliance-agent/mcp-ca.pem";
+    clientCertFile = "/run/secrets/compliance-agent/client.pem";
+    clientKeyFile = "/run/secrets/compliance-agent/client.key";
+    signingKeyFile = "/run/secrets/compliance-agent/evidence.key";
+    # Two keys during a rotation; drop the old one and its orders stop being accepted.
+    trustedOrderKeys = [
+      "msp-alpha-2026:SyRmHhQMwUv+B2J3eZUtd4O4zKhgcRZthnYYawfmgxE="
+      "msp-alpha-2027:mN7eeIX/8ZCH6V2gOiUEAZK1dfrLYOy2M1vyRcwesRw="
+    ];
+
+    rmmWebhookUrl = "https://rmm.msp-alpha.example/hooks/compliance";
+    webhookSecretFile = "/run/secrets/compliance-agent/webhook-secret";
+    syslogTarget = "tls://siem.msp-alpha.example:6514";
+    syslogCaFile = "/etc/compliance-agent/siem-ca.pem";
+
+    maintenanceWindow = "02:00-04:00";
+    policyVersion = "2026.11";
+
+    baseline = {
+      version = 1;
+      patching = {
+        configurationRevision = "clinic-001-2026-11-20";
+        flakeRef = "github:msp-alpha/sites#clinic-001-front-desk-1";
+      };
+      services.required = [
+        "sshd.service"
+        "restic-backups-clinic.service"
+        "chronyd.service"
+      ];
+      backup = {
+        unit = "restic-backups-clinic.service";
+        stampFile = "/var/lib/restic-backups-clinic/last-success";
+        maxAgeHours = 26;
+      };
+      firewall.rulesetHash = "sha256:5d41402abc4b2a76b9719d911017c592ae6e5c1b8f7a2e8d3c1f0e9d8c7b6a59";
+      encryption.requiredMounts = [ "/" ];
+    };
+
+    egress.resolvers = [
+      "192.168.10.1"
+      "9.9.9.9"
+    ];
+  };
+}

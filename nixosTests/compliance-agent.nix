@@ -1,0 +1,256 @@
+# NixOS VM test: an appliance running the module against a fake MCP node.
+#
+#   nix build .#checks.x86_64-linux.vm-test        (or: nix run .#checks.x86_64-linux.vm-test.driverInteractive)
+#
+# Covers the seed's seven test points (no listening sockets, egress enforced, secrets 0600 with
+# the right owner, time skew detected, state dir 0700, hardening applied, logs in the journal)
+# and one signed heal order end to end: stopped unit -> drift evidence -> signed heal order ->
+# heal request -> root healer restarts the unit -> `healed` evidence at the MCP.
+{
+  lib,
+  pkgs,
+  compliance-agent,
+  compliance-agent-demo,
+}:
+let
+  # The appliance's evidence-signing key. Made at build time for the test only; the appliance
+  # still receives it the production way, as a root-only file outside the store.
+  applianceKeys = pkgs.runCommand "compliance-agent-vm-test-keys" { nativeBuildInputs = [ compliance-agent ]; } ''
+    compliance-agent keygen appliance $out
+  '';
+  mspKey = ./snakeoil/msp-vm-test.key;
+  secrets = "/run/secrets/compliance-agent";
+
+  healOrder = pkgs.writeText "heal-order.json" (
+    builtins.toJSON {
+      site_id = "clinic-001";
+      host_id = "appliance";
+      sequence = 1;
+      policy_version = "1.0";
+      type = "heal";
+      params.checks = [ "services" ];
+    }
+  );
+in
+{
+  name = "compliance-agent";
+
+  nodes.mcp =
+    { pkgs, ... }:
+    {
+      environment.systemPackages = [
+        compliance-agent
+        pkgs.jq
+      ];
+      networking.firewall = {
+        allowedTCPPorts = [
+          443
+          8080
+        ];
+        allowedUDPPorts = [ 123 ];
+      };
+
+      systemd.services.fake-mcp = {
+        description = "fake MCP (reference MCP from demo/)";
+        wantedBy = [ "multi-user.target" ];
+        serviceConfig = {
+          ExecStart = lib.concatStringsSep " " [
+            (lib.getExe' compliance-agent-demo "compliance-agent-fake-mcp")
+            "--dir /var/lib/fake-mcp"
+            "--server-name mcp"
+            "--client-cn appliance"
+            "--agent-key ${applianceKeys}/appliance.pub"
+            "--port 443"
+          ];
+          StateDirectory = "fake-mcp";
+        };
+      };
+
+      # Something listening that the allowlist must not let the appliance reach.
+      systemd.services.other-port = {
+        wantedBy = [ "multi-user.target" ];
+        serviceConfig.ExecStart = "${lib.getExe pkgs.python3} -m http.server 8080";
+      };
+
+      # The appliance's NTP server.
+      services.chrony = {
+        enable = true;
+        servers = [ ];
+        extraConfig = ''
+          local stratum 8
+          allow all
+        '';
+      };
+    };
+
+  nodes.appliance =
+    { pkgs, ... }:
+    {
+      imports = [ ../modules/compliance-agent.nix ];
+
+      services.compliance-agent = {
+        enable = true;
+        package = compliance-agent;
+        siteId = "clinic-001";
+        hostId = "appliance";
+        deploymentMode = "direct";
+        mcpUrl = "https://mcp";
+        allowedHosts = [ "mcp" ];
+        caFile = "${secrets}/ca.pem";
+        clientCertFile = "${secrets}/client.pem";
+        clientKeyFile = "${secrets}/client.key";
+        signingKeyFile = "${secrets}/evidence.key";
+        trustedOrderKeys = [ (lib.fileContents ./snakeoil/msp-vm-test.pub) ];
+        pollInterval = 5;
+        heartbeatInterval = 60;
+        allowDisruptiveOutsideWindow = true;
+        # Names come from /etc/hosts in the test network; there is no DNS server.
+        egress.resolvers = [ ];
+        baseline = {
+          version = 1;
+          patching = {
+            configurationRevision = "vm-test";
+            flakeRef = "/etc/nixos#appliance";
+          };
+          services.required = [ "clinic-app.service" ];
+          backup = {
+            unit = "clinic-backup.service";
+            stampFile = "/var/lib/clinic-backup/last-success";
+            maxAgeHours = 26;
+          };
+          firewall.rulesetHash = "sha256:${lib.fixedWidthString 64 "0" ""}";
+          encryption.requiredMounts = [ ];
+        };
+      };
+
+      # Started by the test once its secrets are in place, as sops-nix would have them at boot.
+      systemd.services.compliance-agent.wantedBy = lib.mkForce [ ];
+
+      systemd.services.clinic-app = {
+        description = "the clinic's application the baseline requires";
+        wantedBy = [ "multi-user.target" ];
+        serviceConfig.ExecStart = "${pkgs.coreutils}/bin/sleep infinity";
+      };
+
+      services.chrony = {
+        enable = true;
+        servers = [ "mcp" ];
+        serverOption = "iburst minpoll 0 maxpoll 0";
+      };
+
+      environment.systemPackages = [
+        pkgs.netcat
+        pkgs.acl
+        pkgs.jq
+      ];
+    };
+
+  testScript = ''
+    import json
+    import os
+
+    out_dir = os.environ.get("out", os.getcwd())
+
+    start_all()
+    mcp.wait_for_unit("fake-mcp.service")
+    mcp.wait_for_open_port(443)
+    mcp.wait_for_open_port(8080)
+
+    with subtest("provision the secrets as root-only files, the way sops-nix or agenix do"):
+        appliance.succeed("install -d -m 0700 ${secrets}")
+        for name in ["ca.pem", "client.pem", "client.key"]:
+            mcp.copy_from_vm(f"/var/lib/fake-mcp/pki/{name}", "pki")
+            appliance.copy_from_host(os.path.join(out_dir, "pki", name), f"${secrets}/{name}")
+        appliance.succeed("install -m 0600 ${applianceKeys}/appliance.key ${secrets}/evidence.key")
+        appliance.succeed("chown root:root ${secrets}/* && chmod 0600 ${secrets}/*")
+        appliance.succeed("systemctl start compliance-agent.service")
+        appliance.wait_for_unit("compliance-agent.service")
+
+    with subtest("logs in the journal"):
+        appliance.wait_until_succeeds(
+            "journalctl -u compliance-agent.service -o cat | grep -F '\"msg\":\"cycle complete\"'", timeout=120
+        )
+        # No key material in any log: the base64 body of the client key never appears.
+        appliance.fail("journalctl -o cat | grep -F \"$(sed -n 2p ${secrets}/client.key)\"")
+
+    with subtest("state directory 0700, owned by the agent's own user"):
+        assert appliance.succeed("stat -c '%a %U %G' /var/lib/compliance-agent").strip() == "700 compliance-agent compliance-agent"
+
+    pid = appliance.succeed("systemctl show -P MainPID compliance-agent.service").strip()
+
+    with subtest("no listening socket, no capability"):
+        listening = appliance.succeed(f"ss -Hlnp | grep -F 'pid={pid},' || true")
+        assert listening.strip() == "", f"the agent listens: {listening}"
+        for line in appliance.succeed(f"grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/{pid}/status").splitlines():
+            assert line.split()[1] == "0000000000000000", line
+        assert appliance.succeed(f"stat -c %U /proc/{pid}").strip() == "compliance-agent"
+
+    with subtest("secrets 0600 root-only at the source, readable only by the agent in its credentials"):
+        for name in ["client.key", "evidence.key"]:
+            assert appliance.succeed(f"stat -c '%a %U' ${secrets}/{name}").strip() == "600 root"
+            appliance.fail(f"setpriv --reuid=compliance-agent --regid=compliance-agent --clear-groups cat ${secrets}/{name}")
+        creds = "/run/credentials/compliance-agent.service"
+        for name in ["client-key.pem", "evidence-signing.key"]:
+            enter = f"nsenter --target {pid} --mount --"
+            mode = appliance.succeed(f"{enter} stat -c %a {creds}/{name}").strip()
+            assert mode[-1] == "0", f"{name} is readable by others: {mode}"
+            appliance.succeed(f"{enter} setpriv --reuid=compliance-agent --regid=compliance-agent --clear-groups cat {creds}/{name} > /dev/null")
+            appliance.fail(f"{enter} setpriv --reuid=nobody --regid=nogroup --clear-groups cat {creds}/{name}")
+        # Nothing secret in the store-rendered config: only credential paths.
+        config = json.loads(appliance.succeed("cat /etc/compliance-agent/config.json"))
+        assert config["clientKeyFile"] == f"{creds}/client-key.pem", config["clientKeyFile"]
+
+    with subtest("hardening applied"):
+        show = appliance.succeed(
+            "systemctl show compliance-agent.service -p User -p ProtectSystem -p NoNewPrivileges"
+            " -p PrivateUsers -p CapabilityBoundingSet -p AmbientCapabilities -p SocketBindDeny"
+        )
+        for expected in ["User=compliance-agent", "ProtectSystem=strict", "NoNewPrivileges=yes",
+                         "PrivateUsers=yes", "CapabilityBoundingSet=\n", "SocketBindDeny=any"]:
+            assert expected in show + "\n", f"{expected!r} not in {show}"
+        print(appliance.succeed("systemd-analyze security --no-pager compliance-agent.service | tail -1"))
+        appliance.succeed("systemd-analyze security --threshold=12 compliance-agent.service")
+
+    with subtest("egress allowlist enforced, logged, refilled after an nftables reload"):
+        mcp_ip = appliance.succeed("getent ahostsv4 mcp | head -1 | cut -d' ' -f1").strip()
+        appliance.wait_until_succeeds(f"nft list set inet compliance_agent allowed_v4 | grep -F {mcp_ip}", timeout=60)
+        appliance.succeed("nc -z -w 5 mcp 443")
+        appliance.fail("nc -z -w 5 mcp 8080")
+        appliance.wait_until_succeeds("journalctl -k -o cat | grep -F 'compliance-agent egress drop: '", timeout=30)
+        appliance.succeed("systemctl reload nftables.service")
+        appliance.wait_until_succeeds(f"nft list set inet compliance_agent allowed_v4 | grep -F {mcp_ip}", timeout=60)
+        appliance.succeed("nc -z -w 5 mcp 443")
+
+    evidence = "/var/lib/fake-mcp/evidence/*.json"
+
+    with subtest("a signed heal order restarts a stopped unit, end to end"):
+        mcp.wait_until_succeeds(f"jq -e -s 'any(.[]; .check == \"services\")' {evidence}", timeout=120)
+        appliance.succeed("systemctl stop clinic-app.service")
+        mcp.wait_until_succeeds(
+            f"jq -e -s 'any(.[]; .check == \"services\" and .outcome == \"drift_detected\")' {evidence}", timeout=120
+        )
+        mcp.succeed(
+            "compliance-agent order sign --key ${mspKey} ${healOrder} > /var/lib/fake-mcp/orders/001.json.tmp"
+            " && mv /var/lib/fake-mcp/orders/001.json.tmp /var/lib/fake-mcp/orders/001.json"
+        )
+        order_id = mcp.succeed("jq -r .payload /var/lib/fake-mcp/orders/001.json | base64 -d | jq -r .order_id").strip()
+        appliance.wait_until_succeeds("systemctl is-active clinic-app.service", timeout=180)
+        appliance.succeed("journalctl -u compliance-agent-heal.service -o cat | grep -F healed")
+        mcp.wait_until_succeeds(
+            f"jq -e -s 'any(.[]; .order_id == \"{order_id}\" and .outcome == \"healed\")' {evidence}", timeout=180
+        )
+        appliance.succeed("test -z \"$(ls -A /var/lib/compliance-agent/heal/requests)\"")
+
+    with subtest("time skew beyond ntpMaxSkewMs is detected"):
+        appliance.wait_until_succeeds("chronyc -c tracking | cut -d, -f1 | grep -v '^00000000$'", timeout=120)
+        appliance.succeed("date -s '+60 seconds'")
+        appliance.wait_until_succeeds(
+            "compliance-agent check --config /etc/compliance-agent/config.json --only time --json"
+            " | jq -e '.results[0].status == \"drift\" and (.results[0].summary | test(\"ahead of NTP time\"))'",
+            timeout=120,
+        )
+        mcp.wait_until_succeeds(
+            f"jq -e -s 'any(.[]; .check == \"time\" and .outcome == \"drift_detected\")' {evidence}", timeout=180
+        )
+  '';
+}

@@ -1,0 +1,66 @@
+{
+  lib,
+  buildNpmPackage,
+  importNpmLock,
+  nodejs,
+  openssl,
+}:
+let
+  root = ../..;
+  packageJson = lib.importJSON (root + "/package.json");
+
+  # Only what the build and the check phase read: a change to the Nix files, the docs or the
+  # examples does not rebuild the agent.
+  src = lib.fileset.toSource {
+    inherit root;
+    fileset = lib.fileset.unions [
+      (root + "/package.json")
+      (root + "/package-lock.json")
+      (root + "/tsconfig.json")
+      (root + "/tsconfig.build.json")
+      (root + "/vitest.config.ts")
+      (root + "/src")
+      (root + "/test")
+      (root + "/demo")
+      (root + "/bench")
+    ];
+  };
+in
+buildNpmPackage {
+  pname = "compliance-agent";
+  inherit (packageJson) version;
+
+  inherit src;
+
+  # Every dependency is fetched from package-lock.json's resolved URLs and integrity hashes: no
+  # hand-maintained npmDepsHash.
+  npmDeps = importNpmLock { npmRoot = src; };
+  npmConfigHook = importNpmLock.npmConfigHook;
+  inherit nodejs;
+
+  # better-sqlite3 is compiled from source against this nodejs's headers by node-gyp (npm rebuild
+  # in the config hook; buildNpmPackage puts nodejs.python on PATH). Without this its install
+  # script first tries to download a prebuilt binary, which the sandbox refuses anyway.
+  env.npm_config_build_from_source = "true";
+
+  # The unit tests that need neither root nor host tools. test/nix and test/egress (nft in
+  # network namespaces, systemd-analyze, nix-instantiate), test/outputs (rsyslogd), test/faults
+  # and test/queue/disk-full (mounts, kill -9 loops) run in CI (.ci/run) and the NixOS VM test.
+  doCheck = true;
+  nativeCheckInputs = [ openssl ];
+  checkPhase = ''
+    runHook preCheck
+    npx tsc -p tsconfig.json --noEmit
+    npx vitest run \
+      test/config test/orders test/evidence test/checks test/heal test/host \
+      test/queue/outbox.test.ts test/queue/flush.test.ts
+    runHook postCheck
+  '';
+
+  meta = {
+    description = "Declarative, self-healing compliance agent for NixOS appliances: signed orders, drift checks, signed chained evidence";
+    license = lib.licenses.mit;
+    mainProgram = "compliance-agent";
+    platforms = lib.platforms.linux;
+  };
+}

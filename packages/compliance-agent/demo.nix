@@ -1,0 +1,45 @@
+# `nix run .#demo`: the agent's demo (npm run demo) and the reference MCP, run from TypeScript
+# with tsx, so this keeps the development dependencies the agent package prunes.
+{
+  lib,
+  buildNpmPackage,
+  importNpmLock,
+  makeWrapper,
+  nodejs,
+  openssl,
+  compliance-agent,
+}:
+let
+  root = ../..;
+in
+buildNpmPackage {
+  pname = "compliance-agent-demo";
+  inherit (compliance-agent) version src npmDeps;
+  npmConfigHook = importNpmLock.npmConfigHook;
+  inherit nodejs;
+  env.npm_config_build_from_source = "true";
+
+  nativeBuildInputs = [ makeWrapper ];
+  dontNpmBuild = true;
+
+  installPhase = ''
+    runHook preInstall
+    share=$out/share/compliance-agent-demo
+    mkdir -p $share $out/bin
+    cp -r package.json tsconfig.json node_modules src demo $share/
+    # The VM test's MCP: the reference MCP plus a record of every bundle it accepted.
+    mkdir $share/nixosTests
+    cp ${root + "/nixosTests/fake-mcp.ts"} $share/nixosTests/fake-mcp.ts
+    for tool in demo:demo/run-demo reference-mcp:demo/reference-mcp fake-mcp:nixosTests/fake-mcp; do
+      makeWrapper ${lib.getExe nodejs} $out/bin/compliance-agent-''${tool%%:*} \
+        --add-flags "$share/node_modules/tsx/dist/cli.mjs $share/''${tool#*:}.ts" \
+        --prefix PATH : ${lib.makeBinPath [ openssl ]}
+    done
+    runHook postInstall
+  '';
+
+  meta = compliance-agent.meta // {
+    description = "Demo of compliance-agent: a simulated appliance against the reference MCP over mTLS";
+    mainProgram = "compliance-agent-demo";
+  };
+}
