@@ -1,27 +1,14 @@
 import type { Config } from '../config/index.js';
 import type { SystemFacts } from '../checks/index.js';
-import { newBundleId, type ActionTaken, type EvidenceDraft, type Outcome } from '../evidence/index.js';
+import { newBundleId, type EvidenceDraft, type EvidenceSpec } from '../evidence/index.js';
 
-export interface DraftInput {
-  readonly check: string;
-  readonly outcome: Outcome;
-  readonly startedAt: number;
-  readonly endedAt: number;
-  readonly controls?: readonly string[];
-  readonly preState?: Record<string, unknown> | null;
-  readonly postState?: Record<string, unknown> | null;
-  readonly actions?: readonly ActionTaken[];
-  readonly rollbackAvailable?: boolean;
-  readonly reason?: string | null;
-  readonly orderId?: string | null;
-}
 
 /** Second-precision UTC, as in the seed's schema. */
 export function isoSeconds(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-export function makeDraft(config: Config, facts: SystemFacts, input: DraftInput): EvidenceDraft {
+export function makeDraft(config: Config, facts: SystemFacts, input: EvidenceSpec): EvidenceDraft {
   return {
     bundle_id: newBundleId(),
     site_id: config.siteId,

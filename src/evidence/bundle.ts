@@ -54,3 +54,21 @@ export type EvidenceBundle = z.infer<typeof EvidenceBundleSchema>;
 
 /** What a stage hands to the evidence stage; seq and prev_hash are assigned when chained. */
 export type EvidenceDraft = Omit<EvidenceBundle, 'seq' | 'prev_hash' | 'version' | 'agent_version'>;
+
+/**
+ * What a stage knows about a bundle it wants written; the agent adds site, host, mode and system
+ * facts (makeDraft) and the evidence stage adds seq and prev_hash.
+ */
+export interface EvidenceSpec {
+  readonly check: string;
+  readonly outcome: Outcome;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly controls?: readonly string[];
+  readonly preState?: Record<string, unknown> | null;
+  readonly postState?: Record<string, unknown> | null;
+  readonly actions?: readonly ActionTaken[];
+  readonly rollbackAvailable?: boolean;
+  readonly reason?: string | null;
+  readonly orderId?: string | null;
+}

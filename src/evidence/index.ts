@@ -1,4 +1,4 @@
-export { EvidenceBundleSchema, ActionTakenSchema, OUTCOMES, type EvidenceBundle, type EvidenceDraft, type ActionTaken, type Outcome } from './bundle.js';
+export { EvidenceBundleSchema, ActionTakenSchema, OUTCOMES, type EvidenceBundle, type EvidenceDraft, type EvidenceSpec, type ActionTaken, type Outcome } from './bundle.js';
 export { EvidenceChain, readChainHead, newBundleId, type ChainedEvidence, type ChainHead, type EnvelopeSink } from './chain.js';
 export { exportEvidence, pruneEvidence, evidenceDir, evidenceFileName, type PrunePolicy, type PruneReport } from './store.js';
 export { verifyPath, verifyEnvelopeFile, type VerifyReport, type Finding, type FindingKind, type VerifiedBundle } from './verify.js';

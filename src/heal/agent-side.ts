@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describeError, silentLogger, type Logger } from '../common/index.js';
 import type { Baseline, Config } from '../config/index.js';
 import { getCheck, type CheckResult, type SystemFacts } from '../checks/index.js';
-import type { EvidenceDraft } from '../evidence/index.js';
+import type { EvidenceDraft, EvidenceSpec } from '../evidence/index.js';
 import {
   admitRejection,
   checkOrder,
@@ -12,7 +12,6 @@ import {
   verifyOrder,
   DEFAULT_REJECTION_LIMIT,
   ORDER_CONTROLS,
-  type EvidenceSpec,
   type Order,
   type RateLimit,
 } from '../orders/index.js';

@@ -12,6 +12,6 @@ export {
 export { REJECT_REASONS, checkOrder, verifyOrder, type RejectReason, type Rejection, type OrderDecision, type OrderCheck, type VerifyContext } from './verify.js';
 export { sqliteOrderState, readOnlyOrderState, type OrderState, type RejectedOrderRecord } from './state.js';
 export { admitRejection, DEFAULT_REJECTION_LIMIT, type RateLimit, type Admission } from './rate-limit.js';
-export { rejectionEvidence, ORDER_CONTROLS, type EvidenceSpec } from './evidence.js';
+export { rejectionEvidence, ORDER_CONTROLS } from './evidence.js';
 export { prepareOrder, signOrder, DEFAULT_ORDER_TTL_S } from './sign.js';
 export { trustedKeysFromConfig, verifyContextFromConfig } from './context.js';
