@@ -60,7 +60,7 @@ export class SyslogConnection {
     this.clearIdle();
     let socket: Socket;
     try {
-      socket = this.live() ?? (await this.connect());
+      socket = (await this.stillLive()) ?? (await this.connect());
     } catch (e) {
       return { written: 0, error: describeTransportError(e, this.peer, this.trust) };
     }
@@ -78,6 +78,19 @@ export class SyslogConnection {
       s.end();
       setTimeout(() => s.destroy(), 2_000).unref();
     }
+  }
+
+  /**
+   * The current connection if the receiver has not closed it. A close it sent while we were idle
+   * is only seen once the event loop has read it: let it run first, or the next frames would go
+   * into a connection the receiver already left, and be lost while looking written (the check
+   * rsyslog's own forwarder makes with a peeking recv before each send).
+   */
+  private async stillLive(): Promise<Socket | null> {
+    if (!this.live()) return null;
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    return this.live();
   }
 
   private live(): Socket | null {
@@ -152,7 +165,10 @@ export class SyslogConnection {
       };
       const arm = (): void => {
         clearTimeout(timer);
-        timer = setTimeout(() => fail(new Error(`${this.peer} took no data for ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(() => {
+          socket.destroy();
+          finish(`${this.peer} took no data for ${timeoutMs} ms (receiver not reading)`);
+        }, timeoutMs);
       };
       const onClose = (): void => {
         if (written === frames.length) return finish(null);

@@ -46,6 +46,19 @@ export function escapeSdValue(value: string): string {
   return value.replace(/[\\"\]]/g, (c) => `\\${c}`);
 }
 
+/** The longest prefix of `value` whose escaped UTF-8 form fits in `maxOctets`, cut at a character. */
+export function clipSdValue(value: string, maxOctets: number): string {
+  let out = '';
+  let used = 0;
+  for (const ch of value) {
+    const n = ch === '"' || ch === '\\' || ch === ']' ? 2 : Buffer.byteLength(ch);
+    if (used + n > maxOctets) break;
+    out += ch;
+    used += n;
+  }
+  return out;
+}
+
 export function formatStructuredData(elements: readonly SdElement[]): string {
   if (elements.length === 0) return NIL;
   return elements

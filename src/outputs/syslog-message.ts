@@ -1,6 +1,6 @@
 import { AGENT_VERSION } from '../common/index.js';
 import type { EvidenceBundle, Outcome } from '../evidence/index.js';
-import { formatRfc5424, type SdElement } from './syslog-format.js';
+import { clipSdValue, formatRfc5424, type SdElement } from './syslog-format.js';
 import { summarize, truncate } from './summary.js';
 
 export const SYSLOG_APP_NAME = 'compliance-agent';
@@ -35,8 +35,13 @@ export const SEVERITY: Record<Outcome, number> = {
   rolled_back: 3,
 };
 
-/** Keeps the header and structured data well inside MAX_MESSAGE_OCTETS whatever the bundle holds. */
-const MAX_SD_VALUE_CHARS = 128;
+/**
+ * Escaped octets per SD value (controls get more): with the header capped too, the header and
+ * structured data stay under 1800 octets whatever the bundle holds, leaving room for MSG.
+ */
+const MAX_SD_VALUE_OCTETS = 96;
+const MAX_CONTROLS_OCTETS = 384;
+const MAX_HOSTNAME_CHARS = 128;
 
 /** One RFC 5424 message for a bundle: key fields in structured data, a one-line summary as MSG. */
 export function syslogMessage(bundle: EvidenceBundle, procId: string = String(process.pid)): Buffer {
@@ -53,14 +58,14 @@ export function syslogMessage(bundle: EvidenceBundle, procId: string = String(pr
     ...(s.order_id === null ? [] : ([['order_id', s.order_id]] as [string, string][])),
     ...(s.controls.length === 0 ? [] : ([['controls', s.controls.join('; ')]] as [string, string][])),
   ];
-  const evidence: SdElement = { id: EVIDENCE_SD_ID, params: params.map(([n, v]) => [n, truncate(v, n === 'controls' ? 4 * MAX_SD_VALUE_CHARS : MAX_SD_VALUE_CHARS)] as const) };
+  const evidence: SdElement = { id: EVIDENCE_SD_ID, params: params.map(([n, v]) => [n, clipSdValue(v, n === 'controls' ? MAX_CONTROLS_OCTETS : MAX_SD_VALUE_OCTETS)] as const) };
   const origin: SdElement = { id: 'origin', params: [['software', SYSLOG_APP_NAME], ['swVersion', truncate(AGENT_VERSION, 32)]] };
   const text = `${s.check} ${s.outcome} on ${s.host_id} (site ${s.site_id})${s.reason ? `: ${s.reason}` : ''}`;
   return formatRfc5424({
     facility: SYSLOG_FACILITY,
     severity: SEVERITY[s.outcome],
     timestamp: new Date(s.timestamp_end),
-    hostname: s.host_id,
+    hostname: s.host_id.slice(0, MAX_HOSTNAME_CHARS),
     appName: SYSLOG_APP_NAME,
     procId,
     msgId: s.outcome,

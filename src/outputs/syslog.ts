@@ -33,7 +33,15 @@ export class SyslogSink {
         results[i] = { kind: 'reject', reason: decoded.reason };
         return;
       }
-      frames.push(octetFrame(syslogMessage(decoded.bundle, this.procId)));
+      let message: Buffer;
+      try {
+        message = syslogMessage(decoded.bundle, this.procId);
+      } catch (e) {
+        // Formatting is deterministic: retrying would only block the queue behind this bundle.
+        results[i] = { kind: 'reject', reason: `cannot format as syslog: ${(e as Error).message}` };
+        return;
+      }
+      frames.push(octetFrame(message));
       positions.push(i);
     });
     if (frames.length === 0) return results;

@@ -104,7 +104,7 @@ ${input('tcp', join(this.dir, 'port-tcp'), p('tcp'))}${this.opts.tls ? input('tl
     for (const f of ['port-tcp', 'port-tls', 'port-rogue']) writeFileSync(join(this.dir, f), '');
     writeFileSync(conf, this.config(fixedPorts));
     this.stderr = '';
-    const child = spawn('rsyslogd', ['-n', '-f', conf, '-i', join(this.dir, 'rsyslogd.pid')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(rsyslogdPath(), ['-n', '-f', conf, '-i', join(this.dir, 'rsyslogd.pid')], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
@@ -186,6 +186,12 @@ ${input('tcp', join(this.dir, 'port-tcp'), p('tcp'))}${this.opts.tls ? input('tl
       await sleep(50);
     }
   }
+}
+
+/** rsyslogd lives in /usr/sbin, which a non-root PATH often lacks. */
+function rsyslogdPath(): string {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin'].filter(Boolean);
+  return dirs.map((d) => join(d, 'rsyslogd')).find((p) => existsSync(p)) ?? 'rsyslogd';
 }
 
 function accepts(port: number): Promise<boolean> {
