@@ -10,7 +10,8 @@ import { writeMetrics } from '../observe/index.js';
 import type { SecretKey, Envelope } from '../crypto/index.js';
 import { checkEvidence } from './check-evidence.js';
 import { makeDraft } from './drafts.js';
-import { recordPoll } from './mcp-health.js';
+import { assessPoll } from './mcp-health.js';
+import { stateWriteFailure } from './state-write-failure.js';
 
 /** What the agent needs from the MCP client (src/mcp implements it over mTLS). */
 export interface McpPort {
@@ -91,7 +92,16 @@ export class Agent {
     return this.deps.host.now();
   }
 
+  /** One cycle; a failed write to the state directory (full disk, I/O error) ends it with one AgentError naming the directory. */
   async cycle(signal?: AbortSignal): Promise<CycleReport> {
+    try {
+      return await this.runCycle(signal);
+    } catch (e) {
+      throw stateWriteFailure(e, this.deps.config.stateDir);
+    }
+  }
+
+  private async runCycle(signal?: AbortSignal): Promise<CycleReport> {
     const { config, baseline, host, db, logger } = this.deps;
     const started = this.now();
     const drafts: EvidenceDraft[] = [];
@@ -100,7 +110,7 @@ export class Agent {
     const pollAt = this.now();
     this.lastPollAt = pollAt;
     this.lastPollOk = poll.ok;
-    const health = recordPoll(db, { at: pollAt, ok: poll.ok, error: poll.ok ? null : poll.error.message, code: poll.ok ? null : poll.error.code }, config.heartbeatInterval * 1000);
+    const health = assessPoll(db, { at: pollAt, ok: poll.ok, error: poll.ok ? null : poll.error.message, code: poll.ok ? null : poll.error.code }, config.heartbeatInterval * 1000);
     if (!poll.ok) logger.warn({ code: poll.error.code }, `MCP poll failed: ${poll.error.message}`);
 
     let results = await runChecks({ host, config, baseline });
@@ -145,6 +155,7 @@ export class Agent {
       db.transaction(() => {
         this.chain.append(drafts, this.destinations, now);
         fromChecks.record();
+        health.record();
       })(),
     );
     // Healer results are removed only once their evidence is durably chained.
@@ -174,7 +185,7 @@ export class Agent {
           out[d] = r.delivered;
         } catch (e) {
           // A flush failure is retried next cycle from the durable queue; nothing is lost.
-          this.deps.logger.error({ destination: d }, `flush to ${d} failed: ${describeError(e)}`);
+          this.deps.logger.error({ destination: d }, `flush to ${d} failed: ${describeError(stateWriteFailure(e, this.deps.config.stateDir))}`);
           out[d] = 0;
         }
       }),
