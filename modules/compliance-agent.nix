@@ -424,6 +424,12 @@ in
       description = "compliance-agent, the unprivileged network-facing side";
     };
     users.groups.compliance-agent = { };
+    users.users.${services.netUser} = {
+      isSystemUser = true;
+      group = services.netUser;
+      description = "compliance-agent egress refresh and ruleset snapshot (CAP_NET_ADMIN only)";
+    };
+    users.groups.${services.netUser} = { };
 
     # `compliance-agent status --config /etc/compliance-agent/config.json`, `verify`, `check`.
     environment.systemPackages = [ cfg.package ];
@@ -446,10 +452,10 @@ in
     };
 
     # Every nftables start and reload recreates the table with empty sets: fill them again at
-    # once rather than at the next timer tick. --no-block: a start job queued from inside
-    # another unit's job must not wait for it.
+    # once rather than at the next timer tick, and take a fresh snapshot of the new ruleset.
+    # --no-block: a start job queued from inside another unit's job must not wait for it.
     systemd.services.nftables.serviceConfig.ExecReload = mkAfter [
-      "${config.systemd.package}/bin/systemctl --no-block start compliance-agent-egress.service"
+      "${config.systemd.package}/bin/systemctl --no-block start compliance-agent-egress.service compliance-agent-ruleset.service"
     ];
 
     systemd.services.compliance-agent = {
@@ -458,11 +464,13 @@ in
       wants = [
         "network-online.target"
         "compliance-agent-egress.service"
+        "compliance-agent-ruleset.service"
       ];
       after = [
         "network-online.target"
         "nftables.service"
         "compliance-agent-egress.service"
+        "compliance-agent-ruleset.service"
       ];
       path = checkTools;
       serviceConfig = services.agent {
@@ -500,6 +508,31 @@ in
       ];
       path = [ pkgs.nftables ];
       serviceConfig = services.egressRefresh { inherit exe configFile; };
+    };
+
+    systemd.services.compliance-agent-ruleset = {
+      description = "compliance-agent: snapshot the nftables ruleset for the firewall check";
+      wantedBy = [ "nftables.service" ];
+      after = [ "nftables.service" ];
+      serviceConfig = services.rulesetSnapshot {
+        script = pkgs.writeShellScript "compliance-agent-ruleset-snapshot" ''
+          set -eu
+          # Renamed into place: the agent never reads a half-written listing.
+          ${pkgs.nftables}/bin/nft list ruleset > "$RUNTIME_DIRECTORY/.ruleset.nft.tmp"
+          ${pkgs.coreutils}/bin/mv "$RUNTIME_DIRECTORY/.ruleset.nft.tmp" "$RUNTIME_DIRECTORY/ruleset.nft"
+        '';
+      };
+    };
+
+    # The firewall check refuses a snapshot older than max(10 min, 3 polls).
+    systemd.timers.compliance-agent-ruleset = {
+      description = "compliance-agent: keep the ruleset snapshot fresh";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnActiveSec = "30s";
+        OnUnitActiveSec = "1min";
+        AccuracySec = "5s";
+      };
     };
 
     systemd.timers.compliance-agent-egress = {

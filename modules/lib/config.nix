@@ -45,6 +45,10 @@ let
   };
 
   stateDir = "/var/lib/compliance-agent";
+  # Listing the ruleset needs CAP_NET_ADMIN, which the agent never holds: a separate unit writes
+  # `nft list ruleset` here and the firewall check reads it.
+  rulesetSnapshotDir = "compliance-agent-ruleset";
+  rulesetSnapshotFile = "/run/${rulesetSnapshotDir}/ruleset.nft";
   unitName = "compliance-agent.service";
   credentialsDir = "/run/credentials/${unitName}";
 
@@ -107,7 +111,7 @@ let
     // {
       # Interpolated: a path literal is copied to the store (a baseline is public).
       baselinePath = "${cfg.baselinePath}";
-      inherit stateDir;
+      inherit stateDir rulesetSnapshotFile;
     };
 
   # The host of an https:// URL (brackets of an IPv6 literal removed), or null.
@@ -145,6 +149,8 @@ in
   inherit
     defaults
     stateDir
+    rulesetSnapshotDir
+    rulesetSnapshotFile
     unitName
     credentialsDir
     credentialNames

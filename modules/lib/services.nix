@@ -7,8 +7,12 @@ let
   hardening = import ./hardening.nix;
   agentConfig = import ./config.nix;
   inherit (agentConfig) stateDir;
+  # The user of the two helpers that need CAP_NET_ADMIN (egress refresh, ruleset snapshot).
+  netUser = "compliance-agent-net";
 in
 {
+  inherit netUser;
+
   agent =
     {
       exe,
@@ -62,15 +66,41 @@ in
         "--cache %S/compliance-agent-egress/last-good.json"
         "--status %t/compliance-agent-egress/status.json"
       ];
-      # Its own identity and state: the last good addresses must not be writable by the agent,
-      # or a compromised agent could widen its own allowlist.
-      DynamicUser = true;
+      # Not the agent's identity: the last good addresses must not be writable by the agent, or
+      # a compromised agent could widen its own allowlist. A static user, not DynamicUser: the
+      # preserved status file must not pass to a recycled uid.
+      User = netUser;
+      Group = netUser;
       StateDirectory = "compliance-agent-egress";
+      StateDirectoryMode = "0700";
       RuntimeDirectory = "compliance-agent-egress";
       RuntimeDirectoryMode = "0755";
       RuntimeDirectoryPreserve = true;
       # status.json is for the agent to read (the cache is written 0600 regardless).
       UMask = "0022";
+    };
+
+  # `nft list ruleset` for the agent's firewall check: CAP_NET_ADMIN and netlink only, no IP
+  # socket, the snapshot readable by the agent's group and nobody else.
+  rulesetSnapshot =
+    { script }:
+    hardening.egressRefresh
+    // {
+      Type = "oneshot";
+      ExecStart = script;
+      User = netUser;
+      # Files it creates belong to the agent's group, which may read them.
+      Group = "compliance-agent";
+      RuntimeDirectory = agentConfig.rulesetSnapshotDir;
+      RuntimeDirectoryMode = "0750";
+      # The file must outlive this oneshot: the agent reads it between runs.
+      RuntimeDirectoryPreserve = true;
+      UMask = "0027";
+      RestrictAddressFamilies = [
+        "AF_UNIX"
+        "AF_NETLINK"
+      ];
+      IPAddressDeny = "any";
     };
 
   # The root side (DESIGN 4): re-verifies each spooled order itself and acts. It switches the
