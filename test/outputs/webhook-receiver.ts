@@ -38,7 +38,12 @@ export class WebhookReceiver {
     this.verifier = new Webhook(secret);
   }
 
-  static async start(tls: { cert: string; key: string }, secret: string): Promise<WebhookReceiver> {
+  static start(tls: { cert: string; key: string }, secret: string): Promise<WebhookReceiver> {
+    return WebhookReceiver.startOn(0, tls, secret);
+  }
+
+  /** Listen on a given port (a receiver coming back where it was). */
+  static async startOn(port: number, tls: { cert: string; key: string }, secret: string): Promise<WebhookReceiver> {
     let self!: WebhookReceiver;
     const server = createServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, (req, res) => void self.handle(req, res));
     self = new WebhookReceiver(server, secret);
@@ -47,7 +52,7 @@ export class WebhookReceiver {
       s.on('close', () => self.sockets.delete(s));
     });
     // All addresses, so https://localhost works whichever family localhost resolves to first.
-    server.listen(0);
+    server.listen(port);
     await once(server, 'listening');
     return self;
   }
