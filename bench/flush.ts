@@ -84,20 +84,23 @@ async function startMcp(pki: Pki, agentKey: string): Promise<RunningMcp> {
   };
 }
 
-async function run(pki: Pki, key: SecretKey, batch: number, envs: Envelope[]): Promise<number> {
+/** Wall seconds, and CPU seconds the client (the agent's side) spent. */
+async function run(pki: Pki, key: SecretKey, batch: number, envs: Envelope[]): Promise<{ seconds: number; clientCpu: number }> {
   const mcp = await startMcp(pki, formatPublicKey(key.keyId, key.publicKey));
   const client = McpClient.create({ mcpUrl: mcp.url, caFile: pki.caCert, clientCertFile: pki.clientCert, clientKeyFile: pki.clientKey, siteId: 'clinic-001', hostId: 'appliance-1' });
   try {
     // One warm-up exchange opens the mTLS connection, as a flushing agent's first request would.
     await client.nextOrder();
     const start = performance.now();
+    const cpu = process.cpuUsage();
     for (let i = 0; i < envs.length; i += batch) {
       const slice = envs.slice(i, i + batch);
       const results = await client.postEvidenceBatch(slice);
       const bad = results.find((r) => r.kind !== 'ok');
       if (bad) throw new Error(`delivery failed at ${i}: ${JSON.stringify(bad)}`);
     }
-    return (performance.now() - start) / 1000;
+    const used = process.cpuUsage(cpu);
+    return { seconds: (performance.now() - start) / 1000, clientCpu: (used.user + used.system) / 1e6 };
   } finally {
     await client.close();
     const summary = await mcp.stop();
@@ -118,10 +121,10 @@ async function main(): Promise<void> {
     console.log(`MCP delivery over loopback mTLS: ${COUNT} envelopes (~${avgBytes} B each), reference MCP in its own process verifying each`);
     console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; signing ${COUNT} took ${signSeconds.toFixed(2)} s (not counted)`);
     console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (other work on the machine skews the figures)`);
-    console.log('batch  seconds  bundles/s');
+    console.log('batch  seconds  bundles/s  client CPU s');
     for (const batch of BATCHES) {
-      const seconds = await run(pki, key, batch, envs);
-      console.log(`${String(batch).padStart(5)}  ${seconds.toFixed(2).padStart(7)}  ${Math.round(COUNT / seconds).toString().padStart(9)}`);
+      const { seconds, clientCpu } = await run(pki, key, batch, envs);
+      console.log(`${String(batch).padStart(5)}  ${seconds.toFixed(2).padStart(7)}  ${Math.round(COUNT / seconds).toString().padStart(9)}  ${clientCpu.toFixed(2).padStart(12)}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
