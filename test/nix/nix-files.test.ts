@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../src/config/index.js';
 import { EGRESS_TABLE } from '../../src/egress/index.js';
-import { nixEval, nixFiles, render, run } from './nix.js';
+import { nixEval, nixFiles, REPO, render, run } from './nix.js';
 
 describe('Nix files', () => {
   it('nix-instantiate is installed', () => {
@@ -12,6 +14,29 @@ describe('Nix files', () => {
     const files = nixFiles();
     expect(files).toEqual(expect.arrayContaining(['flake.nix', 'modules/compliance-agent.nix', 'packages/compliance-agent/default.nix', 'nixosTests/compliance-agent.nix']));
     for (const file of files) run('nix-instantiate', ['--parse', file]);
+  });
+});
+
+describe('flake.lock', () => {
+  it('pins the nixpkgs input of flake.nix to one exact revision', () => {
+    const lock = JSON.parse(readFileSync(join(REPO, 'flake.lock'), 'utf8')) as {
+      version: number;
+      root: string;
+      nodes: Record<string, { inputs?: Record<string, string>; locked?: Record<string, unknown>; original?: Record<string, unknown> }>;
+    };
+    expect(lock.version).toBe(7);
+    expect(lock.nodes[lock.root]?.inputs).toEqual({ nixpkgs: 'nixpkgs' });
+    const node = lock.nodes.nixpkgs!;
+    expect(node.locked).toEqual({
+      type: 'github',
+      owner: 'NixOS',
+      repo: 'nixpkgs',
+      rev: expect.stringMatching(/^[0-9a-f]{40}$/),
+      narHash: expect.stringMatching(/^sha256-[A-Za-z0-9+/]{43}=$/),
+      lastModified: expect.any(Number),
+    });
+    const { owner, repo, ref } = node.original as { owner: string; repo: string; ref: string };
+    expect(readFileSync(join(REPO, 'flake.nix'), 'utf8')).toContain(`inputs.nixpkgs.url = "github:${owner}/${repo}/${ref}";`);
   });
 });
 
@@ -90,6 +115,20 @@ describe('pure helpers (nix-instantiate --eval)', () => {
   it('a bad request fails the evaluation with a clear message', () => {
     expect(() => render({ scope: 'everything' })).toThrow(/scope must be "appliance" or "agent"/);
     expect(() => render({ resolvers: ['10.0.0.1', 'dns.example.com'] })).toThrow(/resolver "dns.example.com" is not an IPv4 or IPv6 address/);
+  });
+
+  it('renders units the way NixOS does: repeated keys for lists, true/false, null dropped', () => {
+    const text = JSON.parse(
+      run('nix-instantiate', [
+        '--eval',
+        '--strict',
+        '--json',
+        '--expr',
+        '(import ./modules/lib/unit.nix).renderUnit { Service = { B = [ "x" "y" ]; A = true; C = null; D = ""; }; Unit.Description = "d"; }',
+      ]),
+    ) as string;
+    expect(text).toBe('[Unit]\nDescription=d\n\n[Service]\nA=true\nB=x\nB=y\nD=\n');
+    expect(() => run('nix-instantiate', ['--eval', '--strict', '--expr', '(import ./modules/lib/unit.nix).renderUnit { Service.X = "a\nb"; }'])).toThrow(/unit\.nix: X must be a single line/);
   });
 
   it('renders the agent scope around the agent user and the resolvers into their sets', () => {
