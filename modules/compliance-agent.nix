@@ -40,12 +40,13 @@ let
   );
 
   exe = getExe cfg.package;
-  resolvers = if cfg.egress.resolvers == null then config.networking.nameservers else cfg.egress.resolvers;
+  resolvers =
+    if cfg.egress.resolvers == null then config.networking.nameservers else cfg.egress.resolvers;
 
-  # What the checks run: systemctl (systemd is always on a service's PATH), nft, lsblk,
-  # cryptsetup, chronyc, nixos-version (the last ones from the system profile).
+  # What the checks run: systemctl (systemd is always on a service's PATH), lsblk, cryptsetup,
+  # chronyc and nixos-version (the last two from the system profile). The firewall check reads
+  # the ruleset snapshot instead of running nft.
   checkTools = [
-    pkgs.nftables
     pkgs.util-linux
     pkgs.cryptsetup
     "/run/current-system/sw"
