@@ -39,11 +39,13 @@ let
     direct = exampleSystem ../examples/direct-config.nix;
   };
 
-  # The agent's own loaders, so the module cannot drift from ConfigSchema and BaselineSchema.
+  # The agent's own schemas, so the module cannot drift from ConfigSchema and BaselineSchema.
+  # parseConfig, not loadConfig: the secrets the latter opens exist only on the appliance.
   validate = pkgs.writeText "validate-config.mjs" ''
-    const { loadConfig, loadBaseline } = await import('${agentLib}/config/index.js');
-    const config = loadConfig(process.argv[1]);
-    loadBaseline(process.argv[2]);
+    import { readFileSync } from 'node:fs';
+    const { parseConfig, loadBaseline } = await import('${agentLib}/config/index.js');
+    const config = parseConfig(JSON.parse(readFileSync(process.argv[2], 'utf8')), process.argv[2]);
+    loadBaseline(process.argv[3]);
     console.log(`config ok: site ''${config.siteId}, ''${config.deploymentMode} mode`);
   '';
 in
