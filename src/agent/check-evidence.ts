@@ -45,7 +45,8 @@ export function checkEvidence(
     const prev = get.get(r.check) as StoredResult | undefined;
     const prevFingerprint = prev ? (JSON.parse(prev.result) as { fingerprint?: string }).fingerprint : undefined;
     const fp = fingerprint(r);
-    const heartbeatDue = !prev?.last_emitted_at || now - prev.last_emitted_at >= config.heartbeatInterval * 1000;
+    // Either way round: a clock stepped back by more than an interval must not silence heartbeats until it catches up.
+    const heartbeatDue = !prev?.last_emitted_at || Math.abs(now - prev.last_emitted_at) >= config.heartbeatInterval * 1000;
     const emit = fp !== prevFingerprint || heartbeatDue;
     if (emit) {
       const check = checks.find((c) => c.name === r.check);

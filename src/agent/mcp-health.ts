@@ -22,7 +22,8 @@ export function assessPoll(db: StateDb, poll: PollRecord, heartbeatMs: number): 
   const recordPoll = (): void => setKv(db, 'last_poll', JSON.stringify(poll));
   if (!poll.ok) {
     const changed = !prev || prev.ok || prev.code !== poll.code;
-    if (changed || poll.at - lastAlertAt >= heartbeatMs) {
+    // Either way round, so an outage spanning a backward clock step keeps re-alerting.
+    if (changed || Math.abs(poll.at - lastAlertAt) >= heartbeatMs) {
       return {
         alert: 'outage',
         record: () => {
