@@ -1,6 +1,6 @@
 import { createLogger } from '../common/index.js';
 import { loadBaseline } from '../config/index.js';
-import { RealHost } from '../host/index.js';
+import { RealHost, REBUILD_ENV } from '../host/index.js';
 import { applyHealRequests } from '../heal/index.js';
 import { parseWithConfig } from './config-arg.js';
 import { EXIT, type Command } from './command.js';
@@ -29,7 +29,7 @@ export const healApplyCommand: Command = {
     }
     try {
       const run = await applyHealRequests({
-        host: new RealHost(),
+        host: new RealHost({ passEnv: REBUILD_ENV }),
         config: p.config,
         baseline,
         logger: createLogger(p.config.logLevel, process.stderr),

@@ -14,7 +14,29 @@ export interface RealHostOptions {
   readonly killGraceMs?: number;
   /** PATH the commands run with. Default: the agent's PATH. */
   readonly path?: string;
+  /**
+   * Names of further variables to pass through from this process (the healer passes HOME,
+   * NIX_PATH, proxy and CA variables to nixos-rebuild). Nothing else of the environment leaks.
+   */
+  readonly passEnv?: readonly string[];
 }
+
+/** What nixos-rebuild needs from the healer's unit environment to fetch and build a flake. */
+export const REBUILD_ENV: readonly string[] = [
+  'HOME',
+  'NIX_PATH',
+  'NIX_REMOTE',
+  'NIX_SSL_CERT_FILE',
+  'SSL_CERT_FILE',
+  'http_proxy',
+  'https_proxy',
+  'all_proxy',
+  'no_proxy',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'ALL_PROXY',
+  'NO_PROXY',
+];
 
 /** The Host port on the real machine: execa without a shell, bounded reads, the real clock. */
 export class RealHost implements Host {
@@ -27,7 +49,11 @@ export class RealHost implements Host {
     this.killGraceMs = options.killGraceMs ?? 2000;
     // A minimal environment: nothing of the agent's (credential paths, tokens) leaks into children,
     // and LC_ALL=C keeps the output formats the checks parse stable.
-    this.env = { PATH: options.path ?? process.env.PATH ?? FALLBACK_PATH, LC_ALL: 'C' };
+    const passed = (options.passEnv ?? []).flatMap((name) => {
+      const value = process.env[name];
+      return value === undefined ? [] : [[name, value] as const];
+    });
+    this.env = { ...Object.fromEntries(passed), PATH: options.path ?? process.env.PATH ?? FALLBACK_PATH, LC_ALL: 'C' };
   }
 
   async exec(command: string, args: readonly string[], options: ExecOptions): Promise<ExecResult> {

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { RealHost } from '../../src/host/index.js';
+import { RealHost, REBUILD_ENV } from '../../src/host/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir('real-host-');
@@ -87,6 +87,21 @@ describe('RealHost.exec', () => {
       expect(r.stdout).not.toContain('do-not-leak');
     } finally {
       delete process.env.CA_TEST_SECRET_TOKEN;
+    }
+  });
+
+  it('passes through only the named variables (the healer hands HOME and proxies to nixos-rebuild)', async () => {
+    process.env.CA_TEST_SECRET_TOKEN = 'do-not-leak';
+    process.env.https_proxy = 'http://proxy.clinic.example:3128';
+    try {
+      const healer = new RealHost({ passEnv: REBUILD_ENV });
+      const r = await healer.exec('env', [], { timeoutMs: 10_000 });
+      expect(r.stdout).toContain('https_proxy=http://proxy.clinic.example:3128\n');
+      expect(r.stdout).toContain(`HOME=${process.env.HOME}\n`);
+      expect(r.stdout).not.toContain('do-not-leak');
+    } finally {
+      delete process.env.CA_TEST_SECRET_TOKEN;
+      delete process.env.https_proxy;
     }
   });
 
