@@ -41,6 +41,7 @@ export class SyslogConnection {
   private idleTimer: NodeJS.Timeout | null = null;
   /** What ended the current connection, for the message of the writes it cut off. */
   private lastError: unknown = null;
+  private turn: Promise<unknown> = Promise.resolve();
   private readonly peer: string;
   private readonly trust: string;
 
@@ -55,8 +56,17 @@ export class SyslogConnection {
     return this.peer;
   }
 
-  /** Write frames in order on the live connection (connecting first if needed). */
-  async write(frames: readonly Buffer[]): Promise<WriteOutcome> {
+  /**
+   * Write frames in order on the live connection (connecting first if needed). Calls are served
+   * one after another, so two flushes can never interleave frames or open two connections.
+   */
+  write(frames: readonly Buffer[]): Promise<WriteOutcome> {
+    const turn = this.turn.then(() => this.writeNow(frames));
+    this.turn = turn;
+    return turn;
+  }
+
+  private async writeNow(frames: readonly Buffer[]): Promise<WriteOutcome> {
     this.clearIdle();
     let socket: Socket;
     try {

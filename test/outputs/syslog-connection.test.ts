@@ -95,6 +95,19 @@ describe('syslog connection', () => {
     expect(rx.connections).toBe(1);
   });
 
+  it('serves concurrent writes one after another on one connection', async () => {
+    const rx = await FrameReceiver.start();
+    const conn = new SyslogConnection({ target: { protocol: 'tcp', host: '127.0.0.1', port: rx.port } });
+    cleanups.push(() => rx.close(), () => conn.close());
+    const batches = Array.from({ length: 5 }, (_, b) => Array.from({ length: 20 }, (_, i) => Buffer.from(`${b}-${i}`)));
+    const framed = batches.map((frames) => frames.map((f) => Buffer.concat([Buffer.from(`${f.length} `), f])));
+    const outcomes = await Promise.all(framed.map((frames) => conn.write(frames)));
+    expect(outcomes).toEqual(batches.map(() => ({ written: 20, error: null })));
+    await rx.waitForFrames(100);
+    expect(rx.frames).toEqual(batches.flat().map((f) => f.toString()));
+    expect(rx.connections).toBe(1);
+  });
+
   it('reconnects after the receiver closed the connection, without losing or reordering', async () => {
     const { q, rx, sink } = await setup();
     const first = q.add(['syslog'], [{}, {}]);
