@@ -178,7 +178,8 @@ export class Agent {
       this.destinations.map(async (d) => {
         try {
           const r = await flushDestination(this.outbox, d, this.deliver[d]!, {
-            batchSize: d === 'mcp' ? (this.deps.flushBatchSize ?? 200) : 1,
+            // Sinks deliver a batch in order and stop at the first failure, so batching is safe.
+            batchSize: d === 'mcp' ? (this.deps.flushBatchSize ?? 200) : 100,
             now: () => this.now(),
             signal,
           });
@@ -193,11 +194,14 @@ export class Agent {
     return out;
   }
 
-  /** Undelivered items for a destination (or all): `once` exits 0 only when this is 0. */
+  /**
+   * Undelivered items for a destination (or every destination in use): `once` exits 0 only when
+   * this is 0. Rows left for a sink no longer configured (reseller switched to direct) do not count.
+   */
   pending(destination?: Destination): number {
     return this.outbox
       .stats(this.now())
-      .filter((s) => !destination || s.destination === destination)
+      .filter((s) => (destination ? s.destination === destination : this.destinations.includes(s.destination)))
       .reduce((n, s) => n + s.pending + s.leased, 0);
   }
 

@@ -1,4 +1,5 @@
-import { loadBaseline, type Config } from '../config/index.js';
+import { assertSinkFiles, loadBaseline, type Config } from '../config/index.js';
+import { createSinks } from '../outputs/index.js';
 import { loadSecretKeyFile } from '../crypto/index.js';
 import { RealHost, type Host } from '../host/index.js';
 import { McpClient } from '../mcp/index.js';
@@ -28,6 +29,7 @@ export interface AgentRuntime {
  */
 export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {}): AgentRuntime {
   const logger = overrides.logger ?? createLogger(config.logLevel);
+  if (!overrides.extra?.sinks) assertSinkFiles(config);
   const baseline = loadBaseline(config.baselinePath);
   const signingKey = loadSecretKeyFile(config.signingKeyFile);
   const mcp =
@@ -40,6 +42,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
       siteId: config.siteId,
       hostId: config.hostId,
     });
+  const sinks = overrides.extra?.sinks ? null : createSinks(config, logger);
   const db = openStateDb(stateDbPath(config.stateDir));
   const agent = new Agent({
     config,
@@ -49,6 +52,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
     signingKey,
     mcp,
     logger,
+    ...(sinks ? { sinks: sinks.deliver } : {}),
     healing: createAgentHealing({ config, baseline, db, logger, makeDraft: (facts, spec) => makeDraft(config, facts, spec) }),
     metricsPath: join(config.stateDir, 'metrics.prom'),
     ...overrides.extra,
@@ -61,6 +65,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
       if (closed) return;
       closed = true;
       await mcp.close?.();
+      await sinks?.close();
       db.close();
     },
   };

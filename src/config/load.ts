@@ -3,7 +3,6 @@ import { hostname } from 'node:os';
 import type { z } from 'zod';
 import { AgentError } from '../common/errors.js';
 import { BaselineSchema, ConfigSchema, type Baseline, type Config } from './schema.js';
-import { sinkFileProblems } from './sink-files.js';
 
 /** One line per problem: `mcpUrl: must be an https:// URL`. */
 export function explainIssues(issues: readonly z.core.$ZodIssue[]): string[] {
@@ -33,12 +32,12 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
   return { ...parsed.data, hostId: parsed.data.hostId ?? hostname().split('.')[0] ?? 'localhost' };
 }
 
-/** Parse and validate config.json, then check that the files the reseller sinks read are usable. */
+/**
+ * Parse and validate config.json. Files it names are not read here: heal-apply, prune and status
+ * run outside the agent's unit, where its credentials are not mounted (see assertSinkFiles).
+ */
 export function loadConfig(path: string): Config {
-  const config = parseConfig(readJson(path, 'config'), path);
-  const problems = sinkFileProblems(config);
-  if (problems.length > 0) throw new AgentError('config_invalid', `${path}: ${problems.length} problem(s)`, problems);
-  return config;
+  return parseConfig(readJson(path, 'config'), path);
 }
 
 export function parseBaseline(raw: unknown, source = 'baseline'): Baseline {

@@ -67,3 +67,9 @@ export function sinkFileProblems(config: Config): string[] {
   if (config.syslogCaFile) attempt(() => readSyslogCa(config.syslogCaFile!));
   return problems;
 }
+
+/** For the agent at start: every unusable sink file as one config error (exit 2). */
+export function assertSinkFiles(config: Config): void {
+  const problems = sinkFileProblems(config);
+  if (problems.length > 0) throw new AgentError('config_invalid', `${problems.length} problem(s) with the reseller sink files`, problems);
+}

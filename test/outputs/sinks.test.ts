@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { AgentError, createLogger } from '../../src/common/index.js';
-import { loadConfig, parseConfig, type ConfigInput } from '../../src/config/index.js';
+import { assertSinkFiles, loadConfig, parseConfig, type ConfigInput } from '../../src/config/index.js';
 import { createSinks } from '../../src/outputs/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -46,7 +46,7 @@ function loadProblems(raw: ConfigInput, name: string): string[] {
   const path = join(tmp.path, `${name}.json`);
   writeFileSync(path, JSON.stringify(raw));
   try {
-    loadConfig(path);
+    assertSinkFiles(loadConfig(path));
   } catch (e) {
     expect(e).toBeInstanceOf(AgentError);
     return [...(e as AgentError).details];
@@ -102,7 +102,7 @@ describe('sink configuration', () => {
     expect(problems({ ...direct, syslogTarget: 'udp://siem.example.net:514' })[0]).toMatch(/^syslogTarget: udp:\/\/ is not supported/);
   });
 
-  it('checks the secret and CA files at load, naming the path and never the content', () => {
+  it('checks the secret and CA files when the agent starts, naming the path and never the content', () => {
     const missing = join(tmp.path, 'missing.secret');
     expect(loadProblems({ ...base, rmmWebhookUrl: 'https://rmm.example.net/h', webhookSecretFile: missing }, 'missing')).toEqual([`webhookSecretFile: ${missing}: cannot read (ENOENT)`]);
 
@@ -126,15 +126,19 @@ describe('sink configuration', () => {
     expect(loadProblems({ ...base, deploymentMode: 'direct', rmmWebhookUrl: 'https://rmm.example.net/h', webhookSecretFile: missing }, 'direct')).toEqual([]);
   });
 
-  it('the CLI refuses a bad secret file with exit 2, naming the path, not the content', () => {
+  it('the agent refuses a bad secret file with exit 2, naming the path, not the content; other commands do not read it', () => {
     const raw = join(tmp.path, 'cli.secret');
     writeFileSync(raw, `whsec_${SECRET_MARKER}!`);
     const file = join(tmp.path, 'cli.json');
     writeFileSync(file, JSON.stringify({ ...base, rmmWebhookUrl: 'https://rmm.example.net/h', webhookSecretFile: raw }));
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'status', '--config', file], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'once', '--config', file], { encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(`webhookSecretFile: ${raw}: must contain one Standard Webhooks secret`);
     expect(r.stderr + r.stdout).not.toContain(SECRET_MARKER);
+    // status reads only the state database: no secret file involved (here: no state yet, exit 1).
+    const status = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'status', '--config', file], { encoding: 'utf8' });
+    expect(status.stderr).toMatch(/no state yet/);
+    expect(status.status).toBe(1);
   });
 });
 
