@@ -23,6 +23,8 @@ let
       (root + "/test")
       (root + "/demo")
       (root + "/bench")
+      (root + "/patches")
+      (root + "/scripts")
     ];
   };
 in
@@ -38,10 +40,17 @@ buildNpmPackage {
   npmConfigHook = importNpmLock.npmConfigHook;
   inherit nodejs;
 
-  # better-sqlite3 is compiled from source against this nodejs's headers by node-gyp (npm rebuild
-  # in the config hook; buildNpmPackage puts nodejs.python on PATH). Without this its install
-  # script first tries to download a prebuilt binary, which the sandbox refuses anyway.
+  # better-sqlite3 is compiled from source against this nodejs's headers by node-gyp
+  # (buildNpmPackage puts nodejs.python on PATH); without this its install script first tries to
+  # download a prebuilt binary, which the sandbox refuses anyway. It must be compiled from the
+  # patched source (patches/better-sqlite3-12.11.1.patch: 12.x aborts on Node >= 24.19 otherwise),
+  # so the config hook's rebuild runs no install scripts and preBuild patches, then compiles once.
   env.npm_config_build_from_source = "true";
+  npmRebuildFlags = [ "--ignore-scripts" ];
+  preBuild = ''
+    sh scripts/patch-better-sqlite3.sh
+    npm rebuild
+  '';
 
   # The unit tests that need neither root nor host tools. test/nix, test/egress and
   # test/checks/ruleset (nft in network namespaces, systemd-analyze, nix-instantiate),
@@ -52,8 +61,9 @@ buildNpmPackage {
   checkPhase = ''
     runHook preCheck
     npx tsc -p tsconfig.json --noEmit
+    node scripts/check-better-sqlite3-gc.mjs
     npx vitest run \
-      test/config test/orders test/evidence test/checks test/heal test/host \
+      test/native test/config test/orders test/evidence test/checks test/heal test/host \
       test/queue/outbox.test.ts test/queue/flush.test.ts \
       --exclude test/checks/ruleset.test.ts
     runHook postCheck
