@@ -114,6 +114,12 @@ let
     (expect (all (l: !(hasPrefix "  meta skuid" l)) (lines (ruleset.renderTableBody { })))
       "the appliance scope must not match on the agent's uid"
     )
+    (expect (ruleset.egressTcpPorts { syslogTarget = "tls://siem.example:6514"; rmmWebhookUrl = "https://rmm.example:8443/h"; } == [ 443 6514 8443 ])
+      "reseller mode must open the syslog port and an explicit webhook port to allowedHosts"
+    )
+    (expect (ruleset.egressTcpPorts { deploymentMode = "direct"; syslogTarget = "tcp://siem.example:514"; } == [ 443 ])
+      "direct mode sends no syslog, so it opens no syslog port"
+    )
     (expect (elem "  meta skuid \"compliance-agent\" jump egress" (
       lines (ruleset.renderTableBody { scope = "agent"; })
     )) "the agent scope must send the agent's packets through the allowlist")

@@ -443,6 +443,7 @@ in
         content = ruleset.renderTableBody {
           inherit (cfg.egress) scope;
           inherit resolvers;
+          tcpPorts = ruleset.egressTcpPorts cfg;
           agentUser = "compliance-agent";
         };
       };

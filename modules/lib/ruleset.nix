@@ -2,8 +2,9 @@
 # egress-refresh` fills at run time with the addresses of allowedHosts.
 #
 # Allowed out: loopback, replies (established/related), DNS to the configured resolvers (to any
-# resolver when none are configured), NTP, HTTPS to the addresses in the sets. Everything else is
-# logged (rate-limited, with `logPrefix`) and dropped.
+# resolver when none are configured), NTP, TCP to the addresses in the sets on `tcpPorts` (443 for
+# the MCP, plus the reseller's syslog port and a non-default webhook port when the module
+# configures them). Everything else is logged (rate-limited, with `logPrefix`) and dropped.
 #
 # scope "appliance" (the seed's "egress allowlist for the appliance"): the output hook drops
 # every packet the machine sends that is not allowed, whichever process sends it; the link-layer
@@ -64,6 +65,7 @@ let
       scope ? "appliance",
       agentUser ? "compliance-agent",
       resolvers ? [ ],
+      tcpPorts ? [ 443 ],
       logPrefix ? "compliance-agent egress drop: ",
     }:
     let
@@ -85,6 +87,17 @@ let
         isString logPrefix && match "[A-Za-z0-9 _:.-]{1,100}" logPrefix != null
       ) "logPrefix must be 1-100 letters, digits, spaces or _:.-" logPrefix;
 
+      portsChecked = check (isList tcpPorts && tcpPorts != [ ]) "tcpPorts must be a non-empty list of ports" (
+        map (
+          p: check (builtins.isInt p && p >= 1 && p <= 65535) "tcp port \"${toString p}\" is not an integer from 1 to 65535" p
+        ) tcpPorts
+      );
+      dport =
+        if length portsChecked == 1 then
+          toString (builtins.head portsChecked)
+        else
+          "{ ${concatStringsSep ", " (map toString portsChecked)} }";
+
       dns =
         if length resolversChecked == 0 then
           [ "meta l4proto { tcp, udp } th dport 53 accept comment \"DNS to any resolver (none configured)\"" ]
@@ -103,8 +116,8 @@ let
         ++ map (r: "  " + r) dns
         ++ [
           "  udp dport 123 accept comment \"NTP\""
-          "  ip daddr @${sets.v4} tcp dport 443 accept comment \"HTTPS to allowedHosts\""
-          "  ip6 daddr @${sets.v6} tcp dport 443 accept comment \"HTTPS to allowedHosts\""
+          "  ip daddr @${sets.v4} tcp dport ${dport} accept comment \"allowedHosts\""
+          "  ip6 daddr @${sets.v6} tcp dport ${dport} accept comment \"allowedHosts\""
           "  limit rate 10/second burst 20 packets log prefix \"${prefix}\" level warn"
           "  counter drop"
           "}"
@@ -139,6 +152,28 @@ let
       outputChain
     ];
 
+  # The TCP ports allowedHosts are reachable on: 443 for the MCP, and in reseller mode the port of
+  # syslogTarget and an explicit port of rmmWebhookUrl (both hosts must be in allowedHosts).
+  egressTcpPorts =
+    {
+      deploymentMode ? "reseller",
+      syslogTarget ? null,
+      rmmWebhookUrl ? null,
+      ...
+    }:
+    let
+      reseller = deploymentMode == "reseller";
+      syslogPort =
+        if reseller && syslogTarget != null then match "(tcp|tls)://[^/:]+:([0-9]+)" syslogTarget else null;
+      webhookPort =
+        if reseller && rmmWebhookUrl != null then match "https://[^/:?#]+:([0-9]+)([/?#].*)?" rmmWebhookUrl else null;
+      ports =
+        [ 443 ]
+        ++ (if syslogPort == null then [ ] else [ (builtins.fromJSON (builtins.elemAt syslogPort 1)) ])
+        ++ (if webhookPort == null then [ ] else [ (builtins.fromJSON (builtins.head webhookPort)) ]);
+    in
+    builtins.foldl' (acc: p: if elem p acc then acc else acc ++ [ p ]) [ ] ports;
+
   # A file `nft -f` loads as one transaction: creates the table if missing, deletes it, and
   # declares it anew, as NixOS's nftables service does on every start and reload (which is why
   # the sets come back empty and egress-refresh must fill them again).
@@ -157,6 +192,7 @@ in
   inherit
     tableName
     sets
+    egressTcpPorts
     renderTableBody
     renderTable
     isIPv4

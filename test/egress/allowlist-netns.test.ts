@@ -96,6 +96,17 @@ describe('egress allowlist in network namespaces', () => {
     expect(pair.dropCount(T)).toBeGreaterThanOrEqual(before + 3);
   });
 
+  it('opens the reseller sinks\' ports (tcpPorts) to the same allowlisted addresses only', () => {
+    loadRuleset(render({ resolvers: [pair.serverIp4, pair.serverIp6], tcpPorts: [443, 8080] }).ruleset.requested);
+    expect(refresh().status).toBe(0);
+    expect(tcp(pair.serverIp4, 8080)).toBe(true);
+    expect(tcp(pair.serverIp6, 8080)).toBe(true);
+    expect(tcp(pair.otherIp4, 8080)).toBe(false);
+    loadRuleset(appliance);
+    expect(refresh().status).toBe(0);
+    expect(tcp(pair.serverIp4, 8080)).toBe(false);
+  });
+
   it('drops HTTPS to an address outside the sets', () => {
     expect(tcp(pair.otherIp4, 443)).toBe(false);
   });
