@@ -19,8 +19,18 @@ function readJson(path: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new AgentError('config_json', `${what} ${path}: not valid JSON (${(e as Error).message})`);
+    throw new AgentError('config_json', `${what} ${path}: not valid JSON${syntaxPosition(e)}`);
   }
+}
+
+/**
+ * Where the syntax error is, never what: V8's message quotes the text around it, and a path
+ * pointing at the wrong file (a key file, say) would put secret bytes or control characters in
+ * the error.
+ */
+function syntaxPosition(e: unknown): string {
+  const m = /at position (\d+)/.exec(e instanceof Error ? e.message : '');
+  return m ? ` (syntax error at character ${m[1]})` : '';
 }
 
 export function parseConfig(raw: unknown, source = 'config'): Config {
