@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { parseConfig, type Baseline, type Config } from '../../src/config/index.js';
 import { runChecks, systemFacts } from '../../src/checks/index.js';
-import { simulatedAppliance, baselineFor, type SimulatedHost, type ExecResult, type ExecOptions, type Host } from '../../src/host/index.js';
+import { simulatedAppliance, baselineFor, type SimulatedHost } from '../../src/host/index.js';
 import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
 import { makeDraft } from '../../src/agent/index.js';
 import { EvidenceBundleSchema, type EvidenceDraft } from '../../src/evidence/index.js';
@@ -38,7 +38,7 @@ export interface Setup {
 
 let sequence = 1;
 
-export function setup(opts: { now?: number; config?: Record<string, unknown>; host?: (sim: SimulatedHost) => Host } = {}): Setup {
+export function setup(opts: { now?: number; config?: Record<string, unknown> } = {}): Setup {
   const stateDir = mkdtempSync(join(tmpdir(), 'ca-heal-'));
   const sim = simulatedAppliance({ now: opts.now ?? IN_WINDOW, root: join(stateDir, 'appliance') });
   const baseline = baselineFor(sim);
@@ -58,9 +58,8 @@ export function setup(opts: { now?: number; config?: Record<string, unknown>; ho
   });
   const db = openStateDb(stateDbPath(stateDir));
   const healing = createAgentHealing({ config, baseline, db, makeDraft: (facts, spec) => makeDraft(config, facts, spec) });
-  const host = opts.host ? opts.host(sim) : sim;
   const healer: HealerDeps = {
-    host,
+    host: sim,
     config,
     baseline,
     sleep: (ms) => {
@@ -114,25 +113,3 @@ export function assertValidDrafts(drafts: readonly EvidenceDraft[]): void {
   }
 }
 
-/**
- * nixos-rebuild as it behaves when activation (switch-to-configuration) goes wrong after the
- * profile was already switched: exit 4 ("error(s) occurred while switching"), or hanging until
- * killed. The simulated host's own fail/hang modes fail while building, before any switch.
- */
-export function activationFault(sim: SimulatedHost, fault: 'exit4' | 'hang'): Host {
-  return {
-    now: () => sim.now(),
-    hostname: () => sim.hostname(),
-    readFile: (p, m) => sim.readFile(p, m),
-    stat: (p) => sim.stat(p),
-    async exec(command: string, args: readonly string[], options: ExecOptions): Promise<ExecResult> {
-      const result = await sim.exec(command, args, options);
-      if (command !== 'nixos-rebuild' || args[1] !== '--flake' || result.status !== 'ok') return result;
-      if (fault === 'exit4') {
-        return { ...result, status: 'nonzero', exitCode: 4, stderr: `${result.stderr}warning: error(s) occurred while switching to the new configuration\n` };
-      }
-      sim.advance(options.timeoutMs);
-      return { status: 'timeout', exitCode: null, stdout: '', stderr: '', durationMs: options.timeoutMs };
-    },
-  };
-}

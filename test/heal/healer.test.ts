@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spoolPaths, type HealerDeps } from '../../src/heal/index.js';
-import { activationFault, assertValidDrafts, setup, type Setup } from './fixtures.js';
+import { assertValidDrafts, setup, type Setup } from './fixtures.js';
 
 let s: Setup | undefined;
 afterEach(() => {
@@ -87,8 +87,9 @@ describe('a failed switch or failed health check ends rolled back (invariant 3)'
   });
 
   it('rebuild failure during activation (exit 4 after the profile switched): rolled_back', async () => {
-    s = setup({ host: (sim) => activationFault(sim, 'exit4') });
+    s = setup();
     const drifted = driftPatching(s);
+    s.sim.scriptRebuild('activation_fail');
     const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }));
     expect(result?.outcome).toBe('rolled_back');
     expect(result?.reason).toMatch(/exited 4 \(warning: error\(s\) occurred while switching to the new configuration\) after activating generation \d+; rolled back/);
@@ -97,8 +98,9 @@ describe('a failed switch or failed health check ends rolled back (invariant 3)'
   });
 
   it('health-check timeout: a switch that hangs in activation is killed at the timeout and rolled_back', async () => {
-    s = setup({ host: (sim) => activationFault(sim, 'hang') });
+    s = setup();
     const drifted = driftPatching(s);
+    s.sim.scriptRebuild('activation_hang');
     const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }), { timeouts: { switchMs: 600_000 } });
     expect(result?.outcome).toBe('rolled_back');
     expect(result?.reason).toMatch(/did not finish within 600 s and was killed after activating generation/);

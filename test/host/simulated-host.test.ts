@@ -281,6 +281,19 @@ describe('simulated nixos-rebuild and generations', () => {
     expect((await h.exec('systemctl', ['restart', 'postgresql.service'], T)).exitCode).toBe(1);
   });
 
+  it('activation_fail and activation_hang: the profile switched, then activation exits 4 or never returns', async () => {
+    const h = appliance();
+    h.scriptRebuild('activation_fail', 'activation_hang');
+    const failed = await rebuild(h);
+    expect(failed).toMatchObject({ status: 'nonzero', exitCode: 4 });
+    expect(failed.stderr).toContain('warning: error(s) occurred while switching to the new configuration');
+    expect(h.currentGeneration().number).toBe(3);
+    const before = h.now();
+    expect((await rebuild(h, 120_000)).status).toBe('timeout');
+    expect(h.currentGeneration().number).toBe(4);
+    expect(h.now() - before).toBeGreaterThanOrEqual(120_000);
+  });
+
   it('rollback: switches back to the previous generation, observable everywhere, and heals the broken unit', async () => {
     const h = appliance();
     const good = h.currentGeneration();

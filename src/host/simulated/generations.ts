@@ -29,7 +29,13 @@ export interface Generation extends GenerationSpec {
  * switches); hang (never exits, the caller's timeout must fire); unhealthy (switches and exits 0,
  * but `failUnit` ends failed, so only a health check notices).
  */
-export type RebuildMode = 'success' | 'fail' | 'hang' | 'unhealthy';
+/**
+ * How the next `nixos-rebuild switch --flake` ends: success; fail or hang while building (nothing
+ * switched); unhealthy (switches, exits 0, a unit stays failed); activation_fail or
+ * activation_hang (the profile switched, then activation exits 4 or never returns), which is what
+ * a real switch does when a unit fails to start.
+ */
+export type RebuildMode = 'success' | 'fail' | 'hang' | 'unhealthy' | 'activation_fail' | 'activation_hang';
 export interface RebuildScript {
   readonly mode: RebuildMode;
   /** For unhealthy: the unit that fails. Default: the first long-running unit of the new generation. */
@@ -158,6 +164,15 @@ export class Generations {
     }
     const g = this.add(spec, broken);
     this.switchTo(g.number);
+    if (script.mode === 'activation_hang') return { hang: true };
+    if (script.mode === 'activation_fail') {
+      return {
+        exitCode: 4,
+        stdout: '',
+        stderr: 'building the system configuration...\nactivating the configuration...\nsetting up /etc...\nwarning: error(s) occurred while switching to the new configuration\n',
+        durationMs: this.durations.rebuildMs,
+      };
+    }
     return {
       exitCode: 0,
       stdout: '',
