@@ -5,6 +5,8 @@ import { startHarness, type Harness } from '../../demo/harness.js';
 import { verifyPath, EvidenceBundleSchema, type EvidenceBundle } from '../../src/evidence/index.js';
 import { verifyEnvelope, EVIDENCE_PAYLOAD_TYPE } from '../../src/crypto/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { McpClient } from '../../src/mcp/index.js';
+import { openStateDb, stateDbPath } from '../../src/state/index.js';
 
 const tmp = tempDir();
 let h: Harness;
@@ -104,6 +106,37 @@ describe('agent against the reference MCP over mTLS', () => {
     expect(all.map((b) => b.seq)).toEqual(all.map((_, i) => i + 1));
     expect(h.mcp.stats().duplicates).toBe(0);
     await rt.close();
+  });
+
+  it('fails closed on a DNS failure too: an alert bundle naming the name that did not resolve, nothing acted on', async () => {
+    const dnsDown = McpClient.create({
+      mcpUrl: 'https://mcp.nonexistent.invalid',
+      caFile: h.pki.caCert,
+      clientCertFile: h.pki.clientCert,
+      clientKeyFile: h.pki.clientKey,
+      siteId: 'clinic-001',
+      hostId: 'appliance-1',
+    });
+    const rt = h.openAgent({ mcp: dnsDown });
+    h.host.clearExecuted();
+    h.host.advance(60_000);
+    const r = await rt.agent.cycle();
+    expect(r.polled).toBe('failed');
+    expect(h.host.actions()).toEqual([]);
+    const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+    const last = db.prepare("SELECT envelope FROM evidence WHERE check_name = 'mcp' ORDER BY seq DESC LIMIT 1").get() as { envelope: string };
+    db.close();
+    const bundle = JSON.parse(Buffer.from((JSON.parse(last.envelope) as { payload: string }).payload, 'base64').toString()) as EvidenceBundle;
+    expect(bundle.outcome).toBe('failed');
+    expect(bundle.reason).toMatch(/failing closed \(no order acted on\): cannot resolve mcp\.nonexistent\.invalid/);
+    await rt.close();
+    // Once the name resolves again (here: the real MCP), the alert is delivered like any bundle.
+    const back = h.openAgent();
+    h.host.advance(30 * 60_000);
+    await back.agent.cycle();
+    expect(back.agent.pending()).toBe(0);
+    expect(received().map((b) => b.bundle_id)).toContain(bundle.bundle_id);
+    await back.close();
   });
 
   it('keeps an auditor-verifiable chain on disk, status and metrics', async () => {
