@@ -217,7 +217,8 @@ export class Agent {
       bundlesCreated: this.counters.bundles,
       ordersAccepted: this.counters.accepted,
       ordersRejected: this.counters.rejected,
-      queue: this.outbox.stats(now),
+      // Depth counts every undelivered item, whether or not a flush holds it right now.
+      queue: this.outbox.stats(now).map((s) => ({ ...s, pending: s.pending + s.leased })),
       checks: results.map((r) => ({ check: r.check, status: r.status })),
     });
   }
