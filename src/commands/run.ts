@@ -45,7 +45,7 @@ export const runCommand: Command = {
 
 export const onceCommand: Command = {
   name: 'once',
-  summary: 'run one cycle and flush; exit 0 only when the queue to the MCP drained',
+  summary: 'run one cycle and flush; exit 0 only when nothing is left queued',
   usage: 'compliance-agent once --config C',
   async run(args) {
     const p = parseWithConfig(args, this.usage, {});
