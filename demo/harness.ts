@@ -3,14 +3,12 @@ import { join } from 'node:path';
 import { generatePki, type Pki } from './pki.js';
 import { startReferenceMcp, type ReferenceMcp } from './reference-mcp.js';
 import { simulatedAppliance, baselineFor, type SimulatedHost, type ApplianceOptions } from '../src/host/index.js';
-import { generateKeyFiles, loadSecretKeyFile, loadPublicKeyFile, type SecretKey, type PublicKey } from '../src/crypto/index.js';
-import { parseConfig, type Config, type ConfigInput } from '../src/config/index.js';
+import { generateKeyFiles, loadSecretKeyFile, loadPublicKeyFile, type Envelope, type SecretKey, type PublicKey } from '../src/crypto/index.js';
+import { loadBaseline, parseConfig, type Config, type ConfigInput } from '../src/config/index.js';
 import { openAgentRuntime, type AgentRuntime, type RuntimeOverrides } from '../src/agent/index.js';
 import { silentLogger, type Logger } from '../src/common/index.js';
 import { applyHealRequests } from '../src/heal/index.js';
-import { loadBaseline } from '../src/config/index.js';
 import { prepareOrder, signOrder, type OrderType } from '../src/orders/index.js';
-import type { Envelope } from '../src/crypto/index.js';
 
 export interface Harness {
   readonly dir: string;

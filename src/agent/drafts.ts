@@ -2,7 +2,6 @@ import type { Config } from '../config/index.js';
 import type { SystemFacts } from '../checks/index.js';
 import { newBundleId, type EvidenceDraft, type EvidenceSpec } from '../evidence/index.js';
 
-
 /** Second-precision UTC, as in the seed's schema. */
 export function isoSeconds(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');

@@ -27,7 +27,7 @@ export function readChainHead(db: StateDb, hostId: string): ChainHead {
   return row ? { seq: row.seq, headHash: row.head_hash } : { seq: 0, headHash: null };
 }
 
-/** Fill in the fields the evidence stage owns; bundle_id is generated when the draft has none. */
+/** A fresh bundle_id (uuid v4) for a draft. */
 export function newBundleId(): string {
   return randomUUID();
 }

@@ -25,11 +25,6 @@ export interface Generation extends GenerationSpec {
 }
 
 /**
- * How the next `nixos-rebuild switch --flake` ends: success; fail (the build fails, nothing
- * switches); hang (never exits, the caller's timeout must fire); unhealthy (switches and exits 0,
- * but `failUnit` ends failed, so only a health check notices).
- */
-/**
  * How the next `nixos-rebuild switch --flake` ends: success; fail or hang while building (nothing
  * switched); unhealthy (switches, exits 0, a unit stays failed); activation_fail or
  * activation_hang (the profile switched, then activation exits 4 or never returns), which is what
