@@ -1,8 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AgentError } from '../common/index.js';
-import { parseConfig, type Config } from '../config/index.js';
+import { loadConfig, type Config } from '../config/index.js';
 import { RealHost, type Host } from '../host/index.js';
 import { refreshEgress, systemResolver, type HostReport, type Resolver } from '../egress/index.js';
 import { EXIT, type Command } from './command.js';
@@ -15,22 +13,6 @@ function describe(r: HostReport): string {
   const shown = list.length > 6 ? `${list.slice(0, 6).join(', ')}, …` : list.join(', ');
   if (r.status === 'resolved') return `${r.host}: ${list.length} address(es) (${shown})`;
   return `${r.host}: DNS failed (${r.reason}); ${list.length ? `kept ${list.length} last good address(es) (${shown})` : 'no address'}`;
-}
-
-/**
- * config.json validated by the schema, without loadConfig's check that the reseller sinks'
- * files are readable: egress-refresh runs as its own user and needs allowedHosts only, never the
- * agent's credentials.
- */
-function readConfig(path: string): Config {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    const why = e instanceof SyntaxError ? `not valid JSON (${e.message})` : `cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
-    throw new AgentError('config_read', `config ${path}: ${why}`);
-  }
-  return parseConfig(raw, path);
 }
 
 /** `egress-refresh` with the resolver and host injectable: real ones in the CLI, netns or scripted ones in tests. */
@@ -65,9 +47,11 @@ export function createEgressRefreshCommand(deps: { host: () => Host; resolver: (
         printError(`unexpected argument "${p.positionals[0]}"\nusage: ${USAGE}`);
         return EXIT.usage;
       }
+      // loadConfig reads no file config.json names: egress-refresh runs as its own user and needs
+      // allowedHosts only, never the agent's credentials.
       let config: Config;
       try {
-        config = readConfig(p.values.config);
+        config = loadConfig(p.values.config);
       } catch (e) {
         printError(e);
         return exitCodeFor(e);

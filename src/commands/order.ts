@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseJsonText } from '../common/index.js';
 import { loadSecretKeyFile } from '../crypto/index.js';
 import { prepareOrder, readOnlyOrderState, signOrder, verifyContextFromConfig, verifyOrder, type OrderDecision } from '../orders/index.js';
 import { openStateDb, stateDbPath, type StateDb } from '../state/index.js';
@@ -34,15 +35,20 @@ async function sign(args: string[]): Promise<number> {
     return EXIT.usage;
   }
   try {
-    let draft: unknown;
+    let text: string;
     try {
-      draft = JSON.parse(readInput(file));
+      text = readInput(file);
     } catch (e) {
-      printError(`${file}: not readable JSON (${(e as Error).message})`);
+      printError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      return EXIT.failed;
+    }
+    const draft = parseJsonText(text);
+    if (!draft.ok) {
+      printError(`${file}: ${draft.message}`);
       return EXIT.failed;
     }
     const key = loadSecretKeyFile(parsed.values.key);
-    const order = prepareOrder(draft, { now: Date.now(), ttlS: ttl });
+    const order = prepareOrder(draft.value, { now: Date.now(), ttlS: ttl });
     process.stdout.write(JSON.stringify(signOrder(order, key), null, 2) + '\n');
     return EXIT.ok;
   } catch (e) {

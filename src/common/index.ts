@@ -2,3 +2,4 @@ export { AgentError, ok, err, describeError, type Result } from './errors.js';
 export { createLogger, silentLogger, type Logger, type LogLevel } from './logger.js';
 export { writeFileAtomic } from './atomic-write.js';
 export { AGENT_VERSION } from './version.js';
+export { parseJsonText } from './json.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { z } from 'zod';
-import { AgentError } from '../common/errors.js';
+import { AgentError, parseJsonText } from '../common/index.js';
 import { BaselineSchema, ConfigSchema, type Baseline, type Config } from './schema.js';
 
 /** One line per problem: `mcpUrl: must be an https:// URL`. */
@@ -16,21 +16,9 @@ function readJson(path: string, what: string): unknown {
   } catch (e) {
     throw new AgentError('config_read', `${what} ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new AgentError('config_json', `${what} ${path}: not valid JSON${syntaxPosition(e)}`);
-  }
-}
-
-/**
- * Where the syntax error is, never what: V8's message quotes the text around it, and a path
- * pointing at the wrong file (a key file, say) would put secret bytes or control characters in
- * the error.
- */
-function syntaxPosition(e: unknown): string {
-  const m = /at position (\d+)/.exec(e instanceof Error ? e.message : '');
-  return m ? ` (syntax error at character ${m[1]})` : '';
+  const parsed = parseJsonText(text);
+  if (!parsed.ok) throw new AgentError('config_json', `${what} ${path}: ${parsed.message}`);
+  return parsed.value;
 }
 
 export function parseConfig(raw: unknown, source = 'config'): Config {

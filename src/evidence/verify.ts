@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, basename } from 'node:path';
 import { verifyEnvelope, envelopeHash, EnvelopeSchema, EVIDENCE_PAYLOAD_TYPE, type PublicKey } from '../crypto/index.js';
+import { parseJsonText } from '../common/index.js';
 import { EvidenceBundleSchema, type EvidenceBundle } from './bundle.js';
 
 export type FindingKind = 'unreadable' | 'bad_envelope' | 'bad_signature' | 'unknown_key' | 'bad_bundle' | 'gap' | 'broken_link' | 'duplicate_seq' | 'misnamed';
@@ -27,12 +28,15 @@ export interface VerifyReport {
 
 /** Verify one envelope file: signature by a trusted key, payload type, bundle schema. */
 export function verifyEnvelopeFile(file: string, keys: readonly PublicKey[]): VerifiedBundle | Finding {
-  let json: unknown;
+  let text: string;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    text = readFileSync(file, 'utf8');
   } catch (e) {
-    return { kind: 'unreadable', file, message: `${basename(file)}: cannot read or parse JSON (${(e as Error).message})` };
+    return { kind: 'unreadable', file, message: `${basename(file)}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
   }
+  const parsed = parseJsonText(text);
+  if (!parsed.ok) return { kind: 'unreadable', file, message: `${basename(file)}: ${parsed.message}` };
+  const json = parsed.value;
   const check = verifyEnvelope(json, EVIDENCE_PAYLOAD_TYPE, keys);
   if (!check.ok) {
     const kind: FindingKind = check.reason === 'bad_signature' ? 'bad_signature' : check.reason === 'unknown_key' ? 'unknown_key' : 'bad_envelope';

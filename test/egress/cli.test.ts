@@ -76,6 +76,8 @@ describe('compliance-agent egress-refresh', () => {
   it('refuses bad usage and bad config with exit 2 and says why', async () => {
     const good = writeConfig('good.json', { deploymentMode: 'direct' });
     const bad = writeConfig('bad.json', { mcpUrl: 'http://mcp.msp-alpha.example' });
+    const secret = join(tmp.path, 'webhook-secret');
+    writeFileSync(secret, `whsec_${randomBytes(32).toString('base64')}\n`);
     const cases: Array<[string[], RegExp]> = [
       [['--cache', '/tmp/x.json'], /--config is required/],
       [['--config', good], /--cache must be an absolute path/],
@@ -84,6 +86,8 @@ describe('compliance-agent egress-refresh', () => {
       [['--config', good, '--cache', '/tmp/x.json', 'extra'], /unexpected argument "extra"/],
       [['--config', bad, '--cache', '/tmp/x.json'], /mcpUrl: must be an https:\/\/ URL/],
       [['--config', join(tmp.path, 'missing.json'), '--cache', '/tmp/x.json'], /cannot read \(ENOENT\)/],
+      // A secret given as --config by mistake is named, never quoted.
+      [['--config', secret, '--cache', '/tmp/x.json'], new RegExp(`^error: config_json: config ${secret}: not valid JSON\n$`)],
     ];
     for (const [args, message] of cases) {
       const io = capture();

@@ -132,6 +132,15 @@ describe('verify', () => {
     expect(r.ok).toBe(false);
     expect(r.findings.every((f) => f.kind === 'unknown_key')).toBe(true);
   });
+
+  it('names a file that is not JSON without quoting it (an auditor may point verify at a key by mistake)', () => {
+    const { evDir } = freshStore('not-json', 1);
+    const keyText = readFileSync(keys.secretPath, 'utf8');
+    writeFileSync(join(evDir, '0000000002-secret.json'), keyText);
+    const r = verifyPath(evDir, [pub]);
+    expect(r.findings).toEqual([{ kind: 'unreadable', file: join(evDir, '0000000002-secret.json'), message: '0000000002-secret.json: not valid JSON' }]);
+    expect(verifyPath(keys.secretPath, [pub]).findings.map((f) => f.message)).toEqual(['appliance-1.key: not valid JSON']);
+  });
 });
 
 describe('pruning', () => {

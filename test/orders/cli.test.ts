@@ -98,6 +98,13 @@ describe('compliance-agent order sign | verify', () => {
     expect(r.stderr).toContain('unit');
   });
 
+  it('sign names an ORDER file that is not JSON without quoting it (the key given there by mistake stays out of the terminal)', () => {
+    const r = cli(['order', 'sign', '--key', keyPath, keyPath]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`${keyPath}: not valid JSON\n`);
+  });
+
   it('usage errors exit 2', () => {
     expect(cli(['order']).code).toBe(2);
     expect(cli(['order', 'sign', '-']).code).toBe(2);
