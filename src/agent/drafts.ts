@@ -1,11 +1,7 @@
+import { isoSeconds } from '../common/index.js';
 import type { Config } from '../config/index.js';
 import type { SystemFacts } from '../checks/index.js';
 import { newBundleId, type EvidenceDraft, type EvidenceSpec } from '../evidence/index.js';
-
-/** Second-precision UTC, as in the seed's schema. */
-export function isoSeconds(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 export function makeDraft(config: Config, facts: SystemFacts, input: EvidenceSpec): EvidenceDraft {
   return {

@@ -1,3 +1,4 @@
 export { Agent, type AgentDeps, type McpPort, type CycleReport, type Deliver, type HealingPort, type CycleContext } from './agent.js';
 export { openAgentRuntime, type AgentRuntime, type RuntimeOverrides } from './runtime.js';
-export { makeDraft, isoSeconds } from './drafts.js';
+export { makeDraft } from './drafts.js';
+export { isoSeconds } from '../common/index.js';

@@ -3,3 +3,4 @@ export { createLogger, silentLogger, type Logger, type LogLevel } from './logger
 export { writeFileAtomic } from './atomic-write.js';
 export { AGENT_VERSION } from './version.js';
 export { parseJsonText } from './json.js';
+export { isoSeconds } from './time.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { describeError, silentLogger, type Logger } from '../common/index.js';
+import { describeError, isoSeconds, silentLogger, type Logger } from '../common/index.js';
 import type { Baseline, Config } from '../config/index.js';
 import { getCheck, type CheckResult, type SystemFacts } from '../checks/index.js';
 import type { EvidenceDraft, EvidenceSpec } from '../evidence/index.js';
@@ -66,7 +66,6 @@ export interface CollectedResults {
   readonly promoted: readonly string[];
 }
 
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 function checkOutcome(r: CheckResult): EvidenceSpec['outcome'] {
   return r.status === 'compliant' ? 'compliant' : r.status === 'drift' ? 'drift_detected' : 'failed';
@@ -131,7 +130,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
       now: ctx.now,
     });
     if (!timing.act) {
-      writePending(config.stateDir, { version: 1, order_id: order.order_id, deferred_at: iso(ctx.now), reason: timing.reason, envelope });
+      writePending(config.stateDir, { version: 1, order_id: order.order_id, deferred_at: isoSeconds(ctx.now), reason: timing.reason, envelope });
       return {
         spec: { check: evidenceCheckName(plan.checks), outcome: 'deferred', startedAt: ctx.now, endedAt: ctx.now, controls: controlsFor(plan.checks), preState, actions: [], reason: timing.reason, orderId: order.order_id },
         requestId: null,
@@ -141,7 +140,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
     writeHealRequest(config.stateDir, {
       version: 1,
       request_id: requestId,
-      created_at: iso(ctx.now),
+      created_at: isoSeconds(ctx.now),
       envelope,
       plan: { order_id: order.order_id, actions: [...plan.actions] },
     });

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { AgentError, describeError, silentLogger, type Logger } from '../common/index.js';
+import { AgentError, describeError, isoSeconds, silentLogger, type Logger } from '../common/index.js';
 import { explainIssues, type Baseline, type Config } from '../config/index.js';
 import { getCheck, runChecks, type CheckContext, type CheckName, type CheckResult } from '../checks/index.js';
 import type { PublicKey } from '../crypto/index.js';
@@ -49,7 +49,6 @@ export interface HealerRun {
 }
 
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 function lastLine(text: string): string {
   const line = text.trim().split('\n').pop() ?? '';
@@ -190,7 +189,7 @@ async function applyHealRequest(deps: HealerDeps, path: string, applied: Applied
     check: 'order',
     outcome: 'rejected',
     reason: null,
-    started_at: iso(startedAt),
+    started_at: isoSeconds(startedAt),
     pre_state: null,
     action_taken: [],
     post_state: null,
@@ -198,7 +197,7 @@ async function applyHealRequest(deps: HealerDeps, path: string, applied: Applied
     controls: controlsFor([]),
     retry_envelope: null,
   };
-  const finish = (fields: Partial<HealResult>): HealResult => ({ ...result, ...fields, finished_at: iso(host.now()) });
+  const finish = (fields: Partial<HealResult>): HealResult => ({ ...result, ...fields, finished_at: isoSeconds(host.now()) });
   const run = new RequestRun(deps, requestId);
   try {
     const read = readSpoolFile(path);

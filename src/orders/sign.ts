@@ -1,13 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { AgentError } from '../common/index.js';
+import { AgentError, isoSeconds } from '../common/index.js';
 import { ORDER_PAYLOAD_TYPE, signEnvelope, type Envelope, type SecretKey } from '../crypto/index.js';
 import { MAX_ORDER_PAYLOAD_BYTES, parseOrderPayload, type Order } from './schema.js';
 
 export const DEFAULT_ORDER_TTL_S = 900;
-
-function isoSeconds(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 /**
  * MSP side: complete an order draft and validate it exactly as the agent will. Fills `order_id`
