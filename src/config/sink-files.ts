@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { AgentError } from '../common/errors.js';
+import { AgentError } from '../common/index.js';
 import type { Config } from './schema.js';
 
 /**

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { AgentError } from '../common/errors.js';
+import { AgentError } from '../common/index.js';
 import { parsePublicKey, parseSecretKey, formatPublicKey, formatSecretKey, publicKeyToPem, isValidKeyName, type PublicKey, type SecretKey } from './keys.js';
 import { publicKeyOf, randomSeed } from './ed25519.js';
 

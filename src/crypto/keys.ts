@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { AgentError } from '../common/errors.js';
+import { AgentError } from '../common/index.js';
 import { publicKeyOf } from './ed25519.js';
 
 /** An Ed25519 signing key. `keyId` is the name (DESIGN 5.2). */

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AgentError } from '../common/errors.js';
-import { AGENT_VERSION } from '../common/version.js';
+import { AGENT_VERSION, AgentError } from '../common/index.js';
 import { signEnvelope, envelopeHash, canonicalEnvelope, EVIDENCE_PAYLOAD_TYPE, type SecretKey } from '../crypto/index.js';
 import type { StateDb } from '../state/index.js';
 import { EvidenceBundleSchema, type EvidenceBundle, type EvidenceDraft } from './bundle.js';

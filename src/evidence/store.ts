@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../common/atomic-write.js';
+import { writeFileAtomic } from '../common/index.js';
 import type { StateDb } from '../state/index.js';
 
 const DAY_MS = 86_400_000;

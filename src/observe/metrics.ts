@@ -1,4 +1,4 @@
-import { writeFileAtomic } from '../common/atomic-write.js';
+import { writeFileAtomic } from '../common/index.js';
 
 export interface MetricsSnapshot {
   readonly lastPollTimestamp: number | null;

@@ -1,4 +1,4 @@
-import { describeError } from '../common/errors.js';
+import { describeError } from '../common/index.js';
 import type { Outbox } from './outbox.js';
 import type { DeliveryResult, Destination, OutboxItem } from './types.js';
 

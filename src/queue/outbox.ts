@@ -1,8 +1,7 @@
 import type { Statement } from 'better-sqlite3';
-import { AgentError } from '../common/errors.js';
-import type { StateDb } from '../state/index.js';
+import { AgentError } from '../common/index.js';
+import { storageWrite, type StateDb } from '../state/index.js';
 import { backoffDelay } from './backoff.js';
-import { storageWrite } from '../state/index.js';
 import { DESTINATIONS, type DeadLetter, type Destination, type DestinationStats, type OutboxItem, type OutboxOptions } from './types.js';
 
 const MAX_REASON = 2000;

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { AgentError } from '../common/errors.js';
+import { AgentError } from '../common/index.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type StateDb = Database.Database;

@@ -1,4 +1,4 @@
-import { AgentError } from '../common/errors.js';
+import { AgentError } from '../common/index.js';
 
 /**
  * Run a write against the state database, turning SQLite's storage failures into one clear
