@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Baseline } from '../config/index.js';
-import { getCheck, isDisruptiveUnit } from '../checks/index.js';
+import { getCheck, isDisruptiveUnit, type HealHint } from '../checks/index.js';
 import { FlakeRefSchema, type Order } from '../orders/index.js';
 
 /**
@@ -50,6 +50,30 @@ export function actionKey(a: HealAction): string {
 }
 
 /**
+ * What a check's heal hint becomes in the repertoire: the baseline's flake, its backup unit, or a
+ * restart of `units` (by default every unit the baseline requires). The planner and the healer's
+ * own re-derivation both come through here, so they cannot disagree about a hint.
+ */
+export function hintActions(hint: HealHint, baseline: Baseline, units: readonly string[] = baseline.services.required): HealAction[] {
+  switch (hint.kind) {
+    case 'rebuild':
+      return [{ kind: 'rebuild_switch', flakeRef: baseline.patching.flakeRef }];
+    case 'start_backup':
+      return [{ kind: 'start_backup', unit: baseline.backup.unit }];
+    case 'restart_units':
+      return units.map((unit): HealAction => ({ kind: 'restart_unit', unit }));
+    case 'report_only':
+      return [];
+  }
+}
+
+/** Each action once, first occurrence kept. */
+export function uniqueActions(actions: readonly HealAction[]): HealAction[] {
+  const seen = new Set<string>();
+  return actions.filter((a) => !seen.has(actionKey(a)) && Boolean(seen.add(actionKey(a))));
+}
+
+/**
  * Every action a signed order may lead to on this appliance, whatever the drift: the healer
  * accepts a plan only if it is a subset of this. heal: the baseline's flake, its required units,
  * its backup unit, per the hint of each named check; apply_baseline: the signed flakeRef;
@@ -63,16 +87,10 @@ export function allowedActions(order: Order, baseline: Baseline): HealAction[] {
       return [{ kind: 'rebuild_switch', flakeRef: order.params.flakeRef }];
     case 'rollback':
       return [{ kind: 'rollback' }];
-    case 'heal': {
-      const out: HealAction[] = [];
-      for (const name of order.params.checks) {
+    case 'heal':
+      return uniqueActions(order.params.checks.flatMap((name) => {
         const hint = getCheck(name)?.heal;
-        if (hint?.kind === 'rebuild') out.push({ kind: 'rebuild_switch', flakeRef: baseline.patching.flakeRef });
-        if (hint?.kind === 'restart_units') out.push(...baseline.services.required.map((unit): HealAction => ({ kind: 'restart_unit', unit })));
-        if (hint?.kind === 'start_backup') out.push({ kind: 'start_backup', unit: baseline.backup.unit });
-      }
-      const seen = new Set<string>();
-      return out.filter((a) => !seen.has(actionKey(a)) && Boolean(seen.add(actionKey(a))));
-    }
+        return hint ? hintActions(hint, baseline) : [];
+      }));
   }
 }

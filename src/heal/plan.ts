@@ -1,7 +1,7 @@
 import type { Baseline } from '../config/index.js';
 import { getCheck, type CheckName, type CheckResult } from '../checks/index.js';
 import { ORDER_CONTROLS, type Order, type OrderType } from '../orders/index.js';
-import { actionIsDisruptive, actionKey, type HealAction } from './actions.js';
+import { actionIsDisruptive, actionKey, hintActions, uniqueActions, type HealAction } from './actions.js';
 import type { ClockSanity } from './clock.js';
 import { inWindow, nextWindowOpen, type MaintenanceWindow } from './window.js';
 
@@ -40,16 +40,12 @@ export function planHeal(order: Order, baseline: Baseline, results: readonly Che
         } else if (r.status === 'error') {
           unhealable.push({ check: name, why: `the check failed, so the drift is unknown: ${r.summary}` });
         } else if (r.status === 'drift') {
-          if (hint?.kind === 'rebuild') actions.push({ kind: 'rebuild_switch', flakeRef: baseline.patching.flakeRef });
-          else if (hint?.kind === 'start_backup') actions.push({ kind: 'start_backup', unit: baseline.backup.unit });
-          else if (hint?.kind === 'restart_units') {
-            const units = (r.driftUnits ?? []).filter((u) => baseline.services.required.includes(u));
-            actions.push(...units.map((unit): HealAction => ({ kind: 'restart_unit', unit })));
-          } else unhealable.push({ check: name, why: hint?.kind === 'report_only' ? hint.why : 'no heal is known for this check' });
+          if (!hint || hint.kind === 'report_only') unhealable.push({ check: name, why: hint ? hint.why : 'no heal is known for this check' });
+          // Only the units found down, and only those the baseline requires.
+          else actions.push(...hintActions(hint, baseline, (r.driftUnits ?? []).filter((u) => baseline.services.required.includes(u))));
         }
       }
-      const seen = new Set<string>();
-      const unique = actions.filter((a) => !seen.has(actionKey(a)) && Boolean(seen.add(actionKey(a))));
+      const unique = uniqueActions(actions);
       // A switch already restarts every unit of the generation: run it first, then what is left.
       unique.sort((a, b) => Number(b.kind === 'rebuild_switch') - Number(a.kind === 'rebuild_switch'));
       return { ...base, checks: order.params.checks, actions: unique, unhealable };
