@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { describeError, isoSeconds, silentLogger, type Logger } from '../common/index.js';
+import { AgentError, describeError, isoSeconds, silentLogger, type Logger } from '../common/index.js';
 import type { Baseline, Config } from '../config/index.js';
 import { getCheck, type CheckResult, type SystemFacts } from '../checks/index.js';
 import type { EvidenceDraft, EvidenceSpec } from '../evidence/index.js';
@@ -118,8 +118,6 @@ export function createAgentHealing(deps: AgentHealingDeps) {
   ensureSpool(config.stateDir);
   const paths = spoolPaths(config.stateDir);
 
-  const draft = (facts: SystemFacts, spec: EvidenceSpec) => deps.makeDraft(facts, spec);
-
   /** Write a request, or defer; returns the evidence for a deferral, nothing when spooled. */
   function schedule(order: Order, envelope: Envelope, plan: HealPlan, ctx: CycleContext): { spec: EvidenceSpec | null; requestId: string | null } {
     const preState = stateSnapshot(null, ctx.results.filter((r) => plan.checks.includes(r.check)), { planned: plan.actions.map(actionKey) });
@@ -174,7 +172,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
     if (decision.decision === 'rejected') {
       logger.warn({ reason: decision.reason, order_id: decision.orderId }, `order rejected: ${decision.message}`);
       const admission = admitRejection(db, ctx.now, deps.rejectionLimit ?? DEFAULT_REJECTION_LIMIT);
-      return { accepted: false, drafts: admission.emit ? [draft(ctx.facts, rejectionEvidence(decision, admission, ctx.now))] : [], requestId: null };
+      return { accepted: false, drafts: admission.emit ? [deps.makeDraft(ctx.facts, rejectionEvidence(decision, admission, ctx.now))] : [], requestId: null };
     }
     const order = decision.order;
     logger.info({ order_id: order.order_id, type: order.type, keyid: decision.keyid }, 'order accepted');
@@ -182,7 +180,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
       const wanted = order.params.checks;
       const selected = ctx.results.filter((r) => !wanted || wanted.includes(r.check));
       const drafts = selected.map((r) =>
-        draft(ctx.facts, {
+        deps.makeDraft(ctx.facts, {
           check: r.check,
           outcome: checkOutcome(r),
           startedAt: ctx.now,
@@ -197,12 +195,12 @@ export function createAgentHealing(deps: AgentHealingDeps) {
       return { accepted: true, drafts, requestId: null };
     }
     const env = asEnvelope(envelope);
-    if (!env) throw new Error('an accepted order envelope did not re-parse');
+    if (!env) throw new AgentError('order_envelope', `accepted order ${order.order_id}: its envelope did not parse again for the heal request`);
     const plan = planHeal(order, baseline, ctx.results);
-    if (plan.actions.length === 0) return { accepted: true, drafts: [draft(ctx.facts, nothingToDo(order, plan, ctx))], requestId: null };
+    if (plan.actions.length === 0) return { accepted: true, drafts: [deps.makeDraft(ctx.facts, nothingToDo(order, plan, ctx))], requestId: null };
     try {
       const { spec, requestId } = schedule(order, env, plan, ctx);
-      return { accepted: true, drafts: spec ? [draft(ctx.facts, spec)] : [], requestId };
+      return { accepted: true, drafts: spec ? [deps.makeDraft(ctx.facts, spec)] : [], requestId };
     } catch (e) {
       // The order is already recorded as seen: say in evidence that it could not be carried out.
       logger.error({ order_id: order.order_id }, `could not spool the heal: ${describeError(e)}`);
@@ -216,7 +214,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
         reason: `accepted but not carried out: could not write the heal request (${describeError(e)})`,
         orderId: order.order_id,
       };
-      return { accepted: true, drafts: [draft(ctx.facts, spec)], requestId: null };
+      return { accepted: true, drafts: [deps.makeDraft(ctx.facts, spec)], requestId: null };
     }
   }
 
@@ -240,7 +238,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
       const check = checkOrder(p.envelope, verifyContextFromConfig(config, ctx.now));
       if (check.decision === 'rejected') {
         drafts.push(
-          draft(ctx.facts, {
+          deps.makeDraft(ctx.facts, {
             check: 'order',
             outcome: 'failed',
             startedAt: ctx.now,
@@ -256,7 +254,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
       }
       const plan = planHeal(check.order, baseline, ctx.results);
       if (plan.actions.length === 0) {
-        drafts.push(draft(ctx.facts, nothingToDo(check.order, plan, ctx)));
+        drafts.push(deps.makeDraft(ctx.facts, nothingToDo(check.order, plan, ctx)));
         removeSpoolFile(path);
         continue;
       }
@@ -288,7 +286,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
     const finished = collectHealResults(config.stateDir, logger);
     const drafts: EvidenceDraft[] = [];
     for (const { result: r, spec } of finished.items) {
-      drafts.push(draft(ctx.facts, spec));
+      drafts.push(deps.makeDraft(ctx.facts, spec));
       if (r.outcome === 'deferred' && r.retry_envelope && r.order_id) {
         writePending(config.stateDir, { version: 1, order_id: r.order_id, deferred_at: r.finished_at, reason: r.reason ?? 'deferred by the healer', envelope: r.retry_envelope });
       }
