@@ -25,9 +25,17 @@ export interface OrderState {
   atomically<T>(fn: () => T): T;
 }
 
-export function sqliteOrderState(db: StateDb): OrderState {
+/** The two questions both states answer from the database. */
+function readers(db: StateDb): Pick<OrderState, 'seen' | 'lastSequence'> {
   const seenStmt = db.prepare('SELECT 1 FROM orders_seen WHERE order_id = ?');
   const seqStmt = db.prepare('SELECT last_sequence FROM order_sequence WHERE site_id = ?');
+  return {
+    seen: (id) => seenStmt.get(id) !== undefined,
+    lastSequence: (site) => (seqStmt.get(site) as { last_sequence: number } | undefined)?.last_sequence ?? null,
+  };
+}
+
+export function sqliteOrderState(db: StateDb): OrderState {
   const insertSeen = db.prepare(
     'INSERT OR IGNORE INTO orders_seen (order_id, site_id, sequence, decision, reason, seen_at) VALUES (?, ?, ?, ?, ?, ?)',
   );
@@ -40,8 +48,7 @@ export function sqliteOrderState(db: StateDb): OrderState {
   });
   return {
     readOnly: false,
-    seen: (id) => seenStmt.get(id) !== undefined,
-    lastSequence: (site) => (seqStmt.get(site) as { last_sequence: number } | undefined)?.last_sequence ?? null,
+    ...readers(db),
     recordAccepted: (order, now) => accept(order, now),
     recordRejected: (r, now) => {
       insertSeen.run(r.orderId, r.siteId, r.sequence, 'rejected', r.reason, now);
@@ -55,12 +62,9 @@ export function readOnlyOrderState(db: StateDb | null): OrderState {
   if (!db) {
     return { readOnly: true, seen: () => false, lastSequence: () => null, recordAccepted: () => {}, recordRejected: () => {}, atomically: (fn) => fn() };
   }
-  const seenStmt = db.prepare('SELECT 1 FROM orders_seen WHERE order_id = ?');
-  const seqStmt = db.prepare('SELECT last_sequence FROM order_sequence WHERE site_id = ?');
   return {
     readOnly: true,
-    seen: (id) => seenStmt.get(id) !== undefined,
-    lastSequence: (site) => (seqStmt.get(site) as { last_sequence: number } | undefined)?.last_sequence ?? null,
+    ...readers(db),
     recordAccepted: () => {},
     recordRejected: () => {},
     atomically: (fn) => fn(),
