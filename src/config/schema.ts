@@ -1,12 +1,8 @@
 import { z } from 'zod';
-import { parseSyslogTarget } from './syslog-target.js';
+import { DNS_NAME, parseSyslogTarget } from './syslog-target.js';
 
 const absPath = z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path');
-const hostname = z
-  .string()
-  .min(1)
-  .max(253)
-  .regex(/^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'must be a DNS host name');
+const hostname = z.string().min(1).max(253).regex(DNS_NAME, 'must be a DNS host name');
 const ident = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash or underscore');
 const positiveInt = z.number().int().positive();
 export const WINDOW_RE = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$/;

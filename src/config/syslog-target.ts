@@ -8,7 +8,8 @@ export interface SyslogTarget {
   readonly port: number;
 }
 
-const DNS_NAME = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+/** A DNS host name: dot-separated labels of letters, digits and inner dashes, at most 253 characters. */
+export const DNS_NAME = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const FORM = 'must be tcp://host:port or tls://host:port';
 
 export function parseSyslogTarget(text: string): { ok: true; target: SyslogTarget } | { ok: false; message: string } {
