@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseJsonText } from '../common/index.js';
 import type { Host } from '../host/index.js';
 import type { Check } from './types.js';
 import { excerpt, runCommand } from './exec.js';
@@ -90,13 +91,8 @@ export const encryptionCheck: Check = {
 
     const r = await runCommand(ctx.host, 'lsblk', ['--json', '-o', 'NAME,TYPE,FSTYPE,MOUNTPOINTS']);
     if (!r.ok) return done('error', r.why);
-    let json: unknown;
-    try {
-      json = JSON.parse(r.stdout);
-    } catch {
-      json = undefined;
-    }
-    const parsed = Lsblk.safeParse(json);
+    const json = parseJsonText(r.stdout);
+    const parsed = Lsblk.safeParse(json.ok ? json.value : undefined);
     if (!parsed.success) return done('error', `lsblk --json printed no block device list ("${excerpt(r.stdout)}")`);
 
     const mounts = mountedChains(parsed.data.blockdevices);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { parseJsonText } from '../common/index.js';
 import type { Check } from './types.js';
 import { excerpt, runCommand } from './exec.js';
 import { resultMaker } from './result.js';
@@ -11,14 +12,6 @@ const NixosVersion = z.object({
 });
 
 const STORE_PATH_RE = /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+$/;
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * The running system's `configurationRevision` (the site flake's git revision) against the
@@ -35,7 +28,8 @@ export const patchingCheck: Check = {
 
     const version = await runCommand(ctx.host, 'nixos-version', ['--json']);
     if (!version.ok) return done('error', version.why);
-    const parsed = NixosVersion.safeParse(parseJson(version.stdout));
+    const json = parseJsonText(version.stdout);
+    const parsed = NixosVersion.safeParse(json.ok ? json.value : undefined);
     if (!parsed.success) return done('error', `nixos-version --json printed no version JSON ("${excerpt(version.stdout)}")`);
 
     const link = await runCommand(ctx.host, 'readlink', ['-f', '/run/current-system']);
