@@ -4,18 +4,21 @@
   importNpmLock,
   nodejs,
   openssl,
+  jq,
 }:
 let
   root = ../..;
   packageJson = lib.importJSON (root + "/package.json");
 
-  # Only what the build and the check phase read: a change to the Nix files, the docs or the
-  # examples does not rebuild the agent.
+  # Only what the build and the check phase read: a change to the Nix files or the examples does
+  # not rebuild the agent.
   src = lib.fileset.toSource {
     inherit root;
     fileset = lib.fileset.unions [
       (root + "/package.json")
       (root + "/package-lock.json")
+      # test/evidence/openssl-recipe.test.ts runs the README's openssl recipe as written.
+      (root + "/README.md")
       (root + "/tsconfig.json")
       (root + "/tsconfig.build.json")
       (root + "/vitest.config.ts")
@@ -57,7 +60,11 @@ buildNpmPackage {
   # test/outputs (rsyslogd), test/faults and test/queue/disk-full (mounts, kill -9 loops) run in
   # CI (.ci/run) and the NixOS VM test.
   doCheck = true;
-  nativeCheckInputs = [ openssl ];
+  # openssl and jq: the README's evidence-verification recipe (test/evidence) runs with both.
+  nativeCheckInputs = [
+    openssl
+    jq
+  ];
   checkPhase = ''
     runHook preCheck
     npx tsc -p tsconfig.json --noEmit
