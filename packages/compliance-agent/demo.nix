@@ -17,7 +17,14 @@ buildNpmPackage {
   inherit (compliance-agent) version src npmDeps;
   npmConfigHook = importNpmLock.npmConfigHook;
   inherit nodejs;
+  # better-sqlite3 from the patched source, exactly as the agent package builds it (see there):
+  # the demo runs the agent, and an unpatched 12.x aborts on Node >= 24.19.
   env.npm_config_build_from_source = "true";
+  npmRebuildFlags = [ "--ignore-scripts" ];
+  preBuild = ''
+    sh scripts/patch-better-sqlite3.sh
+    npm rebuild
+  '';
 
   nativeBuildInputs = [ makeWrapper ];
   dontNpmBuild = true;
