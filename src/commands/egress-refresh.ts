@@ -1,10 +1,9 @@
 import { isAbsolute } from 'node:path';
-import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from '../config/index.js';
 import { RealHost, type Host } from '../host/index.js';
 import { refreshEgress, systemResolver, type HostReport, type Resolver } from '../egress/index.js';
 import { EXIT, type Command } from './command.js';
-import { exitCodeFor, printError } from './output.js';
+import { parseWithConfig } from './config-arg.js';
+import { printError } from './output.js';
 
 const USAGE = 'compliance-agent egress-refresh --config C --cache FILE [--status FILE] [--json]';
 
@@ -22,17 +21,10 @@ export function createEgressRefreshCommand(deps: { host: () => Host; resolver: (
     summary: 'resolve allowedHosts and replace the nftables egress allowlist sets (exit 1 when a host failed; its last good addresses are kept)',
     usage: USAGE,
     async run(args) {
-      let p;
-      try {
-        p = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' }, cache: { type: 'string' }, status: { type: 'string' }, json: { type: 'boolean' } } });
-      } catch (e) {
-        printError(`${(e as Error).message}\nusage: ${USAGE}`);
-        return EXIT.usage;
-      }
-      if (typeof p.values.config !== 'string') {
-        printError(`--config is required\nusage: ${USAGE}`);
-        return EXIT.usage;
-      }
+      // loadConfig reads no file config.json names: egress-refresh runs as its own user and needs
+      // allowedHosts only, never the agent's credentials.
+      const p = parseWithConfig(args, USAGE, { cache: { type: 'string' }, status: { type: 'string' }, json: { type: 'boolean' } });
+      if (!p.ok) return p.code;
       const cache = p.values.cache;
       const status = p.values.status;
       if (typeof cache !== 'string' || !isAbsolute(cache)) {
@@ -47,19 +39,10 @@ export function createEgressRefreshCommand(deps: { host: () => Host; resolver: (
         printError(`unexpected argument "${p.positionals[0]}"\nusage: ${USAGE}`);
         return EXIT.usage;
       }
-      // loadConfig reads no file config.json names: egress-refresh runs as its own user and needs
-      // allowedHosts only, never the agent's credentials.
-      let config: Config;
-      try {
-        config = loadConfig(p.values.config);
-      } catch (e) {
-        printError(e);
-        return exitCodeFor(e);
-      }
       const report = await refreshEgress({
         host: deps.host(),
         resolve: deps.resolver(),
-        hosts: config.allowedHosts,
+        hosts: p.config.allowedHosts,
         cachePath: cache,
         ...(typeof status === 'string' ? { statusPath: status } : {}),
       });
