@@ -1,15 +1,15 @@
 #!/usr/bin/env node
-import { COMMANDS, EXIT } from './commands/index.js';
-import { AGENT_VERSION } from './common/index.js';
+import { EXIT, loadCommand, loadCommands, type Command } from './commands/index.js';
+import { AGENT_VERSION } from './common/version.js';
 import { printError } from './commands/output.js';
 
-function help(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+function help(commands: readonly Command[]): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
   return [
     `compliance-agent ${AGENT_VERSION}: self-healing compliance agent for NixOS appliances`,
     '',
     'commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'compliance-agent help COMMAND shows its usage.',
   ].join('\n');
@@ -18,17 +18,17 @@ function help(): string {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
-    const target = rest[0] && COMMANDS.find((c) => c.name === rest[0]);
-    process.stdout.write((target ? `${target.usage}\n${target.summary}` : help()) + '\n');
+    const target = rest[0] ? await loadCommand(rest[0]) : null;
+    process.stdout.write((target ? `${target.usage}\n${target.summary}` : help(await loadCommands())) + '\n');
     return EXIT.ok;
   }
   if (name === '--version' || name === 'version') {
     process.stdout.write(`${AGENT_VERSION}\n`);
     return EXIT.ok;
   }
-  const command = COMMANDS.find((c) => c.name === name);
+  const command = await loadCommand(name);
   if (!command) {
-    printError(`unknown command "${name}"\n\n${help()}`);
+    printError(`unknown command "${name}"\n\n${help(await loadCommands())}`);
     return EXIT.usage;
   }
   return command.run(rest);

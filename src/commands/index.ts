@@ -1,27 +1,34 @@
 import type { Command } from './command.js';
-import { keygenCommand } from './keygen.js';
-import { verifyCommand } from './verify.js';
-import { statusCommand } from './status.js';
-import { runCommand, onceCommand } from './run.js';
-import { pruneCommand } from './prune.js';
-import { orderCommand } from './order.js';
-import { healApplyCommand } from './heal-apply.js';
-import { checkCommand } from './check.js';
-import { egressRefreshCommand } from './egress-refresh.js';
 
-/** Every sub-command, in the order `help` lists them. Add a command by adding its module here. */
-export const COMMANDS: readonly Command[] = [
-  runCommand,
-  onceCommand,
-  statusCommand,
-  checkCommand,
-  verifyCommand,
-  keygenCommand,
-  orderCommand,
-  healApplyCommand,
-  pruneCommand,
-  egressRefreshCommand,
+/**
+ * Every sub-command, in the order `help` lists them, each loaded only when it runs: starting the
+ * agent (`run`) must not pay for the imports of `egress-refresh` or `order sign` (cold start to the
+ * first poll is a budget, bench/cold-start.ts). Add a command by adding its module here.
+ */
+const LOADERS: readonly (readonly [string, () => Promise<Command>])[] = [
+  ['run', async () => (await import('./run.js')).runCommand],
+  ['once', async () => (await import('./run.js')).onceCommand],
+  ['status', async () => (await import('./status.js')).statusCommand],
+  ['check', async () => (await import('./check.js')).checkCommand],
+  ['verify', async () => (await import('./verify.js')).verifyCommand],
+  ['keygen', async () => (await import('./keygen.js')).keygenCommand],
+  ['order', async () => (await import('./order.js')).orderCommand],
+  ['heal-apply', async () => (await import('./heal-apply.js')).healApplyCommand],
+  ['prune', async () => (await import('./prune.js')).pruneCommand],
+  ['egress-refresh', async () => (await import('./egress-refresh.js')).egressRefreshCommand],
 ];
+
+export const COMMAND_NAMES: readonly string[] = LOADERS.map(([name]) => name);
+
+export async function loadCommand(name: string): Promise<Command | null> {
+  const entry = LOADERS.find(([n]) => n === name);
+  return entry ? entry[1]() : null;
+}
+
+/** All of them, for `help`. */
+export function loadCommands(): Promise<Command[]> {
+  return Promise.all(LOADERS.map(([, load]) => load()));
+}
 
 export type { Command } from './command.js';
 export { EXIT } from './command.js';

@@ -4,3 +4,4 @@ export { writeFileAtomic } from './atomic-write.js';
 export { AGENT_VERSION } from './version.js';
 export { parseJsonText } from './json.js';
 export { isoSeconds } from './time.js';
+export { Agent as HttpAgent } from './http-agent.js';

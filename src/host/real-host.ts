@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { execa } from 'execa';
 import type { ExecOptions, ExecResult, FileStat, Host, ReadResult } from './host.js';
 import { DEFAULT_MAX_READ_BYTES, readFileBounded, statPath } from './fs-read.js';
 
@@ -57,6 +56,8 @@ export class RealHost implements Host {
   }
 
   async exec(command: string, args: readonly string[], options: ExecOptions): Promise<ExecResult> {
+    // Loaded on first use: the agent's first poll does not wait for execa's ~50 ms of imports.
+    const { execa } = await import('execa');
     const started = performance.now();
     // Its own process group, so a timeout kills everything it started: a hung nixos-rebuild's
     // children would otherwise keep the pipes open (and the call waiting) after the parent died.

@@ -1,6 +1,5 @@
 import { isIP } from 'node:net';
-import { Agent } from 'undici';
-import { AgentError } from '../common/index.js';
+import { AgentError, HttpAgent } from '../common/index.js';
 import type { Envelope } from '../crypto/index.js';
 import type { DeliveryResult } from '../queue/index.js';
 import { readCapped } from './capped-body.js';
@@ -86,7 +85,7 @@ export class McpClient {
   private batchUnsupported = false;
 
   private constructor(
-    private readonly dispatcher: Agent,
+    private readonly dispatcher: HttpAgent,
     private readonly origin: string,
     private readonly pathPrefix: string,
     private readonly ep: Endpoint,
@@ -114,7 +113,7 @@ export class McpClient {
       requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
     };
     const hostname = url.hostname.replace(/^\[|\]$/g, '');
-    const dispatcher = new Agent({
+    const dispatcher = new HttpAgent({
       connect: {
         // Passing `ca` replaces Node's bundled and system roots: only this CA is trusted.
         ca: tls.ca,

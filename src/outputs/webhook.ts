@@ -1,6 +1,5 @@
 import { isIP } from 'node:net';
-import { Agent } from 'undici';
-import { AGENT_VERSION, AgentError } from '../common/index.js';
+import { AGENT_VERSION, AgentError, HttpAgent } from '../common/index.js';
 import type { DeliveryResult, OutboxItem } from '../queue/index.js';
 import { readBounded } from './bounded-read.js';
 import { bundleOfEnvelope } from './evidence-of.js';
@@ -56,7 +55,7 @@ export class WebhookSink {
   private readonly url: URL;
   private readonly peer: string;
   private readonly trust: string;
-  private readonly dispatcher: Agent;
+  private readonly dispatcher: HttpAgent;
   private readonly requestTimeoutMs: number;
   private readonly maxResponseBytes: number;
   private readonly now: () => number;
@@ -78,7 +77,7 @@ export class WebhookSink {
     this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes;
     this.now = opts.now ?? Date.now;
     const hostname = url.hostname.replace(/^\[|\]$/g, '');
-    this.dispatcher = new Agent({
+    this.dispatcher = new HttpAgent({
       connect: {
         ...(opts.ca === undefined ? {} : { ca: opts.ca }),
         rejectUnauthorized: true,
