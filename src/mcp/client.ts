@@ -1,9 +1,9 @@
 import { isIP } from 'node:net';
-import { AgentError, HttpAgent } from '../common/index.js';
+import { AgentError, HttpAgent, oneLine } from '../common/index.js';
 import type { Envelope } from '../crypto/index.js';
 import type { DeliveryResult } from '../queue/index.js';
 import { readCapped } from './capped-body.js';
-import { classifyTransportError, oneLine, type Endpoint } from './failure.js';
+import { classifyTransportError, type Endpoint } from './failure.js';
 import { loadTlsMaterial } from './tls-files.js';
 import type { McpClientOptions, McpFailure, NextOrderResult } from './types.js';
 

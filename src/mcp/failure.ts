@@ -1,3 +1,4 @@
+import { DNS_FAILURE_CODES, UNREACHABLE_CODES, UNTRUSTED_CERT_CODES, errorChain, oneLine, type ChainedError } from '../common/index.js';
 import type { McpFailure } from './types.js';
 
 /** What a failure message needs to name: where we connected, with which trust files. */
@@ -14,16 +15,6 @@ export interface Endpoint {
   readonly requestTimeoutMs: number;
 }
 
-const NOT_OUR_CA = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_UNTRUSTED',
-]);
-
 const CLIENT_CERT_REFUSED = new Set([
   'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
   'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
@@ -34,47 +25,14 @@ const CLIENT_CERT_REFUSED = new Set([
   'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
 ]);
 
-const DNS = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME', 'EAI_NODATA']);
 const RESET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ERR_STREAM_PREMATURE_CLOSE']);
-const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN']);
-
-interface Found {
-  readonly code: string;
-  readonly message: string;
-  readonly reason?: string;
-  readonly name: string;
-  /** Application bytes read on the connection, when undici reports it. */
-  readonly bytesRead?: number;
-}
-
-/** Every coded error in the chain: undici wraps (cause) and happy eyeballs aggregates (errors). */
-function collect(e: unknown, out: Found[] = [], depth = 0): Found[] {
-  if (depth > 6 || typeof e !== 'object' || e === null) return out;
-  const x = e as { code?: unknown; message?: unknown; reason?: unknown; name?: unknown; cause?: unknown; errors?: unknown; socket?: { bytesRead?: unknown } };
-  out.push({
-    code: typeof x.code === 'string' ? x.code : '',
-    message: typeof x.message === 'string' ? x.message : '',
-    name: typeof x.name === 'string' ? x.name : '',
-    ...(typeof x.reason === 'string' ? { reason: x.reason } : {}),
-    ...(typeof x.socket?.bytesRead === 'number' ? { bytesRead: x.socket.bytesRead } : {}),
-  });
-  collect(x.cause, out, depth + 1);
-  if (Array.isArray(x.errors)) for (const inner of x.errors) collect(inner, out, depth + 1);
-  return out;
-}
-
-/** One line, printable, bounded: for text that came from outside (server bodies, error messages). */
-export function oneLine(text: string, max = 200): string {
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/\s+/g, ' ').trim();
-  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
-}
 
 function clientCertExpiry(ep: Endpoint): string {
   return ep.clientCertNotAfter.getTime() < Date.now() ? ` (it expired ${ep.clientCertNotAfter.toISOString()})` : '';
 }
 
-function tlsReason(f: Found, ep: Endpoint): string | null {
-  if (NOT_OUR_CA.has(f.code)) return `server certificate is not signed by the CA in ${ep.caFile}`;
+function tlsReason(f: ChainedError, ep: Endpoint): string | null {
+  if (UNTRUSTED_CERT_CODES.has(f.code)) return `server certificate is not signed by the CA in ${ep.caFile}`;
   if (f.code === 'CERT_HAS_EXPIRED') return 'server certificate has expired';
   if (f.code === 'CERT_NOT_YET_VALID') return 'server certificate is not valid yet (check the clock)';
   if (f.code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `server certificate is not valid for ${ep.hostname}${f.reason ? `: ${f.reason}` : ''}`;
@@ -96,14 +54,14 @@ function tlsReason(f: Found, ep: Endpoint): string | null {
 
 /** Turns a transport error into one clear line and a retry verdict. */
 export function classifyTransportError(e: unknown, ep: Endpoint): McpFailure {
-  const chain = collect(e);
+  const chain = errorChain(e);
   for (const f of chain) {
     const tls = tlsReason(f, ep);
     if (tls) return { code: 'tls', message: `TLS to ${ep.hostPort} failed: ${tls} (${f.code})`, retryable: true };
   }
   for (const f of chain) {
-    if (DNS.has(f.code)) return { code: 'dns', message: `cannot resolve ${ep.hostname}: ${f.code}`, retryable: true };
-    if (UNREACHABLE.has(f.code)) {
+    if (DNS_FAILURE_CODES.has(f.code)) return { code: 'dns', message: `cannot resolve ${ep.hostname}: ${f.code}`, retryable: true };
+    if (UNREACHABLE_CODES.has(f.code)) {
       const what = f.code === 'ECONNREFUSED' ? 'refused' : 'unreachable';
       return { code: 'refused', message: `connection to ${ep.hostPort} ${what} (${f.code})`, retryable: true };
     }

@@ -1,9 +1,9 @@
 import { isIP } from 'node:net';
-import { AGENT_VERSION, AgentError, HttpAgent } from '../common/index.js';
+import { AGENT_VERSION, AgentError, HttpAgent, oneLine } from '../common/index.js';
 import type { DeliveryResult, OutboxItem } from '../queue/index.js';
 import { readBounded } from './bounded-read.js';
 import { bundleOfEnvelope } from './evidence-of.js';
-import { describeTransportError, oneLine } from './transport-error.js';
+import { describeTransportError } from './transport-error.js';
 import { webhookPayload } from './webhook-payload.js';
 import { signWebhook } from './webhook-signature.js';
 
