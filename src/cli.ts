@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { EXIT, loadCommand, loadCommands, type Command } from './commands/index.js';
+import { EXIT, loadCommand, loadCommands, printError, type Command } from './commands/index.js';
+// Not common/index.js: `--version` and `help` need no logger or HTTP pool (bench/cold-start.ts).
 import { AGENT_VERSION } from './common/version.js';
-import { printError } from './commands/output.js';
 
 function help(commands: readonly Command[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));

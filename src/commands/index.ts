@@ -32,3 +32,4 @@ export function loadCommands(): Promise<Command[]> {
 
 export type { Command } from './command.js';
 export { EXIT } from './command.js';
+export { printError } from './output.js';

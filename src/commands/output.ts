@@ -1,3 +1,5 @@
+// Not common/index.js: cli.ts loads this for every command, which must not pay for the logger or
+// the HTTP pool before it needs them (bench/cold-start.ts).
 import { AgentError, describeError } from '../common/errors.js';
 
 /** Print an error for a human: the one-line description, then each detail indented. */
