@@ -5,8 +5,9 @@ const MAX_REASON_CHARS = 500;
 
 /**
  * What a reseller (RMM, SIEM) learns about a bundle: identity, outcome and why, never pre/post
- * state contents. `actions` names the fixed-repertoire commands run and how each ended, with the
- * flake reference left out (it may embed an access token).
+ * state contents. `actions` names the fixed-repertoire commands run and how each ended; the flake
+ * reference is left out there and in `reason`, where the healer names its commands (it may embed
+ * an access token).
  */
 export interface EvidenceSummary {
   readonly bundle_id: string;
@@ -36,7 +37,7 @@ export function summarize(b: EvidenceBundle): EvidenceSummary {
     reseller_id: b.reseller_id,
     check: b.check,
     outcome: b.outcome,
-    reason: b.reason === null ? null : truncate(b.reason, MAX_REASON_CHARS),
+    reason: b.reason === null ? null : truncate(withoutFlakeRefText(b.reason), MAX_REASON_CHARS),
     controls: b.controls,
     timestamp_start: b.timestamp_start,
     timestamp_end: b.timestamp_end,
@@ -50,6 +51,14 @@ export function summarize(b: EvidenceBundle): EvidenceSummary {
 
 function withoutFlakeRef(args: readonly string[]): string[] {
   return args.map((a, i) => (i > 0 && args[i - 1] === '--flake' ? '[flake]' : a));
+}
+
+/**
+ * The same in text. A flake reference holds no whitespace or `;`; in the healer's sentences it is
+ * followed by whitespace, `;`, `: ` (its status) or `)` (the end of a list of actions).
+ */
+function withoutFlakeRefText(text: string): string {
+  return text.replace(/--flake \S+?(?=\s|;|: |\)(?:\s|$)|$)/g, '--flake [flake]');
 }
 
 export function truncate(text: string, max: number): string {

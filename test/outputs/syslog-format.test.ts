@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { escapeSdValue, formatRfc5424, formatStructuredData, octetFrame, syslogMessage, MAX_MESSAGE_OCTETS, type Rfc5424Message } from '../../src/outputs/index.js';
+import { escapeSdValue, formatRfc5424, formatStructuredData, octetFrame, syslogMessage, webhookPayload, MAX_MESSAGE_OCTETS, type Rfc5424Message } from '../../src/outputs/index.js';
 import { EvidenceBundleSchema } from '../../src/evidence/index.js';
 import { sampleDraft } from '../helpers/evidence.js';
 
@@ -92,6 +92,22 @@ describe('evidence as syslog', () => {
     const text = syslogMessage(bundle).toString();
     expect(text).not.toMatch(/MARKER|token@/);
     expect(text.length).toBeLessThanOrEqual(MAX_MESSAGE_OCTETS);
+  });
+
+  it('carries no flake reference in the reason either, where the healer names its commands', () => {
+    const flake = 'git+https://oauth2:token@git.example/site?ref=main#app';
+    const reasons: Array<[string, string]> = [
+      [`nixos-rebuild switch --flake ${flake}: ok; systemctl restart sshd.service: ok`, 'nixos-rebuild switch --flake [flake]: ok; systemctl restart sshd.service: ok'],
+      [
+        `disruptive action(s) (nixos-rebuild switch --flake ${flake}; systemctl restart systemd-journald.service) deferred: outside the maintenance window`,
+        'disruptive action(s) (nixos-rebuild switch --flake [flake]; systemctl restart systemd-journald.service) deferred: outside the maintenance window',
+      ],
+    ];
+    for (const [reason, told] of reasons) {
+      const bundle = EvidenceBundleSchema.parse({ version: '1.0', ...sampleDraft({ outcome: 'deferred', reason }), agent_version: '0.1.0', seq: 1, prev_hash: null });
+      expect(syslogMessage(bundle).toString()).not.toMatch(/token@/);
+      expect(webhookPayload(bundle).data.reason).toBe(told);
+    }
   });
 
   it('stays within 2048 octets whatever the bundle fields hold', () => {
