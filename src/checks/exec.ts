@@ -11,7 +11,7 @@ function firstLine(s: string): string {
 }
 
 /** One sentence saying why a command did not give a usable answer. */
-export function describeFailure(command: string, args: readonly string[], r: ExecResult, timeoutMs: number): string {
+function describeFailure(command: string, args: readonly string[], r: ExecResult, timeoutMs: number): string {
   const line = [command, ...args].join(' ');
   switch (r.status) {
     case 'missing':

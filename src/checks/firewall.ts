@@ -6,7 +6,7 @@ import { hashNormalised, normaliseRuleset } from './ruleset.js';
 const short = (h: string): string => `${h.slice(0, 'sha256:'.length + 12)}…`;
 
 /** A snapshot older than this no longer says anything about the running firewall. */
-export function snapshotMaxAgeMs(pollIntervalS: number): number {
+function snapshotMaxAgeMs(pollIntervalS: number): number {
   return Math.max(600_000, 3 * pollIntervalS * 1000);
 }
 

@@ -5,7 +5,7 @@ import type { Check, CheckContext, CheckName, CheckResult } from './types.js';
 export const CHECK_TIMEOUT_MS = 60_000;
 
 /** Run one check; never throws: a crash or an overrun becomes an `error` result. */
-export async function runOne(check: Check, ctx: CheckContext, timeoutMs: number): Promise<CheckResult> {
+async function runOne(check: Check, ctx: CheckContext, timeoutMs: number): Promise<CheckResult> {
   const started = ctx.host.now();
   const failed = (summary: string): CheckResult => ({
     check: check.name,

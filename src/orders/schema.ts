@@ -25,7 +25,7 @@ const checkList = z
   .refine((l) => new Set(l).size === l.length, 'must not name a check twice');
 
 /** Fields every order carries, whatever its type. `params` is checked per type afterwards. */
-export const OrderHeaderSchema = z
+const OrderHeaderSchema = z
   .object({
     order_id: z.uuid(),
     site_id: ident,
