@@ -5,9 +5,10 @@ import { publicKeyOf, sign, verify } from '../../src/crypto/index.js';
 
 // The agent signs with node:crypto and verifies with @noble/ed25519: Ed25519 is deterministic, so
 // for any key and message the two must produce the same bytes, and each must accept the other's.
-it('1,000 random keys and messages: the agent signature is byte for byte @noble/ed25519, and verifies', () => {
+it('1,000 random keys and messages: the agent public key and signature are byte for byte @noble/ed25519, and verify', () => {
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 4096 }), (seed, message) => {
+      expect(Buffer.from(publicKeyOf(seed)).equals(Buffer.from(noble.getPublicKey(seed)))).toBe(true);
       const sig = sign(message, seed);
       expect(Buffer.from(sig).equals(Buffer.from(noble.sign(message, seed)))).toBe(true);
       expect(verify(sig, message, publicKeyOf(seed))).toBe(true);
