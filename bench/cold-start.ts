@@ -1,0 +1,90 @@
+/**
+ * Cold start to first poll: from spawning the real CLI (`compliance-agent run --config C`) to the
+ * MCP receiving its first GET /orders/next over mTLS.
+ *
+ *   npx tsx bench/cold-start.ts [RUNS]     (default 15; runs `npm run build` first)
+ *
+ * The MCP here is a minimal mTLS server in this process that notes the arrival time of the first
+ * poll and answers 204; the agent is then SIGKILLed (what it does after the poll is not measured).
+ * Measured for the built agent (`node dist/src/cli.js`, what the package installs) and, for
+ * comparison, from source through tsx. The first run creates and migrates the state database; the
+ * figures are the median and minimum of the runs after it, on the existing state.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { startHarness } from '../demo/harness.js';
+import { REPO, machine, median } from './lib.js';
+
+export interface ColdStartFigures {
+  readonly label: string;
+  readonly firstRunMs: number;
+  readonly medianMs: number;
+  readonly minMs: number;
+  readonly runs: number;
+}
+
+async function timeToFirstPoll(waiters: ((t: number) => void)[], command: string[], config: string): Promise<number> {
+  const firstPoll = new Promise<number>((resolve) => waiters.push(resolve));
+  const start = performance.now();
+  const child = spawn(process.execPath, [...command, 'run', '--config', config], { cwd: REPO, stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no poll within 10 s')), 10_000)));
+  try {
+    return (await Promise.race([firstPoll, timeout, exited.then((code) => Promise.reject(new Error(`agent exited ${code} before polling`)))])) - start;
+  } finally {
+    clearTimeout(timer);
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+export async function measureColdStart(runs = 15, build = true): Promise<ColdStartFigures[]> {
+  if (build) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'ignore' });
+  const dir = mkdtempSync(join(tmpdir(), 'ca-bench-cold-'));
+  const h = await startHarness(dir);
+  const waiters: ((t: number) => void)[] = [];
+  const server = createServer(
+    { key: readFileSync(h.pki.serverKey), cert: readFileSync(h.pki.serverCert), ca: readFileSync(h.pki.caCert), requestCert: true, rejectUnauthorized: true },
+    (req, res) => {
+      if (req.method === 'GET' && req.url?.startsWith('/orders/next')) waiters.shift()?.(performance.now());
+      res.writeHead(204).end();
+    },
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const base = JSON.parse(readFileSync(h.configPath, 'utf8')) as Record<string, unknown>;
+    const variants: [string, string[]][] = [
+      ['node dist/src/cli.js (built)', [join(REPO, 'dist', 'src', 'cli.js')]],
+      ['node --import tsx src/cli.ts', ['--import', 'tsx', join(REPO, 'src', 'cli.ts')]],
+    ];
+    const out: ColdStartFigures[] = [];
+    for (const [label, command] of variants) {
+      const config = join(dir, `${label.replace(/\W+/g, '-')}.json`);
+      writeFileSync(config, JSON.stringify({ ...base, mcpUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, stateDir: join(dir, `state-${out.length}`) }));
+      const times: number[] = [];
+      for (let i = 0; i <= runs; i++) times.push(await timeToFirstPoll(waiters, command, config));
+      const warm = times.slice(1);
+      out.push({ label, firstRunMs: times[0]!, medianMs: median(warm), minMs: Math.min(...warm), runs });
+    }
+    return out;
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await h.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const m = machine();
+  console.log(`cold start to first poll: ${m.cores} x ${m.cpu}, node ${m.node}`);
+  for (const f of await measureColdStart(Number(process.argv[2] ?? 15))) {
+    console.log(`${f.label.padEnd(32)} median ${f.medianMs.toFixed(0)} ms, min ${f.minMs.toFixed(0)} ms over ${f.runs} runs (first run, creating the state: ${f.firstRunMs.toFixed(0)} ms)`);
+  }
+}
