@@ -6,9 +6,10 @@ import { storageWrite, type StateDb } from '../state/index.js';
 import { ALL_CHECKS, runChecks, systemFacts, type CheckResult, type SystemFacts } from '../checks/index.js';
 import { EvidenceChain, exportEvidence, evidenceDir, readChainHead, type EvidenceDraft } from '../evidence/index.js';
 import { Outbox, flushDestination, type Destination, type DeliveryResult, type OutboxItem } from '../queue/index.js';
-import { writeMetrics } from '../observe/index.js';
+import { nextDeliveryHealth, readDeliveryHealth, writeDeliveryHealth, writeMetrics, type FlushOutcome } from '../observe/index.js';
 import type { SecretKey, Envelope } from '../crypto/index.js';
 import { checkEvidence } from './check-evidence.js';
+import { deadLetterAlerts, operatorActionEvidence } from './delivery-evidence.js';
 import { makeDraft } from './drafts.js';
 import { assessPoll } from './mcp-health.js';
 import { stateWriteFailure } from './state-write-failure.js';
@@ -54,6 +55,8 @@ export interface AgentDeps {
   readonly runHealer?: () => Promise<void>;
   readonly metricsPath?: string;
   readonly flushBatchSize?: number;
+  /** While a destination keeps failing, a summary line at most this often (default 15 minutes). */
+  readonly deliveryLogIntervalMs?: number;
 }
 
 export interface CycleReport {
@@ -73,6 +76,7 @@ export class Agent {
   private counters = { cycles: 0, bundles: 0, accepted: 0, rejected: 0 };
   private lastPollOk = false;
   private lastPollAt: number | null = null;
+  private deadLettered = 0;
 
   constructor(private readonly deps: AgentDeps) {
     // Evidence must survive a 72-hour outage (invariant 4): with a 15-minute backoff cap, 2,000
@@ -151,11 +155,14 @@ export class Agent {
     const now = this.now();
     const fromChecks = checkEvidence(db, config, ALL_CHECKS, results, systemFacts(results), started, now);
     drafts.push(...fromChecks.drafts);
+    const operatorActions = operatorActionEvidence(db, config, systemFacts(results), now);
+    drafts.push(...operatorActions.drafts);
     storageWrite(`store ${drafts.length} evidence bundle(s)`, () =>
       db.transaction(() => {
         this.chain.append(drafts, this.destinations, now);
         fromChecks.record();
         health.record();
+        operatorActions.record();
       })(),
     );
     // Healer results are removed only once their evidence is durably chained.
@@ -164,11 +171,36 @@ export class Agent {
     exportEvidence(db, evidenceDir(config.stateDir));
 
     const flushed = await this.flush(signal);
+    // Alerts for what this flush dead-lettered go out in the same cycle.
+    const alerts = this.alertDeadLetters(systemFacts(results));
+    if (alerts > 0) {
+      for (const [d, n] of Object.entries(await this.flush(signal))) flushed[d as Destination] = (flushed[d as Destination] ?? 0) + n;
+    }
     this.counters.cycles++;
     const durationMs = this.now() - started;
     this.writeMetrics(results, durationMs);
     logger.info({ polled, bundles: drafts.length, flushed, durationMs }, 'cycle complete');
-    return { polled, results, bundles: drafts.length, flushed, durationMs };
+    return { polled, results, bundles: drafts.length + alerts, flushed, durationMs };
+  }
+
+  /** Chain one alert bundle per destination that dead-lettered bundles; returns how many. */
+  private alertDeadLetters(facts: SystemFacts): number {
+    const { db, config } = this.deps;
+    const now = this.now();
+    const found = deadLetterAlerts(db, config, facts, this.destinations, now);
+    storageWrite(`store ${found.alerts.length} dead-letter alert(s)`, () =>
+      db.transaction(() => {
+        for (const a of found.alerts) this.chain.append([a.draft], a.to, now);
+        found.record();
+      })(),
+    );
+    this.counters.bundles += found.alerts.length;
+    return found.alerts.length;
+  }
+
+  /** Bundles dead-lettered by this agent since it started: `once` fails when there were any. */
+  get deadLetteredCount(): number {
+    return this.deadLettered;
   }
 
   /** Deliver what is due to every destination, each independently: a dead RMM never delays the MCP. */
@@ -177,13 +209,16 @@ export class Agent {
     await Promise.all(
       this.destinations.map(async (d) => {
         try {
-          const r = await flushDestination(this.outbox, d, this.deliver[d]!, {
+          const seen = observed(this.deliver[d]!);
+          const r = await flushDestination(this.outbox, d, seen.deliver, {
             // Sinks deliver a batch in order and stop at the first failure, so batching is safe.
             batchSize: d === 'mcp' ? (this.deps.flushBatchSize ?? 200) : 100,
             now: () => this.now(),
             signal,
           });
           out[d] = r.delivered;
+          this.deadLettered += r.dead;
+          this.noteDelivery(d, { delivered: r.delivered, dead: r.dead, ...seen.outcome });
         } catch (e) {
           // A flush failure is retried next cycle from the durable queue; nothing is lost.
           this.deps.logger.error({ destination: d }, `flush to ${d} failed: ${describeError(stateWriteFailure(e, this.deps.config.stateDir))}`);
@@ -192,6 +227,15 @@ export class Agent {
       }),
     );
     return out;
+  }
+
+  /** Keep the destination's health for `status` and log what changed, rate-limited. */
+  private noteDelivery(destination: Destination, outcome: FlushOutcome): void {
+    const { db, logger } = this.deps;
+    const prev = readDeliveryHealth(db, destination);
+    const { health, line } = nextDeliveryHealth(prev, destination, outcome, this.now(), this.deps.deliveryLogIntervalMs ?? 15 * 60_000);
+    if (health !== prev) storageWrite(`record ${destination} delivery health`, () => writeDeliveryHealth(db, health));
+    if (line) logger[line.level](line.fields, line.msg);
   }
 
   /**
@@ -220,6 +264,10 @@ export class Agent {
       // Depth counts every undelivered item, whether or not a flush holds it right now.
       queue: this.outbox.stats(now).map((s) => ({ ...s, pending: s.pending + s.leased })),
       checks: results.map((r) => ({ check: r.check, status: r.status })),
+      delivery: this.destinations.map((destination) => {
+        const h = readDeliveryHealth(this.deps.db, destination);
+        return { destination, failing: h?.state === 'failing', kind: h?.kind ?? null, lastErrorAt: h?.lastErrorAt ?? null };
+      }),
     });
   }
 
@@ -234,6 +282,28 @@ export class Agent {
       await sleep(this.deps.config.pollInterval * 1000, signal);
     }
   }
+}
+
+/** A delivery function that remembers the first retryable error and the reasons of rejections. */
+function observed(deliver: Deliver): { deliver: Deliver; outcome: { error: string | null; rejected: string[] } } {
+  const outcome = { error: null as string | null, rejected: [] as string[] };
+  return {
+    outcome,
+    deliver: async (items) => {
+      let results: DeliveryResult[];
+      try {
+        results = await deliver(items);
+      } catch (e) {
+        outcome.error ??= describeError(e);
+        throw e;
+      }
+      for (const r of results) {
+        if (r.kind === 'retry') outcome.error ??= r.error;
+        else if (r.kind === 'reject') outcome.rejected.push(r.reason);
+      }
+      return results;
+    },
+  };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -54,7 +54,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
     logger,
     ...(sinks ? { sinks: sinks.deliver } : {}),
     healing: createAgentHealing({ config, baseline, db, logger, makeDraft: (facts, spec) => makeDraft(config, facts, spec) }),
-    metricsPath: join(config.stateDir, 'metrics.prom'),
+    metricsPath: config.metricsFile ?? join(config.stateDir, 'metrics.prom'),
     ...overrides.extra,
   });
   let closed = false;

@@ -59,6 +59,10 @@ export const ConfigSchema = z
       .default(null),
     /** The CA that signs the TLS syslog receiver's certificate (the reseller's SIEM, not the MCP). */
     syslogCaFile: absPath.nullable().default(null),
+    /** The CA that signs the RMM webhook's certificate, the only one then trusted; null: Node's public roots. */
+    webhookCaFile: absPath.nullable().default(null),
+    /** The Prometheus textfile; null: metrics.prom in stateDir (readable by the agent's user only). */
+    metricsFile: absPath.nullable().default(null),
     rebuildHealthCheckTimeout: positiveInt.max(3600).default(60),
     logLevel: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']).default('INFO'),
     caFile: absPath,
@@ -89,8 +93,13 @@ export const ConfigSchema = z
     if (syslog?.ok && syslog.target.protocol === 'tls' && !c.syslogCaFile && c.deploymentMode === 'reseller') {
       ctx.addIssue({ code: 'custom', path: ['syslogCaFile'], message: 'is required for a tls:// syslogTarget: the CA that signs the receiver certificate (/etc/ssl/certs/ca-certificates.crt for a public CA)' });
     }
+    // Refused rather than ignored: a CA set for a target that no longer uses TLS means the
+    // operator expects encryption that would silently be gone.
     if (c.syslogCaFile && !(syslog?.ok && syslog.target.protocol === 'tls')) {
-      ctx.addIssue({ code: 'custom', path: ['syslogCaFile'], message: 'is only used with a tls:// syslogTarget' });
+      ctx.addIssue({ code: 'custom', path: ['syslogCaFile'], message: 'is only used with a tls:// syslogTarget; a tcp:// target sends evidence unencrypted, so remove syslogCaFile to mean it' });
+    }
+    if (c.webhookCaFile && !c.rmmWebhookUrl) {
+      ctx.addIssue({ code: 'custom', path: ['webhookCaFile'], message: 'is only used with rmmWebhookUrl' });
     }
     if (c.deploymentMode === 'reseller') {
       // The egress allowlist is built from allowedHosts: a sink host outside it could never be reached.

@@ -37,15 +37,24 @@ export function readWebhookSecret(path: string): Buffer {
   return key;
 }
 
-/** The PEM CA bundle in `syslogCaFile` (the only trust anchor for the TLS syslog receiver). */
-export function readSyslogCa(path: string): Buffer {
-  const pem = readOption('syslogCaFile', path);
+function readCa(option: string, path: string): Buffer {
+  const pem = readOption(option, path);
   try {
     new X509Certificate(pem);
   } catch {
-    throw new AgentError('config_file', `syslogCaFile: ${path}: not a PEM certificate`);
+    throw new AgentError('config_file', `${option}: ${path}: not a PEM certificate`);
   }
   return pem;
+}
+
+/** The PEM CA bundle in `syslogCaFile` (the only trust anchor for the TLS syslog receiver). */
+export function readSyslogCa(path: string): Buffer {
+  return readCa('syslogCaFile', path);
+}
+
+/** The PEM CA bundle in `webhookCaFile` (then the only trust anchor for the RMM webhook). */
+export function readWebhookCa(path: string): Buffer {
+  return readCa('webhookCaFile', path);
 }
 
 /**
@@ -65,6 +74,7 @@ export function sinkFileProblems(config: Config): string[] {
   };
   if (config.rmmWebhookUrl && config.webhookSecretFile) attempt(() => readWebhookSecret(config.webhookSecretFile!));
   if (config.syslogCaFile) attempt(() => readSyslogCa(config.syslogCaFile!));
+  if (config.rmmWebhookUrl && config.webhookCaFile) attempt(() => readWebhookCa(config.webhookCaFile!));
   return problems;
 }
 

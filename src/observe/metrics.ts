@@ -11,6 +11,8 @@ export interface MetricsSnapshot {
   readonly ordersRejected: number;
   readonly queue: readonly { destination: string; pending: number; dead: number; oldestPendingAgeMs: number | null }[];
   readonly checks: readonly { check: string; status: 'compliant' | 'drift' | 'error' }[];
+  /** Per destination in use: whether deliveries are failing, of which kind, since when the last error. */
+  readonly delivery?: readonly { destination: string; failing: boolean; kind: string | null; lastErrorAt: number | null }[];
 }
 
 const STATUS_VALUE = { compliant: 0, drift: 1, error: 2 } as const;
@@ -39,6 +41,20 @@ export function renderMetrics(m: MetricsSnapshot): string {
     'Age of the oldest undelivered item per destination.',
     'gauge',
     m.queue.map((q) => [`{destination="${q.destination}"}`, (q.oldestPendingAgeMs ?? 0) / 1000]),
+  );
+  const delivery = m.delivery ?? [];
+  metric('compliance_agent_delivery_failing', '1 while deliveries to the destination fail (retrying or dead-lettering).', 'gauge', delivery.map((d) => [`{destination="${d.destination}"}`, d.failing ? 1 : 0]));
+  metric(
+    'compliance_agent_delivery_failure_info',
+    'The kind of the ongoing delivery failure per destination (connection_refused, tls, http_503, ...).',
+    'gauge',
+    delivery.filter((d) => d.failing).map((d) => [`{destination="${d.destination}",kind="${d.kind ?? 'other'}"}`, 1]),
+  );
+  metric(
+    'compliance_agent_delivery_last_error_timestamp_seconds',
+    'Time of the last failed delivery per destination (0: none yet).',
+    'gauge',
+    delivery.map((d) => [`{destination="${d.destination}"}`, (d.lastErrorAt ?? 0) / 1000]),
   );
   metric('compliance_agent_check_status', 'Last result per check: 0 compliant, 1 drift, 2 error.', 'gauge', m.checks.map((c) => [`{check="${c.check}"}`, STATUS_VALUE[c.status]]));
   return lines.join('\n') + '\n';

@@ -1,5 +1,21 @@
 import type { StateDb } from '../state/index.js';
 import { getKv } from '../state/index.js';
+import { listDeadLetters, unsignedOperatorActions, type DeadLetterDetail, type OperatorAction } from '../queue/index.js';
+import { readDeliveryHealth } from './delivery-health.js';
+
+/** Per destination: how deliveries go, the last error and when, the queue's depth and age. */
+export interface DestinationStatus {
+  readonly destination: string;
+  readonly state: 'ok' | 'failing' | 'unknown';
+  readonly kind: string | null;
+  readonly lastError: string | null;
+  readonly lastErrorAt: number | null;
+  readonly failingSince: number | null;
+  readonly lastOkAt: number | null;
+  readonly pending: number;
+  readonly oldestPendingAgeMs: number | null;
+  readonly dead: number;
+}
 
 export interface AgentStatus {
   readonly lastPoll: { at: number; ok: boolean; error: string | null } | null;
@@ -7,6 +23,34 @@ export interface AgentStatus {
   readonly queue: readonly { destination: string; pending: number; dead: number; done: number; oldestPendingAgeMs: number | null }[];
   readonly chain: readonly { hostId: string; seq: number; headHash: string }[];
   readonly orders: { lastSequence: number | null; accepted: number; rejected: number };
+  readonly delivery: readonly DestinationStatus[];
+  /** Every dead letter with its reason (`compliance-agent dead-letters` replays or discards them). */
+  readonly deadLetters: readonly DeadLetterDetail[];
+  /** Replays and discards the running agent has not yet recorded as signed evidence (it does at its next cycle). */
+  readonly operatorActionsAwaitingEvidence: readonly OperatorAction[];
+}
+
+/** A database the agent of this version has not migrated yet has no dead-letter bookkeeping. */
+function migrated(db: StateDb): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'operator_actions'").get() !== undefined;
+}
+
+function deliveryStatus(db: StateDb, queue: AgentStatus['queue']): DestinationStatus[] {
+  return queue.map((q) => {
+    const h = readDeliveryHealth(db, q.destination);
+    return {
+      destination: q.destination,
+      state: h?.state ?? 'unknown',
+      kind: h?.kind ?? null,
+      lastError: h?.lastError ?? null,
+      lastErrorAt: h?.lastErrorAt ?? null,
+      failingSince: h?.failingSince ?? null,
+      lastOkAt: h?.lastOkAt ?? null,
+      pending: q.pending,
+      oldestPendingAgeMs: q.oldestPendingAgeMs,
+      dead: q.dead,
+    };
+  });
 }
 
 /** Everything `compliance-agent status` shows, read from the state database only. */
@@ -39,12 +83,16 @@ export function readStatus(db: StateDb, now: number): AgentStatus {
   }));
   const seqRow = db.prepare('SELECT MAX(last_sequence) AS s FROM order_sequence').get() as { s: number | null };
   const counts = db.prepare("SELECT SUM(decision = 'accepted') AS a, SUM(decision != 'accepted') AS r FROM orders_seen").get() as { a: number | null; r: number | null };
+  const withDeadLetters = migrated(db);
   return {
     lastPoll: poll ? (JSON.parse(poll) as AgentStatus['lastPoll']) : null,
     checks,
     queue,
     chain,
     orders: { lastSequence: seqRow.s, accepted: counts.a ?? 0, rejected: counts.r ?? 0 },
+    delivery: deliveryStatus(db, queue),
+    deadLetters: withDeadLetters ? listDeadLetters(db) : [],
+    operatorActionsAwaitingEvidence: withDeadLetters ? unsignedOperatorActions(db) : [],
   };
 }
 
@@ -71,5 +119,29 @@ export function formatStatus(s: AgentStatus, now: number): string {
   if (s.chain.length === 0) out.push('  (no evidence yet)');
   for (const c of s.chain) out.push(`  ${c.hostId} seq ${c.seq} head ${c.headHash}`);
   out.push(`orders:      ${s.orders.accepted} accepted, ${s.orders.rejected} rejected, last sequence ${s.orders.lastSequence ?? '-'}`);
+  out.push(...formatDelivery(s, now));
   return out.join('\n') + '\n';
+}
+
+function at(ms: number | null, now: number): string {
+  return ms === null ? 'never' : `${new Date(ms).toISOString()} (${age(now - ms)} ago)`;
+}
+
+function formatDelivery(s: AgentStatus, now: number): string[] {
+  const out = ['delivery:'];
+  if (s.delivery.length === 0) out.push('  (nothing queued yet)');
+  for (const d of s.delivery) {
+    const state = d.state === 'failing' ? `FAILING since ${at(d.failingSince, now)} [${d.kind}]` : d.state === 'ok' ? `ok, last delivery ${at(d.lastOkAt, now)}` : 'no attempt yet';
+    out.push(`  ${d.destination.padEnd(8)} ${state}; pending ${d.pending}, oldest ${age(d.oldestPendingAgeMs)}; dead letters ${d.dead}`);
+    if (d.lastError !== null) out.push(`           last error ${at(d.lastErrorAt, now)}: ${d.lastError}`);
+  }
+  out.push(`dead letters: ${s.deadLetters.length === 0 ? 'none' : `${s.deadLetters.length} (compliance-agent dead-letters replay|discard)`}`);
+  for (const d of s.deadLetters) {
+    const what = d.check === null ? `bundle ${d.bundleId}` : `bundle ${d.bundleId} (seq ${d.seq}, ${d.check})`;
+    out.push(`  #${d.id} ${d.destination} ${what}, dead ${at(d.deadAt, now)} after ${d.attempts} attempt(s): ${d.reason}`);
+  }
+  for (const a of s.operatorActionsAwaitingEvidence) {
+    out.push(`operator action not yet signed: ${a.action} of ${a.items.length} dead letter(s) by ${a.operator.user} (uid ${a.operator.uid}) at ${new Date(a.requestedAt).toISOString()}; the running agent records it as signed evidence at its next cycle`);
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 import { AgentError, type Logger } from '../common/index.js';
-import { parseSyslogTarget, readSyslogCa, readWebhookSecret, type Config } from '../config/index.js';
+import { parseSyslogTarget, readSyslogCa, readWebhookCa, readWebhookSecret, type Config } from '../config/index.js';
 import type { DeliveryResult, Destination, OutboxItem } from '../queue/index.js';
 import { SyslogSink, type SyslogSinkOptions } from './syslog.js';
 import { WebhookSink, type WebhookSinkOptions } from './webhook.js';
@@ -36,7 +36,13 @@ export function createSinks(config: Config, logger: Logger, overrides: SinkOverr
   const closers: (() => Promise<void> | void)[] = [];
   if (config.rmmWebhookUrl) {
     if (!config.webhookSecretFile) throw new AgentError('config_invalid', 'webhookSecretFile: is required when rmmWebhookUrl is set in reseller mode');
-    const sink = new WebhookSink({ ...overrides.webhook, url: config.rmmWebhookUrl, secret: readWebhookSecret(config.webhookSecretFile) });
+    const sink = new WebhookSink({
+      ...overrides.webhook,
+      url: config.rmmWebhookUrl,
+      secret: readWebhookSecret(config.webhookSecretFile),
+      // Pinned to one CA when configured; Node's public roots (plus NODE_EXTRA_CA_CERTS) otherwise.
+      ...(config.webhookCaFile ? { ca: readWebhookCa(config.webhookCaFile), caFile: config.webhookCaFile } : {}),
+    });
     deliver.webhook = sink.deliver;
     closers.push(() => sink.close());
   }

@@ -14,6 +14,8 @@ export interface WebhookSinkOptions {
   readonly secret: Uint8Array;
   /** Trust anchors for the receiver. Default: Node's bundled public roots plus NODE_EXTRA_CA_CERTS. */
   readonly ca?: string | Buffer;
+  /** Where `ca` came from (webhookCaFile), named in TLS failure messages. */
+  readonly caFile?: string;
   /** TCP connect plus TLS handshake. Default 10 s. */
   readonly connectTimeoutMs?: number;
   /** Request sent → response headers. Default 15 s. */
@@ -72,7 +74,7 @@ export class WebhookSink {
     if (opts.secret.length === 0) throw new AgentError('webhook_config', 'the webhook secret is empty');
     this.url = url;
     this.peer = url.host;
-    this.trust = opts.ca === undefined ? 'a public CA Node trusts' : 'the configured webhook CA';
+    this.trust = opts.ca === undefined ? 'a public CA Node trusts' : `the CA in ${opts.caFile ?? 'webhookCaFile'}`;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
     this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes;
     this.now = opts.now ?? Date.now;

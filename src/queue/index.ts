@@ -2,3 +2,16 @@ export { Outbox } from './outbox.js';
 export { flushDestination, type FlushOptions, type FlushReport } from './flush.js';
 export { backoffDelay } from './backoff.js';
 export { DESTINATIONS, type Destination, type OutboxItem, type DeliveryResult, type OutboxOptions, type DestinationStats, type DeadLetter } from './types.js';
+export {
+  listDeadLetters,
+  applyOperatorAction,
+  unsignedOperatorActions,
+  markActionSigned,
+  unalertedDeadLetters,
+  markAlerted,
+  type DeadLetterDetail,
+  type DeadLetterSelection,
+  type OperatorAction,
+  type OperatorActionKind,
+  type OperatorIdentity,
+} from './dead-letters.js';

@@ -64,4 +64,17 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 2: dead letters alerted once each; operator actions on dead letters awaiting their evidence.
+  `
+  ALTER TABLE outbox ADD COLUMN dead_alerted INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE operator_actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    action TEXT NOT NULL CHECK (action IN ('replay', 'discard')),
+    items TEXT NOT NULL,
+    reason TEXT,
+    operator TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    bundle_id TEXT
+  );
+  `,
 ];
