@@ -15,6 +15,7 @@ const LOADERS: readonly (readonly [string, () => Promise<Command>])[] = [
   ['order', async () => (await import('./order.js')).orderCommand],
   ['heal-apply', async () => (await import('./heal-apply.js')).healApplyCommand],
   ['prune', async () => (await import('./prune.js')).pruneCommand],
+  ['dead-letters', async () => (await import('./dead-letters.js')).deadLettersCommand],
   ['egress-refresh', async () => (await import('./egress-refresh.js')).egressRefreshCommand],
 ];
 

@@ -45,7 +45,7 @@ export const runCommand: Command = {
 
 export const onceCommand: Command = {
   name: 'once',
-  summary: 'run one cycle and flush; exit 0 only when nothing is left queued',
+  summary: 'run one cycle and flush; exit 0 only when nothing is left queued and nothing was dead-lettered',
   usage: 'compliance-agent once --config C',
   async run(args) {
     const p = parseWithConfig(args, this.usage, {});
@@ -55,8 +55,12 @@ export const onceCommand: Command = {
     try {
       const report = await rt.agent.cycle();
       const left = rt.agent.pending();
-      process.stdout.write(`cycle: poll ${report.polled}, ${report.bundles} bundle(s) created, ${left} item(s) still queued\n`);
-      return left === 0 ? EXIT.ok : EXIT.failed;
+      const dead = rt.agent.deadLetteredCount;
+      process.stdout.write(
+        `cycle: poll ${report.polled}, ${report.bundles} bundle(s) created, ${left} item(s) still queued` +
+          `${dead > 0 ? `, ${dead} dead-lettered (compliance-agent dead-letters list)` : ''}\n`,
+      );
+      return left === 0 && dead === 0 ? EXIT.ok : EXIT.failed;
     } catch (e) {
       printError(e);
       return EXIT.failed;
