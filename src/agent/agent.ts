@@ -77,6 +77,7 @@ export class Agent {
   private lastPollOk = false;
   private lastPollAt: number | null = null;
   private deadLettered = 0;
+  private metricsError: string | null = null;
 
   constructor(private readonly deps: AgentDeps) {
     // Evidence must survive a 72-hour outage (invariant 4): with a 15-minute backoff cap, 2,000
@@ -249,10 +250,25 @@ export class Agent {
       .reduce((n, s) => n + s.pending + s.leased, 0);
   }
 
+  /**
+   * Metrics are for watching, not evidence: a path that cannot be written (its directory missing,
+   * say) costs one warning per distinct error and never the cycle.
+   */
   private writeMetrics(results: readonly CheckResult[], cycleDurationMs: number): void {
     if (!this.deps.metricsPath) return;
+    try {
+      this.writeMetricsFile(this.deps.metricsPath, results, cycleDurationMs);
+      this.metricsError = null;
+    } catch (e) {
+      const message = `cannot write metrics to ${this.deps.metricsPath}: ${describeError(e)}`;
+      if (message !== this.metricsError) this.deps.logger.warn(message);
+      this.metricsError = message;
+    }
+  }
+
+  private writeMetricsFile(path: string, results: readonly CheckResult[], cycleDurationMs: number): void {
     const now = this.now();
-    writeMetrics(this.deps.metricsPath, {
+    writeMetrics(path, {
       lastPollTimestamp: this.lastPollAt,
       lastPollOk: this.lastPollOk,
       cycleDurationMs,

@@ -83,7 +83,9 @@ describe('sink configuration', () => {
       'syslogCaFile: is required for a tls:// syslogTarget: the CA that signs the receiver certificate (/etc/ssl/certs/ca-certificates.crt for a public CA)',
     ]);
     expect(problems({ ...base, syslogTarget: 'tls://siem.example.net:6514', syslogCaFile: '/etc/siem-ca.pem' })).toEqual([]);
-    expect(problems({ ...base, syslogTarget: 'tcp://siem.example.net:514', syslogCaFile: '/etc/siem-ca.pem' })).toEqual(['syslogCaFile: is only used with a tls:// syslogTarget']);
+    expect(problems({ ...base, syslogTarget: 'tcp://siem.example.net:514', syslogCaFile: '/etc/siem-ca.pem' })).toEqual([
+      'syslogCaFile: is only used with a tls:// syslogTarget; a tcp:// target sends evidence unencrypted, so remove syslogCaFile to mean it',
+    ]);
   });
 
   it('wants https webhooks without credentials, and sink hosts in the egress allowlist', () => {
@@ -94,6 +96,14 @@ describe('sink configuration', () => {
       'allowedHosts: must include the rmmWebhookUrl host "rmm.example.net" or egress to the webhook is blocked',
       'allowedHosts: must include the syslogTarget host "siem.example.net" or egress to syslog is blocked',
     ]);
+  });
+
+  it('webhookCaFile goes with rmmWebhookUrl, and must hold a PEM certificate', () => {
+    const webhook = { ...base, rmmWebhookUrl: 'https://rmm.example.net/h', webhookSecretFile: goodSecret };
+    expect(problems({ ...webhook, webhookCaFile: '/etc/rmm-ca.pem' })).toEqual([]);
+    expect(problems({ ...base, webhookCaFile: '/etc/rmm-ca.pem' })).toEqual(['webhookCaFile: is only used with rmmWebhookUrl']);
+    expect(problems({ ...webhook, webhookCaFile: 'rmm-ca.pem' })).toEqual(['webhookCaFile: must be an absolute path']);
+    expect(loadProblems({ ...webhook, webhookCaFile: caFile }, 'webhook-ca')).toEqual([`webhookCaFile: ${caFile}: not a PEM certificate`]);
   });
 
   it('direct mode ignores the sinks: no allowlist or CA demands, but malformed values are still errors', () => {

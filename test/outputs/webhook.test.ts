@@ -234,7 +234,7 @@ describe('webhook to an HTTPS receiver verifying with standardwebhooks', () => {
     expect(outboxRow(q, a!.bundle.bundle_id)).toMatchObject({
       state: 'pending',
       attempts: 3,
-      last_error: `webhook POST failed: TLS to localhost:${rogue.port} failed: server certificate is not signed by the configured webhook CA (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`,
+      last_error: `webhook POST failed: TLS to localhost:${rogue.port} failed: server certificate is not signed by the CA in webhookCaFile (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`,
     });
     expect(rogue.deliveries).toHaveLength(0);
 
