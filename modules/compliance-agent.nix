@@ -267,7 +267,13 @@ in
     syslogCaFile = mkOption {
       type = types.nullOr types.path;
       default = defaults.syslogCaFile;
-      description = "CA (PEM) that signs the certificate of a `tls://` syslogTarget. Passed with `LoadCredential=`.";
+      description = "CA (PEM) that signs the certificate of a `tls://` syslogTarget. Passed with `LoadCredential=`. Refused with a `tcp://` target: remove it to mean unencrypted syslog.";
+    };
+
+    webhookCaFile = mkOption {
+      type = types.nullOr types.path;
+      default = defaults.webhookCaFile;
+      description = "CA (PEM) that signs the RMM webhook's certificate, then the only CA trusted for it. Unset: the public roots bundled with Node.js. Passed with `LoadCredential=`.";
     };
 
     baseline = mkOption {
@@ -386,6 +392,14 @@ in
           message = "services.compliance-agent.allowedHosts: must include the syslogTarget host \"${toString syslogHost}\", or syslog cannot be reached.";
         }
         {
+          assertion = cfg.syslogCaFile == null || (cfg.syslogTarget != null && lib.hasPrefix "tls://" cfg.syslogTarget);
+          message = "services.compliance-agent.syslogCaFile: is only used with a tls:// syslogTarget; a tcp:// target sends evidence unencrypted, so remove syslogCaFile to mean it.";
+        }
+        {
+          assertion = cfg.webhookCaFile == null || cfg.rmmWebhookUrl != null;
+          message = "services.compliance-agent.webhookCaFile: is only used with rmmWebhookUrl.";
+        }
+        {
           assertion = builtins.all (r: ruleset.isIPv4 r || ruleset.isIPv6 r) resolvers;
           message = "services.compliance-agent.egress.resolvers: every entry must be an IPv4 or IPv6 address (got ${builtins.toJSON resolvers}).";
         }
@@ -482,6 +496,12 @@ in
           cfg.egress.agentAddressAllow ++ resolvers
         );
       };
+    };
+
+    # node_exporter's textfile collector reads the agent's metrics where the agent writes them.
+    services.prometheus.exporters.node = mkIf config.services.prometheus.exporters.node.enable {
+      enabledCollectors = [ "textfile" ];
+      extraFlags = [ "--collector.textfile.directory=/run/${agentConfig.metricsDir}" ];
     };
 
     systemd.services.compliance-agent-prune = {

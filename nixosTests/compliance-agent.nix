@@ -3,7 +3,8 @@
 #   nix build .#checks.x86_64-linux.vm-test        (or: nix run .#checks.x86_64-linux.vm-test.driverInteractive)
 #
 # Covers the seed's seven test points (no listening sockets, egress enforced, secrets 0600 with
-# the right owner, time skew detected, state dir 0700, hardening applied, logs in the journal)
+# the right owner, time skew detected, state dir 0700, hardening applied, logs in the journal),
+# metrics read through node_exporter's textfile collector
 # and one signed heal order end to end: stopped unit -> drift evidence -> signed heal order ->
 # heal request -> root healer restarts the unit -> `healed` evidence at the MCP.
 {
@@ -142,7 +143,14 @@ in
         pkgs.netcat
         pkgs.acl
         pkgs.jq
+        pkgs.curl
       ];
+
+      # The module points its textfile collector at the agent's metrics directory.
+      services.prometheus.exporters.node = {
+        enable = true;
+        listenAddress = "127.0.0.1";
+      };
     };
 
   testScript = ''
@@ -172,6 +180,19 @@ in
         )
         # No key material in any log: the base64 body of the client key never appears.
         appliance.fail("journalctl -o cat | grep -F \"$(sed -n 2p ${secrets}/client.key)\"")
+
+    with subtest("metrics outside the state directory, read by node_exporter's textfile collector"):
+        assert appliance.succeed("stat -c '%a %U' /run/compliance-agent-metrics").strip() == "755 compliance-agent"
+        appliance.wait_until_succeeds("test -f /run/compliance-agent-metrics/compliance-agent.prom", timeout=60)
+        assert appliance.succeed("stat -c %a /run/compliance-agent-metrics/compliance-agent.prom").strip() == "644"
+        appliance.wait_for_unit("prometheus-node-exporter.service")
+        appliance.wait_for_open_port(9100)
+        appliance.wait_until_succeeds(
+            "curl -sf http://127.0.0.1:9100/metrics | grep -E '^compliance_agent_cycles_total [1-9]'", timeout=60
+        )
+        appliance.succeed("curl -sf http://127.0.0.1:9100/metrics | grep -F 'compliance_agent_delivery_failing{destination=\"mcp\"} 0'")
+        # The textfile collector reports no read error for the directory.
+        appliance.fail("curl -sf http://127.0.0.1:9100/metrics | grep -E '^node_textfile_scrape_error [1-9]'")
 
     with subtest("state directory 0700, owned by the agent's own user"):
         assert appliance.succeed("stat -c '%a %U %G' /var/lib/compliance-agent").strip() == "700 compliance-agent compliance-agent"

@@ -42,6 +42,7 @@ let
     # Beyond the seed's table.
     heartbeatInterval = 3600;
     syslogCaFile = null;
+    webhookCaFile = null;
   };
 
   stateDir = "/var/lib/compliance-agent";
@@ -49,6 +50,10 @@ let
   # `nft list ruleset` here and the firewall check reads it.
   rulesetSnapshotDir = "compliance-agent-ruleset";
   rulesetSnapshotFile = "/run/${rulesetSnapshotDir}/ruleset.nft";
+  # The Prometheus textfile, in a world-readable runtime directory of its own (the state directory
+  # is 0700) where node_exporter's textfile collector reads it.
+  metricsDir = "compliance-agent-metrics";
+  metricsFile = "/run/${metricsDir}/compliance-agent.prom";
   unitName = "compliance-agent.service";
   credentialsDir = "/run/credentials/${unitName}";
 
@@ -60,6 +65,7 @@ let
     signingKeyFile = "evidence-signing.key";
     webhookSecretFile = "webhook-secret";
     syslogCaFile = "syslog-ca.pem";
+    webhookCaFile = "webhook-ca.pem";
   };
 
   fileOptions = attrNames credentialNames;
@@ -111,7 +117,7 @@ let
     // {
       # Interpolated: a path literal is copied to the store (a baseline is public).
       baselinePath = "${cfg.baselinePath}";
-      inherit stateDir rulesetSnapshotFile;
+      inherit stateDir rulesetSnapshotFile metricsFile;
     };
 
   # The host of an https:// URL (brackets of an IPv6 literal removed), or null.
@@ -151,6 +157,8 @@ in
     stateDir
     rulesetSnapshotDir
     rulesetSnapshotFile
+    metricsDir
+    metricsFile
     unitName
     credentialsDir
     credentialNames

@@ -31,6 +31,11 @@ in
       StateDirectoryMode = "0700";
       WorkingDirectory = stateDir;
       LoadCredential = loadCredentials;
+      # metrics.prom for node_exporter, which runs as another user: world-readable, kept across
+      # restarts so a restart does not read as a vanished agent.
+      RuntimeDirectory = agentConfig.metricsDir;
+      RuntimeDirectoryMode = "0755";
+      RuntimeDirectoryPreserve = "restart";
       Restart = "on-failure";
       RestartSec = "10s";
       # Exit 2 is a bad config: restarting cannot fix it.

@@ -112,6 +112,19 @@ describe('pure helpers (nix-instantiate --eval)', () => {
     }
   });
 
+  it('puts metrics in a world-readable runtime directory of their own, outside the 0700 state directory', () => {
+    expect(sample.config.metricsFile).toBe('/run/compliance-agent-metrics/compliance-agent.prom');
+    expect(sample.agentUnit).toContain('\nRuntimeDirectory=compliance-agent-metrics\nRuntimeDirectoryMode=0755\nRuntimeDirectoryPreserve=restart\n');
+    expect(sample.config.stateDir).toBe('/var/lib/compliance-agent');
+  });
+
+  it('hands webhookCaFile to the agent as a credential too', () => {
+    const r = render({}, { ...sample.defaults, ...baseOptions(), rmmWebhookUrl: 'https://rmm.example.com/hook', webhookSecretFile: '/run/agenix/webhook', webhookCaFile: '/etc/rmm-ca.pem' });
+    expect(r.config.webhookCaFile).toBe(`${sample.credentialsDir}/webhook-ca.pem`);
+    expect(r.loadCredentials).toContain('webhook-ca.pem:/etc/rmm-ca.pem');
+    expect(ConfigSchema.safeParse({ ...r.config, allowedHosts: ['mcp.example.com', 'rmm.example.com'] }).success).toBe(true);
+  });
+
   it('a bad request fails the evaluation with a clear message', () => {
     expect(() => render({ scope: 'everything' })).toThrow(/scope must be "appliance" or "agent"/);
     expect(() => render({ resolvers: ['10.0.0.1', 'dns.example.com'] })).toThrow(/resolver "dns.example.com" is not an IPv4 or IPv6 address/);
