@@ -7,7 +7,7 @@ import { printError } from './output.js';
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'show the last poll, last check results, queue depth and age, and the evidence chain head',
+  summary: 'show the last poll, last check results, delivery per destination (failures, queue depth and age, dead letters), and the evidence chain head',
   usage: 'compliance-agent status --config C [--json]',
   async run(args) {
     const p = parseWithConfig(args, this.usage, { json: { type: 'boolean' } });
