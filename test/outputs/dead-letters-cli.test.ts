@@ -4,10 +4,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import type { Harness } from '../../demo/harness.js';
 import { generatePki } from '../../demo/pki.js';
 import { tempDir } from '../helpers/tmp.js';
 import { Rsyslog } from './rsyslog.js';
+import { startResellerSite } from './reseller-site.js';
 import { WebhookReceiver } from './webhook-receiver.js';
 
 const tmp = tempDir('ca-dead-letters-cli-');
@@ -52,20 +53,8 @@ async function nextSecond(): Promise<void> {
 
 beforeAll(async () => {
   rsyslog = await Rsyslog.start(join(tmp.path, 'rsyslog'));
-  secretFile = join(tmp.path, 'webhook.secret');
   // The agent was given another secret than the RMM's: every webhook call is a 401.
-  writeFileSync(secretFile, AGENT_SECRET, { mode: 0o600 });
-  h = await startHarness(join(tmp.path, 'site'), {
-    config: {
-      deploymentMode: 'reseller',
-      resellerId: 'msp-alpha',
-      allowedHosts: ['localhost', '127.0.0.1'],
-      rmmWebhookUrl: 'https://localhost/rmm/hook',
-      webhookSecretFile: secretFile,
-      syslogTarget: `tcp://127.0.0.1:${rsyslog.ports.tcp}`,
-      heartbeatInterval: 1,
-    },
-  });
+  ({ h, secretFile } = await startResellerSite(tmp.path, AGENT_SECRET, rsyslog, { heartbeatInterval: 1 }));
   rmm = await WebhookReceiver.start({ cert: h.pki.serverCert, key: h.pki.serverKey }, RMM_SECRET);
   // The receiver's port is known only now; the webhook trusts the harness CA and nothing else.
   rewriteConfig({ rmmWebhookUrl: `https://localhost:${rmm.port}/rmm/hook`, webhookCaFile: h.pki.caCert });

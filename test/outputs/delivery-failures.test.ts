@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import type { Harness } from '../../demo/harness.js';
 import { generatePki } from '../../demo/pki.js';
 import { createLogger } from '../../src/common/index.js';
 import type { AgentRuntime } from '../../src/agent/index.js';
@@ -14,6 +14,7 @@ import { createSinks, type Deliver, type Sinks } from '../../src/outputs/index.j
 import { openStateDb, stateDbPath } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { Rsyslog } from './rsyslog.js';
+import { startResellerSite } from './reseller-site.js';
 import { WebhookReceiver } from './webhook-receiver.js';
 
 const tmp = tempDir('ca-delivery-failures-');
@@ -101,21 +102,9 @@ beforeAll(async () => {
   // The agent's unit runs with UMask=0077; the metrics file must still be world-readable.
   process.umask(0o077);
   rsyslog = await Rsyslog.start(join(tmp.path, 'rsyslog'));
-  secretFile = join(tmp.path, 'webhook.secret');
-  writeFileSync(secretFile, SECRET, { mode: 0o600 });
   metricsFile = join(tmp.path, 'metrics', 'compliance-agent.prom');
   mkdirSync(join(tmp.path, 'metrics'));
-  h = await startHarness(join(tmp.path, 'site'), {
-    config: {
-      deploymentMode: 'reseller',
-      resellerId: 'msp-alpha',
-      allowedHosts: ['localhost', '127.0.0.1'],
-      rmmWebhookUrl: 'https://localhost/rmm/hook',
-      webhookSecretFile: secretFile,
-      syslogTarget: `tcp://127.0.0.1:${rsyslog.ports.tcp}`,
-      metricsFile,
-    },
-  });
+  ({ h } = await startResellerSite(tmp.path, SECRET, rsyslog, { metricsFile }));
   const syslog = createSinks({ ...h.config, rmmWebhookUrl: null }, logger);
   const viaCurrentWebhook: Deliver = (items) => webhook!.deliver.webhook!(items);
   // The summary interval is the default one.
