@@ -14,7 +14,7 @@ export interface RuntimeOverrides {
   readonly host?: Host;
   readonly logger?: Logger;
   readonly mcp?: McpPort & { close?: () => Promise<void> };
-  readonly extra?: Partial<Pick<AgentDeps, 'sinks' | 'runHealer'>>;
+  readonly extra?: Partial<Pick<AgentDeps, 'sinks' | 'runHealer' | 'metricsPath'>>;
 }
 
 export interface AgentRuntime {

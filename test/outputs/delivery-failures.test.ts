@@ -272,4 +272,15 @@ describe('delivery failures an operator sees', () => {
   it('writes the metrics file world-readable whatever the umask', () => {
     expect(statSync(metricsFile).mode & 0o777).toBe(0o644);
   });
+
+  it('a metrics path that cannot be written costs one warning, never the cycle', async () => {
+    const missing = join(tmp.path, 'no-such-dir', 'compliance-agent.prom');
+    const other = h.openAgent({ logger, extra: { sinks: {}, metricsPath: missing } });
+    const warned = () => lines.filter((l) => l.msg.startsWith(`cannot write metrics to ${missing}: `));
+    await other.agent.cycle();
+    h.host.advance(60_000);
+    await other.agent.cycle();
+    expect(warned()).toEqual([expect.objectContaining({ level: 40 })]);
+    expect(warned()[0]!.msg).toMatch(/ENOENT/);
+  });
 });
