@@ -24,11 +24,13 @@ export interface AgentStatus {
   readonly chain: readonly { hostId: string; seq: number; headHash: string }[];
   readonly orders: { lastSequence: number | null; accepted: number; rejected: number };
   readonly delivery: readonly DestinationStatus[];
-  /** Every dead letter with its reason (`compliance-agent dead-letters` replays or discards them). */
+  /** The first dead letters with their reasons (`delivery[].dead` counts them all; `compliance-agent dead-letters` lists, replays or discards them). */
   readonly deadLetters: readonly DeadLetterDetail[];
   /** Replays and discards the running agent has not yet recorded as signed evidence (it does at its next cycle). */
   readonly operatorActionsAwaitingEvidence: readonly OperatorAction[];
 }
+
+const MAX_DEAD_LETTERS_SHOWN = 100;
 
 /** A database the agent of this version has not migrated yet has no dead-letter bookkeeping. */
 function migrated(db: StateDb): boolean {
@@ -91,7 +93,7 @@ export function readStatus(db: StateDb, now: number): AgentStatus {
     chain,
     orders: { lastSequence: seqRow.s, accepted: counts.a ?? 0, rejected: counts.r ?? 0 },
     delivery: deliveryStatus(db, queue),
-    deadLetters: withDeadLetters ? listDeadLetters(db) : [],
+    deadLetters: withDeadLetters ? listDeadLetters(db, {}, MAX_DEAD_LETTERS_SHOWN) : [],
     operatorActionsAwaitingEvidence: withDeadLetters ? unsignedOperatorActions(db) : [],
   };
 }
@@ -135,7 +137,9 @@ function formatDelivery(s: AgentStatus, now: number): string[] {
     out.push(`  ${d.destination.padEnd(8)} ${state}; pending ${d.pending}, oldest ${age(d.oldestPendingAgeMs)}; dead letters ${d.dead}`);
     if (d.lastError !== null) out.push(`           last error ${at(d.lastErrorAt, now)}: ${d.lastError}`);
   }
-  out.push(`dead letters: ${s.deadLetters.length === 0 ? 'none' : `${s.deadLetters.length} (compliance-agent dead-letters replay|discard)`}`);
+  const total = s.delivery.reduce((n, d) => n + d.dead, 0);
+  const shown = s.deadLetters.length < total ? `, the first ${s.deadLetters.length} shown` : '';
+  out.push(`dead letters: ${total === 0 ? 'none' : `${total}${shown} (compliance-agent dead-letters list|replay|discard)`}`);
   for (const d of s.deadLetters) {
     const what = d.check === null ? `bundle ${d.bundleId}` : `bundle ${d.bundleId} (seq ${d.seq}, ${d.check})`;
     out.push(`  #${d.id} ${d.destination} ${what}, dead ${at(d.deadAt, now)} after ${d.attempts} attempt(s): ${d.reason}`);

@@ -75,10 +75,12 @@ function detail(r: DetailRow): DeadLetterDetail {
   };
 }
 
-/** Dead letters in queue order, optionally of one destination only. */
-export function listDeadLetters(db: StateDb, selection: DeadLetterSelection = {}): DeadLetterDetail[] {
+/** Dead letters in queue order, optionally of one destination only, the first `limit` of them. */
+export function listDeadLetters(db: StateDb, selection: DeadLetterSelection = {}, limit = -1): DeadLetterDetail[] {
   const rows = (
-    selection.destination ? db.prepare(`${DETAIL} AND o.destination = ? ORDER BY o.id`).all(selection.destination) : db.prepare(`${DETAIL} ORDER BY o.id`).all()
+    selection.destination
+      ? db.prepare(`${DETAIL} AND o.destination = ? ORDER BY o.id LIMIT ?`).all(selection.destination, limit)
+      : db.prepare(`${DETAIL} ORDER BY o.id LIMIT ?`).all(limit)
   ) as DetailRow[];
   const wanted = selection.ids ? new Set(selection.ids) : null;
   return rows.filter((r) => !wanted || wanted.has(r.id)).map(detail);
