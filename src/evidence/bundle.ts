@@ -34,7 +34,7 @@ export const EvidenceBundleSchema = z
     nixos_revision: z.string().nullable(),
     derivation_digest: sha256Ref.nullable(),
     ntp_offset_ms: z.number().nullable(),
-    /** A check name, or `order` for an order decision, or `agent` for agent alerts. */
+    /** A check name, `order` for an order decision, `mcp` and `delivery` for the agent's alerts about the MCP and about evidence delivery. */
     check: z.string(),
     pre_state: z.record(z.string(), z.unknown()).nullable(),
     action_taken: z.array(ActionTakenSchema),
