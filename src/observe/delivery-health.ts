@@ -22,6 +22,8 @@ export interface DeliveryHealth {
   /** When the last log line about this failure was written, and failed flushes since. */
   readonly loggedAt: number | null;
   readonly failuresSinceLog: number;
+  /** When a line last named each kind of this failure, so kinds that alternate are not logged each time. */
+  readonly kindsLoggedAt?: Readonly<Record<string, number>>;
 }
 
 /** What one flush of a destination saw: bundles delivered, the retryable error that stopped it, dead letters. */
@@ -101,7 +103,7 @@ export function nextDeliveryHealth(
   const reason = outcome.error ?? outcome.rejected[outcome.rejected.length - 1] ?? null;
   if (reason === null && outcome.dead === 0) {
     if (outcome.delivered === 0) return { health: base, line: null };
-    const health: DeliveryHealth = { ...base, state: 'ok', kind: null, failingSince: null, failures: 0, deadLettered: 0, lastOkAt: now, loggedAt: null, failuresSinceLog: 0 };
+    const health: DeliveryHealth = { ...base, state: 'ok', kind: null, failingSince: null, failures: 0, deadLettered: 0, lastOkAt: now, loggedAt: null, failuresSinceLog: 0, kindsLoggedAt: {} };
     if (base.state !== 'failing') return { health, line: null };
     const since = base.failingSince ?? now;
     return {
@@ -123,13 +125,16 @@ export function nextDeliveryHealth(
   const dead = outcome.dead > 0 ? `; ${outcome.dead} bundle(s) dead-lettered, ${HINT}` : '';
   const fields = { destination, kind, failures, deadLettered, failingSince: new Date(failingSince).toISOString() };
   const level = outcome.dead > 0 ? 'error' : 'warn';
-  if (!continuing || base.kind !== kind) {
-    return { health: { ...common, loggedAt: now, failuresSinceLog: 0 }, line: { level, fields, msg: `${destination} delivery failing: ${why}${dead}` } };
+  // Either way round, so a clock stepped back does not silence the lines.
+  const recent = (at: number | null | undefined): boolean => at !== null && at !== undefined && Math.abs(now - at) < summaryEveryMs;
+  const kinds = continuing ? (base.kindsLoggedAt ?? {}) : {};
+  const logged = { ...common, loggedAt: now, failuresSinceLog: 0, kindsLoggedAt: { ...kinds, [kind]: now } };
+  if (!continuing || (base.kind !== kind && !recent(kinds[kind]))) {
+    return { health: logged, line: { level, fields, msg: `${destination} delivery failing: ${why}${dead}` } };
   }
-  // Either way round, so a clock stepped back does not silence the summaries.
-  if (base.loggedAt === null || Math.abs(now - base.loggedAt) >= summaryEveryMs) {
+  if (!recent(base.loggedAt)) {
     return {
-      health: { ...common, loggedAt: now, failuresSinceLog: 0 },
+      health: logged,
       line: {
         level,
         fields,

@@ -45,6 +45,23 @@ describe('delivery health lines', () => {
     expect(s.health).toMatchObject({ state: 'ok', kind: null, lastError: 'webhook x answered 503: busy', lastErrorAt: T0 + 16 * MIN, lastOkAt: T0 + 20 * MIN });
   });
 
+  it('kinds that alternate are each logged once per interval, not at every switch', () => {
+    const timeout: FlushOutcome = { ...refused, error: 'x:1 timed out (UND_ERR_CONNECT_TIMEOUT)' };
+    const msgs: string[] = [];
+    let s = step(null, refused, T0);
+    msgs.push(s.line!.msg);
+    for (let i = 1; i <= 8; i++) {
+      s = step(s.health, i % 2 ? timeout : refused, T0 + i * MIN);
+      if (s.line) msgs.push(s.line.msg);
+    }
+    expect(msgs).toEqual(['webhook delivery failing: connection to x:1 refused (ECONNREFUSED)', 'webhook delivery failing: x:1 timed out (UND_ERR_CONNECT_TIMEOUT)']);
+    // An interval later each kind may be named again.
+    s = step(s.health, timeout, T0 + 17 * MIN);
+    expect(s.line?.msg).toBe('webhook delivery failing: x:1 timed out (UND_ERR_CONNECT_TIMEOUT)');
+    s = step(s.health, timeout, T0 + 33 * MIN);
+    expect(s.line?.msg).toBe('webhook delivery still failing after 33m (11 failed attempt(s), 1 since the last line): x:1 timed out (UND_ERR_CONNECT_TIMEOUT)');
+  });
+
   it('a clock stepped back does not silence the summaries', () => {
     let s = step(null, refused, T0);
     s = step(s.health, refused, T0 - 20 * MIN);
