@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { describeError } from '../common/index.js';
-import { applyOperatorAction, DESTINATIONS, listDeadLetters, type DeadLetterSelection, type Destination, type OperatorIdentity } from '../queue/index.js';
+import { applyOperatorAction, DESTINATIONS, hasDeadLetterBookkeeping, listDeadLetters, type DeadLetterSelection, type Destination, type OperatorIdentity } from '../queue/index.js';
 import { openStateDb, stateDbPath } from '../state/index.js';
 import { EXIT, type Command } from './command.js';
 import { parseWithConfig } from './config-arg.js';
@@ -75,6 +75,10 @@ export const deadLettersCommand: Command = {
       if (ids || p.values.all || reason !== null) return usage('list takes only --destination and --json');
       const db = openStateDb(path, { readonly: true });
       try {
+        if (!hasDeadLetterBookkeeping(db)) {
+          printError(`${path}: written by an older agent; start this version once (it upgrades the database), then list again`);
+          return EXIT.failed;
+        }
         const dead = listDeadLetters(db, selection);
         if (p.values.json) process.stdout.write(JSON.stringify(dead, null, 2) + '\n');
         else if (dead.length === 0) process.stdout.write('no dead letters\n');

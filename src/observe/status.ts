@@ -1,6 +1,6 @@
 import type { StateDb } from '../state/index.js';
 import { getKv } from '../state/index.js';
-import { listDeadLetters, unsignedOperatorActions, type DeadLetterDetail, type OperatorAction } from '../queue/index.js';
+import { hasDeadLetterBookkeeping, listDeadLetters, unsignedOperatorActions, type DeadLetterDetail, type OperatorAction } from '../queue/index.js';
 import { readDeliveryHealth } from './delivery-health.js';
 
 /** Per destination: how deliveries go, the last error and when, the queue's depth and age. */
@@ -31,11 +31,6 @@ export interface AgentStatus {
 }
 
 const MAX_DEAD_LETTERS_SHOWN = 100;
-
-/** A database the agent of this version has not migrated yet has no dead-letter bookkeeping. */
-function migrated(db: StateDb): boolean {
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'operator_actions'").get() !== undefined;
-}
 
 function deliveryStatus(db: StateDb, queue: AgentStatus['queue']): DestinationStatus[] {
   return queue.map((q) => {
@@ -85,7 +80,7 @@ export function readStatus(db: StateDb, now: number): AgentStatus {
   }));
   const seqRow = db.prepare('SELECT MAX(last_sequence) AS s FROM order_sequence').get() as { s: number | null };
   const counts = db.prepare("SELECT SUM(decision = 'accepted') AS a, SUM(decision != 'accepted') AS r FROM orders_seen").get() as { a: number | null; r: number | null };
-  const withDeadLetters = migrated(db);
+  const withDeadLetters = hasDeadLetterBookkeeping(db);
   return {
     lastPoll: poll ? (JSON.parse(poll) as AgentStatus['lastPoll']) : null,
     checks,

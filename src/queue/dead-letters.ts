@@ -75,6 +75,11 @@ function detail(r: DetailRow): DeadLetterDetail {
   };
 }
 
+/** False for a state database an older agent wrote and this one has not migrated yet (a read-only reader cannot). */
+export function hasDeadLetterBookkeeping(db: StateDb): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'operator_actions'").get() !== undefined;
+}
+
 /** Dead letters in queue order, optionally of one destination only, the first `limit` of them. */
 export function listDeadLetters(db: StateDb, selection: DeadLetterSelection = {}, limit = -1): DeadLetterDetail[] {
   const rows = (

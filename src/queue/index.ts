@@ -4,6 +4,7 @@ export { backoffDelay } from './backoff.js';
 export { DESTINATIONS, type Destination, type OutboxItem, type DeliveryResult, type OutboxOptions, type DestinationStats, type DeadLetter } from './types.js';
 export {
   listDeadLetters,
+  hasDeadLetterBookkeeping,
   applyOperatorAction,
   unsignedOperatorActions,
   markActionSigned,

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
 import { AgentError } from '../../src/common/index.js';
-import { applyOperatorAction, listDeadLetters, unalertedDeadLetters, unsignedOperatorActions, type OperatorIdentity } from '../../src/queue/index.js';
+import { readStatus } from '../../src/observe/index.js';
+import { applyOperatorAction, hasDeadLetterBookkeeping, listDeadLetters, unalertedDeadLetters, unsignedOperatorActions, type OperatorIdentity } from '../../src/queue/index.js';
+import { MIGRATIONS } from '../../src/state/migrations.js';
+import { openStateDb } from '../../src/state/index.js';
+import { tempDir } from '../helpers/tmp.js';
 import { row, useStateDb } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
@@ -56,5 +62,28 @@ describe('dead letters', () => {
     expect(listDeadLetters(db).map((d) => d.bundleId)).toEqual(['b1', 'b3']);
     expect(db.prepare("SELECT COUNT(*) AS n FROM outbox WHERE bundle_id = 'b2'").get()).toEqual({ n: 1 });
     expect(() => applyOperatorAction(db, 'replay', { destination: 'mcp' }, null, ALICE, T0)).toThrow('no dead letters for mcp; nothing was changed');
+  });
+
+  it('a database an older agent wrote: status reads it without dead-letter details, the agent upgrades it keeping its dead letters', () => {
+    const dir = tempDir('ca-dead-old-');
+    try {
+      const path = join(dir.path, 'state.db');
+      const old = new Database(path);
+      old.exec(MIGRATIONS[0]!);
+      old.pragma('user_version = 1');
+      old.prepare("INSERT INTO outbox (destination, bundle_id, body, state, created_at, next_attempt_at, dead_reason) VALUES ('webhook', 'b1', 'x', 'dead', 1, 1, 'refused with 401: no')").run();
+      old.close();
+      const ro = openStateDb(path, { readonly: true });
+      expect(hasDeadLetterBookkeeping(ro)).toBe(false);
+      expect(readStatus(ro, T0)).toMatchObject({ deadLetters: [], operatorActionsAwaitingEvidence: [], delivery: [{ destination: 'webhook', dead: 1, state: 'unknown' }] });
+      ro.close();
+      const upgraded = openStateDb(path);
+      expect(hasDeadLetterBookkeeping(upgraded)).toBe(true);
+      // Dead letters from before the upgrade were never alerted: the next cycle alerts them.
+      expect(unalertedDeadLetters(upgraded).map((d) => [d.bundleId, d.reason])).toEqual([['b1', 'refused with 401: no']]);
+      upgraded.close();
+    } finally {
+      dir.cleanup();
+    }
   });
 });
