@@ -37,6 +37,8 @@
 
     rmmWebhookUrl = "https://rmm.msp-alpha.example/hooks/compliance";
     webhookSecretFile = "/run/secrets/compliance-agent/webhook-secret";
+    # The only CA trusted for the RMM's certificate (unset: the public roots).
+    webhookCaFile = "/etc/compliance-agent/rmm-ca.pem";
     syslogTarget = "tls://siem.msp-alpha.example:6514";
     syslogCaFile = "/etc/compliance-agent/siem-ca.pem";
 
