@@ -193,6 +193,11 @@ in
         appliance.succeed("curl -sf http://127.0.0.1:9100/metrics | grep -F 'compliance_agent_delivery_failing{destination=\"mcp\"} 0'")
         # The textfile collector reports no read error for the directory.
         appliance.fail("curl -sf http://127.0.0.1:9100/metrics | grep -E '^node_textfile_scrape_error [1-9]'")
+        # The operator's view of delivery, as the README has it.
+        appliance.succeed(
+            "runuser -u compliance-agent -- compliance-agent dead-letters list --config /etc/compliance-agent/config.json"
+            " | grep -Fx 'no dead letters'"
+        )
 
     with subtest("state directory 0700, owned by the agent's own user"):
         assert appliance.succeed("stat -c '%a %U %G' /var/lib/compliance-agent").strip() == "700 compliance-agent compliance-agent"
