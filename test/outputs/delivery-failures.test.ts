@@ -221,6 +221,7 @@ describe('delivery failures an operator sees', () => {
     for (const d of s.deadLetters) expect(d.reason).toMatch(new RegExp(`^webhook localhost:${rmm.port} refused with 401: `));
     expect(s.delivery.find((d) => d.destination === 'webhook')).toMatchObject({ state: 'failing', kind: 'http_401', dead: refused.length });
     expect(metrics()).toContain(`compliance_agent_queue_dead_letters{destination="webhook"} ${refused.length}\n`);
+    expect(metrics()).toContain('compliance_agent_delivery_failure_info{destination="webhook",kind="http_401"} 1\n');
 
     // One alert, at the MCP and at the SIEM, never queued for the webhook it is about.
     const alerts = bundlesAtMcp().filter((b) => b.check === 'delivery');
