@@ -270,6 +270,32 @@ describe('delivery failures an operator sees', () => {
     }
   });
 
+  it('syslog too: the real rsyslog stopped is one line, the status field and the metric; restarted, one recovery line and the backlog in order', async () => {
+    await rsyslog.stop();
+    h.host.advance(61 * 60_000);
+    await rt.agent.cycle();
+    const reason = `syslog: connection to tcp://127.0.0.1:${rsyslog.ports.tcp} refused (ECONNREFUSED)`;
+    expect(deliveryLines('syslog')).toEqual([expect.objectContaining({ level: 40, kind: 'connection_refused', msg: `syslog delivery failing: ${reason}` })]);
+    expect(destinationStatus('syslog')).toMatchObject({ state: 'failing', kind: 'connection_refused', lastError: reason });
+    expect(destinationStatus('syslog').pending).toBeGreaterThan(0);
+    expect(metrics()).toContain('compliance_agent_delivery_failure_info{destination="syslog",kind="connection_refused"} 1\n');
+
+    await rsyslog.restart();
+    h.host.advance(60 * 60_000);
+    await rt.agent.cycle();
+    expect(deliveryLines('syslog').at(-1)).toMatchObject({ level: 30, recoveredFrom: 'connection_refused' });
+    expect(destinationStatus('syslog')).toMatchObject({ state: 'ok', pending: 0 });
+    const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+    try {
+      const queued = (db.prepare("SELECT bundle_id FROM outbox WHERE destination = 'syslog' ORDER BY id").all() as { bundle_id: string }[]).map((r) => r.bundle_id);
+      // rsyslog writes asynchronously.
+      for (let i = 0; i < 200 && rsyslog.records().length < queued.length; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(rsyslog.records().map((r) => r.parsed['evidence@32473']!.bundle_id)).toEqual(queued);
+    } finally {
+      db.close();
+    }
+  });
+
   it('writes the metrics file world-readable whatever the umask', () => {
     expect(statSync(metricsFile).mode & 0o777).toBe(0o644);
   });
