@@ -21,7 +21,6 @@ const CONTROLS = ['HIPAA 164.312(b)', 'SOC 2 CC7.2'];
 const MAX_LISTED = 50;
 
 export interface DeadLetterAlert {
-  readonly destination: Destination;
   readonly draft: EvidenceDraft;
   /** Where the alert goes: every destination in use except the one that gave up. */
   readonly to: readonly Destination[];
@@ -50,7 +49,6 @@ export function deadLetterAlerts(
   const alerts = [...byDestination].map(([destination, dead]): DeadLetterAlert => {
     const last = dead[dead.length - 1]!;
     return {
-      destination,
       to: destinations.filter((d) => d !== destination),
       draft: makeDraft(config, facts, {
         check: DELIVERY_CHECK,
@@ -71,7 +69,7 @@ export function deadLetterAlerts(
   return { alerts, record: () => markAlerted(db, found.map((d) => d.id)) };
 }
 
-export function describeOperator(o: OperatorIdentity): string {
+function describeOperator(o: OperatorIdentity): string {
   const sudo = o.sudoUser === null ? '' : ` (sudo from ${o.sudoUser}${o.sudoUid === null ? '' : `, uid ${o.sudoUid}`})`;
   return `${o.user} (uid ${o.uid})${sudo}`;
 }
