@@ -13,6 +13,5 @@ export {
   type DeadLetterDetail,
   type DeadLetterSelection,
   type OperatorAction,
-  type OperatorActionKind,
   type OperatorIdentity,
 } from './dead-letters.js';
