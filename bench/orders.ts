@@ -61,7 +61,9 @@ for (let i = 0; i < rounds; i++) {
   await s.healing.handleOrder(env, await s.cycle());
   const run = await s.heal();
   if (run.results[0]?.result.outcome !== 'healed') throw new Error('heal did not heal');
-  (await s.healing.collect(await s.cycle())).ack();
+  const collected = await s.healing.collectResults(await s.cycle());
+  collected.record();
+  collected.ack();
 }
 const ms = performance.now() - t0;
 s.cleanup();

@@ -7,7 +7,7 @@ import { generateKeyFiles, loadSecretKeyFile, loadPublicKeyFile, type Envelope, 
 import { loadBaseline, parseConfig, type Config, type ConfigInput } from '../src/config/index.js';
 import { openAgentRuntime, type AgentRuntime, type RuntimeOverrides } from '../src/agent/index.js';
 import { silentLogger, type Logger } from '../src/common/index.js';
-import { applyHealRequests } from '../src/heal/index.js';
+import { applyHealRequests, initHealTree } from '../src/heal/index.js';
 import { prepareOrder, signOrder, type OrderType } from '../src/orders/index.js';
 
 export interface Harness {
@@ -66,11 +66,16 @@ export async function startHarness(dir: string, opts: HarnessOptions = {}): Prom
     caFile: pki.caCert,
     trustedOrderKeys: [orderKeys.publicKey],
     stateDir: join(dir, 'state'),
+    healDir: join(dir, 'heal'),
     ...opts.config,
   };
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(raw, null, 2));
   const config = parseConfig(raw, configPath);
+  // The healer's tree, as the module's tmpfiles rules and init unit make it. Here the agent and
+  // the healer are one user (this process), so the drop box belongs to that user's group.
+  const agent = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  initHealTree(config.healDir, agent, host.now());
   const runtimes: AgentRuntime[] = [];
   const orderKey = loadSecretKeyFile(orderKeys.secretPath);
   let sequence = 1;
@@ -78,6 +83,7 @@ export async function startHarness(dir: string, opts: HarnessOptions = {}): Prom
     applyHealRequests({
       host,
       config,
+      agent,
       baseline: loadBaseline(baselinePath),
       // The health check's waits move the simulated clock instead of sleeping.
       sleep: (ms) => {

@@ -31,10 +31,11 @@ export interface CycleContext {
 /** The unprivileged half of healing (src/heal): order decisions, heal requests, healer results. */
 export interface HealingPort {
   handleOrder(envelope: unknown, ctx: CycleContext): Promise<{ accepted: boolean; drafts: EvidenceDraft[]; requestId: string | null }>;
-  /** Re-plan deferred orders whose window opened; spool those that may act now. */
-  promote(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; promoted: readonly string[] }>;
-  /** The healer's results as evidence; `ack` removes them once that evidence is durably chained. */
-  collectResults(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; ack(): void }>;
+  /**
+   * The healer's new results as evidence: `record` marks them read inside the transaction that
+   * chains the evidence, `ack` tidies the drop box after it committed.
+   */
+  collectResults(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; record(): void; ack(): void }>;
 }
 
 export interface AgentDeps {
@@ -49,8 +50,9 @@ export interface AgentDeps {
   readonly logger: Logger;
   readonly healing: HealingPort;
   /**
-   * Runs the root healer on the spool. In production a systemd path unit does that between
-   * cycles; the demo and tests pass the in-process healer on the simulated host.
+   * Runs the root healer over the drop box and its held orders. In production systemd's path
+   * unit and timer do that between cycles; the demo and tests pass the in-process healer on the
+   * simulated host, run every cycle as the timer would.
    */
   readonly runHealer?: () => Promise<void>;
   readonly metricsPath?: string;
@@ -136,18 +138,14 @@ export class Agent {
     }
 
     let polled: CycleReport['polled'] = poll.ok ? 'none' : 'failed';
-    let requested = false;
     if (poll.ok && poll.envelope !== null) {
       polled = 'order';
       const handled = await this.deps.healing.handleOrder(poll.envelope, { results, facts, now: checkedAt });
       if (handled.accepted) this.counters.accepted++;
       else this.counters.rejected++;
       drafts.push(...handled.drafts);
-      requested = handled.requestId !== null;
     }
-    const promoted = await this.deps.healing.promote({ results, facts, now: this.now() });
-    drafts.push(...promoted.drafts);
-    if (this.deps.runHealer && (requested || promoted.promoted.length > 0)) await this.deps.runHealer();
+    if (this.deps.runHealer) await this.deps.runHealer();
     const healed = await this.deps.healing.collectResults({ results, facts, now: this.now() });
     drafts.push(...healed.drafts);
     // After a heal the pre-heal results are stale: check again so the state evidence is current.
@@ -164,9 +162,10 @@ export class Agent {
         fromChecks.record();
         health.record();
         operatorActions.record();
+        healed.record();
       })(),
     );
-    // Healer results are removed only once their evidence is durably chained.
+    // The drop box is tidied only once the evidence of its answers is durably chained.
     healed.ack();
     this.counters.bundles += drafts.length;
     exportEvidence(db, evidenceDir(config.stateDir));

@@ -68,6 +68,13 @@ export const ConfigSchema = z
     caFile: absPath,
     trustedOrderKeys: z.array(z.string().regex(TRUSTED_KEY_RE, 'must be name:base64 of a 32-byte Ed25519 public key')).min(1, 'needs at least one trusted order key'),
     stateDir: absPath.default('/var/lib/compliance-agent'),
+    /**
+     * The root healer's tree: its own state (root only), the drop box the agent may only create
+     * its own files in (requests/), and the results root writes for the agent to read.
+     */
+    healDir: absPath.default('/var/lib/compliance-agent-heal'),
+    /** Longest wait, in seconds after issued_at, an order may ask for with execute_by (default 7 days). */
+    maxDeferral: positiveInt.max(90 * 86_400).default(7 * 86_400),
     heartbeatInterval: positiveInt.default(3600),
     /**
      * Listing the ruleset needs CAP_NET_ADMIN, which the agent never holds: on NixOS a root unit
@@ -119,7 +126,14 @@ export type ConfigInput = z.input<typeof ConfigSchema>;
 /** A loaded config: hostId is always resolved (defaults to the host name). */
 export type Config = Omit<z.output<typeof ConfigSchema>, 'hostId'> & { hostId: string };
 
-const unitName = z.string().regex(/^[A-Za-z0-9@:._\\-]+\.(service|timer|socket|target|mount|path)$/, 'must be a systemd unit name like sshd.service');
+/**
+ * A systemd unit name as the baseline and the healer's actions both take it: never starting with
+ * a dash (it would read as an option), at most 256 characters. One pattern for both, so a unit
+ * the baseline accepts is one the healer can act on and nothing else.
+ */
+export const UNIT_NAME_RE = /^[A-Za-z0-9@:_\\][A-Za-z0-9@:._\\-]*\.(service|timer|socket|target|mount|path)$/;
+export const UnitNameSchema = z.string().max(256).regex(UNIT_NAME_RE, 'must be a systemd unit name like sshd.service (not starting with a dash)');
+const unitName = UnitNameSchema;
 
 /** baseline.json: the desired state the checks compare against. */
 export const BaselineSchema = z

@@ -1,17 +1,18 @@
 import { z } from 'zod';
-import type { Baseline } from '../config/index.js';
+import { UnitNameSchema, type Baseline } from '../config/index.js';
 import { getCheck, isDisruptiveUnit, type HealHint } from '../checks/index.js';
 import { FlakeRefSchema, type Order } from '../orders/index.js';
 
 /**
- * The healer's whole repertoire (DESIGN 1, 4). Nothing else can be expressed, so nothing else can
- * be requested: no shell, no arbitrary unit, no flake an operator did not sign or the baseline name.
+ * The healer's whole repertoire. Nothing else can be expressed, so nothing else can be requested:
+ * no shell, no arbitrary unit, no flake an operator did not sign or the baseline name. Unit names
+ * follow the baseline's pattern and come after `--`, so none can read as an option.
  */
 export const HealActionSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('rebuild_switch'), flakeRef: FlakeRefSchema }).strict(),
   z.object({ kind: z.literal('rollback') }).strict(),
-  z.object({ kind: z.literal('restart_unit'), unit: z.string().min(1).max(256) }).strict(),
-  z.object({ kind: z.literal('start_backup'), unit: z.string().min(1).max(256) }).strict(),
+  z.object({ kind: z.literal('restart_unit'), unit: UnitNameSchema }).strict(),
+  z.object({ kind: z.literal('start_backup'), unit: UnitNameSchema }).strict(),
 ]);
 export type HealAction = z.infer<typeof HealActionSchema>;
 
@@ -22,9 +23,9 @@ export function actionCommand(a: HealAction): { command: string; args: string[] 
     case 'rollback':
       return { command: 'nixos-rebuild', args: ['switch', '--rollback'] };
     case 'restart_unit':
-      return { command: 'systemctl', args: ['restart', a.unit] };
+      return { command: 'systemctl', args: ['restart', '--', a.unit] };
     case 'start_backup':
-      return { command: 'systemctl', args: ['start', a.unit] };
+      return { command: 'systemctl', args: ['start', '--', a.unit] };
   }
 }
 

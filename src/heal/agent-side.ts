@@ -5,7 +5,6 @@ import { getCheck, type CheckResult, type SystemFacts } from '../checks/index.js
 import type { EvidenceDraft, EvidenceSpec } from '../evidence/index.js';
 import {
   admitRejection,
-  checkOrder,
   rejectionEvidence,
   sqliteOrderState,
   verifyContextFromConfig,
@@ -17,23 +16,9 @@ import {
 } from '../orders/index.js';
 import type { StateDb } from '../state/index.js';
 import { actionKey } from './actions.js';
-import { clockSanity } from './clock.js';
-import { controlsFor, decideTiming, evidenceCheckName, planHeal, type HealPlan } from './plan.js';
-import {
-  HealResultSchema,
-  PendingHealSchema,
-  asEnvelope,
-  ensureSpool,
-  listSpool,
-  readSpoolFile,
-  removeSpoolFile,
-  spoolPaths,
-  writeHealRequest,
-  writePending,
-  type HealResult,
-} from './spool.js';
+import { controlsFor, evidenceCheckName, planHeal, type HealPlan } from './plan.js';
+import { asEnvelope, listOwnRequests, listResults, readResultFile, removeOwnRequest, writeHealRequest, type HealResult } from './spool.js';
 import { stateSnapshot } from './system-state.js';
-import { parseWindow } from './window.js';
 import type { Envelope } from '../crypto/index.js';
 
 export interface AgentHealingDeps {
@@ -61,11 +46,20 @@ export interface HandledOrder {
 
 export interface CollectedResults {
   readonly drafts: EvidenceDraft[];
-  /** Remove the consumed result files; call after the drafts are durably chained. */
+  /** Mark the results read, in the agent's database: call inside the transaction that chains the drafts. */
+  record(): void;
+  /** Remove the answered requests from the drop box: call after that transaction committed. */
   ack(): void;
-  readonly promoted: readonly string[];
 }
 
+/** A request the healer has not answered by then is reported as failed (and reported once). */
+export const HEAL_RESULT_BOUND_MS = 3_600_000;
+/** The agent's own leftovers in the drop box (a temp file of a killed write) go after this. */
+const STRAY_AGE_MS = 600_000;
+/** A request still unanswered this long after it was reported overdue is withdrawn. */
+const WITHDRAW_AFTER_MS = 7 * 86_400_000;
+/** Read-result records outlive the healer's own month of keeping results. */
+const SEEN_MEMORY_MS = 60 * 86_400_000;
 
 function checkOutcome(r: CheckResult): EvidenceSpec['outcome'] {
   return r.status === 'compliant' ? 'compliant' : r.status === 'drift' ? 'drift_detected' : 'failed';
@@ -88,54 +82,22 @@ export function healResultEvidence(r: HealResult): EvidenceSpec {
 }
 
 /**
- * The healer's finished results as evidence specs. `ack` removes the files: call it only after the
- * drafts made from them are durably chained, so a crash in between re-reads rather than loses them.
- */
-export function collectHealResults(stateDir: string, logger: Logger = silentLogger): { items: Array<{ path: string; result: HealResult; spec: EvidenceSpec }>; ack(): void } {
-  const items: Array<{ path: string; result: HealResult; spec: EvidenceSpec }> = [];
-  for (const path of listSpool(spoolPaths(stateDir).results).valid) {
-    const read = readSpoolFile(path);
-    const parsed = read.ok ? HealResultSchema.safeParse(read.value) : null;
-    if (!parsed?.success) {
-      logger.error({ file: path }, 'unreadable heal result; leaving it for inspection');
-      continue;
-    }
-    items.push({ path, result: parsed.data, spec: healResultEvidence(parsed.data) });
-  }
-  return { items, ack: () => items.forEach((i) => removeSpoolFile(i.path)) };
-}
-
-/**
- * The unprivileged half of healing (DESIGN 3, 4): verify an order, plan from the cycle's check
- * results, defer what the window or the clock forbids, spool the rest for the healer, and turn
- * the healer's results into evidence. Nothing here runs a command.
+ * The unprivileged half of healing: verify an order, plan from the cycle's check results, drop a
+ * request in the healer's drop box, and turn the healer's results into evidence. Nothing here
+ * runs a command, and nothing here can make the healer do more than the signed order allows.
  */
 export function createAgentHealing(deps: AgentHealingDeps) {
   const { config, baseline, db } = deps;
   const logger = deps.logger ?? silentLogger;
-  const window = parseWindow(config.maintenanceWindow);
   const state = sqliteOrderState(db);
-  ensureSpool(config.stateDir);
-  const paths = spoolPaths(config.stateDir);
 
-  /** Write a request, or defer; returns the evidence for a deferral, nothing when spooled. */
-  function schedule(order: Order, envelope: Envelope, plan: HealPlan, ctx: CycleContext): { spec: EvidenceSpec | null; requestId: string | null } {
-    const preState = stateSnapshot(null, ctx.results.filter((r) => plan.checks.includes(r.check)), { planned: plan.actions.map(actionKey) });
-    const timing = decideTiming(plan.actions, {
-      window,
-      allowDisruptiveOutsideWindow: config.allowDisruptiveOutsideWindow,
-      clock: clockSanity(ctx.results, config.ntpMaxSkewMs),
-      now: ctx.now,
-    });
-    if (!timing.act) {
-      writePending(config.stateDir, { version: 1, order_id: order.order_id, deferred_at: isoSeconds(ctx.now), reason: timing.reason, envelope });
-      return {
-        spec: { check: evidenceCheckName(plan.checks), outcome: 'deferred', startedAt: ctx.now, endedAt: ctx.now, controls: controlsFor(plan.checks), preState, actions: [], reason: timing.reason, orderId: order.order_id },
-        requestId: null,
-      };
-    }
+  /**
+   * Drop a request for the healer. Timing is the healer's: it acts now, holds the order for the
+   * window in its own state, or refuses, and its result becomes the evidence.
+   */
+  function schedule(order: Order, envelope: Envelope, plan: HealPlan, ctx: CycleContext): string {
     const requestId = randomUUID();
-    writeHealRequest(config.stateDir, {
+    writeHealRequest(config.healDir, {
       version: 1,
       request_id: requestId,
       created_at: isoSeconds(ctx.now),
@@ -143,7 +105,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
       plan: { order_id: order.order_id, actions: [...plan.actions] },
     });
     logger.info({ order_id: order.order_id, request_id: requestId, actions: plan.actions.map(actionKey) }, 'heal request written for the healer');
-    return { spec: null, requestId };
+    return requestId;
   }
 
   /** Evidence for a plan with nothing to act on: all compliant, or only drift the repertoire cannot heal. */
@@ -199,8 +161,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
     const plan = planHeal(order, baseline, ctx.results);
     if (plan.actions.length === 0) return { accepted: true, drafts: [deps.makeDraft(ctx.facts, nothingToDo(order, plan, ctx))], requestId: null };
     try {
-      const { spec, requestId } = schedule(order, env, plan, ctx);
-      return { accepted: true, drafts: spec ? [deps.makeDraft(ctx.facts, spec)] : [], requestId };
+      return { accepted: true, drafts: [], requestId: schedule(order, env, plan, ctx) };
     } catch (e) {
       // The order is already recorded as seen: say in evidence that it could not be carried out.
       logger.error({ order_id: order.order_id }, `could not spool the heal: ${describeError(e)}`);
@@ -218,90 +179,85 @@ export function createAgentHealing(deps: AgentHealingDeps) {
     }
   }
 
-  /**
-   * Retry deferred orders whose window has opened (re-planned on fresh results), and drop with
-   * evidence those that expired or lost their key meanwhile. Call before running the healer.
-   */
-  async function promote(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; promoted: string[] }> {
-    const drafts: EvidenceDraft[] = [];
-    const promoted: string[] = [];
-    for (const path of listSpool(paths.pending).valid) {
-      const read = readSpoolFile(path);
-      const pending = read.ok ? PendingHealSchema.safeParse(read.value) : null;
-      if (!pending?.success) {
-        logger.error({ file: path }, 'unreadable pending heal; removing it');
-        removeSpoolFile(path);
+  const seenStmt = db.prepare('SELECT 1 FROM heal_results_seen WHERE result_id = ?');
+  const answeredStmt = db.prepare('SELECT 1 FROM heal_results_seen WHERE request_id = ?');
+  const overdueStmt = db.prepare('SELECT reported_at FROM heal_requests_overdue WHERE request_id = ?');
+  const markSeen = db.prepare('INSERT OR IGNORE INTO heal_results_seen (result_id, request_id, seen_at) VALUES (?, ?, ?)');
+  const markOverdue = db.prepare('INSERT OR IGNORE INTO heal_requests_overdue (request_id, reported_at) VALUES (?, ?)');
+  const forgetSeen = db.prepare('DELETE FROM heal_results_seen WHERE seen_at < ?');
+  const forgetOverdue = db.prepare('DELETE FROM heal_requests_overdue WHERE request_id = ?');
+
+  /** Requests the healer has not answered within HEAL_RESULT_BOUND_MS: failed evidence, once each. */
+  function overdue(answered: ReadonlySet<string>, ctx: CycleContext): { specs: EvidenceSpec[]; ids: string[]; withdraw: string[] } {
+    const specs: EvidenceSpec[] = [];
+    const ids: string[] = [];
+    const withdraw: string[] = [];
+    const own = listOwnRequests(config.healDir);
+    for (const r of own.requests) {
+      if (answered.has(r.id) || answeredStmt.get(r.id) !== undefined) continue;
+      // File times are the real clock's; so is this comparison.
+      const age = Date.now() - r.mtimeMs;
+      const reported = overdueStmt.get(r.id) as { reported_at: number } | undefined;
+      if (reported) {
+        if (ctx.now - reported.reported_at > WITHDRAW_AFTER_MS) withdraw.push(`${r.id}.json`);
         continue;
       }
-      const p = pending.data;
-      // Stateless re-check: expiry, and a key removed from config since, both end the wait.
-      const check = checkOrder(p.envelope, verifyContextFromConfig(config, ctx.now));
-      if (check.decision === 'rejected') {
-        drafts.push(
-          deps.makeDraft(ctx.facts, {
-            check: 'order',
-            outcome: 'failed',
-            startedAt: ctx.now,
-            endedAt: ctx.now,
-            controls: ORDER_CONTROLS,
-            actions: [],
-            reason: `deferred order no longer valid, not applied: ${check.reason}: ${check.message} (deferred at ${p.deferred_at}: ${p.reason})`,
-            orderId: p.order_id,
-          }),
-        );
-        removeSpoolFile(path);
-        continue;
-      }
-      const plan = planHeal(check.order, baseline, ctx.results);
-      if (plan.actions.length === 0) {
-        drafts.push(deps.makeDraft(ctx.facts, nothingToDo(check.order, plan, ctx)));
-        removeSpoolFile(path);
-        continue;
-      }
-      try {
-        const timing = decideTiming(plan.actions, {
-          window,
-          allowDisruptiveOutsideWindow: config.allowDisruptiveOutsideWindow,
-          clock: clockSanity(ctx.results, config.ntpMaxSkewMs),
-          now: ctx.now,
-        });
-        // Still deferred: stay quiet, the deferral is already in evidence.
-        if (!timing.act) continue;
-        const { requestId } = schedule(check.order, p.envelope, plan, ctx);
-        removeSpoolFile(path);
-        if (requestId) promoted.push(requestId);
-      } catch (e) {
-        logger.error({ order_id: p.order_id }, `could not spool a deferred heal: ${describeError(e)}`);
-      }
+      if (age < HEAL_RESULT_BOUND_MS) continue;
+      ids.push(r.id);
+      specs.push({
+        check: 'order',
+        outcome: 'failed',
+        startedAt: ctx.now,
+        endedAt: ctx.now,
+        controls: ORDER_CONTROLS,
+        actions: [],
+        reason: `heal request ${r.id} has no result from the healer after ${Math.round(age / 60_000)} min (is compliance-agent-heal running?); it stays in the drop box for the healer`,
+      });
     }
-    return { drafts, promoted };
+    // Leftovers of the agent's own interrupted writes, once no write can still be under way.
+    for (const st of own.strays) if (Date.now() - st.mtimeMs > STRAY_AGE_MS) withdraw.push(st.name);
+    return { specs, ids, withdraw };
   }
 
   /**
-   * The healer's results as evidence drafts; a `deferred` result goes back to pending. Results stay
-   * on disk until `ack`, so call this once per cycle, after the healer ran: a second call before
-   * `ack` returns the same results again.
+   * The healer's new results as evidence, plus failed evidence for requests it has not answered.
+   * A result is read once: `record` marks it in the agent's database in the transaction that
+   * chains its evidence; `ack` then removes the answered requests from the drop box.
    */
-  async function collectResults(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; ack(): void }> {
-    const finished = collectHealResults(config.stateDir, logger);
+  async function collectResults(ctx: CycleContext): Promise<CollectedResults> {
     const drafts: EvidenceDraft[] = [];
-    for (const { result: r, spec } of finished.items) {
-      drafts.push(deps.makeDraft(ctx.facts, spec));
-      if (r.outcome === 'deferred' && r.retry_envelope && r.order_id) {
-        writePending(config.stateDir, { version: 1, order_id: r.order_id, deferred_at: r.finished_at, reason: r.reason ?? 'deferred by the healer', envelope: r.retry_envelope });
+    const read: HealResult[] = [];
+    for (const name of listResults(config.healDir)) {
+      if (seenStmt.get(name.slice(0, -5)) !== undefined) continue;
+      const r = readResultFile(config.healDir, name);
+      if (!r.ok) {
+        logger.error({ file: name }, `unreadable heal result (${r.message}); leaving it for inspection`);
+        continue;
       }
+      read.push(r.result);
+      drafts.push(deps.makeDraft(ctx.facts, healResultEvidence(r.result)));
     }
-    return { drafts, ack: finished.ack };
+    const answered = new Set(read.flatMap((r) => (r.request_id ? [r.request_id] : [])));
+    const late = overdue(answered, ctx);
+    drafts.push(...late.specs.map((spec) => deps.makeDraft(ctx.facts, spec)));
+    return {
+      drafts,
+      record() {
+        for (const r of read) markSeen.run(r.result_id, r.request_id, ctx.now);
+        for (const id of late.ids) markOverdue.run(id, ctx.now);
+        forgetSeen.run(ctx.now - SEEN_MEMORY_MS);
+      },
+      ack() {
+        for (const id of answered) {
+          removeOwnRequest(config.healDir, `${id}.json`);
+          forgetOverdue.run(id);
+        }
+        for (const name of late.withdraw) removeOwnRequest(config.healDir, name);
+      },
+    };
   }
 
-  /** collectResults then promote, for a cycle whose healer runs elsewhere (the path unit). */
-  async function collect(ctx: CycleContext): Promise<CollectedResults> {
-    const results = await collectResults(ctx);
-    const pending = await promote(ctx);
-    return { drafts: [...results.drafts, ...pending.drafts], promoted: pending.promoted, ack: results.ack };
-  }
-
-  return { handleOrder, promote, collectResults, collect };
+  return { handleOrder, collectResults };
 }
 
 export type AgentHealing = ReturnType<typeof createAgentHealing>;

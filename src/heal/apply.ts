@@ -1,20 +1,20 @@
-import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { AgentError, describeError, isoSeconds, silentLogger, type Logger } from '../common/index.js';
-import { explainIssues, type Baseline, type Config } from '../config/index.js';
+import type { Baseline, Config } from '../config/index.js';
 import { getCheck, runChecks, type CheckContext, type CheckName, type CheckResult } from '../checks/index.js';
-import type { PublicKey } from '../crypto/index.js';
+import type { Envelope, PublicKey } from '../crypto/index.js';
 import type { ActionTaken } from '../evidence/index.js';
 import type { ExecResult, Host } from '../host/index.js';
 import { checkOrder, verifyContextFromConfig, type Order } from '../orders/index.js';
 import { actionCommand, actionKey, allowedActions, isSwitch, type HealAction } from './actions.js';
-import { AppliedRecord } from './applied.js';
 import { clockSanity } from './clock.js';
 import { waitHealthy } from './health.js';
-import { controlsFor, decideTiming, evidenceCheckName, orderChecks } from './plan.js';
-import { HealRequestSchema, listSpool, readSpoolFile, removeSpoolFile, spoolPaths, writeHealResult, type HealRequest, type HealResult } from './spool.js';
+import { HealerState, healerStatePath, type OrderRow } from './healer-state.js';
+import { controlsFor, decideTiming, evidenceCheckName, orderChecks, planHeal } from './plan.js';
+import { assertRootOnlyDir, listNames, openDropBox, readAgentFile, removeOlderThan, removeStaleTemps, writeRootFile, type DirHandle, type Identity } from './safe-fs.js';
+import { HealRequestSchema, MAX_SPOOL_FILE, describeIssues, entryId, healPaths, safeReason, HealResultSchema, type HealPaths, type HealRequest, type HealResult } from './spool.js';
 import { generationInfo, stateSnapshot, type GenerationInfo } from './system-state.js';
-import { parseWindow } from './window.js';
+import { nextWindowOpen, parseWindow } from './window.js';
 
 export interface HealTimeouts {
   /** nixos-rebuild switch --flake: builds may download and compile. */
@@ -33,8 +33,8 @@ export interface HealerDeps {
   readonly baseline: Baseline;
   /** Defaults to config.trustedOrderKeys. */
   readonly trustedKeys?: readonly PublicKey[];
-  /** The healer's own record of applied requests; default `<stateDir>/heal/applied.json`. */
-  readonly appliedPath?: string;
+  /** The agent's uid and gid: the drop box's group, and the only owner a request file may have. */
+  readonly agent: Identity;
   readonly logger?: Logger;
   /** How the health check waits between polls; tests move a simulated clock instead. */
   readonly sleep?: (ms: number) => Promise<void>;
@@ -44,8 +44,8 @@ export interface HealerDeps {
 
 export interface HealerRun {
   readonly results: ReadonlyArray<{ readonly path: string; readonly result: HealResult }>;
-  /** Files in requests/ that are not requests; removed unread. */
-  readonly strays: readonly string[];
+  /** Names in the drop box that are not requests: never opened, never removed, counted. */
+  readonly ignored: number;
 }
 
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -177,54 +177,177 @@ class RequestRun {
   }
 }
 
-/** Apply one request file and return its result (not yet written). Never throws. */
-async function applyHealRequest(deps: HealerDeps, path: string, applied: AppliedRecord | AgentError): Promise<HealResult> {
-  const { host, config, baseline } = deps;
-  const requestId = basename(path, '.json');
-  const startedAt = host.now();
-  let result: Omit<HealResult, 'finished_at'> = {
-    version: 1,
-    request_id: requestId,
-    order_id: null,
-    check: 'order',
-    outcome: 'rejected',
-    reason: null,
-    started_at: isoSeconds(startedAt),
-    pre_state: null,
-    action_taken: [],
-    post_state: null,
-    rollback_available: false,
-    controls: controlsFor([]),
-    retry_envelope: null,
-  };
-  const finish = (fields: Partial<HealResult>): HealResult => ({ ...result, ...fields, finished_at: isoSeconds(host.now()) });
-  const run = new RequestRun(deps, requestId);
-  try {
-    const read = readSpoolFile(path);
-    if (!read.ok) return finish({ reason: `bad_request: ${read.message}` });
-    const parsed = HealRequestSchema.safeParse(read.value);
-    if (!parsed.success) return finish({ reason: `bad_request: ${explainIssues(parsed.error.issues).slice(0, 5).join('; ')}` });
-    const req = parsed.data;
-    if (req.request_id !== requestId) return finish({ reason: 'bad_request: request_id does not match the file name' });
+/** New requests read per run; a flood of files waits for later runs instead of holding this one. */
+const MAX_REQUESTS_PER_RUN = 32;
+/** Names looked at per run in the drop box. */
+const MAX_NAMES = 4096;
+/** Results the agent has not read by then are removed by the healer (from its own directory). */
+const RESULT_KEEP_MS = 30 * 86_400_000;
 
-    if (applied instanceof AgentError) return finish({ outcome: 'failed', reason: applied.message });
-    const ctx = { ...verifyContextFromConfig(config, host.now()), ...(deps.trustedKeys ? { trustedKeys: deps.trustedKeys } : {}) };
-    const check = checkOrder(req.envelope, ctx);
-    if (check.decision === 'rejected') return finish({ order_id: check.orderId, reason: `${check.reason}: ${check.message}` });
-    const order = check.order;
-    const checks = orderChecks(order);
-    result = { ...result, order_id: order.order_id, check: evidenceCheckName(checks), controls: controlsFor(checks) };
+type Draft = Omit<HealResult, 'result_id' | 'finished_at'>;
 
-    const replay = applied.lookup(requestId, order.order_id);
-    if (replay === 'interrupted') {
-      return finish({ outcome: 'failed', reason: 'interrupted: the healer stopped while applying this request and recorded no result; it is never applied twice' });
+/** The latest time an order may act: its signed execute_by, or else its expiry. */
+function deadlineOf(order: Order): number {
+  return Date.parse(order.execute_by ?? order.expires_at);
+}
+
+/** One healer run over the drop box and the held orders, with the state it answers from. */
+class Healer {
+  readonly results: Array<{ path: string; result: HealResult }> = [];
+  private readonly now: () => number;
+
+  constructor(
+    private readonly deps: HealerDeps,
+    private readonly state: HealerState,
+    private readonly paths: HealPaths,
+    private readonly logger: Logger,
+  ) {
+    this.now = () => deps.host.now();
+  }
+
+  private blank(requestId: string | null, startedAt: number, order: Order | null = null): Draft {
+    const checks = order ? orderChecks(order) : [];
+    return {
+      version: 1,
+      request_id: requestId,
+      order_id: order?.order_id ?? null,
+      check: order ? evidenceCheckName(checks) : 'order',
+      outcome: 'rejected',
+      reason: null,
+      started_at: isoSeconds(startedAt),
+      pre_state: null,
+      action_taken: [],
+      post_state: null,
+      rollback_available: false,
+      controls: controlsFor(checks),
+    };
+  }
+
+  private verifyContext(at: number) {
+    return { ...verifyContextFromConfig(this.deps.config, at), ...(this.deps.trustedKeys ? { trustedKeys: this.deps.trustedKeys } : {}) };
+  }
+
+  /** Write a result (root-only directory, the agent's group may read it) and log it on one line. */
+  write(draft: Draft): HealResult {
+    const resultId = randomUUID();
+    const candidate = { ...draft, result_id: resultId, reason: draft.reason === null ? null : safeReason(draft.reason), finished_at: isoSeconds(this.now()) };
+    const parsed = HealResultSchema.safeParse(candidate);
+    // Never lose what was done: a result that does not validate keeps its actions and says why.
+    const result: HealResult = parsed.success
+      ? parsed.data
+      : { ...candidate, pre_state: null, post_state: null, outcome: 'failed', reason: safeReason(`healer error: the result did not validate (${describeIssues(parsed.error.issues)})`) };
+    const path = writeRootFile(this.paths.results, `${resultId}.json`, JSON.stringify(result, null, 2) + '\n', { mode: 0o640, group: this.deps.agent.gid });
+    this.logger.info({ request_id: result.request_id, order_id: result.order_id, outcome: result.outcome }, `heal ${result.outcome}${result.reason ? `: ${result.reason}` : ''}`);
+    this.results.push({ path, result });
+    return result;
+  }
+
+  private answer(requestId: string, draft: Draft): void {
+    this.write(draft);
+    this.state.recordAnswered(requestId, draft.outcome, this.now());
+  }
+
+  /** Orders begun and never finished (the healer was killed): reported once, never run again. */
+  recoverInterrupted(): void {
+    for (const row of this.state.ordersIn('applying')) {
+      this.write({
+        ...this.blank(row.requestId, this.now()),
+        order_id: row.orderId,
+        outcome: 'failed',
+        reason: `interrupted: the healer stopped while applying order ${row.orderId} and recorded no result; it is never applied twice`,
+      });
+      this.state.setOrderState(row.orderId, 'interrupted', this.now());
     }
-    if (replay === 'request') return finish({ reason: `replayed: request ${requestId} was already applied by the healer` });
-    if (replay === 'order') return finish({ reason: `replayed: order ${order.order_id} was already applied by the healer` });
-    const problem = planProblem(req.plan, order, baseline);
-    if (problem) return finish({ reason: `plan_not_allowed: ${problem}` });
+  }
 
-    const actions = req.plan.actions;
+  /** Read the new requests in the drop box; answer each on its own, so one bad file blocks nothing. */
+  async takeRequests(box: DirHandle): Promise<number> {
+    const { names, more } = listNames(box, MAX_NAMES);
+    let ignored = 0;
+    const fresh: string[] = [];
+    for (const n of names) {
+      const id = entryId(n);
+      if (!id) ignored++;
+      else if (!this.state.requestAnswered(id)) fresh.push(id);
+    }
+    // Names are never logged: they are the agent's to choose, newlines included.
+    if (ignored > 0 || more) this.logger.warn({ ignored, more }, 'drop box entries that are not request names were ignored');
+    fresh.sort();
+    if (fresh.length > MAX_REQUESTS_PER_RUN) this.logger.warn({ waiting: fresh.length - MAX_REQUESTS_PER_RUN }, 'more new requests than one run takes; the rest wait for the next run');
+    const accepted: Array<{ id: string; req: HealRequest; order: Order }> = [];
+    for (const id of fresh.slice(0, MAX_REQUESTS_PER_RUN)) {
+      try {
+        const r = this.readRequest(box, id);
+        if ('draft' in r) this.answer(id, r.draft);
+        else accepted.push({ id, ...r });
+      } catch (e) {
+        this.answer(id, { ...this.blank(id, this.now()), outcome: 'failed', reason: `healer error: ${describeError(e)}` });
+      }
+    }
+    // Sequence order, as the MCP issued them: the agent's file names decide nothing.
+    accepted.sort((a, b) => a.order.sequence - b.order.sequence);
+    for (const a of accepted) await this.handleRequest(a.id, a.req, a.order);
+    return ignored;
+  }
+
+  private readRequest(box: DirHandle, id: string): { draft: Draft } | { req: HealRequest; order: Order } {
+    const startedAt = this.now();
+    const refuse = (reason: string, order: Order | null = null) => ({ draft: { ...this.blank(id, startedAt, order), reason } });
+    const read = readAgentFile(box, `${id}.json`, this.deps.agent.uid, MAX_SPOOL_FILE);
+    if (!read.ok) return refuse(`bad_request: ${read.message}`);
+    let value: unknown;
+    try {
+      value = JSON.parse(read.text);
+    } catch {
+      return refuse('bad_request: not JSON');
+    }
+    const parsed = HealRequestSchema.safeParse(value);
+    if (!parsed.success) return refuse(`bad_request: ${describeIssues(parsed.error.issues)}`);
+    const req = parsed.data;
+    if (req.request_id !== id) return refuse('bad_request: request_id does not match the file name');
+    const check = checkOrder(req.envelope, this.verifyContext(startedAt));
+    if (check.decision === 'rejected') return { draft: { ...this.blank(id, startedAt), order_id: check.orderId, reason: `${check.reason}: ${check.message}` } };
+    return { req, order: check.order };
+  }
+
+  /** A verified request: replay and sequence against root's own state, then act, hold or refuse. */
+  private async handleRequest(id: string, req: HealRequest, order: Order): Promise<void> {
+    const startedAt = this.now();
+    const base = this.blank(id, startedAt, order);
+    const run = new RequestRun(this.deps, id);
+    try {
+      const known = this.state.order(order.order_id);
+      if (known) {
+        const what = known.state === 'held' ? 'is held by the healer for the maintenance window' : `was already received by the healer (${known.state})`;
+        return this.answer(id, { ...base, reason: `replayed: order ${order.order_id} ${what}` });
+      }
+      const last = this.state.lastSequence(order.site_id);
+      if (last !== null && order.sequence <= last) {
+        return this.answer(id, { ...base, reason: `stale_sequence: sequence ${order.sequence} is not above ${last}, the last the healer recorded for site ${order.site_id}` });
+      }
+      const problem = planProblem(req.plan, order, this.deps.baseline);
+      if (problem) return this.answer(id, { ...base, reason: `plan_not_allowed: ${problem}` });
+
+      const { preResults, pre, preState, timing } = await this.assess(req.plan.actions);
+      if (!timing.act) {
+        const deadline = deadlineOf(order);
+        if (timing.retryAt !== null && timing.retryAt > deadline) {
+          this.state.recordOrder(order, id, 'held', req.envelope, this.now());
+          this.state.setOrderState(order.order_id, 'dropped', this.now());
+          return this.answer(id, { ...base, outcome: 'failed', pre_state: preState, reason: `${timing.reason}, after ${isoSeconds(deadline)}, the latest this order may run (execute_by, or expires_at): not applied` });
+        }
+        this.state.recordOrder(order, id, 'held', req.envelope, this.now());
+        return this.answer(id, { ...base, outcome: 'deferred', pre_state: preState, rollback_available: pre.rollbackAvailable, reason: `${timing.reason}; held by the healer until ${isoSeconds(deadline)} at the latest` });
+      }
+      this.state.recordOrder(order, id, 'applying', req.envelope, this.now());
+      await this.apply(run, base, order, req.plan.actions, pre, preResults, preState);
+    } catch (e) {
+      this.answer(id, { ...base, outcome: 'failed', reason: `healer error: ${describeError(e)}`, action_taken: run.actionsTaken });
+    }
+  }
+
+  private async assess(actions: readonly HealAction[]) {
+    const { host, config, baseline } = this.deps;
     const [preResults, pre] = await Promise.all([runChecks({ host, config, baseline }), generationInfo(host)]);
     const preState = stateSnapshot(pre, preResults, { planned: actions.map(actionKey) });
     const timing = decideTiming(actions, {
@@ -233,54 +356,124 @@ async function applyHealRequest(deps: HealerDeps, path: string, applied: Applied
       clock: clockSanity(preResults, config.ntpMaxSkewMs),
       now: host.now(),
     });
-    if (!timing.act) {
-      return finish({ outcome: 'deferred', reason: timing.reason, pre_state: preState, rollback_available: pre.rollbackAvailable, retry_envelope: req.envelope });
-    }
+    return { preResults, pre, preState, timing };
+  }
 
-    applied.begin({ request_id: requestId, order_id: order.order_id, applied_at: host.now(), expires_at: Date.parse(order.expires_at) }, host.now());
-    const outcome = await run.act(order, actions, pre, preResults);
-    const [postResults, post] = await Promise.all([runChecks({ host, config, baseline }), generationInfo(host)]);
-    return finish({ ...outcome, pre_state: preState, action_taken: run.actionsTaken, post_state: stateSnapshot(post, postResults), rollback_available: post.rollbackAvailable });
-  } catch (e) {
-    deps.logger?.error({ request_id: requestId }, `heal request failed: ${describeError(e)}`);
-    return finish({ outcome: 'failed', reason: `healer error: ${describeError(e)}`, action_taken: run.actionsTaken });
+  /** The order is recorded as applying before the first action: a crash reads as interrupted, never as new. */
+  private async apply(run: RequestRun, base: Draft, order: Order, actions: readonly HealAction[], pre: GenerationInfo, preResults: readonly CheckResult[], preState: Record<string, unknown>): Promise<void> {
+    const { host, config, baseline } = this.deps;
+    let outcome: Outcome;
+    try {
+      outcome = await run.act(order, actions, pre, preResults);
+    } catch (e) {
+      outcome = { outcome: 'failed', reason: `healer error: ${describeError(e)}` };
+    }
+    let post: Pick<HealResult, 'post_state' | 'rollback_available'> = { post_state: null, rollback_available: false };
+    try {
+      const [postResults, after] = await Promise.all([runChecks({ host, config, baseline }), generationInfo(host)]);
+      post = { post_state: stateSnapshot(after, postResults), rollback_available: after.rollbackAvailable };
+    } catch (e) {
+      this.logger.error({ order_id: order.order_id }, `post-state unavailable: ${safeReason(describeError(e))}`);
+    }
+    this.write({ ...base, ...outcome, pre_state: preState, action_taken: run.actionsTaken, ...post });
+    if (base.request_id) this.state.recordAnswered(base.request_id, outcome.outcome, this.now());
+    this.state.setOrderState(order.order_id, 'done', this.now());
+  }
+
+  /**
+   * Orders held for the window: re-verified as of when root first recorded them (the signature,
+   * a key still trusted, this site and host), then acted on once the window and the clock allow,
+   * re-planned from root's own check results. Past execute_by (or expires_at) they are dropped.
+   */
+  async runHeld(): Promise<void> {
+    for (const row of this.state.ordersIn('held')) {
+      const startedAt = this.now();
+      const run = new RequestRun(this.deps, row.requestId);
+      let base: Draft = { ...this.blank(row.requestId, startedAt), order_id: row.orderId };
+      try {
+        const check = checkOrder(row.envelope as Envelope, this.verifyContext(row.firstSeenAt));
+        if (check.decision === 'rejected') {
+          this.state.setOrderState(row.orderId, 'dropped', startedAt);
+          this.write({ ...base, outcome: 'failed', reason: `held order no longer valid, not applied: ${check.reason}: ${check.message}` });
+          continue;
+        }
+        const order = check.order;
+        base = this.blank(row.requestId, startedAt, order);
+        const deadline = deadlineOf(order);
+        if (startedAt > deadline) {
+          this.state.setOrderState(row.orderId, 'dropped', startedAt);
+          this.write({ ...base, outcome: 'failed', reason: `held since ${isoSeconds(row.firstSeenAt)}, not applied: the window did not open with a sane clock before ${isoSeconds(deadline)} (execute_by, or expires_at)` });
+          continue;
+        }
+        await this.runHeldOrder(run, base, row, order);
+      } catch (e) {
+        this.state.setOrderState(row.orderId, 'dropped', this.now());
+        this.write({ ...base, outcome: 'failed', reason: `healer error: ${describeError(e)}`, action_taken: run.actionsTaken });
+      }
+    }
+  }
+
+  private async runHeldOrder(run: RequestRun, base: Draft, row: OrderRow, order: Order): Promise<void> {
+    const { host, config, baseline } = this.deps;
+    const results = await runChecks({ host, config, baseline });
+    const plan = planHeal(order, baseline, results);
+    if (plan.actions.length === 0) {
+      const unhealable = plan.unhealable.map((u) => `${u.check}: ${u.why}`).join('; ');
+      this.state.setOrderState(row.orderId, 'done', this.now());
+      this.write({
+        ...base,
+        outcome: unhealable ? 'failed' : 'compliant',
+        pre_state: stateSnapshot(null, results),
+        post_state: stateSnapshot(null, results),
+        reason: unhealable ? `cannot heal: ${unhealable}` : `nothing left to heal when the window opened: ${plan.checks.join(', ')} compliant`,
+      });
+      return;
+    }
+    const { preResults, pre, preState, timing } = await this.assess(plan.actions);
+    // Still outside the window or the clock still in doubt: stay held, quietly (the deferral is in evidence).
+    if (!timing.act) return;
+    this.state.setOrderState(row.orderId, 'applying', this.now());
+    await this.apply(run, base, order, plan.actions, pre, preResults, preState);
   }
 }
 
+/** Where the healer's tree is wrong, the healer does not start: an AgentError, loud. */
+function assertTree(paths: HealPaths, rootUid: number): void {
+  assertRootOnlyDir(paths.root, rootUid);
+  assertRootOnlyDir(paths.state, rootUid, { private: true });
+  assertRootOnlyDir(paths.results, rootUid);
+}
+
 /**
- * `heal-apply`: process every request in the spool, oldest name first, one at a time. Each gets a
- * result file, then its request is removed. A request whose result already exists (the healer
- * stopped between the two) is only removed, never run again.
+ * `heal-apply`: answer every new request in the drop box and run the held orders whose window
+ * has opened. Nothing here trusts a path the agent can change: the tree is checked before use,
+ * the drop box is read through one descriptor, and everything written goes to root's own
+ * directories. The state is root's own; a missing one is refused, never read as empty.
  */
 export async function applyHealRequests(deps: HealerDeps): Promise<HealerRun> {
   const logger = deps.logger ?? silentLogger;
-  const paths = spoolPaths(deps.config.stateDir);
-  const appliedPath = deps.appliedPath ?? paths.applied;
-  const { valid, strays } = listSpool(paths.requests);
-  for (const s of strays) {
-    logger.warn({ file: s }, 'removing a file in the heal spool that is not a request');
-    removeSpoolFile(s);
-  }
-  const results: Array<{ path: string; result: HealResult }> = [];
-  if (valid.length === 0) return { results, strays };
-  let applied: AppliedRecord | AgentError;
+  const paths = healPaths(deps.config.healDir);
+  const rootUid = process.getuid?.() ?? 0;
+  assertTree(paths, rootUid);
+  const state = HealerState.open(healerStatePath(paths.state));
   try {
-    applied = AppliedRecord.load(appliedPath);
-  } catch (e) {
-    applied = e instanceof AgentError ? e : new AgentError('applied_read', describeError(e));
-  }
-  for (const path of valid) {
-    if (existsSync(join(paths.results, basename(path)))) {
-      removeSpoolFile(path);
-      continue;
+    removeStaleTemps(paths.results);
+    removeStaleTemps(paths.state);
+    const healer = new Healer({ ...deps, logger }, state, paths, logger);
+    healer.recoverInterrupted();
+    const box = openDropBox(paths.requests, rootUid, deps.agent.gid);
+    let ignored: number;
+    try {
+      ignored = await healer.takeRequests(box);
+    } finally {
+      box.close();
     }
-    const result = await applyHealRequest({ ...deps, logger }, path, applied);
-    const written = writeHealResult(deps.config.stateDir, result);
-    // Done only once its result is durable: a crash before this reads as interrupted, never as new.
-    if (applied instanceof AppliedRecord) applied.finish(result.request_id);
-    removeSpoolFile(path);
-    logger.info({ request_id: result.request_id, order_id: result.order_id, outcome: result.outcome }, `heal request ${result.outcome}${result.reason ? `: ${result.reason}` : ''}`);
-    results.push({ path: written, result });
+    await healer.runHeld();
+    // File times against the real clock, both from this machine: results the agent had a month to read go.
+    removeOlderThan(paths.results, Date.now() - RESULT_KEEP_MS);
+    state.forgetOldRequests(deps.host.now());
+    return { results: healer.results, ignored };
+  } finally {
+    state.close();
   }
-  return { results, strays };
 }

@@ -3,8 +3,7 @@ export { clockSanity, type ClockSanity } from './clock.js';
 export { HealActionSchema, actionCommand, actionIsDisruptive, actionKey, allowedActions, type HealAction } from './actions.js';
 export { planHeal, decideTiming, orderChecks, evidenceCheckName, controlsFor, type HealPlan, type Timing, type TimingContext } from './plan.js';
 export {
-  spoolPaths,
-  ensureSpool,
+  healPaths,
   writeHealRequest,
   HealRequestSchema,
   HealResultSchema,
@@ -16,4 +15,6 @@ export {
 export { waitHealthy, healthProblems, type HealthSpec, type HealthOutcome } from './health.js';
 export { generationInfo, type GenerationInfo } from './system-state.js';
 export { applyHealRequests, planProblem, DEFAULT_HEAL_TIMEOUTS, type HealerDeps, type HealerRun, type HealTimeouts } from './apply.js';
-export { createAgentHealing, collectHealResults, healResultEvidence, type AgentHealing, type AgentHealingDeps, type CycleContext, type HandledOrder, type CollectedResults } from './agent-side.js';
+export { createAgentHealing, healResultEvidence, HEAL_RESULT_BOUND_MS, type AgentHealing, type AgentHealingDeps, type CycleContext, type HandledOrder, type CollectedResults } from './agent-side.js';
+export { HealerState, initHealerState, healerStatePath } from './healer-state.js';
+export { initHealTree, resolveAgentIdentity, recordHealerFailure } from './install.js';

@@ -1,29 +1,28 @@
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { AgentError, writeFileAtomic } from '../common/index.js';
+import { AgentError, oneLine } from '../common/index.js';
 import { EnvelopeSchema, type Envelope } from '../crypto/index.js';
 import { ActionTakenSchema } from '../evidence/index.js';
 import { HealActionSchema } from './actions.js';
 
 /**
- * The spool between the unprivileged agent and the root healer (DESIGN 4), under
- * `<stateDir>/heal/`: requests/ (agent writes, healer reads and removes), results/ (healer writes,
- * agent reads and removes), pending/ (deferred orders, agent only).
+ * The healer's tree (config.healDir), owned by root:
+ *   state/     root 0700: the healer's own database; the agent cannot even list it.
+ *   requests/  root:<agent group> 1770: the drop box. The agent creates its requests here and,
+ *              the directory being sticky, can remove or rename only its own entries. Root reads
+ *              them without following links and never removes or renames anything here.
+ *   results/   root:<agent group> 0750: results root writes (0640) for the agent to read.
  */
-export function spoolPaths(stateDir: string) {
-  const root = join(stateDir, 'heal');
-  return { root, requests: join(root, 'requests'), results: join(root, 'results'), pending: join(root, 'pending'), applied: join(root, 'applied.json') };
+export function healPaths(healDir: string) {
+  return { root: healDir, state: join(healDir, 'state'), requests: join(healDir, 'requests'), results: join(healDir, 'results') };
 }
-
-/** The agent creates the spool, so it owns results/ and can remove what the healer writes there. */
-export function ensureSpool(stateDir: string): void {
-  const p = spoolPaths(stateDir);
-  for (const d of [p.requests, p.results, p.pending]) mkdirSync(d, { recursive: true, mode: 0o700 });
-}
+export type HealPaths = ReturnType<typeof healPaths>;
 
 const isoTime = z.iso.datetime();
-const MAX_SPOOL_FILE = 256 * 1024;
+/** The largest request or result file either side reads. */
+export const MAX_SPOOL_FILE = 256 * 1024;
+export const MAX_REASON = 4096;
 
 export const HealRequestSchema = z
   .object({
@@ -37,18 +36,21 @@ export const HealRequestSchema = z
   .strict();
 export type HealRequest = z.infer<typeof HealRequestSchema>;
 
-export const HEAL_OUTCOMES = ['healed', 'rolled_back', 'failed', 'deferred', 'rejected'] as const;
+export const HEAL_OUTCOMES = ['healed', 'rolled_back', 'failed', 'deferred', 'rejected', 'compliant'] as const;
 export type HealOutcome = (typeof HEAL_OUTCOMES)[number];
 
 export const HealResultSchema = z
   .object({
     version: z.literal(1),
-    request_id: z.uuid(),
+    /** The result file's own name: several results may answer one request (deferred, then applied). */
+    result_id: z.uuid(),
+    /** null for what the healer reports on its own (its unit failed). */
+    request_id: z.uuid().nullable(),
     order_id: z.uuid().nullable(),
     /** The evidence `check` field: the checks the order is about, or `order`. */
     check: z.string().max(256),
     outcome: z.enum(HEAL_OUTCOMES),
-    reason: z.string().max(4096).nullable(),
+    reason: z.string().max(MAX_REASON).nullable(),
     started_at: isoTime,
     finished_at: isoTime,
     pre_state: z.record(z.string(), z.unknown()).nullable(),
@@ -56,41 +58,103 @@ export const HealResultSchema = z
     post_state: z.record(z.string(), z.unknown()).nullable(),
     rollback_available: z.boolean(),
     controls: z.array(z.string()),
-    /** On `deferred`: the order envelope, so the agent keeps it pending and asks again later. */
-    retry_envelope: EnvelopeSchema.nullable(),
   })
   .strict();
 export type HealResult = z.infer<typeof HealResultSchema>;
 
-export const PendingHealSchema = z
-  .object({ version: z.literal(1), order_id: z.uuid(), deferred_at: isoTime, reason: z.string(), envelope: EnvelopeSchema })
-  .strict();
-export type PendingHeal = z.infer<typeof PendingHealSchema>;
+const UUID_JSON = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.json$/;
 
-const isUuidFile = (name: string): boolean => name.endsWith('.json') && z.uuid().safeParse(name.slice(0, -5)).success;
-
-/** Spool entries in name order; writeFileAtomic's dot-prefixed temp files are not entries. */
-export function listSpool(dir: string): { valid: string[]; strays: string[] } {
-  let names: string[];
-  try {
-    names = readdirSync(dir).sort();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { valid: [], strays: [] };
-    throw new AgentError('spool_read', `${dir}: cannot list (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  const visible = names.filter((n) => !n.startsWith('.'));
-  return { valid: visible.filter(isUuidFile).map((n) => join(dir, n)), strays: visible.filter((n) => !isUuidFile(n)).map((n) => join(dir, n)) };
+/** `<uuid>.json` in lower case: every other name in the drop box or results is not an entry. */
+export function entryId(name: string): string | null {
+  return UUID_JSON.test(name) ? name.slice(0, -5) : null;
 }
 
 /**
- * Read a spool file without following a symlink and only if it is a small regular file: the
- * healer runs as root over a directory the agent writes, so a planted link must not make it read
- * (or echo) another file.
+ * A reason for a result or a log line: one line, bounded, control characters gone. Everything
+ * root writes or prints about a request goes through here, so no request can add a line.
  */
-export function readSpoolFile(path: string): { ok: true; value: unknown } | { ok: false; message: string } {
+export function safeReason(text: string): string {
+  return oneLine(text, MAX_REASON - 8);
+}
+
+/**
+ * Zod issues as text that names only the schema's own fields: unknown keys are counted, not
+ * echoed, and a path segment that is not a plain identifier or index is shown as `?`.
+ */
+export function describeIssues(issues: readonly z.core.$ZodIssue[], max = 5): string {
+  const seg = (p: PropertyKey) => (typeof p === 'number' ? String(p) : typeof p === 'string' && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(p) ? p : '?');
+  const lines = issues.slice(0, max).map((i) => {
+    const where = i.path.length ? i.path.map(seg).join('.') : '(root)';
+    const what = i.code === 'unrecognized_keys' ? `${i.keys.length} unknown field(s)` : i.code === 'invalid_type' ? `expected ${i.expected}` : i.code;
+    return `${where}: ${what}`;
+  });
+  return safeReason(lines.join('; ') + (issues.length > max ? `; and ${issues.length - max} more` : ''));
+}
+
+// The agent's side of the drop box: plain file calls as the agent user, in a directory the
+// agent may write; nothing here runs as root.
+
+/** Write a request into the drop box: a temp name of the agent's own, then renamed into place. */
+export function writeHealRequest(healDir: string, request: HealRequest): string {
+  const dir = healPaths(healDir).requests;
+  const text = JSON.stringify(HealRequestSchema.parse(request)) + '\n';
+  const final = join(dir, `${request.request_id}.json`);
+  const tmp = join(dir, `.${request.request_id}.tmp`);
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o640);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, final);
+  return final;
+}
+
+/** The agent's entries in the drop box with their age: requests by id, anything else as a stray name. */
+export function listOwnRequests(healDir: string): { requests: Array<{ id: string; mtimeMs: number }>; strays: Array<{ name: string; mtimeMs: number }> } {
+  const dir = healPaths(healDir).requests;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    throw new AgentError('spool_read', `${dir}: cannot list the heal drop box (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const requests: Array<{ id: string; mtimeMs: number }> = [];
+  const strays: Array<{ name: string; mtimeMs: number }> = [];
+  for (const name of names.sort()) {
+    let mtimeMs: number;
+    try {
+      mtimeMs = lstatSync(join(dir, name)).mtimeMs;
+    } catch {
+      continue;
+    }
+    const id = entryId(name);
+    if (id) requests.push({ id, mtimeMs });
+    else strays.push({ name, mtimeMs });
+  }
+  return { requests, strays };
+}
+
+export function removeOwnRequest(healDir: string, name: string): void {
+  rmSync(join(healPaths(healDir).requests, name), { force: true, recursive: true });
+}
+
+/** Result files root wrote, by name order. */
+export function listResults(healDir: string): string[] {
+  const dir = healPaths(healDir).results;
+  try {
+    return readdirSync(dir).filter((n) => entryId(n) !== null).sort();
+  } catch (e) {
+    throw new AgentError('spool_read', `${dir}: cannot list heal results (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** Read a result file without following a link and only if it is a small regular file. */
+export function readResultFile(healDir: string, name: string): { ok: true; result: HealResult } | { ok: false; message: string } {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fd = openSync(join(healPaths(healDir).results, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     return { ok: false, message: `cannot open (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
   }
@@ -105,37 +169,19 @@ export function readSpoolFile(path: string): { ok: true; value: unknown } | { ok
       if (n === 0) break;
       off += n;
     }
+    let value: unknown;
     try {
-      return { ok: true, value: JSON.parse(buf.subarray(0, off).toString('utf8')) };
+      value = JSON.parse(buf.subarray(0, off).toString('utf8'));
     } catch {
       return { ok: false, message: 'not JSON' };
     }
+    const parsed = HealResultSchema.safeParse(value);
+    if (!parsed.success) return { ok: false, message: describeIssues(parsed.error.issues) };
+    if (`${parsed.data.result_id}.json` !== name) return { ok: false, message: 'result_id does not match the file name' };
+    return { ok: true, result: parsed.data };
   } finally {
     closeSync(fd);
   }
-}
-
-export function writeHealRequest(stateDir: string, request: HealRequest): string {
-  const path = join(spoolPaths(stateDir).requests, `${request.request_id}.json`);
-  writeFileAtomic(path, JSON.stringify(HealRequestSchema.parse(request), null, 2) + '\n', 0o600);
-  return path;
-}
-
-/** Results are world-readable so the unprivileged agent can read what root wrote. */
-export function writeHealResult(stateDir: string, result: HealResult): string {
-  const dir = spoolPaths(stateDir).results;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, `${result.request_id}.json`);
-  writeFileAtomic(path, JSON.stringify(HealResultSchema.parse(result), null, 2) + '\n', 0o644);
-  return path;
-}
-
-export function writePending(stateDir: string, pending: PendingHeal): void {
-  writeFileAtomic(join(spoolPaths(stateDir).pending, `${pending.order_id}.json`), JSON.stringify(PendingHealSchema.parse(pending), null, 2) + '\n', 0o600);
-}
-
-export function removeSpoolFile(path: string): void {
-  rmSync(path, { force: true });
 }
 
 export function asEnvelope(input: unknown): Envelope | null {

@@ -7,13 +7,14 @@ export function trustedKeysFromConfig(config: Pick<Config, 'trustedOrderKeys'>):
   return config.trustedOrderKeys.map((k, i) => parsePublicKey(k, `trustedOrderKeys.${i}`));
 }
 
-export function verifyContextFromConfig(config: Pick<Config, 'trustedOrderKeys' | 'siteId' | 'hostId' | 'orderTtl' | 'ntpMaxSkewMs'>, now: number): VerifyContext {
+export function verifyContextFromConfig(config: Pick<Config, 'trustedOrderKeys' | 'siteId' | 'hostId' | 'orderTtl' | 'ntpMaxSkewMs' | 'maxDeferral'>, now: number): VerifyContext {
   return {
     trustedKeys: trustedKeysFromConfig(config),
     siteId: config.siteId,
     hostId: config.hostId,
     orderTtlS: config.orderTtl,
     ntpMaxSkewMs: config.ntpMaxSkewMs,
+    maxDeferralS: config.maxDeferral,
     now,
   };
 }

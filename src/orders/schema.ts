@@ -33,6 +33,12 @@ const OrderHeaderSchema = z
     sequence: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
     issued_at: z.iso.datetime(),
     expires_at: z.iso.datetime(),
+    /**
+     * Optional: the latest time a disruptive action of this order may still run when it waits for
+     * the maintenance window. The healer must have recorded the order before expires_at; without
+     * execute_by it never acts after expires_at. Bounded by maxDeferral from issued_at.
+     */
+    execute_by: z.iso.datetime().optional(),
     policy_version: z.string().min(1).max(64),
     type: z.string().min(1).max(64),
     params: z.unknown(),
@@ -82,6 +88,9 @@ export function parseOrderPayload(raw: unknown): { ok: true; order: Order } | ({
   }
   if (Date.parse(h.expires_at) <= Date.parse(h.issued_at)) {
     return { ok: false, reason: 'bad_payload', message: 'expires_at must be after issued_at' };
+  }
+  if (h.execute_by !== undefined && Date.parse(h.execute_by) < Date.parse(h.expires_at)) {
+    return { ok: false, reason: 'bad_payload', message: 'execute_by must not be before expires_at' };
   }
   return { ok: true, order: { ...h, type: h.type, params: params.data } as Order };
 }

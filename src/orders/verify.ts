@@ -21,6 +21,9 @@ export const REJECT_REASONS = [
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
+/** config.maxDeferral's default: a week covers a window that opens once a day, with slack. */
+export const DEFAULT_MAX_DEFERRAL_S = 7 * 86_400;
+
 export interface VerifyContext {
   readonly trustedKeys: readonly PublicKey[];
   readonly siteId: string;
@@ -29,6 +32,8 @@ export interface VerifyContext {
   readonly orderTtlS: number;
   /** How far in the future issued_at may be before the order counts as forged or the clock as wrong. */
   readonly ntpMaxSkewMs: number;
+  /** config.maxDeferral: the latest execute_by an order may carry, in seconds after issued_at (default 7 days). */
+  readonly maxDeferralS?: number;
   readonly now: number;
 }
 
@@ -114,6 +119,10 @@ export function checkOrder(input: unknown, ctx: VerifyContext): OrderCheck {
   const expires = Date.parse(order.expires_at);
   if (expires - issued > ctx.orderTtlS * 1000) {
     return reject('ttl_too_long', `order lives ${Math.round((expires - issued) / 1000)} s, over orderTtl ${ctx.orderTtlS} s`, id, order);
+  }
+  const maxDeferralS = ctx.maxDeferralS ?? DEFAULT_MAX_DEFERRAL_S;
+  if (order.execute_by !== undefined && Date.parse(order.execute_by) - issued > maxDeferralS * 1000) {
+    return reject('ttl_too_long', `execute_by is ${Math.round((Date.parse(order.execute_by) - issued) / 1000)} s after issued_at, over maxDeferral ${maxDeferralS} s`, id, order);
   }
   if (issued > ctx.now + ctx.ntpMaxSkewMs) {
     return reject('issued_in_future', `issued_at is ${issued - ctx.now} ms ahead of this clock (allowed ${ctx.ntpMaxSkewMs} ms)`, id, order);

@@ -77,4 +77,18 @@ export const MIGRATIONS: readonly string[] = [
     bundle_id TEXT
   );
   `,
+  // 3: which healer results the agent has turned into evidence, and which requests it reported
+  // unanswered (the healer's results and the drop box are root's and the agent's files, not rows).
+  `
+  CREATE TABLE heal_results_seen (
+    result_id TEXT PRIMARY KEY,
+    request_id TEXT,
+    seen_at INTEGER NOT NULL
+  );
+  CREATE INDEX heal_results_seen_request ON heal_results_seen (request_id);
+  CREATE TABLE heal_requests_overdue (
+    request_id TEXT PRIMARY KEY,
+    reported_at INTEGER NOT NULL
+  );
+  `,
 ];

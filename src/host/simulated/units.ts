@@ -62,7 +62,9 @@ export class UnitTable {
   }
 
   systemctl(args: readonly string[]): SimReply {
-    const [verb, ...rest] = args;
+    const [verb, ...after] = args;
+    // `--` ends the options, as in systemctl: what follows are unit names even if they look like options.
+    const rest = after[0] === '--' ? after.slice(1) : after;
     switch (verb) {
       case 'is-active':
         return this.isActive(rest);
