@@ -178,7 +178,7 @@ class RequestRun {
 }
 
 /** New requests read per run; a flood of files waits for later runs instead of holding this one. */
-const MAX_REQUESTS_PER_RUN = 32;
+const MAX_REQUESTS_PER_RUN = 256;
 /** Names looked at per run in the drop box. */
 const MAX_NAMES = 4096;
 /** Results the agent has not read by then are removed by the healer (from its own directory). */

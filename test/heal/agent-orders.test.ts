@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { EVIDENCE_PAYLOAD_TYPE, type Envelope } from '../../src/crypto/index.js';
 import { REJECT_REASONS, type RejectReason } from '../../src/orders/index.js';
-import { createAgentHealing, spoolPaths } from '../../src/heal/index.js';
+import { createAgentHealing, healPaths } from '../../src/heal/index.js';
 import { makeDraft } from '../../src/agent/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 import { assertValidDrafts, msp, setup, type Setup } from './fixtures.js';
@@ -49,8 +49,7 @@ describe('every rejected order becomes evidence and causes no action', () => {
     assertValidDrafts(handled.drafts);
     expect(handled.drafts[0]).toMatchObject({ check: 'order', outcome: 'rejected', action_taken: [], post_state: null });
     expect(handled.drafts[0]!.reason).toMatch(new RegExp(`^${reason}: `));
-    expect(readdirSync(spoolPaths(s.stateDir).requests)).toEqual([]);
-    expect(readdirSync(spoolPaths(s.stateDir).pending)).toEqual([]);
+    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
     expect((await s.heal()).results).toEqual([]);
     expect(s.sim.actions()).toEqual([]);
     expect(s.sim.unitState('sshd.service')?.active).toBe('inactive');
@@ -126,7 +125,7 @@ describe('accepted orders that need no healer', () => {
     const enc = await s.healing.handleOrder(s.order('heal', { checks: ['encryption'] }), await s.cycle());
     expect(enc.drafts[0]).toMatchObject({ outcome: 'failed', check: 'encryption' });
     expect(enc.drafts[0]!.reason).toMatch(/^cannot heal: encryption: .*never done automatically/);
-    expect(readdirSync(spoolPaths(s.stateDir).requests)).toEqual([]);
+    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
   });
 
   it('a unit that is down but not in the baseline is never restarted', async () => {
@@ -140,7 +139,7 @@ describe('accepted orders that need no healer', () => {
   it('an accepted heal that cannot be spooled is evidence of failure, not silence', async () => {
     s = setup();
     s.sim.stopService('sshd.service');
-    const dir = spoolPaths(s.stateDir).requests;
+    const dir = healPaths(s.healDir).requests;
     rmSync(dir, { recursive: true });
     writeFileSync(dir, 'not a directory');
     const h = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());

@@ -8,7 +8,7 @@ import { simulatedAppliance, baselineFor, type SimulatedHost } from '../../src/h
 import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
 import { makeDraft } from '../../src/agent/index.js';
 import { EvidenceBundleSchema, type EvidenceDraft } from '../../src/evidence/index.js';
-import { applyHealRequests, createAgentHealing, type AgentHealing, type CycleContext, type HealerDeps } from '../../src/heal/index.js';
+import { applyHealRequests, createAgentHealing, initHealTree, type AgentHealing, type CollectedResults, type CycleContext, type HealerDeps } from '../../src/heal/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 
@@ -31,8 +31,11 @@ export interface Setup {
   cycle(): Promise<CycleContext>;
   /** A signed order for this appliance, issued now on the simulated clock. */
   order(type: string, params: Record<string, unknown>, overrides?: Record<string, unknown>): Envelope;
-  /** Run the healer over the spool (what the path unit starts). */
+  /** Run the healer over the drop box and its held orders (what the path unit and timer start). */
   heal(extra?: Partial<HealerDeps>): ReturnType<typeof applyHealRequests>;
+  /** The agent reads the healer's results: marked read and the drop box tidied, as one cycle does. */
+  collect(): Promise<CollectedResults>;
+  readonly healDir: string;
   cleanup(): void;
 }
 
@@ -53,15 +56,19 @@ export function setup(opts: { now?: number; config?: Record<string, unknown> } =
     caFile: '/etc/compliance-agent/ca.pem',
     trustedOrderKeys: [msp.text],
     stateDir,
+    healDir: join(stateDir, '..', `${stateDir.split('/').pop()}-heal`),
     rebuildHealthCheckTimeout: 60,
     ...opts.config,
   });
+  const agent = { uid: process.getuid!(), gid: process.getgid!() };
+  initHealTree(config.healDir, agent, sim.now());
   const db = openStateDb(stateDbPath(stateDir));
   const healing = createAgentHealing({ config, baseline, db, makeDraft: (facts, spec) => makeDraft(config, facts, spec) });
   const healer: HealerDeps = {
     host: sim,
     config,
     baseline,
+    agent,
     sleep: (ms) => {
       sim.advance(ms);
       return Promise.resolve();
@@ -98,9 +105,18 @@ export function setup(opts: { now?: number; config?: Record<string, unknown> } =
       );
     },
     heal: (extra = {}) => applyHealRequests({ ...healer, ...extra }),
+    healDir: config.healDir,
+    async collect() {
+      const results = await runChecks({ host: sim, config, baseline });
+      const collected = await healing.collectResults({ results, facts: systemFacts(results), now: sim.now() });
+      db.transaction(() => collected.record())();
+      collected.ack();
+      return collected;
+    },
     cleanup() {
       db.close();
       rmSync(stateDir, { recursive: true, force: true });
+      rmSync(config.healDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { spoolPaths, writeHealRequest, type HealAction, type HealRequest } from '../../src/heal/index.js';
+import { HealerState, healerStatePath, healPaths, writeHealRequest, type HealAction, type HealRequest } from '../../src/heal/index.js';
+import type { Order } from '../../src/orders/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 import { setup, type Setup } from './fixtures.js';
@@ -18,7 +19,7 @@ const orderIdOf = (env: Envelope) => (JSON.parse(Buffer.from(env.payload, 'base6
 /** Write a request as a (possibly compromised) agent could, bypassing the agent's own checks. */
 function spool(t: Setup, env: Envelope, actions: HealAction[], overrides: Partial<HealRequest> = {}): string {
   const request: HealRequest = { version: 1, request_id: randomUUID(), created_at: iso(t.sim.now()), envelope: env, plan: { order_id: orderIdOf(env), actions }, ...overrides };
-  writeHealRequest(t.stateDir, request);
+  writeHealRequest(t.healDir, request);
   return request.request_id;
 }
 
@@ -28,7 +29,6 @@ async function healNothing(t: Setup) {
   const run = await t.heal();
   expect(t.sim.actions()).toEqual([]);
   expect(run.results).toHaveLength(1);
-  expect(readdirSync(spoolPaths(t.stateDir).requests)).toEqual([]);
   return run.results[0]!.result;
 }
 
@@ -37,7 +37,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     s = setup();
     s.sim.stopService('sshd.service');
     const handled = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
-    const path = join(spoolPaths(s.stateDir).requests, `${handled.requestId}.json`);
+    const path = join(healPaths(s.healDir).requests, `${handled.requestId}.json`);
     const req = JSON.parse(readFileSync(path, 'utf8')) as HealRequest;
     const payload = JSON.parse(Buffer.from(req.envelope.payload, 'base64').toString()) as Record<string, unknown>;
     payload.type = 'apply_baseline';
@@ -72,7 +72,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     spool(s, s.order('heal', { checks: ['services'] }), [{ kind: 'restart_unit', unit: 'evil.service' }]);
     const r = await healNothing(s);
     expect(r.outcome).toBe('rejected');
-    expect(r.reason).toBe(`plan_not_allowed: "systemctl restart evil.service" is not an action heal order ${r.order_id} and the baseline allow`);
+    expect(r.reason).toBe(`plan_not_allowed: "systemctl restart -- evil.service" is not an action heal order ${r.order_id} and the baseline allow`);
   });
 
   it('a flakeRef neither signed in the order nor named by the baseline: plan_not_allowed', async () => {
@@ -118,53 +118,59 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     s = setup();
     s.sim.stopService('sshd.service');
     const handled = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
-    const path = join(spoolPaths(s.stateDir).requests, `${handled.requestId}.json`);
+    const path = join(healPaths(s.healDir).requests, `${handled.requestId}.json`);
     const saved = readFileSync(path);
     expect((await s.heal()).results[0]?.result.outcome).toBe('healed');
-    (await s.healing.collect(await s.cycle())).ack();
+    await s.collect();
 
+    // The same request id again: root answered it once and never reads it again.
     s.sim.stopService('sshd.service');
     writeFileSync(path, saved);
-    const again = await healNothing(s);
-    expect(again).toMatchObject({ outcome: 'rejected' });
-    expect(again.reason).toBe(`replayed: request ${handled.requestId} was already applied by the healer`);
+    s.sim.clearExecuted();
+    expect((await s.heal()).results).toEqual([]);
+    expect(s.sim.actions()).toEqual([]);
 
     const req = JSON.parse(saved.toString()) as HealRequest;
     spool(s, req.envelope, req.plan.actions);
     const other = await healNothing(s);
-    expect(other.reason).toBe(`replayed: order ${req.plan.order_id} was already applied by the healer`);
+    expect(other.reason).toBe(`replayed: order ${req.plan.order_id} was already received by the healer (done)`);
   });
 
-  it('a request the healer began but never finished is not run again (interrupted)', async () => {
+  it('an order the healer began but never finished is reported interrupted once and never run again', async () => {
     s = setup();
     const env = s.order('rollback', {});
-    const id = spool(s, env, [{ kind: 'rollback' }]);
-    writeFileSync(
-      spoolPaths(s.stateDir).applied,
-      JSON.stringify({ version: 1, entries: [{ request_id: id, order_id: orderIdOf(env), applied_at: s.sim.now(), expires_at: s.sim.now() + 600_000, done: false }] }),
-    );
+    const order = JSON.parse(Buffer.from(env.payload, 'base64').toString()) as Order;
+    const state = HealerState.open(healerStatePath(healPaths(s.healDir).state));
+    state.recordOrder(order, randomUUID(), 'applying', env, s.sim.now());
+    state.close();
     const r = await healNothing(s);
-    expect(r).toMatchObject({ outcome: 'failed' });
+    expect(r).toMatchObject({ outcome: 'failed', order_id: order.order_id });
     expect(r.reason).toMatch(/^interrupted/);
+    // Dropped again by a compromised agent: a replay, not a second run.
+    spool(s, env, [{ kind: 'rollback' }]);
+    expect((await healNothing(s)).reason).toMatch(/^replayed: .*\(interrupted\)/);
   });
 
-  it('a corrupt applied record fails closed', async () => {
+  it('a missing or corrupt healer state is refused loudly, never read as empty', async () => {
     s = setup();
     spool(s, s.order('rollback', {}), [{ kind: 'rollback' }]);
-    writeFileSync(spoolPaths(s.stateDir).applied, '{"version":1,"entries":[{"garbage"');
-    const r = await healNothing(s);
-    expect(r).toMatchObject({ outcome: 'failed' });
-    expect(r.reason).toMatch(/applied record is not valid; refusing to act/);
+    const db = healerStatePath(healPaths(s.healDir).state);
+    writeFileSync(db, 'this is not a database, it is garbage of the same size as a header');
+    s.sim.clearExecuted();
+    await expect(s.heal()).rejects.toThrow(/the healer's state cannot be used/);
+    rmSync(db);
+    await expect(s.heal()).rejects.toThrow(/the healer's state is missing; .* never assumed empty/);
+    expect(s.sim.actions()).toEqual([]);
   });
 
-  it('a symlink planted in the spool is not followed, garbage is refused, stray names are removed', async () => {
+  it('a symlink planted in the drop box is not followed, garbage is refused, stray names are ignored and left', async () => {
     s = setup();
-    const dir = spoolPaths(s.stateDir).requests;
+    const dir = healPaths(s.healDir).requests;
     const secret = join(s.stateDir, 'secret.json');
     writeFileSync(secret, JSON.stringify({ token: 'do-not-echo' }));
     symlinkSync(secret, join(dir, `${randomUUID()}.json`));
     let r = await healNothing(s);
-    expect(r.reason).toBe('bad_request: cannot open (ELOOP)');
+    expect(r.reason).toBe('bad_request: not a regular file');
     expect(JSON.stringify(r)).not.toContain('do-not-echo');
     writeFileSync(join(dir, `${randomUUID()}.json`), '{not json');
     r = await healNothing(s);
@@ -172,9 +178,10 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     writeFileSync(join(dir, `${randomUUID()}.json`), JSON.stringify({ version: 1, request_id: 'x', shell: 'rm -rf /' }));
     r = await healNothing(s);
     expect(r.reason).toMatch(/^bad_request: /);
+    expect(r.reason).not.toContain('shell');
     writeFileSync(join(dir, 'notes.txt'), 'hello');
     const run = await s.heal();
-    expect(run.strays).toEqual([join(dir, 'notes.txt')]);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(run.ignored).toBe(1);
+    expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('hello');
   });
 });

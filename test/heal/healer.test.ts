@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spoolPaths, type HealerDeps } from '../../src/heal/index.js';
+import { healPaths, type HealerDeps } from '../../src/heal/index.js';
 import { assertValidDrafts, setup, type Setup } from './fixtures.js';
 
 let s: Setup | undefined;
@@ -16,9 +16,8 @@ async function orderThroughHealer(t: Setup, envelope: unknown, extra: Partial<He
   expect(handled.accepted).toBe(true);
   t.sim.clearExecuted();
   const run = await t.heal(extra);
-  const collected = await t.healing.collect(await t.cycle());
+  const collected = await t.collect();
   assertValidDrafts(collected.drafts);
-  collected.ack();
   return { handled, run, result: run.results[0]?.result, drafts: collected.drafts };
 }
 
@@ -35,15 +34,17 @@ describe('heal-apply acts from the fixed repertoire and health-checks', () => {
     const { handled, result, drafts } = await orderThroughHealer(s, env);
     expect(handled.drafts).toEqual([]);
     expect(result?.outcome).toBe('healed');
-    expect(s.sim.actions()).toEqual(['systemctl restart postgresql.service']);
+    expect(s.sim.actions()).toEqual(['systemctl restart -- postgresql.service']);
     expect(drafts).toHaveLength(1);
     expect(drafts[0]).toMatchObject({ check: 'services', outcome: 'healed', rollback_available: true });
     expect(drafts[0]!.order_id).toBe(result?.order_id);
-    expect(drafts[0]!.action_taken).toEqual([{ command: 'systemctl', args: ['restart', 'postgresql.service'], status: 'ok', exit_code: 0, duration_ms: expect.any(Number) }]);
+    expect(drafts[0]!.action_taken).toEqual([{ command: 'systemctl', args: ['restart', '--', 'postgresql.service'], status: 'ok', exit_code: 0, duration_ms: expect.any(Number) }]);
     expect(drafts[0]!.pre_state).toMatchObject({ checks: { services: { status: 'drift', drift_units: ['postgresql.service'] } } });
     expect(drafts[0]!.post_state).toMatchObject({ checks: { services: { status: 'compliant' } } });
-    expect(readdirSync(spoolPaths(s.stateDir).requests)).toEqual([]);
-    expect(readdirSync(spoolPaths(s.stateDir).results)).toEqual([]);
+    // The agent removed its answered request; the result stays in root's directory, read once.
+    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+    expect(readdirSync(healPaths(s.healDir).results)).toHaveLength(1);
+    expect((await s.collect()).drafts).toEqual([]);
   });
 
   it('re-triggers the baseline backup unit when the backup is too old', async () => {
@@ -51,7 +52,7 @@ describe('heal-apply acts from the fixed repertoire and health-checks', () => {
     s.sim.setBackupAge(40);
     const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['backup'] }));
     expect(result?.outcome).toBe('healed');
-    expect(s.sim.actions()).toEqual(['systemctl start restic-backups-appliance.service']);
+    expect(s.sim.actions()).toEqual(['systemctl start -- restic-backups-appliance.service']);
   });
 
   it('switches back to the baseline flake when patching drifted: healed on a new generation', async () => {
@@ -171,25 +172,26 @@ describe('a failed switch or failed health check ends rolled back (invariant 3)'
   });
 });
 
-describe('crash safety of the spool', () => {
-  it('a request whose result already exists (the healer stopped before removing it) is removed, never run again', async () => {
+describe('crash safety of the drop box', () => {
+  it('a request answered once is never answered or run again, even when the agent drops it again', async () => {
     s = setup();
     s.sim.stopService('sshd.service');
     await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
-    const [request] = readdirSync(spoolPaths(s.stateDir).requests);
-    const saved = readFileSync(join(spoolPaths(s.stateDir).requests, request!));
+    const [request] = readdirSync(healPaths(s.healDir).requests);
+    const saved = readFileSync(join(healPaths(s.healDir).requests, request!));
     const first = await s.heal();
     expect(first.results[0]?.result.outcome).toBe('healed');
-    writeFileSync(join(spoolPaths(s.stateDir).requests, request!), saved);
+    await s.collect();
+    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+    writeFileSync(join(healPaths(s.healDir).requests, request!), saved);
     s.sim.clearExecuted();
     s.sim.stopService('sshd.service');
     const second = await s.heal();
     expect(second.results).toEqual([]);
     expect(s.sim.actions()).toEqual([]);
-    expect(readdirSync(spoolPaths(s.stateDir).requests)).toEqual([]);
   });
 
-  it('results stay until ack: a crash before the evidence is chained re-reads them; after ack they are gone', async () => {
+  it('results are read once: a crash before the evidence is chained re-reads them; once recorded they are not read again', async () => {
     s = setup();
     s.sim.stopService('sshd.service');
     await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
@@ -198,22 +200,25 @@ describe('crash safety of the spool', () => {
     const again = await s.healing.collectResults(await s.cycle());
     expect(first.drafts.map((d) => d.outcome)).toEqual(['healed']);
     expect(again.drafts.map((d) => d.order_id)).toEqual(first.drafts.map((d) => d.order_id));
+    again.record();
     again.ack();
     expect((await s.healing.collectResults(await s.cycle())).drafts).toEqual([]);
+    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
   });
 
-  it('one cycle: promote, run the healer, collect once: exactly one bundle per result', async () => {
-    s = setup({ now: Date.UTC(2026, 10, 23, 1, 55, 0), config: { orderTtl: 3600 } });
+  it('a disruptive heal outside the window: held by root, one deferred bundle, then one healed bundle when the window opens', async () => {
+    s = setup({ now: Date.UTC(2026, 10, 23, 1, 55, 0) });
     s.sim.setRunningRevision('9999999999999999999999999999999999999999');
-    const env = s.order('heal', { checks: ['patching'] }, { expires_at: new Date(s.sim.now() + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z') });
-    expect((await s.healing.handleOrder(env, await s.cycle())).drafts[0]).toMatchObject({ outcome: 'deferred' });
-    s.sim.setNow(Date.UTC(2026, 10, 23, 2, 1, 0));
-    const ctx = await s.cycle();
-    const promoted = await s.healing.promote(ctx);
-    expect(promoted.promoted).toHaveLength(1);
-    expect(promoted.drafts).toEqual([]);
+    const env = s.order('heal', { checks: ['patching'] });
+    expect((await s.healing.handleOrder(env, await s.cycle())).drafts).toEqual([]);
     await s.heal();
-    const done = await s.healing.collectResults(ctx);
+    expect((await s.collect()).drafts.map((d) => d.outcome)).toEqual(['deferred']);
+    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+    s.sim.setNow(Date.UTC(2026, 10, 23, 2, 1, 0));
+    await s.heal();
+    const done = await s.collect();
     expect(done.drafts.map((d) => d.outcome)).toEqual(['healed']);
+    await s.heal();
+    expect((await s.collect()).drafts).toEqual([]);
   });
 });
