@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { healPaths, type HealerDeps } from '../../src/heal/index.js';
+import { healPaths, recordHealerFailure, HEAL_RESULT_BOUND_MS, type HealerDeps } from '../../src/heal/index.js';
 import { assertValidDrafts, setup, type Setup } from './fixtures.js';
 
 let s: Setup | undefined;
@@ -220,5 +220,37 @@ describe('crash safety of the drop box', () => {
     expect(done.drafts.map((d) => d.outcome)).toEqual(['healed']);
     await s.heal();
     expect((await s.collect()).drafts).toEqual([]);
+  });
+});
+
+describe('the agent notices a healer that does not answer (finding 4)', () => {
+  it('a request with no result after the bound is failed evidence, reported once; a later result is still reported', async () => {
+    s = setup();
+    s.sim.stopService('sshd.service');
+    const handled = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    expect((await s.collect()).drafts).toEqual([]);
+    const file = join(healPaths(s.healDir).requests, `${handled.requestId}.json`);
+    const old = (Date.now() - HEAL_RESULT_BOUND_MS - 60_000) / 1000;
+    utimesSync(file, old, old);
+    const late = (await s.collect()).drafts;
+    assertValidDrafts(late);
+    expect(late).toHaveLength(1);
+    expect(late[0]).toMatchObject({ check: 'order', outcome: 'failed' });
+    expect(late[0]!.reason).toMatch(new RegExp(`^heal request ${handled.requestId} has no result from the healer after \\d+ min`));
+    expect((await s.collect()).drafts).toEqual([]);
+    s.sim.advance(60_000);
+    await s.heal();
+    expect((await s.collect()).drafts.map((d) => d.outcome)).toEqual(['healed']);
+    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+  });
+
+  it('the healer unit\'s OnFailure= leaves a failed result the agent reports', async () => {
+    s = setup();
+    recordHealerFailure(s.healDir, { uid: process.getuid!(), gid: process.getgid!() }, s.sim.now(), 'start-limit-hit');
+    const drafts = (await s.collect()).drafts;
+    assertValidDrafts(drafts);
+    expect(drafts).toHaveLength(1);
+    expect(drafts[0]).toMatchObject({ check: 'order', outcome: 'failed' });
+    expect(drafts[0]!.reason).toMatch(/^the healer unit failed \(start-limit-hit\)/);
   });
 });
