@@ -9,12 +9,22 @@ import { EXIT, type Command } from './command.js';
 import { printError } from './output.js';
 
 const USAGE = [
-  'compliance-agent order sign --key KEY [--ttl SECONDS] ORDER.json|-',
+  'compliance-agent order sign --key KEY [--ttl SECONDS] [--execute-within DURATION] ORDER.json|-',
   '  fills order_id, issued_at, expires_at (issued_at + ttl, default 900) and sequence when absent,',
+  '  --execute-within: execute_by = issued_at + DURATION (e.g. 36h, 7d; at most the appliance\'s maxDeferral),',
+  '    how long a disruptive action may wait for the maintenance window once the healer has the order;',
   '  validates the order as the agent will, prints the signed DSSE envelope',
   'compliance-agent order verify --config CONFIG [--json] ENVELOPE.json|-',
   '  prints the decision this agent would take and why; exit 0 accepted, 1 rejected; changes no state',
 ].join('\n');
+
+/** `90`, `90s`, `45m`, `36h`, `7d` in seconds; null when it is none of those or zero. */
+function parseDuration(text: string): number | null {
+  const m = /^(\d{1,7})([smhd]?)$/.exec(text);
+  if (!m) return null;
+  const s = Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+  return s > 0 ? s : null;
+}
 
 function readInput(path: string): string {
   return path === '-' ? readFileSync(0, 'utf8') : readFileSync(path, 'utf8');
@@ -23,14 +33,15 @@ function readInput(path: string): string {
 async function sign(args: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args, allowPositionals: true, options: { key: { type: 'string' }, ttl: { type: 'string' } } });
+    parsed = parseArgs({ args, allowPositionals: true, options: { key: { type: 'string' }, ttl: { type: 'string' }, 'execute-within': { type: 'string' } } });
   } catch (e) {
     printError(`${(e as Error).message}\nusage: ${USAGE}`);
     return EXIT.usage;
   }
   const [file, ...extra] = parsed.positionals;
   const ttl = parsed.values.ttl === undefined ? undefined : Number(parsed.values.ttl);
-  if (!file || extra.length || !parsed.values.key || (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0))) {
+  const within = parsed.values['execute-within'] === undefined ? undefined : parseDuration(parsed.values['execute-within']);
+  if (!file || extra.length || !parsed.values.key || (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) || within === null) {
     printError(`usage: ${USAGE}`);
     return EXIT.usage;
   }
@@ -48,7 +59,7 @@ async function sign(args: string[]): Promise<number> {
       return EXIT.failed;
     }
     const key = loadSecretKeyFile(parsed.values.key);
-    const order = prepareOrder(draft.value, { now: Date.now(), ttlS: ttl });
+    const order = prepareOrder(draft.value, { now: Date.now(), ttlS: ttl, ...(within === undefined ? {} : { executeWithinS: within }) });
     process.stdout.write(JSON.stringify(signOrder(order, key), null, 2) + '\n');
     return EXIT.ok;
   } catch (e) {

@@ -9,8 +9,9 @@ export const DEFAULT_ORDER_TTL_S = 900;
  * MSP side: complete an order draft and validate it exactly as the agent will. Fills `order_id`
  * (uuid), `issued_at` (now), `expires_at` (issued_at + ttl) and, when absent, `sequence` as the
  * issue time in milliseconds, which increases as long as one clock signs a site's orders.
+ * `executeWithinS` sets `execute_by` that long after `issued_at`.
  */
-export function prepareOrder(draft: unknown, options: { now: number; ttlS?: number }): Order {
+export function prepareOrder(draft: unknown, options: { now: number; ttlS?: number; executeWithinS?: number }): Order {
   if (typeof draft !== 'object' || draft === null || Array.isArray(draft)) {
     throw new AgentError('order_invalid', 'an order must be a JSON object');
   }
@@ -23,6 +24,7 @@ export function prepareOrder(draft: unknown, options: { now: number; ttlS?: numb
     issued_at: issuedAt,
     expires_at: d.expires_at ?? (Number.isNaN(issuedMs) ? undefined : isoSeconds(issuedMs + (options.ttlS ?? DEFAULT_ORDER_TTL_S) * 1000)),
     sequence: d.sequence ?? (Number.isNaN(issuedMs) ? undefined : issuedMs),
+    ...(options.executeWithinS !== undefined && !Number.isNaN(issuedMs) ? { execute_by: isoSeconds(issuedMs + options.executeWithinS * 1000) } : {}),
   };
   const parsed = parseOrderPayload(filled);
   if (!parsed.ok) throw new AgentError('order_invalid', `order is not valid (${parsed.reason})`, parsed.message.split('; '));
