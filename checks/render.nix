@@ -80,6 +80,30 @@ let
     };
   };
 
+  # The healer's units and tree, as the module installs them.
+  heal = {
+    service = unit.renderUnit {
+      Unit = services.healUnit // {
+        Description = "compliance-agent healer";
+      };
+      Service = services.heal {
+        exe = "/run/current-system/sw/bin/compliance-agent";
+        configFile = "/etc/compliance-agent/config.json";
+      };
+    };
+    path = unit.renderUnit {
+      Unit.Description = "compliance-agent: start the healer when the agent drops a heal request";
+      Path = services.healPath;
+      Install.WantedBy = "paths.target";
+    };
+    timer = unit.renderUnit {
+      Unit.Description = "compliance-agent: run the healer when the maintenance window opens";
+      Timer = services.healTimer options.maintenanceWindow;
+      Install.WantedBy = "timers.target";
+    };
+    tmpfiles = agentConfig.healTmpfilesRules;
+  };
+
   lines = text: filter isString (split "\n" text);
   hasPrefix = p: s: substring 0 (stringLength p) s == p;
 
@@ -120,6 +144,15 @@ let
     (expect (ruleset.egressTcpPorts { deploymentMode = "direct"; syslogTarget = "tcp://siem.example:514"; } == [ 443 ])
       "direct mode sends no syslog, so it opens no syslog port"
     )
+    (expect (!(services.healPath ? DirectoryNotEmpty) && !(services.healPath ? PathExistsGlob))
+      "the healer's path unit must be edge-triggered: root never empties the drop box"
+    )
+    (expect (elem "d ${agentConfig.healDir}/requests 1770 root ${agentConfig.healUser} - -" agentConfig.healTmpfilesRules)
+      "the drop box must be root's, sticky, for the agent's group only"
+    )
+    (expect (config.healDir == agentConfig.healDir && config.healDir != config.stateDir)
+      "config.json must name the healer's tree, apart from the agent's state directory"
+    )
     (expect (elem "  meta skuid \"compliance-agent\" jump egress" (
       lines (ruleset.renderTableBody { scope = "agent"; })
     )) "the agent scope must send the agent's packets through the allowlist")
@@ -138,6 +171,7 @@ builtins.deepSeq selfChecks {
     agentUnit
     agentUnitAddressAllow
     egressUnit
+    heal
     config
     loadCredentials
     ;

@@ -25,7 +25,7 @@ let
   agentConfig = import ./lib/config.nix;
   services = import ./lib/services.nix;
   ruleset = import ./lib/ruleset.nix;
-  inherit (agentConfig) defaults stateDir;
+  inherit (agentConfig) defaults stateDir healDir;
 
   json = pkgs.formats.json { };
 
@@ -72,6 +72,7 @@ let
     "ntpMaxSkewMs"
     "rebuildHealthCheckTimeout"
     "heartbeatInterval"
+    "maxDeferral"
   ];
 
   fileOption =
@@ -188,6 +189,16 @@ in
       default = defaults.maintenanceWindow;
       example = "22:00-01:00";
       description = "UTC window `HH:MM-HH:MM` (may cross midnight) for disruptive heals such as `nixos-rebuild switch`.";
+    };
+
+    maxDeferral = mkOption {
+      type = types.int;
+      default = defaults.maxDeferral;
+      description = ''
+        Longest wait, in seconds after `issued_at`, an order may ask for with `execute_by`: how
+        long a disruptive heal the healer has recorded may wait for the maintenance window. An
+        order without `execute_by` never runs after its `expires_at`.
+      '';
     };
 
     allowDisruptiveOutsideWindow = mkOption {
@@ -567,18 +578,48 @@ in
       };
     };
 
+    # The healer's tree: root's own state, the agent's drop box, root's results (see
+    # modules/lib/config.nix). The healer refuses to run when any of it is wrong.
+    systemd.tmpfiles.rules = agentConfig.healTmpfilesRules;
+
     systemd.paths.compliance-agent-heal = {
-      description = "compliance-agent: start the healer when a heal request is spooled";
+      description = "compliance-agent: start the healer when the agent drops a heal request";
       wantedBy = [ "paths.target" ];
-      pathConfig.DirectoryNotEmpty = "${stateDir}/heal/requests";
+      pathConfig = services.healPath;
+    };
+
+    systemd.timers.compliance-agent-heal = {
+      description = "compliance-agent: run the healer when the maintenance window opens, and now and then";
+      wantedBy = [ "timers.target" ];
+      timerConfig = services.healTimer cfg.maintenanceWindow;
+    };
+
+    systemd.services.compliance-agent-heal-init = {
+      description = "compliance-agent: create the healer's state once";
+      wantedBy = [ "multi-user.target" ];
+      before = [
+        "compliance-agent-heal.service"
+        "compliance-agent.service"
+      ];
+      after = [ "systemd-tmpfiles-setup.service" ];
+      unitConfig.ConditionPathExists = "!${healDir}/state/healer.db";
+      serviceConfig = services.healInit { inherit exe configFile; };
+    };
+
+    systemd.services.compliance-agent-heal-failed = {
+      description = "compliance-agent: report a failed healer run as a result the agent turns into evidence";
+      serviceConfig = services.healFailed { inherit exe configFile; };
     };
 
     # A switch must not restart or stop the healer halfway through its own switch (as nixpkgs'
     # system.autoUpgrade does for nixos-upgrade.service).
     systemd.services.compliance-agent-heal = {
-      description = "compliance-agent healer: verify spooled heal orders and apply them";
+      description = "compliance-agent healer: verify dropped heal orders, hold them for the window, apply them";
       restartIfChanged = false;
-      unitConfig.X-StopOnRemoval = false;
+      unitConfig = services.healUnit // {
+        X-StopOnRemoval = false;
+      };
+      after = [ "compliance-agent-heal-init.service" ];
       path = [
         config.system.build.nixos-rebuild
         config.nix.package.out

@@ -1,5 +1,5 @@
 # config.json for the agent, from the module's option values: the seed's option table (same
-# names and defaults) plus caFile, trustedOrderKeys, stateDir and heartbeatInterval
+# names and defaults) plus caFile, trustedOrderKeys, stateDir, healDir, heartbeatInterval and maxDeferral
 # (src/config/schema.ts, whose ConfigSchema rejects any other key).
 #
 # Every file option is handed to the agent with systemd's LoadCredential=: the unit copies it
@@ -43,9 +43,22 @@ let
     heartbeatInterval = 3600;
     syslogCaFile = null;
     webhookCaFile = null;
+    # Longest execute_by an order may carry, in seconds after issued_at: 7 days.
+    maxDeferral = 604800;
   };
 
   stateDir = "/var/lib/compliance-agent";
+  # The root healer's tree (src/heal/spool.ts): state/ root 0700, requests/ the drop box the
+  # agent's group may only add its own files to (sticky), results/ root writes and the agent reads.
+  healDir = "/var/lib/compliance-agent-heal";
+  healUser = "compliance-agent";
+  # systemd-tmpfiles lines for that tree; `d` also corrects a wrong mode or owner at every boot.
+  healTmpfilesRules = [
+    "d ${healDir} 0755 root root - -"
+    "d ${healDir}/state 0700 root root - -"
+    "d ${healDir}/requests 1770 root ${healUser} - -"
+    "d ${healDir}/results 0750 root ${healUser} - -"
+  ];
   # Listing the ruleset needs CAP_NET_ADMIN, which the agent never holds: a separate unit writes
   # `nft list ruleset` here and the firewall check reads it.
   rulesetSnapshotDir = "compliance-agent-ruleset";
@@ -92,6 +105,7 @@ let
     "logLevel"
     "trustedOrderKeys"
     "heartbeatInterval"
+    "maxDeferral"
   ];
 
   # `toString` and never "${path}": interpolating a path literal would copy the secret into the
@@ -117,7 +131,7 @@ let
     // {
       # Interpolated: a path literal is copied to the store (a baseline is public).
       baselinePath = "${cfg.baselinePath}";
-      inherit stateDir rulesetSnapshotFile metricsFile;
+      inherit stateDir healDir rulesetSnapshotFile metricsFile;
     };
 
   # The host of an https:// URL (brackets of an IPv6 literal removed), or null.
@@ -155,6 +169,9 @@ in
   inherit
     defaults
     stateDir
+    healDir
+    healUser
+    healTmpfilesRules
     rulesetSnapshotDir
     rulesetSnapshotFile
     metricsDir

@@ -6,7 +6,7 @@
 let
   hardening = import ./hardening.nix;
   agentConfig = import ./config.nix;
-  inherit (agentConfig) stateDir;
+  inherit (agentConfig) stateDir healDir healUser;
   # The user of the two helpers that need CAP_NET_ADMIN (egress refresh, ruleset snapshot).
   netUser = "compliance-agent-net";
 in
@@ -30,6 +30,8 @@ in
       StateDirectory = "compliance-agent";
       StateDirectoryMode = "0700";
       WorkingDirectory = stateDir;
+      # The healer's drop box is the only place outside its state the agent may write.
+      ReadWritePaths = [ "${healDir}/requests" ];
       LoadCredential = loadCredentials;
       # metrics.prom for node_exporter, which runs as another user: world-readable, kept across
       # restarts so a restart does not read as a vanished agent.
@@ -112,8 +114,9 @@ in
       IPAddressDeny = "any";
     };
 
-  # The root side (DESIGN 4): re-verifies each spooled order itself and acts. It switches the
-  # system, so it is not sandboxed beyond a private /tmp.
+  # The root side: re-verifies each request in the drop box itself, holds orders for the window in
+  # its own state, acts. It switches the system, so it is not sandboxed beyond a private /tmp;
+  # what keeps the agent from steering it is that it follows no path the agent can change.
   heal =
     { exe, configFile }:
     {
@@ -122,16 +125,58 @@ in
         exe
         "heal-apply"
         "--config ${configFile}"
-        "--applied %S/compliance-agent-heal/applied.json"
+        "--agent-user ${healUser}"
       ];
-      # Root's own record of applied requests, out of the agent's reach.
-      StateDirectory = "compliance-agent-heal";
-      StateDirectoryMode = "0700";
       PrivateTmp = true;
-      # Results in the agent's (0700) spool are written 0644 so the agent can read them.
-      UMask = "0022";
+      # Results get their mode (0640, the agent's group) on the descriptor; nothing else is shared.
+      UMask = "0077";
       # heal-apply bounds each action itself (a switch may build for an hour, a backup run for
       # longer); this only stops a healer that hangs outright.
       TimeoutStartSec = "12h";
     };
+
+  # [Unit] of the healer: the agent can start it at will (any file it drops), so starts are
+  # bounded, and a failure (or the limit) leaves a failed result the agent turns into evidence.
+  healUnit = {
+    StartLimitIntervalSec = "10min";
+    StartLimitBurst = 30;
+    OnFailure = "compliance-agent-heal-failed.service";
+  };
+
+  # Creates the healer's state once. heal-apply itself never creates it, and --init refuses to
+  # replace one, so a state that goes missing later stops the healer instead of reading as empty.
+  healInit =
+    { exe, configFile }:
+    {
+      Type = "oneshot";
+      RemainAfterExit = true;
+      ExecStart = "${exe} heal-apply --config ${configFile} --agent-user ${healUser} --init";
+      UMask = "0077";
+    };
+
+  healFailed =
+    { exe, configFile }:
+    {
+      Type = "oneshot";
+      ExecStart = "${exe} heal-apply --config ${configFile} --agent-user ${healUser} --record-failure compliance-agent-heal.service";
+      UMask = "0077";
+    };
+
+  # The drop box triggers the healer on any change (an edge, not a level: root never empties the
+  # drop box, so DirectoryNotEmpty= would fire forever); the trigger is rate-limited too.
+  healPath = {
+    PathChanged = "${healDir}/requests";
+    TriggerLimitIntervalSec = "1min";
+    TriggerLimitBurst = 20;
+  };
+
+  # Held orders run when the window opens, whatever the agent does; the interval catches a
+  # window whose first minutes had an insane clock, and a drop box change the path unit missed.
+  healTimer = maintenanceWindow: {
+    OnCalendar = "*-*-* ${builtins.substring 0 5 maintenanceWindow}:00 UTC";
+    OnUnitInactiveSec = "15min";
+    OnBootSec = "5min";
+    Persistent = true;
+    AccuracySec = "30s";
+  };
 }
