@@ -1,8 +1,9 @@
 /**
  * npm run demo: one clinic appliance (simulated NixOS host) and the reference MCP over real mTLS.
  * Drift is injected, the MCP goes down and comes back, signed orders heal inside the maintenance
- * window, a forged order is rejected, an order outside the window is deferred, a switch that fails
- * its health check is rolled back; every bundle is verified at the end. Exit 0 only if all holds.
+ * window, a forged order is rejected, a disruptive heal ordered in the afternoon is held by the
+ * root healer and applied in the next night's window, a switch that fails its health check is
+ * rolled back; every bundle is verified at the end. Exit 0 only if all holds.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -114,17 +115,22 @@ async function main(): Promise<number> {
     const healedSvc = await cycle(h, rt);
     expectThat(healedSvc.some((b) => b.check === 'services' && b.outcome === 'healed'), 'services healed: postgresql.service restarted');
 
-    step(8, 'Signed heal order for the firewall at 01:50 UTC, outside the window: deferred');
-    clockTo(h, 1, 50);
+    step(8, 'Signed heal order for the firewall at 14:00 UTC, valid for 15 minutes, execute_by in 36 h: the healer holds it');
+    clockTo(h, 14, 0);
     h.host.clearExecuted();
-    h.mcp.enqueueOrder(h.signOrder('heal', { checks: ['firewall'] }));
+    h.mcp.enqueueOrder(h.signOrder('heal', { checks: ['firewall'] }, { execute_by: new Date(h.host.now() + 36 * 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z') }));
     const deferred = await cycle(h, rt);
-    expectThat(deferred.some((b) => b.outcome === 'deferred') && h.host.actions().length === 0, 'deferred (disruptive: nixos-rebuild), nothing run');
+    expectThat(deferred.some((b) => b.outcome === 'deferred' && /held by the healer/.test(b.reason ?? '')) && h.host.actions().length === 0, 'deferred (disruptive: nixos-rebuild), held in the healer\'s own state, nothing run');
+    for (const [hh, mm] of [[14, 30], [23, 0]] as const) {
+      clockTo(h, hh, mm);
+      const quiet = await cycle(h, rt);
+      expectThat(!quiet.some((b) => b.check === 'firewall' && b.outcome !== 'drift_detected') && h.host.actions().length === 0, `${String(hh).padStart(2, '0')}:${String(mm).padStart(2, '0')}: still held (the order expired at 14:15; execute_by bounds the wait), nothing run`);
+    }
 
-    step(9, 'The window opens at 02:00: the deferred heal runs (nixos-rebuild switch), health check passes');
+    step(9, 'The next night the window opens at 02:00: the healer runs the held order (nixos-rebuild switch), health check passes');
     clockTo(h, 2, 0);
     const healedFw = await cycle(h, rt);
-    expectThat(healedFw.some((b) => b.check === 'firewall' && b.outcome === 'healed'), 'firewall healed by a switch to the baseline flake');
+    expectThat(healedFw.some((b) => b.check === 'firewall' && b.outcome === 'healed'), 'firewall healed by a switch to the baseline flake, 12 hours after the order expired');
 
     step(10, 'Signed apply_baseline to a new revision whose generation fails its health check: rolled back');
     const current = h.host.currentGeneration();
