@@ -102,11 +102,20 @@ describe('config', () => {
       expect.objectContaining({
         details: expect.arrayContaining([
           'patching.flakeRef: must be a flake reference without shell metacharacters',
-          'services.required.0: must be a systemd unit name like sshd.service',
+          'services.required.0: must be a systemd unit name like sshd.service (not starting with a dash)',
           'firewall.rulesetHash: must be sha256:<64 hex>',
         ]),
       }),
     );
+  });
+
+  it('unit names follow one pattern for the baseline and the healer: none may start with a dash', () => {
+    const base = { version: 1, patching: { configurationRevision: 'abc', flakeRef: '/etc/nixos#a' }, firewall: { rulesetHash: `sha256:${'0'.repeat(64)}` }, encryption: { requiredMounts: [] } };
+    for (const unit of ['-.service', '--no-block.service', '-H.service']) {
+      expect(() => parseBaseline({ ...base, services: { required: [unit] }, backup: { unit: 'restic.service', stampFile: '/s', maxAgeHours: 1 } })).toThrow(/problem/);
+      expect(() => parseBaseline({ ...base, services: { required: [] }, backup: { unit, stampFile: '/s', maxAgeHours: 1 } })).toThrow(/problem/);
+    }
+    expect(parseBaseline({ ...base, services: { required: ['systemd-journald@a.service', 'sys-fs\\x2dx.mount'] }, backup: { unit: 'restic.service', stampFile: '/s', maxAgeHours: 1 } }).services.required).toHaveLength(2);
   });
 
   it('names the file and the JSON error for unreadable or malformed files', () => {
