@@ -4,9 +4,10 @@
 #
 # Covers the seed's seven test points (no listening sockets, egress enforced, secrets 0600 with
 # the right owner, time skew detected, state dir 0700, hardening applied, logs in the journal),
-# metrics read through node_exporter's textfile collector
-# and one signed heal order end to end: stopped unit -> drift evidence -> signed heal order ->
-# heal request -> root healer restarts the unit -> `healed` evidence at the MCP.
+# metrics read through node_exporter's textfile collector, one signed heal order end to end:
+# stopped unit -> drift evidence -> signed heal order -> heal request -> root healer restarts the
+# unit -> `healed` evidence at the MCP, and the agent user planting symlink attacks on the
+# healer's drop box.
 {
   lib,
   pkgs,
@@ -265,7 +266,42 @@ in
         mcp.wait_until_succeeds(
             f"jq -e -s 'any(.[]; .order_id == \"{order_id}\" and .outcome == \"healed\")' {evidence}", timeout=180
         )
-        appliance.succeed("test -z \"$(ls -A /var/lib/compliance-agent/heal/requests)\"")
+        # The agent removes its answered request once the result's evidence is chained.
+        appliance.wait_until_succeeds("test -z \"$(ls -A /var/lib/compliance-agent-heal/requests)\"", timeout=60)
+
+    with subtest("as the agent user, symlink attacks on the healer leave /etc/shadow and the healer's state untouched"):
+        heal = "/var/lib/compliance-agent-heal"
+        as_agent = "setpriv --reuid=compliance-agent --regid=compliance-agent --clear-groups sh -c"
+        def fingerprint():
+            return appliance.succeed(
+                f"sha256sum /etc/shadow {heal}/state/healer.db && stat -c '%n %i %a %U %G' /etc/shadow /etc {heal}/state {heal}/state/healer.db {heal}/requests {heal}/results"
+                " && test ! -e /etc/profile.local"
+            )
+        # Out of reach: the state, the results, the drop box itself.
+        appliance.fail(f"{as_agent} 'ls {heal}/state'")
+        appliance.fail(f"{as_agent} 'ln -s /etc/shadow {heal}/results/x.json'")
+        appliance.fail(f"{as_agent} 'mv {heal}/requests {heal}/r2'")
+        appliance.succeed("systemctl start compliance-agent-heal.service")
+        before = fingerprint()
+        # Links at predictable temp names, the old spool replaced by a link to /etc, links and
+        # odd names in the drop box: none is a request, none is opened.
+        appliance.succeed(
+            f"{as_agent} 'for p in $(seq 1 300); do ln -s /etc/profile.local {heal}/requests/.x.json.$p.tmp; done;"
+            f" mkdir -p /var/lib/compliance-agent/heal && ln -sfn /etc /var/lib/compliance-agent/heal/requests;"
+            f" ln -s /etc {heal}/requests/etc; ln -s {heal}/state {heal}/requests/state'"
+        )
+        appliance.succeed("systemctl start compliance-agent-heal.service")
+        assert fingerprint() == before, "an ignored link changed /etc/shadow or the healer's state"
+        # Request-named links to /etc/shadow and to the state: answered `rejected`, never followed.
+        for target in ["/etc/shadow", f"{heal}/state/healer.db"]:
+            appliance.succeed(f"{as_agent} 'ln -s {target} {heal}/requests/$(cat /proc/sys/kernel/random/uuid).json'")
+        appliance.succeed("systemctl start compliance-agent-heal.service")
+        after = fingerprint()
+        assert after.splitlines()[0] == before.splitlines()[0], "/etc/shadow changed"
+        assert after.splitlines()[2:] == before.splitlines()[2:], "an owner, mode or inode changed"
+        appliance.succeed(f"test $(grep -l 'bad_request: not a regular file' {heal}/results/*.json | wc -l) -ge 2")
+        appliance.fail("journalctl -u compliance-agent-heal.service -o cat | grep -F 'root:'")
+        appliance.succeed(f"{as_agent} 'rm -f {heal}/requests/* {heal}/requests/.x.json.*'")
 
     with subtest("time skew beyond ntpMaxSkewMs is detected"):
         appliance.wait_until_succeeds("chronyc -c tracking | cut -d, -f1 | grep -v '^00000000$'", timeout=120)
