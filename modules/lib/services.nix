@@ -30,8 +30,9 @@ in
       StateDirectory = "compliance-agent";
       StateDirectoryMode = "0700";
       WorkingDirectory = stateDir;
-      # The healer's drop box is the only place outside its state the agent may write.
-      ReadWritePaths = [ "${healDir}/requests" ];
+      # The healer's drop box is the only place outside its state the agent may write ("-": a
+      # missing one is a failed heal request with evidence, not an agent that cannot start).
+      ReadWritePaths = [ "-${healDir}/requests" ];
       LoadCredential = loadCredentials;
       # metrics.prom for node_exporter, which runs as another user: world-readable, kept across
       # restarts so a restart does not read as a vanished agent.
