@@ -1,14 +1,22 @@
-import { openSync, writeSync, fsyncSync, fchmodSync, closeSync, renameSync, unlinkSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
-/** Write-then-rename with fsync of file and directory, so readers never see a torn file. */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w', mode);
+/**
+ * Write-then-rename with fsync of file and directory, so readers never see a torn file. The temp
+ * name is random and opened O_CREAT|O_EXCL|O_NOFOLLOW: a name planted in advance (a link, a file)
+ * makes the write fail, never lands it somewhere else. `group`: hand the file to that group.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600, opts: { group?: number } = {}): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   try {
+    if (opts.group !== undefined) fchownSync(fd, fstatSync(fd).uid, opts.group);
     // The mode as asked, whatever the umask (the agent's unit has 0077; metrics must be world-readable).
     fchmodSync(fd, mode);
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
     fsyncSync(fd);
   } catch (e) {
     closeSync(fd);

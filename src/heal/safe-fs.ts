@@ -1,22 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fchownSync,
-  fstatSync,
-  fsyncSync,
-  lstatSync,
-  openSync,
-  opendirSync,
-  readSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-  type Stats,
-} from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, opendirSync, readSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
-import { AgentError } from '../common/index.js';
+import { AgentError, writeFileAtomic } from '../common/index.js';
 
 /**
  * File-system primitives for the root healer, which shares one directory (the drop box) with the
@@ -183,38 +167,18 @@ export function readAgentFile(dir: DirHandle, name: string, agentUid: number, ma
   }
 }
 
+/** writeFileAtomic's temp names: `.<name>.<16 hex>.tmp`. */
 const TEMP_RE = /^\.[^/]+\.[0-9a-f]{16}\.tmp$/;
 
 /**
- * Write a file in a directory only root can write: a random temp name opened with
- * O_CREAT|O_EXCL|O_NOFOLLOW, the owner and mode set on the descriptor, fsync, rename, fsync of
- * the directory. `group`: the file's group (results are read by the agent's group).
+ * Write a file in a directory only root can write (the caller checked it with assertRootOnlyDir):
+ * writeFileAtomic's random temp name, O_CREAT|O_EXCL|O_NOFOLLOW, fsync, rename, fsync of the
+ * directory. `group`: the file's group, with exactly `mode` (results are read by the agent's group).
  */
 export function writeRootFile(dir: string, name: string, data: string, opts: { mode: number; group?: number }): string {
-  const tmp = join(dir, `.${name}.${randomBytes(8).toString('hex')}.tmp`);
-  const final = join(dir, name);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    const bytes = Buffer.from(data, 'utf8');
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    if (opts.group !== undefined) fchownSync(fd, fstatSync(fd).uid, opts.group);
-    fchmodSync(fd, opts.mode);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, final);
-  const dfd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
-  return final;
+  const path = join(dir, name);
+  writeFileAtomic(path, data, opts.mode, opts.group === undefined ? {} : { group: opts.group });
+  return path;
 }
 
 /** Remove temp files a killed healer left in one of its own directories (never the drop box). */
