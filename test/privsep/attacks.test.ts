@@ -22,9 +22,8 @@ beforeEach(() => {
 });
 
 /** Drop a legitimate restart next to the attack, run the healer once, and check both halves. */
-function healAlongside(): { results: ReturnType<Site['heal']>; legit: ReturnType<Site['heal']>[number] } {
+function healAlongside(legit = site.restartRequest()): { results: ReturnType<Site['heal']>; legit: ReturnType<Site['heal']>[number] } {
   site.stopUnit('clinic-app.service');
-  const legit = site.restartRequest();
   site.drop(`${legit.requestId}.json`, legit.text);
   const actionsBefore = site.actions().length;
   const results = site.heal();
@@ -128,23 +127,28 @@ describe('the drop box is the only place the agent can write; root follows nothi
 
 describe('findings of the attack on the old layout, each one closed', () => {
   it('root writes no file the agent names: results go to a root-only directory under a random name (finding 1)', () => {
-    // The old attack: links at the predictable temp names in a results directory the agent owned.
-    site.asAgent(`mkdir -p '${site.stateDir}/heal/results' '${site.stateDir}/heal/requests'`);
-    expect(site.asAgent(`for p in $(seq 1 400); do ln -s /etc/profile.local "${site.stateDir}/heal/results/.x.json.$p.tmp"; ln -s '${site.sentinels}/shadow' "${site.stateDir}/heal/results/.y.json.$p.tmp"; done`).code).toBe(0);
-    const { results } = healAlongside();
+    // The old attack: links at the temp names root would use (request id, then a pid) in a results
+    // directory the agent owned, for the next few thousand pids, aimed at root's files.
+    const legit = site.restartRequest();
+    const dir = join(site.stateDir, 'heal', 'results');
+    const plant =
+      `mkdir -p '${dir}' && last=$(cat /proc/sys/kernel/ns_last_pid) && for p in $(seq $last $((last + 1500))); do ` +
+      `ln -s '${site.sentinels}/profile' "${dir}/.${legit.requestId}.json.$p.tmp"; done`;
+    expect(site.asAgent(plant).code).toBe(0);
+    expect(site.asAgent(`ln -s '${site.sentinels}/profile' '${site.results}/.${legit.requestId}.json.1.tmp'`).code).not.toBe(0);
+    const { results } = healAlongside(legit);
     const files = readdirSync(site.results);
     expect(files.every((f) => /^[0-9a-f-]{36}\.json$/.test(f))).toBe(true);
-    const legitFile = files.find((f) => readFileSync(join(site.results, f), 'utf8').includes(results[0]!.request_id!));
-    expect(legitFile).toBeDefined();
-    expect(existsSync('/etc/profile.local')).toBe(false);
+    expect(files.some((f) => readFileSync(join(site.results, f), 'utf8').includes(results[0]!.request_id!))).toBe(true);
   });
 
-  it('root deletes nothing: a drop box replaced by a link (old layout), stray names and links in the new one survive (finding 2)', () => {
-    site.asAgent(`rm -rf '${site.stateDir}/heal/requests' && ln -s '${site.sentinels}/root-dir' '${site.stateDir}/heal/requests'`);
-    expect(site.asAgent(`ln -s '${site.sentinels}/root-dir/notes' '${site.requests}/notes' && ln -s '${site.sentinels}/root-dir' '${site.requests}/dir-link'`).code).toBe(0);
+  it('root deletes nothing: a spool replaced by a link to a root directory, stray names and links in the drop box survive (finding 2)', () => {
+    expect(site.asAgent(`mkdir -p '${site.stateDir}/heal' && rm -rf '${site.stateDir}/heal/requests' && ln -s '${site.sentinels}/root-dir' '${site.stateDir}/heal/requests'`).code).toBe(0);
+    site.asAgent(`ln -s '${site.sentinels}/root-dir/notes' '${site.requests}/notes'; ln -s '${site.sentinels}/root-dir' '${site.requests}/dir-link'`);
+    expect(site.cli([]).code).toBe(0);
+    expect(site.fingerprint()).toEqual(before);
     healAlongside();
     expect(readdirSync(join(site.sentinels, 'root-dir')).sort()).toEqual(['authorized_keys', 'boot-entry.conf', 'notes']);
-    expect(existsSync(join(site.requests, 'notes'))).toBe(true);
   });
 
   it('unknown keys with newlines and $(...) in a request: one rejected result naming no key, one line each, and it blocks nothing (findings 4 and 5)', () => {
