@@ -135,8 +135,8 @@ describe('findings of the attack on the old layout, each one closed', () => {
       `mkdir -p '${dir}' && last=$(cat /proc/sys/kernel/ns_last_pid) && for p in $(seq $last $((last + 1500))); do ` +
       `ln -s '${site.sentinels}/profile' "${dir}/.${legit.requestId}.json.$p.tmp"; done`;
     expect(site.asAgent(plant).code).toBe(0);
-    expect(site.asAgent(`ln -s '${site.sentinels}/profile' '${site.results}/.${legit.requestId}.json.1.tmp'`).code).not.toBe(0);
     const { results } = healAlongside(legit);
+    expect(site.asAgent(`ln -s '${site.sentinels}/profile' '${site.results}/.${legit.requestId}.json.1.tmp'`).code).not.toBe(0);
     const files = readdirSync(site.results);
     expect(files.every((f) => /^[0-9a-f-]{36}\.json$/.test(f))).toBe(true);
     expect(files.some((f) => readFileSync(join(site.results, f), 'utf8').includes(results[0]!.request_id!))).toBe(true);
@@ -170,15 +170,7 @@ describe('findings of the attack on the old layout, each one closed', () => {
     expect(site.fingerprint()).toEqual(before);
   });
 
-  it('by hand: a healDir inside stateDir is refused, --applied is gone, a baseline unit starting with a dash is refused (finding 6)', () => {
-    const inside = new Site({ healDir: '/var/lib/compliance-agent/heal', stateDir: '/var/lib/compliance-agent' });
-    try {
-      const r = inside.cli(['--json']);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/healDir \/var\/lib\/compliance-agent\/heal and stateDir \/var\/lib\/compliance-agent overlap/);
-    } finally {
-      inside.cleanup();
-    }
+  it('by hand: --applied is gone, a baseline unit starting with a dash is refused, a healDir inside stateDir is refused (finding 6)', () => {
     expect(site.cli(['--applied', join(site.stateDir, 'applied.json')]).code).toBe(2);
     expect(site.actions().every((a) => a.includes(' -- '))).toBe(true);
     const dashed = new Site();
@@ -193,6 +185,14 @@ describe('findings of the attack on the old layout, each one closed', () => {
       expect(r.stderr).toMatch(/services\.required\.0: must be a systemd unit name like sshd\.service \(not starting with a dash\)/);
     } finally {
       dashed.cleanup();
+    }
+    const inside = new Site({ healDir: '/var/lib/compliance-agent/heal', stateDir: '/var/lib/compliance-agent' });
+    try {
+      const r = inside.cli(['--json']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/healDir \/var\/lib\/compliance-agent\/heal and stateDir \/var\/lib\/compliance-agent overlap/);
+    } finally {
+      inside.cleanup();
     }
   });
 });
