@@ -29,9 +29,9 @@ function healAlongside(legit = site.restartRequest()): { results: ReturnType<Sit
   const results = site.heal();
   const mine = results.find((r) => r.request_id === legit.requestId);
   expect(mine, 'the legitimate request was answered').toBeDefined();
+  expect(site.fingerprint()).toEqual(before);
   expect(mine!.outcome).toBe('healed');
   expect(site.actions().slice(actionsBefore)).toEqual(['systemctl restart -- clinic-app.service']);
-  expect(site.fingerprint()).toEqual(before);
   return { results, legit: mine! };
 }
 
