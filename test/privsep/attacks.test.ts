@@ -131,9 +131,11 @@ describe('findings of the attack on the old layout, each one closed', () => {
     // directory the agent owned, for the next few thousand pids, aimed at root's files.
     const legit = site.restartRequest();
     const dir = join(site.stateDir, 'heal', 'results');
+    // One process plants them all (python3, which .ci/run installs), so the pids stay ahead of it.
     const plant =
-      `mkdir -p '${dir}' && last=$(cat /proc/sys/kernel/ns_last_pid) && for p in $(seq $last $((last + 1500))); do ` +
-      `ln -s '${site.sentinels}/profile' "${dir}/.${legit.requestId}.json.$p.tmp"; done`;
+      `mkdir -p '${dir}' && python3 -c 'import os, sys; last = int(open("/proc/sys/kernel/ns_last_pid").read()); ` +
+      `[os.symlink(sys.argv[1], "%s/.%s.json.%d.tmp" % (sys.argv[2], sys.argv[3], p)) for p in range(last, last + 2000)]' ` +
+      `'${site.sentinels}/profile' '${dir}' '${legit.requestId}'`;
     expect(site.asAgent(plant).code).toBe(0);
     const { results } = healAlongside(legit);
     expect(site.asAgent(`ln -s '${site.sentinels}/profile' '${site.results}/.${legit.requestId}.json.1.tmp'`).code).not.toBe(0);
