@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AgentError, describeError, isoSeconds, silentLogger, type Logger } from '../common/index.js';
+import { describeError, isoSeconds, silentLogger, type Logger } from '../common/index.js';
 import type { Baseline, Config } from '../config/index.js';
 import { getCheck, runChecks, type CheckContext, type CheckName, type CheckResult } from '../checks/index.js';
 import type { Envelope, PublicKey } from '../crypto/index.js';
@@ -14,7 +14,7 @@ import { controlsFor, decideTiming, evidenceCheckName, orderChecks, planHeal } f
 import { assertRootOnlyDir, listNames, openDropBox, readAgentFile, removeOlderThan, removeStaleTemps, writeRootFile, type DirHandle, type Identity } from './safe-fs.js';
 import { HealRequestSchema, MAX_SPOOL_FILE, describeIssues, entryId, healPaths, safeReason, HealResultSchema, type HealPaths, type HealRequest, type HealResult } from './spool.js';
 import { generationInfo, stateSnapshot, type GenerationInfo } from './system-state.js';
-import { nextWindowOpen, parseWindow } from './window.js';
+import { parseWindow } from './window.js';
 
 export interface HealTimeouts {
   /** nixos-rebuild switch --flake: builds may download and compile. */
@@ -89,7 +89,7 @@ export function planProblem(plan: HealRequest['plan'], order: Order, baseline: B
 
 type Outcome = Pick<HealResult, 'outcome' | 'reason'>;
 
-/** The privileged side of DESIGN 4, for one request: verify, plan-check, time-check, act, health-check, roll back. */
+/** The privileged side, for one request: act, health-check, roll back. */
 class RequestRun {
   private readonly taken: ActionTaken[] = [];
   private readonly ctx: CheckContext;
