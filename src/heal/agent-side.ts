@@ -225,6 +225,16 @@ export function createAgentHealing(deps: AgentHealingDeps) {
    * chains its evidence; `ack` then removes the answered requests from the drop box.
    */
   async function collectResults(ctx: CycleContext): Promise<CollectedResults> {
+    try {
+      return collectFrom(ctx);
+    } catch (e) {
+      // The healer's tree unreadable is no reason to stop checks and evidence: said each cycle, retried.
+      logger.error({ heal_dir: config.healDir }, `cannot read the healer's results: ${describeError(e)}`);
+      return { drafts: [], record() {}, ack() {} };
+    }
+  }
+
+  function collectFrom(ctx: CycleContext): CollectedResults {
     const drafts: EvidenceDraft[] = [];
     const read: HealResult[] = [];
     for (const name of listResults(config.healDir)) {

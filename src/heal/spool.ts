@@ -118,6 +118,8 @@ export function listOwnRequests(healDir: string): { requests: Array<{ id: string
   try {
     names = readdirSync(dir);
   } catch (e) {
+    // No healer installed (yet): nothing of the agent's is there.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { requests: [], strays: [] };
     throw new AgentError('spool_read', `${dir}: cannot list the heal drop box (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   const requests: Array<{ id: string; mtimeMs: number }> = [];
@@ -146,6 +148,7 @@ export function listResults(healDir: string): string[] {
   try {
     return readdirSync(dir).filter((n) => entryId(n) !== null).sort();
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new AgentError('spool_read', `${dir}: cannot list heal results (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 }

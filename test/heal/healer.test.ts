@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { healPaths, recordHealerFailure, HEAL_RESULT_BOUND_MS, type HealerDeps } from '../../src/heal/index.js';
 import { assertValidDrafts, setup, type Setup } from './fixtures.js';
@@ -242,6 +242,13 @@ describe('the agent notices a healer that does not answer (finding 4)', () => {
     await s.heal();
     expect((await s.collect()).drafts.map((d) => d.outcome)).toEqual(['healed']);
     expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+  });
+
+  it('a healer tree the agent cannot read stops nothing: no results this cycle, no exception', async () => {
+    s = setup();
+    rmSync(healPaths(s.healDir).results, { recursive: true });
+    writeFileSync(healPaths(s.healDir).results, 'not a directory');
+    await expect(s.collect()).resolves.toMatchObject({ drafts: [] });
   });
 
   it('the healer unit\'s OnFailure= leaves a failed result the agent reports', async () => {
