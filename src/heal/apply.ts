@@ -432,7 +432,7 @@ class Healer {
     const { preResults, pre, preState, timing } = await this.assess(plan.actions);
     // Still outside the window or the clock still in doubt: stay held, quietly (the deferral is in evidence).
     if (!timing.act) return;
-    this.state.setOrderState(row.orderId, 'applying', this.now());
+    if (!this.state.claimHeld(row.orderId, this.now())) return;
     await this.apply(run, base, order, plan.actions, pre, preResults, preState);
   }
 }

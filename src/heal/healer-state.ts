@@ -156,6 +156,11 @@ export class HealerState {
     this.db.prepare('UPDATE orders SET state = ?, envelope = CASE WHEN ? = \'held\' THEN envelope ELSE NULL END, updated_at = ? WHERE order_id = ?').run(state, state, now, orderId);
   }
 
+  /** Move a held order to applying; false when another healer run took it first. */
+  claimHeld(orderId: string, now: number): boolean {
+    return this.db.prepare("UPDATE orders SET state = 'applying', envelope = NULL, updated_at = ? WHERE order_id = ? AND state = 'held'").run(now, orderId).changes === 1;
+  }
+
   requestAnswered(requestId: string): boolean {
     return this.db.prepare('SELECT 1 FROM requests WHERE request_id = ?').get(requestId) !== undefined;
   }

@@ -117,6 +117,16 @@ describe('deferral: root holds the order in its own state and acts when the wind
     expect(await later(s)).toEqual([]);
   });
 
+  it('two healer runs at once (the timer and a manual run) apply a held order once', async () => {
+    s = setup({ now: Date.UTC(2026, 10, 23, 1, 50, 0) });
+    s.sim.setRunningRevision('1313131313131313131313131313131313131313');
+    await throughRoot(s, s.order('heal', { checks: ['patching'] }, { execute_by: iso(Date.UTC(2026, 10, 23, 6, 0, 0)) }));
+    s.sim.setNow(Date.UTC(2026, 10, 23, 2, 1, 0));
+    await Promise.all([s.heal(), s.heal()]);
+    expect(s.sim.actions()).toEqual([`nixos-rebuild switch --flake ${s.baseline.patching.flakeRef}`]);
+    expect((await s.collect()).drafts.map((d) => d.outcome)).toEqual(['healed']);
+  });
+
   it('a window crossing midnight (23:50-00:20): deferred at 23:40, applied at 00:05 the next day', async () => {
     s = setup({ now: Date.UTC(2026, 10, 23, 23, 40, 0), config: { maintenanceWindow: '23:50-00:20' } });
     s.sim.setRunningRevision('2222222222222222222222222222222222222222');
