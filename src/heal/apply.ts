@@ -399,6 +399,13 @@ class Healer {
         }
         const order = check.order;
         base = this.blank(row.requestId, startedAt, order);
+        const ahead = Date.parse(order.issued_at) - startedAt;
+        // The clock stepped back since root recorded it: an order from "the future" does not run.
+        if (ahead > this.deps.config.ntpMaxSkewMs) {
+          this.state.setOrderState(row.orderId, 'dropped', startedAt);
+          this.write({ ...base, outcome: 'failed', reason: `held order no longer valid, not applied: issued_in_future: issued_at is ${ahead} ms ahead of this clock (allowed ${this.deps.config.ntpMaxSkewMs} ms)` });
+          continue;
+        }
         const deadline = deadlineOf(order);
         if (startedAt > deadline) {
           this.state.setOrderState(row.orderId, 'dropped', startedAt);

@@ -170,11 +170,12 @@ describe('orders and the window across clock steps', () => {
   });
 
   it('a disruptive heal deferred at noon: a backward step into the window does not apply it; a forward step into the next window does', async () => {
-    // Noon, outside 02:00-04:00: a restart of nftables.service (disruptive) is deferred.
+    // Noon, outside 02:00-04:00: a restart of nftables.service (disruptive) is held, up to its execute_by.
     h.host.setNow(Date.UTC(2027, 0, 12, 12, 0, 0));
     for (const unit of ['sshd.service', 'postgresql.service']) await h.host.exec('systemctl', ['start', unit], { timeoutMs: 1000 });
     h.host.stopService('nftables.service');
-    const first = h.signOrder('heal', { checks: ['services'] });
+    const within = (hours: number) => ({ execute_by: new Date(h.host.now() + hours * 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z') });
+    const first = h.signOrder('heal', { checks: ['services'] }, within(36));
     h.mcp.enqueueOrder(first);
     h.host.clearExecuted();
     await rt.agent.cycle();
@@ -186,7 +187,7 @@ describe('orders and the window across clock steps', () => {
     await rt.agent.cycle();
     expect(h.host.actions()).toEqual([]);
     expect(outcomesOf(first)).toEqual(['deferred', 'failed']);
-    expect(received().filter((b) => b.order_id === orderIdOf(first)).pop()!.reason).toMatch(/^deferred order no longer valid, not applied: issued_in_future/);
+    expect(received().filter((b) => b.order_id === orderIdOf(first)).pop()!.reason).toMatch(/^held order no longer valid, not applied: issued_in_future/);
 
     // A fresh order at 23:00, deferred; the clock steps to 02:30 the next day (inside its 6 h TTL): applied in the window.
     h.host.setNow(Date.UTC(2027, 0, 12, 23, 0, 0));
@@ -196,7 +197,7 @@ describe('orders and the window across clock steps', () => {
     expect(h.host.actions()).toEqual([]);
     h.host.setNow(Date.UTC(2027, 0, 13, 2, 30, 0));
     await rt.agent.cycle();
-    expect(h.host.actions()).toEqual(['systemctl restart nftables.service']);
+    expect(h.host.actions()).toEqual(['systemctl restart -- nftables.service']);
     expect(new Date(h.host.executed.find((e) => e.args[0] === 'restart')!.at).getUTCHours()).toBe(2);
     expect(outcomesOf(second)).toEqual(['deferred', 'healed']);
 
@@ -204,7 +205,7 @@ describe('orders and the window across clock steps', () => {
     h.host.setNow(Date.UTC(2027, 0, 13, 5, 0, 0));
     h.host.stopService('nftables.service');
     h.host.clearExecuted();
-    const third = h.signOrder('heal', { checks: ['services'] });
+    const third = h.signOrder('heal', { checks: ['services'] }, within(36));
     h.mcp.enqueueOrder(third);
     await rt.agent.cycle();
     expect(h.host.actions()).toEqual([]);

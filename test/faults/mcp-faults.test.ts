@@ -113,7 +113,7 @@ async function recovers(expectOrder: boolean): Promise<void> {
   h.host.advance(16 * 60_000);
   await rt.agent.cycle();
   expect(rt.agent.pending()).toBe(0);
-  if (expectOrder) expect(h.host.actions()).toEqual(['systemctl restart postgresql.service']);
+  if (expectOrder) expect(h.host.actions()).toEqual(['systemctl restart -- postgresql.service']);
   await rt.close();
   const seqs = [...h.mcp.evidence().values()].map((e) => (JSON.parse(Buffer.from(e.envelope.payload, 'base64').toString('utf8')) as { seq: number }).seq).sort((a, b) => a - b);
   expect(seqs).toEqual(seqs.map((_, i) => i + 1));
