@@ -9,7 +9,14 @@ import { basename, dirname, join } from 'node:path';
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600, opts: { group?: number } = {}): void {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  let fd: number;
+  try {
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  } catch (e) {
+    // The temp name is random: name the file meant, so the same failure reads the same each time.
+    const code = (e as NodeJS.ErrnoException).code;
+    throw Object.assign(new Error(`${code ?? 'error'}: cannot create a file next to ${path}`), { code });
+  }
   try {
     if (opts.group !== undefined) fchownSync(fd, fstatSync(fd).uid, opts.group);
     // The mode as asked, whatever the umask (the agent's unit has 0077; metrics must be world-readable).
