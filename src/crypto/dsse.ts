@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { decodeBase64Strict, isCanonicalBase64 } from './base64.js';
 import { sign, verify } from './ed25519.js';
 import type { PublicKey, SecretKey } from './keys.js';
 
 export const ORDER_PAYLOAD_TYPE = 'application/vnd.compliance-agent.order+json;version=1';
 export const EVIDENCE_PAYLOAD_TYPE = 'application/vnd.compliance-agent.evidence+json;version=1';
 
-const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be standard base64');
+const b64 = z.string().refine(isCanonicalBase64, 'must be canonical standard base64 (padded, unused bits zero)');
 
 export const EnvelopeSchema = z
   .object({
@@ -51,13 +52,14 @@ export function verifyEnvelope(input: unknown, expectedType: string, trusted: re
   if (env.payloadType !== expectedType) {
     return { ok: false, reason: 'wrong_payload_type', message: `payloadType is not ${expectedType}` };
   }
-  const payload = Buffer.from(env.payload, 'base64');
+  // The schema refused every non-canonical spelling, so these decodes cannot fail.
+  const payload = decodeBase64Strict(env.payload)!;
   const message = pae(env.payloadType, payload);
   let sawKnownKey = false;
   for (const s of env.signatures) {
     const candidates = trusted.filter((k) => k.keyId === null || k.keyId === s.keyid);
     if (candidates.length > 0) sawKnownKey = true;
-    const sig = Buffer.from(s.sig, 'base64');
+    const sig = decodeBase64Strict(s.sig)!;
     for (const k of candidates) {
       if (verify(sig, message, k.publicKey)) return { ok: true, payload, keyid: s.keyid };
     }
