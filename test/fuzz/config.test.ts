@@ -7,6 +7,7 @@ import { loadBaseline, loadConfig, parseBaseline, parseConfig } from '../../src/
 import { makeKey } from '../orders/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 import { FUZZ_RUNS, isOneBoundedLine } from './sign.js';
+import { fixedKeySeed, seeded } from '../helpers/fuzz.js';
 
 // config.json and baseline.json, random and mutated from valid ones, through the agent's loaders.
 // Properties: the only failure is an AgentError with one "path: problem" line per problem; nothing
@@ -26,7 +27,7 @@ const VALID_CONFIG: Record<string, unknown> = {
   clientKeyFile: '/run/credentials/compliance-agent.service/client.key',
   signingKeyFile: '/run/credentials/compliance-agent.service/signing.key',
   caFile: '/etc/compliance-agent/ca.pem',
-  trustedOrderKeys: [makeKey('msp-2026').text],
+  trustedOrderKeys: [makeKey('msp-2026', fixedKeySeed('msp-2026')).text],
 };
 const OPTIONAL: Record<string, unknown> = {
   resellerId: 'reseller-7',
@@ -202,7 +203,7 @@ it(`config.json: ${FUZZ_RUNS} random and mutated documents, nothing invalid acce
       expect(configProblem(doc as Record<string, unknown>)).toBeNull();
       expect(config.siteId).toBe((doc as { siteId: string }).siteId);
     }),
-    { numRuns: FUZZ_RUNS },
+    seeded('config documents', { numRuns: FUZZ_RUNS }),
   );
   expect(accepted).toBeGreaterThan(FUZZ_RUNS / 20);
 });
@@ -226,7 +227,7 @@ it(`baseline.json: ${FUZZ_RUNS} random and mutated documents, nothing invalid ac
       accepted++;
       expect(baselineProblem(doc)).toBeNull();
     }),
-    { numRuns: FUZZ_RUNS },
+    seeded('baseline documents', { numRuns: FUZZ_RUNS }),
   );
   expect(accepted).toBeGreaterThan(FUZZ_RUNS / 20);
 });
@@ -255,7 +256,7 @@ it('config and baseline files: 1,000 random and damaged texts read from disk fai
       }
       throw new Error('a random or damaged file was accepted');
     }),
-    { numRuns: 1000 },
+    seeded('damaged config and baseline files', { numRuns: 1000 }),
   );
   // A path pointing at a key file by mistake: the error says where the syntax breaks, never what the file holds.
   const secret = `msp-2026:${Buffer.alloc(64, 7).toString('base64')}`;

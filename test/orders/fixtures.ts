@@ -7,8 +7,7 @@ export const HOST = 'appliance-1';
 /** 2026-11-23T12:00:00Z: a fixed "now" for order tests. */
 export const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
 
-export function makeKey(name: string): { secret: SecretKey; pub: PublicKey; text: string } {
-  const seed = randomSeed();
+export function makeKey(name: string, seed: Uint8Array = randomSeed()): { secret: SecretKey; pub: PublicKey; text: string } {
   const publicKey = publicKeyOf(seed);
   return { secret: { keyId: name, seed, publicKey }, pub: { keyId: name, publicKey }, text: formatPublicKey(name, publicKey) };
 }
