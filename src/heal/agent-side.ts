@@ -6,6 +6,7 @@ import type { EvidenceDraft, EvidenceSpec } from '../evidence/index.js';
 import {
   admitRejection,
   checkOrder,
+  countRejection,
   rejectionEvidence,
   sqliteOrderState,
   verifyContextFromConfig,
@@ -171,6 +172,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
     const decision = verifyOrder(envelope, verifyContextFromConfig(config, ctx.now), state);
     if (decision.decision === 'rejected') {
       logger.warn({ reason: decision.reason, order_id: decision.orderId }, `order rejected: ${decision.message}`);
+      countRejection(db, decision.reason);
       const admission = admitRejection(db, ctx.now, deps.rejectionLimit ?? DEFAULT_REJECTION_LIMIT);
       return { accepted: false, drafts: admission.emit ? [deps.makeDraft(ctx.facts, rejectionEvidence(decision, admission, ctx.now))] : [], requestId: null };
     }
