@@ -148,6 +148,51 @@ describe('verify', () => {
   });
 });
 
+/** The CLI on a pseudo-terminal (util-linux `script`): what a user at a terminal sees, stdout and stderr merged. */
+function onTerminal(args: string[]): Promise<{ status: number | null; output: string }> {
+  const command = [process.execPath, ...CLI, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  return new Promise((resolve) => {
+    execFile('script', ['-qefc', `stty cols 300; ${command}`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 }, (error, stdout) => {
+      resolve({ status: error ? (typeof error.code === 'number' ? error.code : null) : 0, output: stdout });
+    });
+  });
+}
+
+describe('progress on a terminal, quiet otherwise', () => {
+  it('once with a backlog, verify of a directory, prune: one rewritten stderr line on a terminal; nothing on a pipe or with --json', async () => {
+    h.mcp.setFault('down');
+    const rt = h.openAgent();
+    for (let i = 0; i < 3; i++) await rt.agent.cycle();
+    const backlog = rt.agent.pending();
+    await rt.close();
+    h.mcp.setFault(null);
+    expect(backlog).toBeGreaterThan(0);
+
+    const once = await onTerminal(['once', '--config', h.configPath]);
+    expect(once.status).toBe(0);
+    expect(once.output).toContain(`\r\u001b[Konce: ${backlog} item(s) were queued; polling, checking, flushing:`);
+    expect(once.output).toMatch(/\r\u001b\[Kcycle: poll \w+, \d+ bundle\(s\) created, 0 item\(s\) still queued/);
+
+    const evidence = join(h.config.stateDir, 'evidence');
+    const n = readdirSync(evidence).length;
+    const verify = await onTerminal(['verify', evidence, '--pubkey', h.agentPublicKeyText]);
+    expect(verify.status).toBe(0);
+    expect(verify.output).toContain(`\r\u001b[Kverifying ${n}/${n} envelope(s) in ${evidence}\r\u001b[K`);
+    expect(verify.output).toContain(`OK: ${n} envelope(s) verified, chain intact`);
+    const piped = await cli(['verify', evidence, '--pubkey', h.agentPublicKeyText]);
+    expect([piped.status, piped.stderr]).toEqual([0, '']);
+    const json = await onTerminal(['verify', evidence, '--pubkey', h.agentPublicKeyText, '--json']);
+    expect(json.output).not.toContain('verifying');
+    expect(JSON.parse(json.output).verified).toBe(n);
+
+    const prune = await onTerminal(['prune', '--config', h.configPath]);
+    expect(prune.status).toBe(0);
+    expect(prune.output).toContain(`\r\u001b[Kpruning the evidence in ${evidence} and delivered queue rows\r\u001b[Kpruned `);
+    const prunePiped = await cli(['prune', '--config', h.configPath]);
+    expect([prunePiped.status, prunePiped.stderr]).toEqual([0, '']);
+  });
+});
+
 describe('status', () => {
   it('counts every rejected order by reason, as many as the rejection evidence', async () => {
     const stranger = makeKey('msp-orders-2026');
