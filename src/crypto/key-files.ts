@@ -41,7 +41,8 @@ export interface KeygenResult {
 /** keygen NAME DIR: NAME.key (0600, nix secret-key form), NAME.pub (name:base64), NAME.pub.pem (for openssl). */
 export function generateKeyFiles(name: string, dir: string): KeygenResult {
   if (!isValidKeyName(name)) throw new AgentError('key_name', `key name ${JSON.stringify(name)} must match [A-Za-z0-9][A-Za-z0-9._-]*`);
-  ensureDir(dir, 'key directory');
+  // Like mkdir -p (the umask applies): the secret key itself is 0600, the public files are for sharing.
+  ensureDir(dir, 'key directory', 0o777);
   const secretPath = join(dir, `${name}.key`);
   if (existsSync(secretPath)) throw new AgentError('key_exists', `${secretPath} already exists; refusing to overwrite a key`);
   const seed = randomSeed();
