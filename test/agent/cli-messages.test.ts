@@ -85,10 +85,14 @@ describe('directories that cannot be used', () => {
   });
 
   it('stateDir under /proc: once fails at once with one line instead of spinning', async () => {
-    const config = configWith('state-proc', { stateDir: '/proc/nonexistent/state' });
-    const r = await cli(['once', '--config', config], 20_000);
-    expect(r.status).toBe(1);
-    expect(lines(r.stderr)).toEqual(['error: dir_create: stateDir /proc/nonexistent/state: cannot create /proc/nonexistent (the file system refuses new entries there, ENOENT)']);
+    for (const [stateDir, first] of [
+      ['/proc/x', '/proc/x'],
+      ['/proc/nonexistent/state', '/proc/nonexistent'],
+    ]) {
+      const r = await cli(['once', '--config', configWith('state-proc', { stateDir })], 20_000);
+      expect(r.status).toBe(1);
+      expect(lines(r.stderr)).toEqual([`error: dir_create: stateDir ${stateDir}: cannot create ${first} (the file system refuses new entries there, ENOENT)`]);
+    }
   });
 
   it('keygen NAME FILE: one clear line, exit 1', async () => {
