@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHECK_NAMES } from '../../src/checks/index.js';
 import { BaselineSchema, ConfigSchema } from '../../src/config/schema.js';
+import { loadBaseline, loadConfig } from '../../src/config/index.js';
 import { EVIDENCE_PAYLOAD_TYPE, ORDER_PAYLOAD_TYPE } from '../../src/crypto/index.js';
 import { EvidenceBundleSchema, OUTCOMES } from '../../src/evidence/bundle.js';
 import { ORDER_TYPES, REJECT_REASONS } from '../../src/orders/index.js';
@@ -40,5 +41,14 @@ describe('docs/ covers the code', () => {
       return shape ? Object.keys(shape).map((sub) => `${k}.${sub}`) : [k];
     });
     expect(baselineKeys.filter((k) => !spans.has(k))).toEqual([]);
+  });
+});
+
+describe('examples/', () => {
+  it('config.json loads with the agent\'s own loader, for hostId appliance-1 (the reference MCP\'s default CN), in direct mode', () => {
+    const examples = join(import.meta.dirname, '..', '..', 'examples');
+    const config = loadConfig(join(examples, 'config.json'));
+    expect([config.hostId, config.deploymentMode, config.baselinePath]).toEqual(['appliance-1', 'direct', '/tmp/compliance-agent-example/baseline.json']);
+    expect(loadBaseline(join(examples, 'direct-baseline.json')).version).toBe(1);
   });
 });
