@@ -13,4 +13,4 @@ export {
   type EnvelopeCheck,
 } from './dsse.js';
 export { loadSecretKeyFile, loadPublicKeyFile, resolvePublicKeyArg, generateKeyFiles, type KeygenResult } from './key-files.js';
-export { decodeBase64Strict, isCanonicalBase64 } from './base64.js';
+export { decodeBase64Strict } from './base64.js';

@@ -5,7 +5,7 @@ import { EvidenceStore } from '../../demo/mcp/evidence-store.js';
 import { decodeBase64Strict, verifyEnvelope, ORDER_PAYLOAD_TYPE, type Envelope } from '../../src/crypto/index.js';
 import { verifyPath } from '../../src/evidence/index.js';
 import { checkOrder } from '../../src/orders/index.js';
-import { bundleOfEnvelope } from '../../src/outputs/evidence-of.js';
+import { bundleOfEnvelope } from '../../src/outputs/index.js';
 import { evidenceEnvelope } from '../mcp/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 import { context, makeKey, orderPayload, signPayload } from '../orders/fixtures.js';
