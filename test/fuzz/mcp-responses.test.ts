@@ -144,7 +144,7 @@ const headersArb = fc
   .record({
     type: fc.constantFrom('application/json', 'text/html', 'application/octet-stream', '', 'application/json; charset=latin1'),
     extra: fc.dictionary(headerName, fc.string({ maxLength: 40 }), { maxKeys: 3 }),
-    close: fc.nat({ max: 49 }).map((n) => n === 0),
+    close: fc.nat({ max: 99 }).map((n) => n === 0),
   })
   .map(({ type, extra, close }) => ({ ...(type ? { 'content-type': type } : {}), ...extra, ...(close ? { connection: 'close' } : {}) }));
 
