@@ -4,6 +4,8 @@ export {
   pae,
   signEnvelope,
   verifyEnvelope,
+  envelopeSigners,
+  addSignature,
   canonicalEnvelope,
   envelopeHash,
   EnvelopeSchema,
@@ -11,6 +13,7 @@ export {
   EVIDENCE_PAYLOAD_TYPE,
   type Envelope,
   type EnvelopeCheck,
+  type EnvelopeSigners,
 } from './dsse.js';
 export { loadSecretKeyFile, loadPublicKeyFile, resolvePublicKeyArg, generateKeyFiles, type KeygenResult } from './key-files.js';
 export { decodeBase64Strict } from './base64.js';
