@@ -169,7 +169,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
 
   /** Matches the agent's OrderHandler: an untrusted envelope in, evidence drafts out. */
   async function handleOrder(envelope: unknown, ctx: CycleContext): Promise<HandledOrder> {
-    const decision = verifyOrder(envelope, verifyContextFromConfig(config, ctx.now), state);
+    const decision = verifyOrder(envelope, verifyContextFromConfig(config, ctx.now, baseline), state);
     if (decision.decision === 'rejected') {
       logger.warn({ reason: decision.reason, order_id: decision.orderId }, `order rejected: ${decision.message}`);
       countRejection(db, decision.reason);
@@ -237,7 +237,7 @@ export function createAgentHealing(deps: AgentHealingDeps) {
       }
       const p = pending.data;
       // Stateless re-check: expiry, and a key removed from config since, both end the wait.
-      const check = checkOrder(p.envelope, verifyContextFromConfig(config, ctx.now));
+      const check = checkOrder(p.envelope, verifyContextFromConfig(config, ctx.now, baseline));
       if (check.decision === 'rejected') {
         drafts.push(
           deps.makeDraft(ctx.facts, {
