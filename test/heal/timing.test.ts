@@ -3,8 +3,9 @@ import { readdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { clockSanity, decideTiming, parseWindow, spoolPaths, writeHealRequest, type HealAction } from '../../src/heal/index.js';
 import type { CheckResult } from '../../src/checks/index.js';
+import { SAMPLE_FLAKE_REF } from '../../src/host/index.js';
 import { iso } from '../orders/fixtures.js';
-import { assertValidDrafts, IN_WINDOW, OUT_OF_WINDOW, setup, type Setup } from './fixtures.js';
+import { activateSteps, assertValidDrafts, IN_WINDOW, OUT_OF_WINDOW, setup, type Setup } from './fixtures.js';
 
 let s: Setup | undefined;
 afterEach(() => {
@@ -35,7 +36,7 @@ describe('clock sanity from the time check', () => {
 describe('decideTiming (invariant 2)', () => {
   const sane = { sane: true as const, offsetMs: 1 };
   const window = parseWindow('02:00-04:00');
-  const rebuild: HealAction = { kind: 'rebuild_switch', flakeRef: '/etc/nixos#appliance' };
+  const rebuild: HealAction = { kind: 'rebuild_switch', flakeRef: SAMPLE_FLAKE_REF };
   const sshd: HealAction = { kind: 'restart_unit', unit: 'sshd.service' };
   const journald: HealAction = { kind: 'restart_unit', unit: 'systemd-journald.service' };
 
@@ -88,7 +89,7 @@ describe('deferred, then applied when the window opens (simulated clock)', () =>
     expect(pending(s)).toEqual([]);
     const run = await s.heal();
     expect(run.results[0]?.result.outcome).toBe('healed');
-    expect(s.sim.actions()).toEqual([`nixos-rebuild switch --flake ${s.baseline.patching.flakeRef}`]);
+    expect(s.sim.actions()).toEqual(activateSteps(s.sim.currentGeneration().storePath));
     const collected = await s.healing.collect(await s.cycle());
     expect(collected.drafts.map((d) => [d.outcome, d.order_id])).toEqual([['healed', handled.drafts[0]!.order_id]]);
   });

@@ -16,7 +16,9 @@ function freshDb(): StateDb {
 
 const msp = makeKey('msp-2026');
 const other = makeKey('msp-2026');
-const ctx = context([msp.pub]);
+const ctx = context([msp.pub], { allowedFlakes: ['github:msp/site-flake'] });
+const REV = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
+const apply = (flakeRef: string, revision = REV) => signPayload(orderPayload({ type: 'apply_baseline', params: { revision, flakeRef } }), msp.secret);
 
 function rows(db: StateDb): { seen: number; seq: number } {
   return {
@@ -56,7 +58,9 @@ describe('verifyOrder accepts', () => {
       ['run_checks', {}],
       ['run_checks', { checks: ['services', 'time'] }],
       ['heal', { checks: ['services'] }],
-      ['apply_baseline', { revision: 'a1b2c3d', flakeRef: 'github:msp/site-flake?ref=main#appliance-1' }],
+      ['apply_baseline', { revision: REV, flakeRef: `github:msp/site-flake?ref=main&rev=${REV}#appliance-1` }],
+      ['apply_baseline', { revision: REV, flakeRef: `github:msp/site-flake/${REV}#appliance-1` }],
+      ['apply_closure', { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-appliance-1-25.05.20261123.abcdef0', revision: REV }],
       ['rollback', {}],
     ] as const) {
       const d = verifyOrder(signPayload(orderPayload({ type, params }), msp.secret), ctx, state);
@@ -115,6 +119,22 @@ describe('verifyOrder rejects, with a reason and the order_id when there is one'
       'a flakeRef that reads as an option',
       () => signPayload(orderPayload({ type: 'apply_baseline', params: { revision: 'r1', flakeRef: '--option' } }), msp.secret),
     ],
+    ['bad_params', 'an unpinned flake (a branch)', () => apply('github:msp/site-flake?ref=main#appliance-1')],
+    ['bad_params', 'a rev that is not the signed revision', () => apply(`github:msp/site-flake?rev=${'b'.repeat(40)}#appliance-1`)],
+    ['bad_params', 'a short rev', () => apply('github:msp/site-flake?rev=a1b2c3d#appliance-1', 'a1b2c3d')],
+    ['bad_params', 'a local path: flake', () => apply(`path:/var/lib/compliance-agent/x?rev=${REV}#appliance-1`)],
+    ['bad_params', 'a bare absolute path', () => apply(`/etc/nixos?rev=${REV}#appliance-1`)],
+    ['bad_params', 'a git+file flake', () => apply(`git+file:///var/lib/compliance-agent/repo?rev=${REV}#appliance-1`)],
+    ['bad_params', 'a tarball', () => apply(`tarball+https://evil.example/x.tar.gz?rev=${REV}#appliance-1`)],
+    ['bad_params', 'an https tarball', () => apply(`https://evil.example/x.tar.gz?rev=${REV}#appliance-1`)],
+    ['bad_params', 'user info with a token', () => apply(`git+https://oauth2:TOKEN@git.msp.example/site-flake?rev=${REV}#appliance-1`)],
+    ['bad_params', 'a github host= override', () => apply(`github:msp/site-flake?host=evil.example&rev=${REV}#appliance-1`)],
+    ['bad_params', 'no configuration after #', () => apply(`github:msp/site-flake?rev=${REV}`)],
+    ['bad_params', 'a closure that is a derivation', () => signPayload(orderPayload({ type: 'apply_closure', params: { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-x.drv', revision: REV } }), msp.secret)],
+    ['flake_not_allowed', 'a pinned flake of another owner', () => apply(`github:attacker/site-flake?rev=${REV}#appliance-1`)],
+    ['flake_not_allowed', 'a repository whose name only starts like an allowed one', () => apply(`github:msp/site-flake-evil?rev=${REV}#appliance-1`)],
+    ['flake_not_allowed', 'an allowed flake when allowedFlakes is empty', () => apply(`github:msp/site-flake?rev=${REV}#appliance-1`), { allowedFlakes: [] }],
+    ['insufficient_signatures', 'one signer where rollback needs two', () => signPayload(orderPayload({ type: 'rollback', params: {} }), msp.secret), { signaturesRequired: { rollback: 2 } }],
     ['wrong_site', 'another site', () => signPayload(orderPayload({ site_id: 'clinic-002' }), msp.secret)],
     ['wrong_host', 'another host', () => signPayload(orderPayload({ host_id: 'appliance-2' }), msp.secret)],
     ['ttl_too_long', 'expires 2 h after issue with orderTtl 15 min', () => signPayload(orderPayload({ expires_at: iso(NOW + 7_200_000) }), msp.secret)],
