@@ -162,10 +162,10 @@ class RequestRun {
    */
   async act(order: Order, actions: readonly HealAction[], pre: GenerationInfo, preResults: readonly CheckResult[]): Promise<Outcome> {
     const targets = order.type === 'heal' ? order.params.checks.filter((c) => getCheck(c)?.heal.kind !== 'report_only') : [];
-    const leavesBaseline = order.type === 'rollback' || (order.type === 'apply_baseline' && order.params.revision !== this.deps.baseline.patching.configurationRevision);
+    const expectRevision = order.type === 'apply_baseline' || order.type === 'apply_closure' ? order.params.revision : null;
+    const leavesBaseline = order.type === 'rollback' || (expectRevision !== null && expectRevision !== this.deps.baseline.patching.configurationRevision);
     // Patching and firewall follow the configuration itself: a switch away from the baseline changes them by design.
     const stay = preResults.filter((r) => r.status === 'compliant' && !(leavesBaseline && (r.check === 'patching' || r.check === 'firewall'))).map((r) => r.check);
-    const expectRevision = order.type === 'apply_baseline' ? order.params.revision : null;
     const timeoutS = this.deps.config.rebuildHealthCheckTimeout;
 
     for (const a of actions) {
