@@ -43,6 +43,12 @@ let
     heartbeatInterval = 3600;
     syslogCaFile = null;
     webhookCaFile = null;
+    # What a signed order can make root do. Empty allowedFlakes: the baseline flakeRef's repository.
+    allowedFlakes = [ ];
+    orderSignaturesRequired = { };
+    closureSubstituters = [ ];
+    closureTrustedPublicKeys = [ ];
+    timeServers = [ ];
   };
 
   stateDir = "/var/lib/compliance-agent";
@@ -92,6 +98,11 @@ let
     "logLevel"
     "trustedOrderKeys"
     "heartbeatInterval"
+    "allowedFlakes"
+    "orderSignaturesRequired"
+    "closureSubstituters"
+    "closureTrustedPublicKeys"
+    "timeServers"
   ];
 
   # `toString` and never "${path}": interpolating a path literal would copy the secret into the

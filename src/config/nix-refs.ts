@@ -125,8 +125,10 @@ function refine<T>(parse: (s: string) => Parsed<T>) {
   };
 }
 
-/** A pinned flake reference (see parsePinnedFlakeRef). */
-export const PinnedFlakeRefSchema = FlakeRefSyntaxSchema.superRefine(refine(parsePinnedFlakeRef));
+/** A pinned flake reference (see parsePinnedFlakeRef); a syntax error is reported once. */
+export const PinnedFlakeRefSchema = FlakeRefSyntaxSchema.superRefine((s, ctx) => {
+  if (FLAKE_REF_RE.test(s)) refine(parsePinnedFlakeRef)(s, ctx);
+});
 export const FlakePrefixSchema = z.string().min(1).max(512).superRefine(refine(parseFlakePrefix));
 export const RevisionSchema = z.string().regex(REV_RE, 'must be a git commit: 40 lower-case hex digits');
 

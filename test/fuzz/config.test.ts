@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, expect, it } from 'vitest';
 import { AgentError } from '../../src/common/index.js';
-import { loadBaseline, loadConfig, parseBaseline, parseConfig } from '../../src/config/index.js';
+import { loadBaseline, loadConfig, parseBaseline, parseConfig, parsePinnedFlakeRef } from '../../src/config/index.js';
 import { makeKey } from '../orders/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 import { FUZZ_RUNS, isOneBoundedLine } from './sign.js';
@@ -52,7 +52,7 @@ const CONFIG_KEYS = [...Object.keys(VALID_CONFIG), ...Object.keys(OPTIONAL)];
 
 const VALID_BASELINE = {
   version: 1,
-  patching: { configurationRevision: '5880666aa0e1', flakeRef: 'git+https://git.msp.example/sites/clinic-001?ref=main#appliance' },
+  patching: { configurationRevision: '5880666aa0e1b2c3d4e5f60718293a4b5c6d7e8f', flakeRef: 'git+https://git.msp.example/sites/clinic-001?ref=main&rev=5880666aa0e1b2c3d4e5f60718293a4b5c6d7e8f#appliance' },
   services: { required: ['sshd.service', 'postgresql.service'] },
   backup: { unit: 'restic-backups-appliance.service', stampFile: '/var/backup/last-success.stamp', maxAgeHours: 26 },
   firewall: { rulesetHash: `sha256:${'ab'.repeat(32)}` },
@@ -167,7 +167,11 @@ function baselineProblem(raw: unknown): string | null {
   const plain = (v: unknown, keys: string[]) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).sort().join() === [...keys].sort().join();
   if (!plain(b, Object.keys(VALID_BASELINE)) || b.version !== 1) return 'shape';
   if (!plain(b.patching, ['configurationRevision', 'flakeRef']) || typeof b.patching.configurationRevision !== 'string' || !b.patching.configurationRevision) return 'patching';
-  if (typeof b.patching.flakeRef !== 'string' || !b.patching.flakeRef || /[\s;&|`$]/.test(b.patching.flakeRef)) return 'flakeRef';
+  // `&` separates the query parameters of a pinned reference (ref=...&rev=...); the healer never uses a shell.
+  if (typeof b.patching.flakeRef !== 'string' || !b.patching.flakeRef || /[\s;|`$]/.test(b.patching.flakeRef)) return 'flakeRef';
+  // Pinned to the expected revision (the parser has its own table of refusals in test/orders and test/heal).
+  const pinned = parsePinnedFlakeRef(b.patching.flakeRef);
+  if (!pinned.ok || pinned.value.rev !== b.patching.configurationRevision) return 'flakeRef';
   const unit = (u: unknown) => typeof u === 'string' && /^[A-Za-z0-9@:._\\-]+\.(service|timer|socket|target|mount|path)$/.test(u);
   if (!plain(b.services, ['required']) || !Array.isArray(b.services.required) || !b.services.required.every(unit)) return 'services';
   if (!plain(b.backup, ['unit', 'stampFile', 'maxAgeHours']) || !unit(b.backup.unit) || !absolute(b.backup.stampFile)) return 'backup';
