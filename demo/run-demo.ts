@@ -99,7 +99,7 @@ async function main(): Promise<number> {
     const rogue = loadSecretKeyFile(generateKeyFiles('attacker', join(dir, 'rogue-keys')).secretPath);
     h.mcp.enqueueOrder(
       signOrder(
-        prepareOrder({ site_id: 'clinic-001', host_id: 'appliance-1', sequence: 999, policy_version: '1.0', type: 'apply_baseline', params: { revision: 'deadbeef', flakeRef: 'github:attacker/evil#appliance' } }, { now: h.host.now() }),
+        prepareOrder({ site_id: 'clinic-001', host_id: 'appliance-1', sequence: 999, policy_version: '1.0', type: 'apply_baseline', params: { revision: 'deadbeef'.repeat(5), flakeRef: `github:attacker/evil?rev=${'deadbeef'.repeat(5)}#appliance` } }, { now: h.host.now() }),
         rogue,
       ),
     );
@@ -119,16 +119,16 @@ async function main(): Promise<number> {
     h.host.clearExecuted();
     h.mcp.enqueueOrder(h.signOrder('heal', { checks: ['firewall'] }));
     const deferred = await cycle(h, rt);
-    expectThat(deferred.some((b) => b.outcome === 'deferred') && h.host.actions().length === 0, 'deferred (disruptive: nixos-rebuild), nothing run');
+    expectThat(deferred.some((b) => b.outcome === 'deferred') && h.host.actions().length === 0, 'deferred (disruptive: a switch), nothing run');
 
-    step(9, 'The window opens at 02:00: the deferred heal runs (nixos-rebuild switch), health check passes');
+    step(9, 'The window opens at 02:00: the deferred heal runs (build the pinned baseline flake, check its revision, activate), health check passes');
     clockTo(h, 2, 0);
     const healedFw = await cycle(h, rt);
     expectThat(healedFw.some((b) => b.check === 'firewall' && b.outcome === 'healed'), 'firewall healed by a switch to the baseline flake');
 
     step(10, 'Signed apply_baseline to a new revision whose generation fails its health check: rolled back');
     const current = h.host.currentGeneration();
-    const nextRef = 'git+https://git.msp.example/sites/clinic-001?ref=release-2026-11#appliance';
+    const nextRef = 'git+https://git.msp.example/sites/clinic-001?ref=release-2026-11&rev=c0ffee0000000000000000000000000000000001#appliance';
     h.host.defineFlake(nextRef, { configurationRevision: 'c0ffee0000000000000000000000000000000001', release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
     h.host.scriptRebuild({ mode: 'unhealthy', failUnit: 'postgresql.service' });
     h.host.advance(60_000);
