@@ -160,6 +160,33 @@ let
       ]);
 
   windowRegex = "([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]";
+
+  # A flake reference pinned to a git commit, as the agent requires of baseline.patching.flakeRef
+  # and of apply_baseline orders (src/config/nix-refs.ts is the full check; this catches an
+  # unpinned or local reference at evaluation time): git+https or github:/gitlab:/sourcehut:,
+  # no user info, rev=<40 hex> (or owner/repo/<40 hex>), `#name`.
+  pinnedFlakeRef =
+    ref:
+    let
+      source = "(git\\+https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)+|(github|gitlab|sourcehut):[A-Za-z0-9_~][A-Za-z0-9._~-]*/[A-Za-z0-9_~][A-Za-z0-9._~-]*)";
+      attr = "#[A-Za-z0-9_][A-Za-z0-9_-]*";
+      ref_ = "ref=[A-Za-z0-9._/-]+";
+      rev = "rev=[0-9a-f]{40}";
+    in
+    builtins.isString ref
+    && (
+      match "${source}\\?(${ref_}&)?${rev}(&${ref_})?${attr}" ref != null
+      || match "(github|gitlab|sourcehut):[A-Za-z0-9_~][A-Za-z0-9._~-]*/[A-Za-z0-9_~][A-Za-z0-9._~-]*/[0-9a-f]{40}(\\?${ref_})?${attr}" ref != null
+    );
+
+  # The rev a pinned reference names (the baseline's configurationRevision must equal it).
+  pinnedRev =
+    ref:
+    let
+      q = match ".*[?&]rev=([0-9a-f]{40}).*" ref;
+      p = match "[a-z]+:[^/]+/[^/]+/([0-9a-f]{40}).*" ref;
+    in
+    if q != null then head q else if p != null then head p else null;
   trustedKeyRegex = "[A-Za-z0-9][A-Za-z0-9._-]{0,127}:[A-Za-z0-9+/]{43}=";
 in
 {
@@ -179,5 +206,7 @@ in
     syslogHost
     windowRegex
     trustedKeyRegex
+    pinnedFlakeRef
+    pinnedRev
     ;
 }
