@@ -330,11 +330,12 @@ rec {
         mcp.succeed("tar -C /tmp -cf /tmp/closure-cache.tar closure-cache")
         mcp.copy_from_vm("/tmp/closure-cache.tar", "")
         appliance.copy_from_host(os.path.join(out_dir, "closure-cache.tar"), "/tmp/closure-cache.tar")
-        appliance.succeed("rm -rf ${closureCache} && tar -C /var/lib -xf /tmp/closure-cache.tar && mv /var/lib/closure-cache ${closureCache} || true")
+        # Unpacks to ${closureCache}, the appliance's only closureSubstituters entry.
+        appliance.succeed("rm -rf ${closureCache} && tar -C /var/lib -xf /tmp/closure-cache.tar")
 
     def send_order(name):
         mcp.succeed(
-            f"compliance-agent order sign --key ${mspKey} ${closureOrder nodes.applianceNext.system.build.toplevel} > /var/lib/fake-mcp/orders/{name}.json.tmp"
+            f"compliance-agent order sign --key ${mspKey} ${closureOrder "${nodes.applianceNext.system.build.toplevel}"} > /var/lib/fake-mcp/orders/{name}.json.tmp"
             f" && mv /var/lib/fake-mcp/orders/{name}.json.tmp /var/lib/fake-mcp/orders/{name}.json"
         )
         return mcp.succeed(f"jq -r .payload /var/lib/fake-mcp/orders/{name}.json | base64 -d | jq -r .order_id").strip()
