@@ -49,6 +49,7 @@ let
   baselineFlakeRef = if cfg.baseline == null then null else cfg.baseline.patching.flakeRef or null;
   distinctOrderKeys = lib.length (lib.unique (map (k: lib.last (lib.splitString ":" k)) cfg.trustedOrderKeys));
   substituterHost = u: agentConfig.urlHost u;
+  healNixAccess = agentConfig.healNixAccess cfg.nixAccessTokensFile;
 
   exe = getExe cfg.package;
   resolvers =
@@ -702,15 +703,12 @@ in
         // {
           HOME = "/root";
         }
-        // optionalAttrs (cfg.nixAccessTokensFile != null) {
-          # The credential, read as a user nix.conf by the healer's nix only (%d: its credentials directory).
-          NIX_USER_CONF_FILES = "%d/nix-access-tokens";
-        }
+        // healNixAccess.environment
         // config.networking.proxy.envVars;
       serviceConfig =
         services.heal { inherit exe configFile; }
-        // optionalAttrs (cfg.nixAccessTokensFile != null) {
-          LoadCredential = [ "nix-access-tokens:${toString cfg.nixAccessTokensFile}" ];
+        // optionalAttrs (healNixAccess.loadCredentials != [ ]) {
+          LoadCredential = healNixAccess.loadCredentials;
         };
     };
   };

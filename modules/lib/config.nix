@@ -115,6 +115,22 @@ let
       ) fileOptions
     );
 
+  # nixAccessTokensFile for the healer alone: a credential (a root-only copy in the unit's
+  # credentials directory, %d) that its nix reads as a user nix.conf. The token never enters a
+  # URL, config.json, the store or the environment; only the credential's path does.
+  healNixAccess =
+    file:
+    if file == null then
+      {
+        environment = { };
+        loadCredentials = [ ];
+      }
+    else
+      {
+        environment.NIX_USER_CONF_FILES = "%d/nix-access-tokens";
+        loadCredentials = [ "nix-access-tokens:${toString file}" ];
+      };
+
   # cfg: the option values (baselinePath already resolved to a path string).
   render =
     cfg:
@@ -201,6 +217,7 @@ in
     credentialsDir
     credentialNames
     loadCredentials
+    healNixAccess
     render
     urlHost
     syslogHost
