@@ -347,7 +347,7 @@ export class Generations {
 
   switchToConfiguration(command: string, args: readonly string[]): SimReply {
     const c = this.closureOfSwitchScript(command);
-    if (!c) return { exitCode: 127, stdout: '', stderr: `${command}: No such file or directory\n` };
+    if (!c) throw new Error(`simulated host has no system for ${command}`);
     if (args.length !== 1 || args[0] !== 'switch') return fail(1, 'Usage: switch-to-configuration [switch|boot|test|dry-activate]\n');
     this.activateClosure(c);
     if (c.activation === 'hang') return { hang: true };

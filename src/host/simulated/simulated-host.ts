@@ -418,7 +418,8 @@ export class SimulatedHost implements Host {
       case 'timedatectl':
         return (a) => timedatectl(this.ntp, a, this.clock);
       default:
-        return name.endsWith('/switch-to-configuration') ? (a) => this.generations.switchToConfiguration(name, a) : null;
+        // A path that is no system's script does not exist: the spawn fails as for a missing binary.
+        return name.endsWith('/switch-to-configuration') && this.generations.closureOfSwitchScript(name) ? (a) => this.generations.switchToConfiguration(name, a) : null;
     }
   }
 
