@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateKeyFiles, type Envelope } from '../../src/crypto/index.js';
+import { addSignature, generateKeyFiles, loadSecretKeyFile, type Envelope } from '../../src/crypto/index.js';
+import { orderPayload, signPayload } from './fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir('ca-cosign-cli-');
@@ -63,9 +64,35 @@ beforeAll(() => {
       caFile: '/etc/compliance-agent/ca.pem',
       trustedOrderKeys: [a.publicKey, a.publicKey.replace(/^msp-a:/, 'msp-a-copy:'), b.publicKey],
       orderSignaturesRequired: { rollback: 2, apply_baseline: 2, apply_closure: 2 },
+      allowedFlakes: ['github:msp/sites', 'git+https://git.msp.example/sites'],
       stateDir: join(tmp.path, 'state'),
     }),
   );
+});
+
+describe('order verify refuses every unpinned, local, tarball, user-info and off-allowlist reference', () => {
+  const REV = '0123456789abcdef0123456789abcdef01234567';
+  const twoSigned = (flakeRef: string) => {
+    const env = signPayload(orderPayload({ site_id: 'clinic-001', host_id: 'appliance-1', type: 'apply_baseline', params: { revision: REV, flakeRef } }, Date.now()), loadSecretKeyFile(keys.a!));
+    return JSON.stringify(addSignature(env, loadSecretKeyFile(keys.b!)));
+  };
+  it.each([
+    ['a branch, not a pin', 'github:msp/sites?ref=main#appliance', 'bad_params: apply_baseline: params.flakeRef: must pin an immutable revision'],
+    ['a local path:', `path:/var/lib/compliance-agent/x?rev=${REV}#appliance`, 'bad_params: apply_baseline: params.flakeRef: must be git+https://, github:, gitlab: or sourcehut:'],
+    ['a tarball', `tarball+https://evil.example/x.tar.gz?rev=${REV}#appliance`, 'bad_params: apply_baseline: params.flakeRef: must be git+https://'],
+    ['a token in the URL', `git+https://oauth2:glpat-SECRET@git.msp.example/sites?rev=${REV}#appliance`, 'bad_params: apply_baseline: params.flakeRef: must not carry user info'],
+    ['another repository', `github:attacker/sites?rev=${REV}#appliance`, 'flake_not_allowed: params.flakeRef: github:attacker/sites is not under allowedFlakes (github:msp/sites, git+https://git.msp.example/sites)'],
+  ])('%s', (_what, flakeRef, expected) => {
+    const v = verify(twoSigned(flakeRef));
+    expect(v.code).toBe(1);
+    expect(v.stdout.startsWith(`rejected: ${expected}`), v.stdout).toBe(true);
+    expect(v.stdout).not.toContain('glpat-SECRET');
+  });
+
+  it('a pinned reference of an allowed repository, signed by two keys: accepted', () => {
+    const v = verify(twoSigned(`git+https://git.msp.example/sites?ref=main&rev=${REV}#appliance`));
+    expect(v.stdout).toMatch(/^accepted: apply_baseline order .* signed by msp-a, msp-b,/);
+  });
 });
 
 describe('threshold signatures through order sign --cosign and order verify', () => {
