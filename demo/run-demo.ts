@@ -137,7 +137,18 @@ async function main(): Promise<number> {
     expectThat(rolled.some((b) => b.outcome === 'rolled_back'), `rolled back to generation ${h.host.currentGeneration().number}`);
     expectThat(h.host.currentGeneration().configurationRevision === current.configurationRevision, 'appliance runs the previous generation again');
 
-    step(11, 'Summary');
+    step(11, 'Signed apply_baseline whose build reports another revision than the one signed: refused, nothing activated');
+    const claimed = 'c0ffee0000000000000000000000000000000002';
+    const liarRef = `git+https://git.msp.example/sites/clinic-001?ref=release-2026-12&rev=${claimed}#appliance`;
+    h.host.defineFlake(liarRef, { configurationRevision: 'badbadbadbadbadbadbadbadbadbadbadbadbad0', release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
+    h.host.clearExecuted();
+    h.host.advance(60_000);
+    h.mcp.enqueueOrder(h.signOrder('apply_baseline', { revision: claimed, flakeRef: liarRef }));
+    const refused = await cycle(h, rt);
+    expectThat(refused.some((b) => b.outcome === 'rejected' && /^revision_mismatch: /.test(b.reason ?? '')), 'built, revision checked, refused with evidence');
+    expectThat(h.host.activations().length === 0 && h.host.actions().length === 0, 'switch-to-configuration never ran');
+
+    step(12, 'Summary');
     h.host.advance(60_000);
     await rt.agent.cycle();
     const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
