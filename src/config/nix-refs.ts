@@ -132,9 +132,6 @@ export const PinnedFlakeRefSchema = FlakeRefSyntaxSchema.superRefine((s, ctx) =>
 export const FlakePrefixSchema = z.string().min(1).max(512).superRefine(refine(parseFlakePrefix));
 export const RevisionSchema = z.string().regex(REV_RE, 'must be a git commit: 40 lower-case hex digits');
 
-/** A systemd unit name, as the baseline and heal actions name units. */
-export const UnitNameSchema = z.string().max(256).regex(/^[A-Za-z0-9@:._\\-]+\.(service|timer|socket|target|mount|path)$/, 'must be a systemd unit name like sshd.service');
-
 /** Nix's base32 alphabet: no e, o, u, t. */
 export const STORE_PATH_RE = /^\/nix\/store\/[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,210}$/;
 /** A store path that is not a derivation: realising it substitutes, never builds. */

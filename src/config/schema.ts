@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DNS_NAME, parseSyslogTarget } from './syslog-target.js';
-import { FlakePrefixSchema, PinnedFlakeRefSchema, SubstituterSchema, UnitNameSchema, parsePinnedFlakeRef } from './nix-refs.js';
+import { FlakePrefixSchema, PinnedFlakeRefSchema, SubstituterSchema, parsePinnedFlakeRef } from './nix-refs.js';
 
 const absPath = z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path');
 const hostname = z.string().min(1).max(253).regex(DNS_NAME, 'must be a DNS host name');
@@ -151,6 +151,13 @@ export type ConfigInput = z.input<typeof ConfigSchema>;
 /** A loaded config: hostId is always resolved (defaults to the host name). */
 export type Config = Omit<z.output<typeof ConfigSchema>, 'hostId'> & { hostId: string };
 
+/**
+ * A systemd unit name as the baseline and the healer's actions both take it: never starting with
+ * a dash (it would read as an option), at most 256 characters. One pattern for both, so a unit
+ * the baseline accepts is one the healer can act on and nothing else.
+ */
+export const UNIT_NAME_RE = /^[A-Za-z0-9@:_\\][A-Za-z0-9@:._\\-]*\.(service|timer|socket|target|mount|path)$/;
+export const UnitNameSchema = z.string().max(256).regex(UNIT_NAME_RE, 'must be a systemd unit name like sshd.service (not starting with a dash)');
 const unitName = UnitNameSchema;
 
 /** baseline.json: the desired state the checks compare against. */
