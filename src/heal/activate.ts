@@ -20,7 +20,7 @@ import type { SwitchAction } from './actions.js';
  * nixpkgs), so nothing of the new system runs before its revision has been checked.
  */
 
-export const SYSTEM_PROFILE = '/nix/var/nix/profiles/system';
+const SYSTEM_PROFILE = '/nix/var/nix/profiles/system';
 const PROFILE_STEP_MS = 120_000;
 const QUERY_TIMEOUT_MS = 30_000;
 
@@ -53,7 +53,7 @@ const VersionJson = z.object({ configurationRevision: z.string().optional() }).l
  * The configurationRevision a system toplevel reports, read (never run) from the nixos-version
  * script nixpkgs puts in its `sw/bin`: the `--json` answer is a here-document in that script.
  */
-export async function closureRevision(host: Host, storePath: string): Promise<{ ok: true; revision: string | null } | { ok: false; message: string }> {
+async function closureRevision(host: Host, storePath: string): Promise<{ ok: true; revision: string | null } | { ok: false; message: string }> {
   const read = await host.readFile(`${storePath}/sw/bin/nixos-version`, 64 * 1024);
   if (!read.ok) return { ok: false, message: `${storePath} has no readable sw/bin/nixos-version (${read.code})` };
   const m = /--json\)\s*\n\s*cat <<'EOF'\n([^\n]*)\nEOF\n/.exec(read.text);
