@@ -27,7 +27,7 @@ export function allowedFlakesFor(config: Pick<Config, 'allowedFlakes'>, baseline
 }
 
 export function verifyContextFromConfig(
-  config: Pick<Config, 'trustedOrderKeys' | 'siteId' | 'hostId' | 'orderTtl' | 'ntpMaxSkewMs' | 'orderSignaturesRequired' | 'allowedFlakes'>,
+  config: Pick<Config, 'trustedOrderKeys' | 'siteId' | 'hostId' | 'orderTtl' | 'ntpMaxSkewMs' | 'orderSignaturesRequired' | 'allowedFlakes' | 'closureSubstituters' | 'closureTrustedPublicKeys'>,
   now: number,
   baseline?: Pick<Baseline, 'patching'>,
 ): VerifyContext {
@@ -40,5 +40,6 @@ export function verifyContextFromConfig(
     now,
     signaturesRequired: signaturesRequiredFromConfig(config),
     allowedFlakes: allowedFlakesFor(config, baseline),
+    closuresAllowed: config.closureSubstituters.length > 0 && config.closureTrustedPublicKeys.length > 0,
   };
 }

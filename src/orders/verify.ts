@@ -14,6 +14,7 @@ export const REJECT_REASONS = [
   'bad_params',
   'insufficient_signatures',
   'flake_not_allowed',
+  'closure_not_allowed',
   'wrong_site',
   'wrong_host',
   'ttl_too_long',
@@ -37,6 +38,8 @@ export interface VerifyContext {
   readonly signaturesRequired?: Readonly<Record<string, number>>;
   /** Flake URL prefixes an apply_baseline order may name (config.allowedFlakes, or the baseline's repository); absent: none. */
   readonly allowedFlakes?: readonly string[];
+  /** Whether binary caches and their keys are configured for apply_closure; absent: no. */
+  readonly closuresAllowed?: boolean;
 }
 
 export type Rejection = {
@@ -148,6 +151,9 @@ export function checkOrder(input: unknown, ctx: VerifyContext): OrderCheck {
       const allowed = prefixes.length ? prefixes.join(', ') : 'nothing';
       return reject('flake_not_allowed', `params.flakeRef: ${source} is not under allowedFlakes (${allowed})`, id, order);
     }
+  }
+  if (order.type === 'apply_closure' && !ctx.closuresAllowed) {
+    return reject('closure_not_allowed', 'no closureSubstituters and closureTrustedPublicKeys are configured to substitute a closure from', id, order);
   }
   return { decision: 'accepted', order, keyid: sig.signers[0]!, signers: sig.signers };
 }

@@ -132,8 +132,10 @@ describe('closure orders: substituted only from listed caches signed by listed k
     expect(s.sim.activations()).toEqual([]);
   });
 
-  it('with no cache configured, a closure order is refused and nothing runs', async () => {
+  it('with no cache configured, a closure order is refused by the agent and, spooled directly, by the healer; nothing runs', async () => {
     s = setup();
+    const refused = await s.healing.handleOrder(s.order('apply_closure', { storePath: s.sim.closureFor(specOf(s, rev('f'))).storePath, revision: rev('f') }), await s.cycle());
+    expect(refused.drafts[0]!.reason).toMatch(/^closure_not_allowed: /);
     const closure = s.sim.closureFor(specOf(s, rev('f')));
     spoolRaw(s, s.order('apply_closure', { storePath: closure.storePath, revision: rev('f') }), [{ kind: 'switch_closure', storePath: closure.storePath, revision: rev('f') }]);
     s.sim.clearExecuted();

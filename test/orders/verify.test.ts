@@ -16,7 +16,7 @@ function freshDb(): StateDb {
 
 const msp = makeKey('msp-2026');
 const other = makeKey('msp-2026');
-const ctx = context([msp.pub], { allowedFlakes: ['github:msp/site-flake'] });
+const ctx = context([msp.pub], { allowedFlakes: ['github:msp/site-flake'], closuresAllowed: true });
 const REV = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
 const apply = (flakeRef: string, revision = REV) => signPayload(orderPayload({ type: 'apply_baseline', params: { revision, flakeRef } }), msp.secret);
 
@@ -134,6 +134,7 @@ describe('verifyOrder rejects, with a reason and the order_id when there is one'
     ['flake_not_allowed', 'a pinned flake of another owner', () => apply(`github:attacker/site-flake?rev=${REV}#appliance-1`)],
     ['flake_not_allowed', 'a repository whose name only starts like an allowed one', () => apply(`github:msp/site-flake-evil?rev=${REV}#appliance-1`)],
     ['flake_not_allowed', 'an allowed flake when allowedFlakes is empty', () => apply(`github:msp/site-flake?rev=${REV}#appliance-1`), { allowedFlakes: [] }],
+    ['closure_not_allowed', 'a closure order with no binary cache configured', () => signPayload(orderPayload({ type: 'apply_closure', params: { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-a', revision: REV } }), msp.secret), { closuresAllowed: false }],
     ['insufficient_signatures', 'one signer where rollback needs two', () => signPayload(orderPayload({ type: 'rollback', params: {} }), msp.secret), { signaturesRequired: { rollback: 2 } }],
     ['wrong_site', 'another site', () => signPayload(orderPayload({ site_id: 'clinic-002' }), msp.secret)],
     ['wrong_host', 'another host', () => signPayload(orderPayload({ host_id: 'appliance-2' }), msp.secret)],
