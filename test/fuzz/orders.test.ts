@@ -20,7 +20,8 @@ const msp = makeKey('msp-2026', fixedKeySeed('msp-2026'));
 const rotated = makeKey('msp-2027', fixedKeySeed('msp-2027'));
 const stranger = makeKey('msp-2026', fixedKeySeed('stranger'));
 const signers = { msp: nodeSigner(msp.secret), rotated: nodeSigner(rotated.secret), stranger: nodeSigner(stranger.secret) };
-const ctx: VerifyContext = { trustedKeys: [msp.pub, rotated.pub], siteId: SITE, hostId: HOST, orderTtlS: 900, ntpMaxSkewMs: 5000, now: NOW, allowedFlakes: ['github:msp/clinic-001'] };
+const ctx: VerifyContext = { trustedKeys: [msp.pub, rotated.pub], siteId: SITE, hostId: HOST, orderTtlS: 900, ntpMaxSkewMs: 5000, now: NOW, allowedFlakes: ['github:msp/clinic-001'], closuresAllowed: true };
+const CLOSURE = '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-appliance-1-25.05.20261123.5880666';
 const PINNED_REV = '5880666aa0e1b2c3d4e5f60718293a4b5c6d7e8f';
 const db = openStateDb(':memory:');
 const state = sqliteOrderState(db);
@@ -34,6 +35,9 @@ const typed = fc.oneof(
   fc.record({ type: fc.constant('run_checks'), params: fc.oneof(fc.constant({}), checkList.map((checks) => ({ checks }))) }),
   fc.record({ type: fc.constant('heal'), params: checkList.map((checks) => ({ checks })) }),
   fc.record({ type: fc.constant('apply_baseline'), params: fc.constant({ revision: PINNED_REV, flakeRef: `github:msp/clinic-001?rev=${PINNED_REV}#appliance` }) }),
+  // Pinned but from a repository outside allowedFlakes: always flake_not_allowed.
+  fc.record({ type: fc.constant('apply_baseline'), params: fc.constant({ revision: PINNED_REV, flakeRef: `github:msp/clinic-001-evil?rev=${PINNED_REV}#appliance` }) }),
+  fc.record({ type: fc.constant('apply_closure'), params: fc.constant({ storePath: CLOSURE, revision: PINNED_REV }) }),
   fc.record({ type: fc.constant('rollback'), params: fc.constant({}) }),
 );
 /** What the agent accepted so far: the oracle's replay and sequence memory. */
@@ -197,6 +201,8 @@ function acceptable(bytes: Buffer, model: { seen: Set<string>; lastSequence: num
     case 'apply_baseline':
       // Pinned to the signed revision, in the allowed repository (the parser's own refusals are tabled in test/orders).
       return Object.keys(p).sort().join() === 'flakeRef,revision' && /^[0-9a-f]{40}$/.test(String(p.revision)) && p.flakeRef === `github:msp/clinic-001?rev=${String(p.revision)}#appliance` ? null : 'apply_baseline params';
+    case 'apply_closure':
+      return Object.keys(p).sort().join() === 'revision,storePath' && /^[0-9a-f]{40}$/.test(String(p.revision)) && p.storePath === CLOSURE ? null : 'apply_closure params';
     case 'rollback':
       return Object.keys(p).length === 0 ? null : 'rollback params';
     default:
