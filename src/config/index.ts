@@ -3,17 +3,10 @@ export { loadConfig, parseConfig, loadBaseline, parseBaseline, explainIssues } f
 export { parseSyslogTarget, type SyslogTarget } from './syslog-target.js';
 export { readWebhookSecret, readSyslogCa, readWebhookCa, sinkFileProblems, assertSinkFiles } from './sink-files.js';
 export {
-  FLAKE_REF_RE,
-  REV_RE,
   STORE_PATH_RE,
-  FlakeRefSyntaxSchema,
   PinnedFlakeRefSchema,
-  FlakePrefixSchema,
   RevisionSchema,
   StorePathSchema,
-  SubstituterSchema,
   parsePinnedFlakeRef,
-  parseFlakePrefix,
   flakeSourceAllowed,
-  type PinnedFlakeRef,
 } from './nix-refs.js';

@@ -12,10 +12,10 @@ import { z } from 'zod';
  */
 
 /** No shell metacharacters, whitespace or leading dash: the healer never uses a shell, but a reference an operator signed has no use for them. */
-export const FLAKE_REF_RE = /^[A-Za-z0-9./~][A-Za-z0-9._~:/?#@+=,%&-]*$/;
-export const FlakeRefSyntaxSchema = z.string().min(1).max(512).regex(FLAKE_REF_RE, 'must be a flake reference without shell metacharacters, whitespace or a leading dash');
+const FLAKE_REF_RE = /^[A-Za-z0-9./~][A-Za-z0-9._~:/?#@+=,%&-]*$/;
+const FlakeRefSyntaxSchema = z.string().min(1).max(512).regex(FLAKE_REF_RE, 'must be a flake reference without shell metacharacters, whitespace or a leading dash');
 
-export const REV_RE = /^[0-9a-f]{40}$/;
+const REV_RE = /^[0-9a-f]{40}$/;
 /** A NixOS configuration name: the attribute under `nixosConfigurations`. */
 const ATTR_RE = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$/;
 const SEGMENT_RE = /^[A-Za-z0-9_~][A-Za-z0-9._~-]{0,127}$/;
@@ -38,7 +38,7 @@ function segmentsOk(path: string): boolean {
 }
 
 /** The repository part of a reference or an allowedFlakes prefix: scheme checked, no user info, no query. Messages never echo the input. */
-export function parseFlakeSource(text: string): Parsed<{ source: string; pathRev: string | null }> {
+function parseFlakeSource(text: string): Parsed<{ source: string; pathRev: string | null }> {
   if (text.startsWith('git+https://')) {
     let url: URL;
     try {
@@ -105,7 +105,7 @@ export function parsePinnedFlakeRef(ref: string): Parsed<PinnedFlakeRef> {
 }
 
 /** An allowedFlakes prefix (`github:msp`, `github:msp/sites`, `git+https://git.msp.example/sites`), normalised. */
-export function parseFlakePrefix(prefix: string): Parsed<string> {
+function parseFlakePrefix(prefix: string): Parsed<string> {
   if (!FLAKE_REF_RE.test(prefix) || prefix.length > 512) return { ok: false, message: 'must be a flake URL prefix without shell metacharacters or whitespace' };
   const s = parseFlakeSource(prefix);
   if (!s.ok) return s;

@@ -13,7 +13,6 @@ export {
   EVIDENCE_PAYLOAD_TYPE,
   type Envelope,
   type EnvelopeCheck,
-  type EnvelopeSigners,
 } from './dsse.js';
 export { loadSecretKeyFile, loadPublicKeyFile, resolvePublicKeyArg, generateKeyFiles, type KeygenResult } from './key-files.js';
 export { decodeBase64Strict } from './base64.js';

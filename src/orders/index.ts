@@ -1,18 +1,16 @@
 export {
   ORDER_TYPES,
   ORDER_PARAMS,
-  FLAKE_REF_RE,
-  FlakeRefSchema,
   MAX_ORDER_PAYLOAD_BYTES,
   parseOrderPayload,
   type Order,
   type OrderType,
   type OrderParams,
 } from './schema.js';
-export { REJECT_REASONS, checkOrder, verifyOrder, type Accepted, type RejectReason, type Rejection, type OrderDecision, type OrderCheck, type VerifyContext } from './verify.js';
+export { REJECT_REASONS, checkOrder, verifyOrder, type RejectReason, type Rejection, type OrderDecision, type OrderCheck, type VerifyContext } from './verify.js';
 export { sqliteOrderState, readOnlyOrderState, type OrderState, type RejectedOrderRecord } from './state.js';
 export { admitRejection, DEFAULT_REJECTION_LIMIT, type RateLimit, type Admission } from './rate-limit.js';
 export { rejectionEvidence, ORDER_CONTROLS } from './evidence.js';
 export { countRejection, rejectionCounts } from './rejection-counts.js';
 export { prepareOrder, signOrder, cosignOrder, DEFAULT_ORDER_TTL_S } from './sign.js';
-export { trustedKeysFromConfig, verifyContextFromConfig, signaturesRequiredFromConfig, allowedFlakesFor } from './context.js';
+export { trustedKeysFromConfig, verifyContextFromConfig, allowedFlakesFor } from './context.js';

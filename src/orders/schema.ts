@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CHECK_NAMES, type CheckName } from '../checks/index.js';
-import { FLAKE_REF_RE, FlakeRefSyntaxSchema, PinnedFlakeRefSchema, RevisionSchema, StorePathSchema, explainIssues, parsePinnedFlakeRef } from '../config/index.js';
+import { PinnedFlakeRefSchema, RevisionSchema, StorePathSchema, explainIssues, parsePinnedFlakeRef } from '../config/index.js';
 
 /** DESIGN 5.4: an order payload is at most 64 KiB, checked before anything parses it. */
 export const MAX_ORDER_PAYLOAD_BYTES = 64 * 1024;
@@ -8,9 +8,6 @@ export const MAX_ORDER_PAYLOAD_BYTES = 64 * 1024;
 export const ORDER_TYPES = ['run_checks', 'heal', 'apply_baseline', 'apply_closure', 'rollback'] as const;
 export type OrderType = (typeof ORDER_TYPES)[number];
 
-/** The syntax every flake reference meets; orders and baselines further require a pinned one (config/nix-refs.ts). */
-export { FLAKE_REF_RE };
-export const FlakeRefSchema = FlakeRefSyntaxSchema;
 
 const ident = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash or underscore');
 const checkName = z.enum(CHECK_NAMES as unknown as [CheckName, ...CheckName[]]);
