@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addSignature, generateKeyFiles, loadSecretKeyFile, type Envelope } from '../../src/crypto/index.js';
-import { orderPayload, signPayload } from './fixtures.js';
+import { cliConfig, orderPayload, signPayload } from './fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir('ca-cosign-cli-');
@@ -53,15 +53,8 @@ beforeAll(() => {
   configPath = join(tmp.path, 'config.json');
   writeFileSync(
     configPath,
-    JSON.stringify({
-      siteId: 'clinic-001',
-      hostId: 'appliance-1',
-      deploymentMode: 'direct',
+    cliConfig({
       baselinePath: join(tmp.path, 'no-baseline.json'),
-      clientCertFile: '/run/credentials/client.crt',
-      clientKeyFile: '/run/credentials/client.key',
-      signingKeyFile: '/run/credentials/evidence.key',
-      caFile: '/etc/compliance-agent/ca.pem',
       trustedOrderKeys: [a.publicKey, a.publicKey.replace(/^msp-a:/, 'msp-a-copy:'), b.publicKey],
       orderSignaturesRequired: { rollback: 2, apply_baseline: 2, apply_closure: 2 },
       allowedFlakes: ['github:msp/sites', 'git+https://git.msp.example/sites'],

@@ -42,3 +42,18 @@ export function signPayload(payload: unknown, key: SecretKey, payloadType = ORDE
 export function context(keys: PublicKey[], overrides: Partial<VerifyContext> = {}): VerifyContext {
   return { trustedKeys: keys, siteId: SITE, hostId: HOST, orderTtlS: 900, ntpMaxSkewMs: 5000, now: NOW, ...overrides };
 }
+
+/** A config.json for CLI tests of order verify: direct mode, credential paths that are never read. */
+export function cliConfig(fields: Record<string, unknown> & { trustedOrderKeys: string[]; stateDir: string }): string {
+  return JSON.stringify({
+    siteId: SITE,
+    hostId: HOST,
+    deploymentMode: 'direct',
+    baselinePath: '/etc/compliance-agent/baseline.json',
+    clientCertFile: '/run/credentials/client.crt',
+    clientKeyFile: '/run/credentials/client.key',
+    signingKeyFile: '/run/credentials/evidence.key',
+    caFile: '/etc/compliance-agent/ca.pem',
+    ...fields,
+  });
+}
