@@ -49,6 +49,7 @@ let
   options = if configArgs == null then sampleOptions else fromJSON configArgs;
   config = agentConfig.render options;
   loadCredentials = agentConfig.loadCredentials options;
+  healNixAccess = agentConfig.healNixAccess (options.nixAccessTokensFile or null);
 
   agentUnitWith =
     ipAddressAllow:
@@ -174,6 +175,7 @@ builtins.deepSeq selfChecks {
     heal
     config
     loadCredentials
+    healNixAccess
     ;
   inherit (hardening) exposureTarget;
   inherit (agentConfig) defaults credentialsDir;

@@ -29,7 +29,7 @@ export interface Pki {
 }
 
 export interface PkiOptions {
-  /** CN of the client cert: the agent's host id. */
+  /** CN of the client cert: the agent's hostId (default appliance-1, the hostId of examples/config.json). */
   readonly clientCn?: string;
   /** DNS names and IP addresses the server cert is valid for. */
   readonly serverNames?: string[];
@@ -149,7 +149,7 @@ async function newLeaf(spec: LeafSpec): Promise<void> {
 }
 
 export async function generatePki(dir: string, opts: PkiOptions = {}): Promise<Pki> {
-  const clientCn = opts.clientCn ?? 'host-1';
+  const clientCn = opts.clientCn ?? 'appliance-1';
   const serverNames = opts.serverNames ?? ['localhost', '127.0.0.1'];
   const p = pkiPaths(dir);
   await mkdir(join(p.dir, 'ca-db'), { recursive: true, mode: 0o700 });

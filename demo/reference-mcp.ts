@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -212,25 +214,39 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
   };
 }
 
-const USAGE = 'usage: tsx demo/reference-mcp.ts --pki DIR [--port N] [--host H] [--agent-key name:base64|FILE]... [--order ENVELOPE.json]...';
+const USAGE =
+  'usage: tsx demo/reference-mcp.ts [--pki DIR] [--host-id ID] [--port N] [--host H] [--agent-key name:base64|FILE]... [--order ENVELOPE.json]...\n' +
+  '  --pki: where the PKI is kept or made (default $XDG_STATE_HOME/compliance-agent-reference-mcp/pki, outside any repository)\n' +
+  '  --host-id: CN of the client certificate made with a new PKI, the agent\'s hostId (default appliance-1)';
+
+/** Outside the repository by default: the PKI holds the CA's private key. */
+function defaultPkiDir(): string {
+  const state = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  return join(state, 'compliance-agent-reference-mcp', 'pki');
+}
 
 /** Standalone: serve until SIGINT/SIGTERM. Prints the URL as its first line of stdout. */
 async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      pki: { type: 'string' },
-      port: { type: 'string', default: '0' },
-      host: { type: 'string', default: '127.0.0.1' },
-      'agent-key': { type: 'string', multiple: true, default: [] },
-      order: { type: 'string', multiple: true, default: [] },
-    },
-  });
-  if (!values.pki) {
-    process.stderr.write(`${USAGE}\n`);
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        pki: { type: 'string', default: defaultPkiDir() },
+        'host-id': { type: 'string', default: 'appliance-1' },
+        port: { type: 'string', default: '0' },
+        host: { type: 'string', default: '127.0.0.1' },
+        'agent-key': { type: 'string', multiple: true, default: [] },
+        order: { type: 'string', multiple: true, default: [] },
+      },
+    }));
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  const pki = (await loadPki(values.pki)) ?? (await generatePki(values.pki));
+  const existing = await loadPki(values.pki);
+  const pki = existing ?? (await generatePki(values.pki, { clientCn: values['host-id'] }));
+  process.stderr.write(`PKI in ${pki.dir}${existing ? '' : ` (new: client certificate CN = ${values['host-id']})`}\n`);
   const agentKeys = values['agent-key'].map(resolvePublicKeyArg);
   const mcp = await startReferenceMcp({ pki, port: Number(values.port), host: values.host, agentKeys });
   for (const file of values.order) mcp.enqueueOrder(EnvelopeSchema.parse(JSON.parse(await readFile(file, 'utf8'))));

@@ -100,7 +100,7 @@ async function main(): Promise<number> {
     const rogue = loadSecretKeyFile(generateKeyFiles('attacker', join(dir, 'rogue-keys')).secretPath);
     h.mcp.enqueueOrder(
       signOrder(
-        prepareOrder({ site_id: 'clinic-001', host_id: 'appliance-1', sequence: 999, policy_version: '1.0', type: 'apply_baseline', params: { revision: 'deadbeef', flakeRef: 'github:attacker/evil#appliance' } }, { now: h.host.now() }),
+        prepareOrder({ site_id: 'clinic-001', host_id: 'appliance-1', sequence: 999, policy_version: '1.0', type: 'apply_baseline', params: { revision: 'deadbeef'.repeat(5), flakeRef: `github:attacker/evil?rev=${'deadbeef'.repeat(5)}#appliance` } }, { now: h.host.now() }),
         rogue,
       ),
     );
@@ -120,21 +120,21 @@ async function main(): Promise<number> {
     h.host.clearExecuted();
     h.mcp.enqueueOrder(h.signOrder('heal', { checks: ['firewall'] }, { execute_by: new Date(h.host.now() + 36 * 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z') }));
     const deferred = await cycle(h, rt);
-    expectThat(deferred.some((b) => b.outcome === 'deferred' && /held by the healer/.test(b.reason ?? '')) && h.host.actions().length === 0, 'deferred (disruptive: nixos-rebuild), held in the healer\'s own state, nothing run');
+    expectThat(deferred.some((b) => b.outcome === 'deferred' && /held by the healer/.test(b.reason ?? '')) && h.host.actions().length === 0, 'deferred (disruptive: a switch), held in the healer\'s own state, nothing run');
     for (const [hh, mm] of [[14, 30], [23, 0]] as const) {
       clockTo(h, hh, mm);
       const quiet = await cycle(h, rt);
       expectThat(!quiet.some((b) => b.check === 'firewall' && b.outcome !== 'drift_detected') && h.host.actions().length === 0, `${String(hh).padStart(2, '0')}:${String(mm).padStart(2, '0')}: still held (the order expired at 14:15; execute_by bounds the wait), nothing run`);
     }
 
-    step(9, 'The next night the window opens at 02:00: the healer runs the held order (nixos-rebuild switch), health check passes');
+    step(9, 'The next night the window opens at 02:00: the healer runs the held order (build the pinned baseline flake, check its revision, activate), health check passes');
     clockTo(h, 2, 0);
     const healedFw = await cycle(h, rt);
     expectThat(healedFw.some((b) => b.check === 'firewall' && b.outcome === 'healed'), 'firewall healed by a switch to the baseline flake, 12 hours after the order expired');
 
     step(10, 'Signed apply_baseline to a new revision whose generation fails its health check: rolled back');
     const current = h.host.currentGeneration();
-    const nextRef = 'git+https://git.msp.example/sites/clinic-001?ref=release-2026-11#appliance';
+    const nextRef = 'git+https://git.msp.example/sites/clinic-001?ref=release-2026-11&rev=c0ffee0000000000000000000000000000000001#appliance';
     h.host.defineFlake(nextRef, { configurationRevision: 'c0ffee0000000000000000000000000000000001', release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
     h.host.scriptRebuild({ mode: 'unhealthy', failUnit: 'postgresql.service' });
     h.host.advance(60_000);
@@ -143,7 +143,18 @@ async function main(): Promise<number> {
     expectThat(rolled.some((b) => b.outcome === 'rolled_back'), `rolled back to generation ${h.host.currentGeneration().number}`);
     expectThat(h.host.currentGeneration().configurationRevision === current.configurationRevision, 'appliance runs the previous generation again');
 
-    step(11, 'Summary');
+    step(11, 'Signed apply_baseline whose build reports another revision than the one signed: refused, nothing activated');
+    const claimed = 'c0ffee0000000000000000000000000000000002';
+    const liarRef = `git+https://git.msp.example/sites/clinic-001?ref=release-2026-12&rev=${claimed}#appliance`;
+    h.host.defineFlake(liarRef, { configurationRevision: 'badbadbadbadbadbadbadbadbadbadbadbadbad0', release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
+    h.host.clearExecuted();
+    h.host.advance(60_000);
+    h.mcp.enqueueOrder(h.signOrder('apply_baseline', { revision: claimed, flakeRef: liarRef }));
+    const refused = await cycle(h, rt);
+    expectThat(refused.some((b) => b.outcome === 'rejected' && /^revision_mismatch: /.test(b.reason ?? '')), 'built, revision checked, refused with evidence');
+    expectThat(h.host.activations().length === 0 && h.host.actions().length === 0, 'switch-to-configuration never ran');
+
+    step(12, 'Summary');
     h.host.advance(60_000);
     await rt.agent.cycle();
     const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });

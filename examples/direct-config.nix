@@ -12,6 +12,7 @@
     mcpUrl = "https://mcp.msp.example";
     allowedHosts = [
       "mcp.msp.example"
+      "cache.msp.example"
       "cache.nixos.org"
     ];
 
@@ -19,7 +20,22 @@
     clientCertFile = "/run/agenix/compliance-agent-client-cert";
     clientKeyFile = "/run/agenix/compliance-agent-client-key";
     signingKeyFile = "/run/agenix/compliance-agent-evidence-key";
-    trustedOrderKeys = [ "msp-2026:3lcdSggpMwEweYboCusBZLTqMpVSjkp1Zg2lQ1VMZiI=" ];
+    # Two MSP keys, each kept on its own offline machine; switches and rollbacks need both.
+    trustedOrderKeys = [
+      "msp-2026:3lcdSggpMwEweYboCusBZLTqMpVSjkp1Zg2lQ1VMZiI="
+      "msp-2026-b:qyxI2FtpAs1nZ0oz9SqFRHhZqbNAIhHjKWgd1qMuRBs="
+    ];
+    orderSignaturesRequired = {
+      apply_baseline = 2;
+      apply_closure = 2;
+      rollback = 2;
+    };
+
+    # The recommended fleet mode: the MSP builds the system toplevel once, pushes it to its cache
+    # signed with its cache key, and sends apply_closure orders naming the store path. The
+    # appliance substitutes it from here only, signatures required, and evaluates no Nix code.
+    closureSubstituters = [ "https://cache.msp.example" ];
+    closureTrustedPublicKeys = [ "cache.msp.example-1:0X7ZTkX9OOamYSxRWdfHwrFS3K4K8YhlpTJI7TjmRvk=" ];
 
     baselinePath = ./direct-baseline.json;
 

@@ -42,14 +42,26 @@
     syslogTarget = "tls://siem.msp-alpha.example:6514";
     syslogCaFile = "/etc/compliance-agent/siem-ca.pem";
 
+    # The order key is not root-equivalent: two of the keys above must sign a switch or a
+    # rollback, flakes come only from the MSP's site repository, pinned to a commit.
+    orderSignaturesRequired = {
+      apply_baseline = 2;
+      apply_closure = 2;
+      rollback = 2;
+    };
+    allowedFlakes = [ "github:msp-alpha/sites" ];
+    # Private site repository: the token reaches only the healer's nix, never a URL.
+    nixAccessTokensFile = "/run/secrets/compliance-agent/nix-access-tokens";
+
     maintenanceWindow = "02:00-04:00";
     policyVersion = "2026.11";
 
     baseline = {
       version = 1;
       patching = {
-        configurationRevision = "clinic-001-2026-11-20";
-        flakeRef = "github:msp-alpha/sites#clinic-001-front-desk-1";
+        configurationRevision = "9b1e4d7a2c5f80634e1d2c3b4a5968778695a4b3";
+        # Pinned: a heal builds exactly this reviewed commit, never whatever a branch points at.
+        flakeRef = "github:msp-alpha/sites?rev=9b1e4d7a2c5f80634e1d2c3b4a5968778695a4b3#clinic-001-front-desk-1";
       };
       services.required = [
         "sshd.service"

@@ -15,6 +15,7 @@ let
     mkIf
     mkOption
     optional
+    optionalAttrs
     optionals
     types
     ;
@@ -36,8 +37,19 @@ let
       throw "services.compliance-agent: set baseline or baselinePath";
 
   configFile = json.generate "compliance-agent-config.json" (
-    agentConfig.render (cfg // { inherit baselinePath; })
+    agentConfig.render (
+      cfg
+      // {
+        inherit baselinePath;
+        inherit (cfg.egress) timeServers;
+      }
+    )
   );
+
+  baselineFlakeRef = if cfg.baseline == null then null else cfg.baseline.patching.flakeRef or null;
+  distinctOrderKeys = lib.length (lib.unique (map (k: lib.last (lib.splitString ":" k)) cfg.trustedOrderKeys));
+  substituterHost = u: agentConfig.urlHost u;
+  healNixAccess = agentConfig.healNixAccess cfg.nixAccessTokensFile;
 
   exe = getExe cfg.package;
   resolvers =
@@ -57,6 +69,7 @@ let
     "clientKeyFile"
     "signingKeyFile"
     "webhookSecretFile"
+    "nixAccessTokensFile"
   ];
 
   reseller = cfg.deploymentMode == "reseller";
@@ -269,6 +282,67 @@ in
       '';
     };
 
+    allowedFlakes = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      defaultText = literalExpression ''[ ] (the repository of baseline.patching.flakeRef)'';
+      example = [ "github:msp-alpha/sites" ];
+      description = ''
+        Flake URL prefixes (`github:owner[/repo]`, `gitlab:`, `sourcehut:`,
+        `git+https://host[/path]`) an `apply_baseline` order may name, matched on a path
+        boundary. Empty: only the repository of the baseline's own flakeRef. Every reference
+        must also pin `rev=<40 hex>` equal to the signed revision; local, tarball and
+        user-info references are always refused.
+      '';
+    };
+
+    orderSignaturesRequired = mkOption {
+      type = types.attrsOf (types.ints.between 1 8);
+      default = { };
+      example = {
+        apply_baseline = 2;
+        apply_closure = 2;
+        rollback = 2;
+      };
+      description = ''
+        Distinct keys of `trustedOrderKeys` that must sign each order type (default 1). With 2
+        for the disruptive types, one stolen order key no longer switches the appliance. A key
+        listed twice, or two signatures by one key, count once. Co-sign with
+        `compliance-agent order sign --key KEY --cosign ENVELOPE.json`.
+      '';
+    };
+
+    closureSubstituters = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "https://cache.msp-alpha.example" ];
+      description = ''
+        Binary caches (`https://`, whose host must be in `allowedHosts`, or `file://`) from which
+        the healer substitutes the system closure an `apply_closure` order names. The healer
+        passes them to `nix-store --realise` with `require-sigs = true` and
+        `closureTrustedPublicKeys` only: it never evaluates Nix code for such an order.
+      '';
+    };
+
+    closureTrustedPublicKeys = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "cache.msp-alpha.example-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ];
+      description = "Public keys (`name:base64`, as `nix key convert-secret-to-public` prints them) one of which must sign each path of an `apply_closure` closure.";
+    };
+
+    nixAccessTokensFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/run/secrets/nix-access-tokens";
+      description = ''
+        A root-only file in nix.conf syntax (`access-tokens = github.com=ghp_...`) for private
+        flake repositories. Handed to the healer alone as a systemd credential and read by Nix
+        through `NIX_USER_CONF_FILES`; never in a URL, the rendered config, the journal or the
+        evidence. Give it as a string so it is not copied into the store.
+      '';
+    };
+
     heartbeatInterval = mkOption {
       type = types.int;
       default = defaults.heartbeatInterval;
@@ -322,6 +396,17 @@ in
         default = null;
         defaultText = literalExpression "config.networking.nameservers";
         description = "DNS servers (IP addresses) the allowlist lets DNS through to. Empty: DNS to any server is allowed.";
+      };
+
+      timeServers = mkOption {
+        type = types.listOf types.str;
+        default = if config.services.chrony.enable then config.services.chrony.servers else config.networking.timeServers;
+        defaultText = literalExpression "if config.services.chrony.enable then config.services.chrony.servers else config.networking.timeServers";
+        description = ''
+          NTP servers (names or addresses) the allowlist lets `udp/123` through to, resolved by
+          `compliance-agent egress-refresh` into their own sets. NTP to any other address is
+          dropped: an open port 123 to everywhere is a way out for anything on the machine.
+        '';
       };
 
       refreshInterval = mkOption {
@@ -415,6 +500,34 @@ in
           message = "services.compliance-agent.egress.resolvers: every entry must be an IPv4 or IPv6 address (got ${builtins.toJSON resolvers}).";
         }
       ]
+      ++ optionals (baselineFlakeRef != null) [
+        {
+          assertion = agentConfig.pinnedFlakeRef baselineFlakeRef;
+          message = "services.compliance-agent.baseline.patching.flakeRef: must pin a commit (git+https:// or github:/gitlab:/sourcehut: with rev=<40 hex> and #name, no user info), so heals build exactly what was reviewed (got \"${baselineFlakeRef}\").";
+        }
+        {
+          assertion = agentConfig.pinnedRev baselineFlakeRef == (cfg.baseline.patching.configurationRevision or null);
+          message = "services.compliance-agent.baseline.patching.configurationRevision: must be the rev its flakeRef pins.";
+        }
+      ]
+      ++ lib.mapAttrsToList (type: n: {
+        assertion = n <= distinctOrderKeys;
+        message = "services.compliance-agent.orderSignaturesRequired.${type}: needs ${toString n} signers but trustedOrderKeys holds ${toString distinctOrderKeys} distinct key(s).";
+      }) cfg.orderSignaturesRequired
+      ++ [
+        {
+          assertion = (cfg.closureSubstituters == [ ]) == (cfg.closureTrustedPublicKeys == [ ]);
+          message = "services.compliance-agent.closureSubstituters and closureTrustedPublicKeys: set both or neither.";
+        }
+      ]
+      ++ map (u: {
+        assertion = lib.hasPrefix "file://" u || (substituterHost u != null && builtins.elem (substituterHost u) cfg.allowedHosts);
+        message = "services.compliance-agent.closureSubstituters: \"${u}\" must be file:// or an https:// URL whose host is in allowedHosts.";
+      }) cfg.closureSubstituters
+      ++ map (k: {
+        assertion = builtins.match agentConfig.trustedKeyRegex k != null;
+        message = "services.compliance-agent.closureTrustedPublicKeys: \"${k}\" is not name:base64 of a 32-byte Ed25519 public key.";
+      }) cfg.closureTrustedPublicKeys
       ++ map (k: {
         assertion = builtins.match agentConfig.trustedKeyRegex k != null;
         message = "services.compliance-agent.trustedOrderKeys: \"${k}\" is not name:base64 of a 32-byte Ed25519 public key.";
@@ -631,8 +744,13 @@ in
         // {
           HOME = "/root";
         }
+        // healNixAccess.environment
         // config.networking.proxy.envVars;
-      serviceConfig = services.heal { inherit exe configFile; };
+      serviceConfig =
+        services.heal { inherit exe configFile; }
+        // optionalAttrs (healNixAccess.loadCredentials != [ ]) {
+          LoadCredential = healNixAccess.loadCredentials;
+        };
     };
   };
 

@@ -8,6 +8,8 @@
 # stopped unit -> drift evidence -> signed heal order -> heal request -> root healer restarts the
 # unit -> `healed` evidence at the MCP, and the agent user planting symlink attacks on the
 # healer's drop box.
+# A closure order (apply_closure) is applied from a local binary cache signed with the committed
+# snakeoil cache key, and refused while the cache holds it signed by another key only.
 {
   lib,
   pkgs,
@@ -33,13 +35,35 @@ let
       params.checks = [ "services" ];
     }
   );
+
+  # The appliance's baseline revision, and the revision of the system a closure order installs.
+  baselineRev = "5e1f0c2a9b3d47e68f0a1b2c3d4e5f6071829304";
+  nextRev = "7c2d9e4f1a0b38c56d7e8f9a0b1c2d3e4f5a6b7c";
+  closureCache = "/var/lib/closure-cache";
+  closureOrder =
+    storePath:
+    pkgs.writeText "closure-order.json" (
+      builtins.toJSON {
+        site_id = "clinic-001";
+        host_id = "appliance";
+        policy_version = "1.0";
+        type = "apply_closure";
+        params = {
+          inherit storePath;
+          revision = nextRev;
+        };
+      }
+    );
 in
-{
+rec {
   name = "compliance-agent";
 
   nodes.mcp =
-    { pkgs, ... }:
+    { pkgs, nodes, ... }:
     {
+      # The system a closure order installs: valid in this store only, copied into a binary cache
+      # by the test script (the appliance has to substitute it).
+      virtualisation.additionalPaths = [ nodes.applianceNext.system.build.toplevel ];
       environment.systemPackages = [
         compliance-agent
         pkgs.jq
@@ -108,11 +132,13 @@ in
         allowDisruptiveOutsideWindow = true;
         # Names come from /etc/hosts in the test network; there is no DNS server.
         egress.resolvers = [ ];
+        closureSubstituters = [ "file://${closureCache}" ];
+        closureTrustedPublicKeys = [ (lib.fileContents ./snakeoil/cache-vm-test.pub) ];
         baseline = {
           version = 1;
           patching = {
-            configurationRevision = "vm-test";
-            flakeRef = "/etc/nixos#appliance";
+            configurationRevision = baselineRev;
+            flakeRef = "git+https://git.example.invalid/sites?rev=${baselineRev}#appliance";
           };
           services.required = [ "clinic-app.service" ];
           backup = {
@@ -124,6 +150,8 @@ in
           encryption.requiredMounts = [ ];
         };
       };
+
+      system.configurationRevision = lib.mkDefault baselineRev;
 
       # Started by the test once its secrets are in place, as sops-nix would have them at boot.
       systemd.services.compliance-agent.wantedBy = lib.mkForce [ ];
@@ -154,13 +182,23 @@ in
       };
     };
 
-  testScript = ''
+  # Never started: the same appliance at another revision, the target of the closure order.
+  nodes.applianceNext = {
+    imports = [ nodes.appliance ];
+    system.configurationRevision = nextRev;
+    networking.hostName = lib.mkForce "appliance";
+  };
+
+  testScript =
+    { nodes, ... }:
+    ''
     import json
     import os
 
     out_dir = os.environ.get("out", os.getcwd())
 
-    start_all()
+    mcp.start()
+    appliance.start()
     mcp.wait_for_unit("fake-mcp.service")
     mcp.wait_for_open_port(443)
     mcp.wait_for_open_port(8080)
@@ -314,5 +352,49 @@ in
         mcp.wait_until_succeeds(
             f"jq -e -s 'any(.[]; .check == \"time\" and .outcome == \"drift_detected\")' {evidence}", timeout=180
         )
+        appliance.succeed("date -s '-60 seconds'")
+        appliance.wait_until_succeeds(
+            "compliance-agent check --config /etc/compliance-agent/config.json --only time --json | jq -e '.results[0].status == \"compliant\"'",
+            timeout=180,
+        )
+
+    next_system = "${nodes.applianceNext.system.build.toplevel}"
+    nix = "nix --extra-experimental-features nix-command"
+
+    def publish_cache(key_file):
+        mcp.succeed(f"{nix} store sign --store file:///tmp/closure-cache --key-file {key_file} --recursive {next_system}")
+        mcp.succeed("tar -C /tmp -cf /tmp/closure-cache.tar closure-cache")
+        mcp.copy_from_vm("/tmp/closure-cache.tar", "")
+        appliance.copy_from_host(os.path.join(out_dir, "closure-cache.tar"), "/tmp/closure-cache.tar")
+        # Unpacks to ${closureCache}, the appliance's only closureSubstituters entry.
+        appliance.succeed("rm -rf ${closureCache} && tar -C /var/lib -xf /tmp/closure-cache.tar")
+
+    def send_order(name):
+        mcp.succeed(
+            f"compliance-agent order sign --key ${mspKey} ${closureOrder "${nodes.applianceNext.system.build.toplevel}"} > /var/lib/fake-mcp/orders/{name}.json.tmp"
+            f" && mv /var/lib/fake-mcp/orders/{name}.json.tmp /var/lib/fake-mcp/orders/{name}.json"
+        )
+        return mcp.succeed(f"jq -r .payload /var/lib/fake-mcp/orders/{name}.json | base64 -d | jq -r .order_id").strip()
+
+    with subtest("a closure order signed into the cache by another key is refused; nothing is substituted or activated"):
+        appliance.fail(f"nix-store --check-validity {next_system}")
+        mcp.succeed(f"{nix} copy --to file:///tmp/closure-cache {next_system}")
+        publish_cache("${./snakeoil/cache-vm-other.secret}")
+        order_id = send_order("010")
+        mcp.wait_until_succeeds(
+            f"jq -e -s 'any(.[]; .order_id == \"{order_id}\" and .outcome == \"rejected\" and (.reason | startswith(\"untrusted_closure\")))' {evidence}",
+            timeout=180,
+        )
+        appliance.fail(f"nix-store --check-validity {next_system}")
+        assert appliance.succeed("nixos-version --configuration-revision").strip() == "${baselineRev}"
+
+    with subtest("the same closure signed by the trusted cache key is substituted, its revision checked, and activated"):
+        publish_cache("${./snakeoil/cache-vm-test.secret}")
+        order_id = send_order("011")
+        mcp.wait_until_succeeds(
+            f"jq -e -s 'any(.[]; .order_id == \"{order_id}\" and .outcome == \"healed\")' {evidence}", timeout=600
+        )
+        assert appliance.succeed("readlink -f /run/current-system").strip() == next_system
+        assert appliance.succeed("nixos-version --configuration-revision").strip() == "${nextRev}"
   '';
 }

@@ -45,6 +45,12 @@ let
     webhookCaFile = null;
     # Longest execute_by an order may carry, in seconds after issued_at: 7 days.
     maxDeferral = 604800;
+    # What a signed order can make root do. Empty allowedFlakes: the baseline flakeRef's repository.
+    allowedFlakes = [ ];
+    orderSignaturesRequired = { };
+    closureSubstituters = [ ];
+    closureTrustedPublicKeys = [ ];
+    timeServers = [ ];
   };
 
   stateDir = "/var/lib/compliance-agent";
@@ -106,6 +112,11 @@ let
     "trustedOrderKeys"
     "heartbeatInterval"
     "maxDeferral"
+    "allowedFlakes"
+    "orderSignaturesRequired"
+    "closureSubstituters"
+    "closureTrustedPublicKeys"
+    "timeServers"
   ];
 
   # `toString` and never "${path}": interpolating a path literal would copy the secret into the
@@ -117,6 +128,22 @@ let
         o: if cfg.${o} == null then [ ] else [ "${credentialNames.${o}}:${toString cfg.${o}}" ]
       ) fileOptions
     );
+
+  # nixAccessTokensFile for the healer alone: a credential (a root-only copy in the unit's
+  # credentials directory, %d) that its nix reads as a user nix.conf. The token never enters a
+  # URL, config.json, the store or the environment; only the credential's path does.
+  healNixAccess =
+    file:
+    if file == null then
+      {
+        environment = { };
+        loadCredentials = [ ];
+      }
+    else
+      {
+        environment.NIX_USER_CONF_FILES = "%d/nix-access-tokens";
+        loadCredentials = [ "nix-access-tokens:${toString file}" ];
+      };
 
   # cfg: the option values (baselinePath already resolved to a path string).
   render =
@@ -163,6 +190,33 @@ let
       ]);
 
   windowRegex = "([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]";
+
+  # A flake reference pinned to a git commit, as the agent requires of baseline.patching.flakeRef
+  # and of apply_baseline orders (src/config/nix-refs.ts is the full check; this catches an
+  # unpinned or local reference at evaluation time): git+https or github:/gitlab:/sourcehut:,
+  # no user info, rev=<40 hex> (or owner/repo/<40 hex>), `#name`.
+  pinnedFlakeRef =
+    ref:
+    let
+      source = "(git\\+https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)+|(github|gitlab|sourcehut):[A-Za-z0-9_~][A-Za-z0-9._~-]*/[A-Za-z0-9_~][A-Za-z0-9._~-]*)";
+      attr = "#[A-Za-z0-9_][A-Za-z0-9_-]*";
+      ref_ = "ref=[A-Za-z0-9._/-]+";
+      rev = "rev=[0-9a-f]{40}";
+    in
+    builtins.isString ref
+    && (
+      match "${source}\\?(${ref_}&)?${rev}(&${ref_})?${attr}" ref != null
+      || match "(github|gitlab|sourcehut):[A-Za-z0-9_~][A-Za-z0-9._~-]*/[A-Za-z0-9_~][A-Za-z0-9._~-]*/[0-9a-f]{40}(\\?${ref_})?${attr}" ref != null
+    );
+
+  # The rev a pinned reference names (the baseline's configurationRevision must equal it).
+  pinnedRev =
+    ref:
+    let
+      q = match ".*[?&]rev=([0-9a-f]{40}).*" ref;
+      p = match "[a-z]+:[^/]+/[^/]+/([0-9a-f]{40}).*" ref;
+    in
+    if q != null then head q else if p != null then head p else null;
   trustedKeyRegex = "[A-Za-z0-9][A-Za-z0-9._-]{0,127}:[A-Za-z0-9+/]{43}=";
 in
 {
@@ -180,10 +234,13 @@ in
     credentialsDir
     credentialNames
     loadCredentials
+    healNixAccess
     render
     urlHost
     syslogHost
     windowRegex
     trustedKeyRegex
+    pinnedFlakeRef
+    pinnedRev
     ;
 }

@@ -2,7 +2,9 @@
 # egress-refresh` fills at run time with the addresses of allowedHosts.
 #
 # Allowed out: loopback, replies (established/related), DNS to the configured resolvers (to any
-# resolver when none are configured), NTP, TCP to the addresses in the sets on `tcpPorts` (443 for
+# resolver when none are configured), NTP to the addresses of the configured time servers only
+# (the ntp_v4/ntp_v6 sets, filled by egress-refresh like the allowlist; empty: no NTP at all, an
+# open udp/123 to anywhere would be a way out), TCP to the addresses in the sets on `tcpPorts` (443 for
 # the MCP, plus the reseller's syslog port and a non-default webhook port when the module
 # configures them). Everything else is logged (rate-limited, with `logPrefix`) and dropped.
 #
@@ -34,6 +36,8 @@ let
   sets = {
     v4 = "allowed_v4";
     v6 = "allowed_v6";
+    ntpV4 = "ntp_v4";
+    ntpV6 = "ntp_v6";
   };
 
   isIPv4 =
@@ -115,7 +119,8 @@ let
         ]
         ++ map (r: "  " + r) dns
         ++ [
-          "  udp dport 123 accept comment \"NTP\""
+          "  ip daddr @${sets.ntpV4} udp dport 123 accept comment \"NTP to timeServers\""
+          "  ip6 daddr @${sets.ntpV6} udp dport 123 accept comment \"NTP to timeServers\""
           "  ip daddr @${sets.v4} tcp dport ${dport} accept comment \"allowedHosts\""
           "  ip6 daddr @${sets.v6} tcp dport ${dport} accept comment \"allowedHosts\""
           "  limit rate 10/second burst 20 packets log prefix \"${prefix}\" level warn"
@@ -146,6 +151,8 @@ let
     lines [
       (addressSet sets.v4 "ipv4_addr" "filled by compliance-agent egress-refresh" [ ])
       (addressSet sets.v6 "ipv6_addr" "filled by compliance-agent egress-refresh" [ ])
+      (addressSet sets.ntpV4 "ipv4_addr" "timeServers, filled by compliance-agent egress-refresh" [ ])
+      (addressSet sets.ntpV6 "ipv6_addr" "timeServers, filled by compliance-agent egress-refresh" [ ])
       (addressSet "resolvers_v4" "ipv4_addr" null v4Resolvers)
       (addressSet "resolvers_v6" "ipv6_addr" null v6Resolvers)
       egressChain

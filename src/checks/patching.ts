@@ -15,7 +15,7 @@ const STORE_PATH_RE = /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+$/
 
 /**
  * The running system's `configurationRevision` (the site flake's git revision) against the
- * baseline. Heals by `nixos-rebuild switch --flake`, which restarts services: disruptive.
+ * baseline. Heals by building the pinned baseline flake and activating it, which restarts services: disruptive.
  */
 export const patchingCheck: Check = {
   name: 'patching',

@@ -6,7 +6,7 @@ export const CHECK_NAMES: readonly CheckName[] = ['patching', 'services', 'backu
 
 /** How a drift is healed: only actions from the healer's fixed repertoire (DESIGN 4), or none. */
 export type HealHint =
-  | { kind: 'rebuild' } // nixos-rebuild switch --flake <baseline.patching.flakeRef>
+  | { kind: 'rebuild' } // build the pinned baseline.patching.flakeRef, check its revision, activate it
   | { kind: 'restart_units' } // systemctl restart <units the baseline names>
   | { kind: 'start_backup' } // systemctl start <baseline.backup.unit>
   | { kind: 'report_only'; why: string };

@@ -18,7 +18,7 @@ function describe(r: HostReport): string {
 export function createEgressRefreshCommand(deps: { host: () => Host; resolver: () => Resolver }): Command {
   return {
     name: 'egress-refresh',
-    summary: 'resolve allowedHosts and replace the nftables egress allowlist sets (exit 1 when a host failed; its last good addresses are kept)',
+    summary: 'resolve allowedHosts and timeServers and replace the nftables egress allowlist and NTP sets (exit 1 when a host failed; its last good addresses are kept)',
     usage: USAGE,
     async run(args) {
       // loadConfig reads no file config.json names: egress-refresh runs as its own user and needs
@@ -43,6 +43,7 @@ export function createEgressRefreshCommand(deps: { host: () => Host; resolver: (
         host: deps.host(),
         resolve: deps.resolver(),
         hosts: p.config.allowedHosts,
+        timeServers: p.config.timeServers,
         cachePath: cache,
         ...(typeof status === 'string' ? { statusPath: status } : {}),
       });
@@ -52,7 +53,7 @@ export function createEgressRefreshCommand(deps: { host: () => Host; resolver: (
         for (const h of report.hosts) process.stdout.write(`${describe(h)}\n`);
         process.stdout.write(
           report.applied
-            ? `allowlist replaced: ${report.applied.v4.length} IPv4 and ${report.applied.v6.length} IPv6 address(es)\n`
+            ? `allowlist replaced: ${report.applied.v4.length} IPv4 and ${report.applied.v6.length} IPv6 address(es); NTP to ${(report.ntp?.v4.length ?? 0) + (report.ntp?.v6.length ?? 0)} time server address(es)\n`
             : 'allowlist NOT replaced: the sets keep their previous elements\n',
         );
       }

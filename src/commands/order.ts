@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseJsonText } from '../common/index.js';
 import { loadSecretKeyFile } from '../crypto/index.js';
-import { prepareOrder, readOnlyOrderState, signOrder, verifyContextFromConfig, verifyOrder, type OrderDecision } from '../orders/index.js';
+import { loadBaseline, type Baseline } from '../config/index.js';
+import { cosignOrder, prepareOrder, readOnlyOrderState, signOrder, verifyContextFromConfig, verifyOrder, type OrderDecision } from '../orders/index.js';
 import { openStateDb, stateDbPath, type StateDb } from '../state/index.js';
 import { parseWithConfig } from './config-arg.js';
 import { EXIT, type Command } from './command.js';
@@ -14,6 +15,8 @@ const USAGE = [
   '  --execute-within: execute_by = issued_at + DURATION (e.g. 36h, 7d; at most the appliance\'s maxDeferral),',
   '    how long a disruptive action may wait for the maintenance window once the healer has the order;',
   '  validates the order as the agent will, prints the signed DSSE envelope',
+  'compliance-agent order sign --key KEY --cosign ENVELOPE.json|-',
+  '  adds KEY\'s signature to an envelope signed elsewhere (orderSignaturesRequired > 1); prints it',
   'compliance-agent order verify --config CONFIG [--json] ENVELOPE.json|-',
   '  prints the decision this agent would take and why; exit 0 accepted, 1 rejected; changes no state',
 ].join('\n');
@@ -33,15 +36,19 @@ function readInput(path: string): string {
 async function sign(args: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args, allowPositionals: true, options: { key: { type: 'string' }, ttl: { type: 'string' }, 'execute-within': { type: 'string' } } });
+    parsed = parseArgs({ args, allowPositionals: true, options: { key: { type: 'string' }, ttl: { type: 'string' }, 'execute-within': { type: 'string' }, cosign: { type: 'string' } } });
   } catch (e) {
     printError(`${(e as Error).message}\nusage: ${USAGE}`);
     return EXIT.usage;
   }
-  const [file, ...extra] = parsed.positionals;
+  const cosign = parsed.values.cosign;
+  const [positional, ...extra] = parsed.positionals;
+  const file = cosign ?? positional;
   const ttl = parsed.values.ttl === undefined ? undefined : Number(parsed.values.ttl);
   const within = parsed.values['execute-within'] === undefined ? undefined : parseDuration(parsed.values['execute-within']);
-  if (!file || extra.length || !parsed.values.key || (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) || within === null) {
+  // A co-signer adds a signature to what was signed; it sets nothing (no ttl, no execute_by).
+  const cosignMisuse = cosign !== undefined && (positional !== undefined || ttl !== undefined || within !== undefined);
+  if (!file || extra.length || cosignMisuse || !parsed.values.key || (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) || within === null) {
     printError(`usage: ${USAGE}`);
     return EXIT.usage;
   }
@@ -59,6 +66,14 @@ async function sign(args: string[]): Promise<number> {
       return EXIT.failed;
     }
     const key = loadSecretKeyFile(parsed.values.key);
+    if (cosign !== undefined) {
+      const { envelope, order } = cosignOrder(draft.value, key);
+      // What is being co-signed, so the second signer checks it rather than signing blind.
+      const executeBy = order.execute_by ? `, execute by ${order.execute_by}` : '';
+      process.stderr.write(`co-signed by ${key.keyId}: ${order.type} order ${order.order_id} for ${order.site_id}/${order.host_id} ${JSON.stringify(order.params)}, expires ${order.expires_at}${executeBy}; ${envelope.signatures.length} signature(s)\n`);
+      process.stdout.write(JSON.stringify(envelope, null, 2) + '\n');
+      return EXIT.ok;
+    }
     const order = prepareOrder(draft.value, { now: Date.now(), ttlS: ttl, ...(within === undefined ? {} : { executeWithinS: within }) });
     process.stdout.write(JSON.stringify(signOrder(order, key), null, 2) + '\n');
     return EXIT.ok;
@@ -70,7 +85,7 @@ async function sign(args: string[]): Promise<number> {
 
 function describe(d: OrderDecision): string {
   if (d.decision === 'accepted') {
-    return `accepted: ${d.order.type} order ${d.order.order_id} (sequence ${d.order.sequence}, signed by ${d.keyid}, expires ${d.order.expires_at})`;
+    return `accepted: ${d.order.type} order ${d.order.order_id} (sequence ${d.order.sequence}, signed by ${d.signers.join(', ')}, expires ${d.order.expires_at})`;
   }
   return `rejected: ${d.reason}: ${d.message}`;
 }
@@ -102,12 +117,19 @@ async function verify(args: string[]): Promise<number> {
   } else {
     note = `no state database at ${dbPath}; replay and sequence not checked`;
   }
+  // allowedFlakes defaults to the baseline's repository: read it when it is there to read.
+  let baseline: Baseline | undefined;
   try {
-    const decision = verifyOrder(text, verifyContextFromConfig(p.config, Date.now()), readOnlyOrderState(db));
+    baseline = loadBaseline(p.config.baselinePath);
+  } catch {
+    if (p.config.allowedFlakes.length === 0) note = [note, `baseline ${p.config.baselinePath} not readable; allowedFlakes is empty, so no apply_baseline flake is allowed`].filter(Boolean).join('; ');
+  }
+  try {
+    const decision = verifyOrder(text, verifyContextFromConfig(p.config, Date.now(), baseline), readOnlyOrderState(db));
     if (p.values.json) {
       const out =
         decision.decision === 'accepted'
-          ? { decision: 'accepted', order_id: decision.order.order_id, type: decision.order.type, sequence: decision.order.sequence, keyid: decision.keyid, note }
+          ? { decision: 'accepted', order_id: decision.order.order_id, type: decision.order.type, sequence: decision.order.sequence, keyid: decision.keyid, signers: decision.signers, note }
           : { decision: 'rejected', reason: decision.reason, message: decision.message, order_id: decision.orderId, note };
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     } else {
@@ -125,7 +147,7 @@ async function verify(args: string[]): Promise<number> {
 
 export const orderCommand: Command = {
   name: 'order',
-  summary: 'MSP side: sign an order (order sign) or check what this agent would decide about one (order verify)',
+  summary: 'MSP side: sign or co-sign an order (order sign) or check what this agent would decide about one (order verify)',
   usage: USAGE,
   async run(args) {
     const [sub, ...rest] = args;

@@ -3,6 +3,7 @@ import { openAgentRuntime, type AgentRuntime } from '../agent/index.js';
 import { EXIT, type Command } from './command.js';
 import { parseWithConfig } from './config-arg.js';
 import { printError, exitCodeFor } from './output.js';
+import { progress } from './progress.js';
 import type { Config } from '../config/index.js';
 
 function start(config: Config): AgentRuntime | number {
@@ -52,8 +53,13 @@ export const onceCommand: Command = {
     if (!p.ok) return p.code;
     const rt = start(p.config);
     if (typeof rt === 'number') return rt;
+    const bar = progress();
     try {
+      const backlog = rt.agent.pending();
+      // The outbox is read between network waits: how far the flush of a backlog has got.
+      bar.every(500, () => `once: ${backlog} item(s) were queued; polling, checking, flushing: ${rt.agent.pending()} left`);
       const report = await rt.agent.cycle();
+      bar.clear();
       const left = rt.agent.pending();
       const dead = rt.agent.deadLetteredCount;
       process.stdout.write(
@@ -62,6 +68,7 @@ export const onceCommand: Command = {
       );
       return left === 0 && dead === 0 ? EXIT.ok : EXIT.failed;
     } catch (e) {
+      bar.clear();
       printError(e);
       return EXIT.failed;
     } finally {

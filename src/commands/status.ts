@@ -1,9 +1,9 @@
-import { existsSync } from 'node:fs';
-import { openStateDb, stateDbPath } from '../state/index.js';
+import { openStateDb } from '../state/index.js';
 import { readStatus, formatStatus } from '../observe/index.js';
 import { EXIT, type Command } from './command.js';
 import { parseWithConfig } from './config-arg.js';
 import { printError } from './output.js';
+import { existingStateDb, noStateLine } from './state-arg.js';
 
 export const statusCommand: Command = {
   name: 'status',
@@ -12,12 +12,16 @@ export const statusCommand: Command = {
   async run(args) {
     const p = parseWithConfig(args, this.usage, { json: { type: 'boolean' } });
     if (!p.ok) return p.code;
-    const path = stateDbPath(p.config.stateDir);
-    if (!existsSync(path)) {
-      printError(`${path}: no state yet (the agent has not run)`);
+    const state = existingStateDb(p.config.stateDir);
+    if (state.kind === 'error') {
+      printError(`error: ${state.message}`);
       return EXIT.failed;
     }
-    const db = openStateDb(path, { readonly: true });
+    if (state.kind === 'none') {
+      process.stdout.write(p.values.json ? JSON.stringify({ state: null, stateDb: state.path }) + '\n' : noStateLine(state.path) + '\n');
+      return EXIT.ok;
+    }
+    const db = openStateDb(state.path, { readonly: true });
     try {
       const status = readStatus(db, Date.now());
       process.stdout.write(p.values.json ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status, Date.now()));

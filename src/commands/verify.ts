@@ -4,6 +4,7 @@ import { resolvePublicKeyArg, type PublicKey } from '../crypto/index.js';
 import { verifyPath } from '../evidence/index.js';
 import { EXIT, type Command } from './command.js';
 import { printError } from './output.js';
+import { progress } from './progress.js';
 
 export const verifyCommand: Command = {
   name: 'verify',
@@ -33,7 +34,15 @@ export const verifyCommand: Command = {
       printError(e);
       return EXIT.usage;
     }
-    const report = verifyPath(path, keys);
+    const bar = progress(parsed.values);
+    const report = verifyPath(path, keys, (done, total) => bar.show(`verifying ${done}/${total} envelope(s) in ${path}`, done === total));
+    bar.clear();
+    if (report.verified.length === 0 && report.findings.length === 0) {
+      // Nothing to verify is a failure (an auditor handed an empty directory proved nothing), said once.
+      if (parsed.values.json) process.stdout.write(JSON.stringify({ ok: false, verified: 0, findings: [], hosts: [], error: 'no evidence envelopes found' }, null, 2) + '\n');
+      else process.stdout.write(`FAIL: no evidence envelopes (*.json) found in ${path}\n`);
+      return EXIT.failed;
+    }
     if (parsed.values.json) {
       process.stdout.write(
         JSON.stringify(
@@ -47,7 +56,6 @@ export const verifyCommand: Command = {
       for (const h of report.hosts) {
         process.stdout.write(`host ${h.hostId}: ${h.count} bundle(s), seq ${h.first}..${h.last}, head ${h.headHash}\n`);
       }
-      if (report.verified.length === 0 && report.findings.length === 0) process.stdout.write('FAIL: no evidence envelopes found\n');
       process.stdout.write(report.ok ? `OK: ${report.verified.length} envelope(s) verified${report.hosts.length ? ', chain intact' : ''}\n` : `FAILED: ${report.findings.length} problem(s), ${report.verified.length} envelope(s) verified\n`);
     }
     return report.ok ? EXIT.ok : EXIT.failed;

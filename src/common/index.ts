@@ -1,6 +1,7 @@
 export { AgentError, ok, err, describeError, type Result } from './errors.js';
 export { createLogger, silentLogger, type Logger, type LogLevel } from './logger.js';
 export { writeFileAtomic } from './atomic-write.js';
+export { ensureDir } from './ensure-dir.js';
 export { AGENT_VERSION } from './version.js';
 export { parseJsonText } from './json.js';
 export { isoSeconds } from './time.js';

@@ -2,3 +2,11 @@ export { ConfigSchema, BaselineSchema, WINDOW_RE, TRUSTED_KEY_RE, UNIT_NAME_RE, 
 export { loadConfig, parseConfig, loadBaseline, parseBaseline, explainIssues } from './load.js';
 export { parseSyslogTarget, type SyslogTarget } from './syslog-target.js';
 export { readWebhookSecret, readSyslogCa, readWebhookCa, sinkFileProblems, assertSinkFiles } from './sink-files.js';
+export {
+  STORE_PATH_RE,
+  PinnedFlakeRefSchema,
+  RevisionSchema,
+  StorePathSchema,
+  parsePinnedFlakeRef,
+  flakeSourceAllowed,
+} from './nix-refs.js';

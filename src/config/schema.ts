@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DNS_NAME, parseSyslogTarget } from './syslog-target.js';
+import { FlakePrefixSchema, PinnedFlakeRefSchema, SubstituterSchema, parsePinnedFlakeRef } from './nix-refs.js';
 
 const absPath = z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path');
 const hostname = z.string().min(1).max(253).regex(DNS_NAME, 'must be a DNS host name');
@@ -81,6 +82,23 @@ export const ConfigSchema = z
      * writes `nft list ruleset` here on a timer and the firewall check reads it. null: run nft.
      */
     rulesetSnapshotFile: absPath.nullable().default(null),
+    /**
+     * Flake URL prefixes (`github:msp/sites`, `git+https://git.msp.example/sites`) an
+     * apply_baseline order may name, matched on a path boundary. Empty: only the repository of
+     * the baseline's own flakeRef.
+     */
+    allowedFlakes: z.array(FlakePrefixSchema).max(64).default([]),
+    /**
+     * Distinct trusted keys that must sign each order type; a type not named needs 1. An
+     * unknown type is refused when orders are verified (the vocabulary lives with the orders).
+     */
+    orderSignaturesRequired: z.record(z.string().regex(/^[a-z_]{1,64}$/, 'must be an order type'), z.number().int().min(1).max(8)).default({}),
+    /** Binary caches an apply_closure order's store path may be substituted from. */
+    closureSubstituters: z.array(SubstituterSchema).max(16).default([]),
+    /** Public keys (`name:base64`, Nix's trusted-public-keys form) a substituted closure must be signed by. */
+    closureTrustedPublicKeys: z.array(z.string().regex(TRUSTED_KEY_RE, 'must be name:base64 of a 32-byte Ed25519 public key')).max(16).default([]),
+    /** NTP servers (names or addresses) the egress allowlist lets udp/123 through to; nothing else. */
+    timeServers: z.array(z.union([hostname, z.ipv4(), z.ipv6()])).max(16).default([]),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -120,6 +138,20 @@ export const ConfigSchema = z
     const names = c.trustedOrderKeys.map((k) => k.split(':')[0]);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup) ctx.addIssue({ code: 'custom', path: ['trustedOrderKeys'], message: `key name "${dup}" appears twice` });
+    // A threshold above the number of distinct keys could never be met: every such order would be refused.
+    const distinct = new Set(c.trustedOrderKeys.map((k) => k.slice(k.indexOf(':') + 1))).size;
+    for (const [type, n] of Object.entries(c.orderSignaturesRequired)) {
+      if (n > distinct) ctx.addIssue({ code: 'custom', path: ['orderSignaturesRequired', type], message: `requires ${n} signers but trustedOrderKeys holds ${distinct} distinct key(s)` });
+    }
+    if ((c.closureSubstituters.length === 0) !== (c.closureTrustedPublicKeys.length === 0)) {
+      ctx.addIssue({ code: 'custom', path: ['closureTrustedPublicKeys'], message: 'closureSubstituters and closureTrustedPublicKeys are set together: a cache without a trusted key (or a key without a cache) cannot serve a closure' });
+    }
+    for (const u of c.closureSubstituters) {
+      const url = SubstituterSchema.safeParse(u).success ? new URL(u) : null;
+      if (url?.protocol === 'https:' && !c.allowedHosts.includes(hostOf(u))) {
+        ctx.addIssue({ code: 'custom', path: ['allowedHosts'], message: `must include the closureSubstituters host "${hostOf(u)}" or egress to the cache is blocked` });
+      }
+    }
   });
 
 export type ConfigInput = z.input<typeof ConfigSchema>;
@@ -141,12 +173,18 @@ export const BaselineSchema = z
     version: z.literal(1),
     patching: z
       .object({
-        /** Expected `configurationRevision` of the running system (nixos-version --json). */
+        /** Expected `configurationRevision` of the running system (nixos-version --json): the flake's git commit. */
         configurationRevision: z.string().min(1).max(128),
-        /** Flake reference `nixos-rebuild switch --flake` uses to converge. */
-        flakeRef: z.string().min(1).max(512).regex(/^[^\s;&|`$]+$/, 'must be a flake reference without shell metacharacters'),
+        /** Pinned flake reference the healer builds and activates to converge; its rev is configurationRevision. */
+        flakeRef: PinnedFlakeRefSchema,
       })
-      .strict(),
+      .strict()
+      .superRefine((p, ctx) => {
+        const ref = parsePinnedFlakeRef(p.flakeRef);
+        if (ref.ok && ref.value.rev !== p.configurationRevision) {
+          ctx.addIssue({ code: 'custom', path: ['configurationRevision'], message: 'must be the rev the flakeRef pins (the system a heal builds reports that commit)' });
+        }
+      }),
     services: z.object({ required: z.array(unitName).max(256) }).strict(),
     backup: z
       .object({

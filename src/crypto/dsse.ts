@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { decodeBase64Strict, isCanonicalBase64 } from './base64.js';
 import { sign, verify } from './ed25519.js';
 import type { PublicKey, SecretKey } from './keys.js';
 
 export const ORDER_PAYLOAD_TYPE = 'application/vnd.compliance-agent.order+json;version=1';
 export const EVIDENCE_PAYLOAD_TYPE = 'application/vnd.compliance-agent.evidence+json;version=1';
 
-const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be standard base64');
+const b64 = z.string().refine(isCanonicalBase64, 'must be canonical standard base64 (padded, unused bits zero)');
 
 export const EnvelopeSchema = z
   .object({
@@ -40,31 +41,79 @@ export type EnvelopeCheck =
   | { ok: true; payload: Buffer; keyid: string }
   | { ok: false; reason: 'bad_envelope' | 'wrong_payload_type' | 'unknown_key' | 'bad_signature'; message: string };
 
+export type EnvelopeSigners =
+  | {
+      ok: true;
+      payload: Buffer;
+      /** Distinct trusted keys with a valid signature, by name, in signature order. */
+      signers: string[];
+      /** Signatures naming a trusted key that do not verify (forged, or over another payload). */
+      invalid: number;
+      /** Signatures by no trusted key. */
+      unknown: number;
+    }
+  | { ok: false; reason: 'bad_envelope' | 'wrong_payload_type'; message: string };
+
 /**
- * Verify a DSSE envelope against trusted keys. A signature counts only if its keyid names a trusted
- * key (or the trusted key is a nameless PEM key) and it verifies over the PAE.
+ * Every signature of a DSSE envelope against the trusted keys. A trusted key counts once however
+ * many signatures it made and however often it is listed (keys are compared by their bytes), so
+ * a threshold counts distinct signers.
  */
-export function verifyEnvelope(input: unknown, expectedType: string, trusted: readonly PublicKey[]): EnvelopeCheck {
+export function envelopeSigners(input: unknown, expectedType: string, trusted: readonly PublicKey[]): EnvelopeSigners {
   const parsed = EnvelopeSchema.safeParse(input);
   if (!parsed.success) return { ok: false, reason: 'bad_envelope', message: 'not a DSSE envelope' };
   const env = parsed.data;
   if (env.payloadType !== expectedType) {
     return { ok: false, reason: 'wrong_payload_type', message: `payloadType is not ${expectedType}` };
   }
-  const payload = Buffer.from(env.payload, 'base64');
+  // The schema refused every non-canonical spelling, so these decodes cannot fail.
+  const payload = decodeBase64Strict(env.payload)!;
   const message = pae(env.payloadType, payload);
-  let sawKnownKey = false;
+  const seen = new Set<string>();
+  const signers: string[] = [];
+  let invalid = 0;
+  let unknown = 0;
   for (const s of env.signatures) {
     const candidates = trusted.filter((k) => k.keyId === null || k.keyId === s.keyid);
-    if (candidates.length > 0) sawKnownKey = true;
-    const sig = Buffer.from(s.sig, 'base64');
-    for (const k of candidates) {
-      if (verify(sig, message, k.publicKey)) return { ok: true, payload, keyid: s.keyid };
+    if (candidates.length === 0) {
+      unknown++;
+      continue;
+    }
+    const sig = decodeBase64Strict(s.sig)!;
+    const good = candidates.find((k) => verify(sig, message, k.publicKey));
+    if (!good) {
+      invalid++;
+      continue;
+    }
+    const id = Buffer.from(good.publicKey).toString('hex');
+    if (!seen.has(id)) {
+      seen.add(id);
+      signers.push(good.keyId ?? (s.keyid || 'pem'));
     }
   }
-  return sawKnownKey
+  return { ok: true, payload, signers, invalid, unknown };
+}
+
+/**
+ * Verify a DSSE envelope against trusted keys: at least one signature whose keyid names a trusted
+ * key (or the trusted key is a nameless PEM key) verifies over the PAE.
+ */
+export function verifyEnvelope(input: unknown, expectedType: string, trusted: readonly PublicKey[]): EnvelopeCheck {
+  const r = envelopeSigners(input, expectedType, trusted);
+  if (!r.ok) return r;
+  if (r.signers.length > 0) return { ok: true, payload: r.payload, keyid: r.signers[0]! };
+  const env = input as Envelope;
+  return r.invalid > 0
     ? { ok: false, reason: 'bad_signature', message: 'signature does not verify' }
     : { ok: false, reason: 'unknown_key', message: `no trusted key named ${env.signatures.map((s) => JSON.stringify(s.keyid)).join(', ')}` };
+}
+
+/** Add a signature to an envelope (co-signing): the payload and earlier signatures stay as they are. */
+export function addSignature(env: Envelope, key: SecretKey): Envelope {
+  const payload = decodeBase64Strict(env.payload);
+  if (!payload) throw new Error('envelope payload is not canonical base64');
+  const sig = sign(pae(env.payloadType, payload), key.seed);
+  return { ...env, signatures: [...env.signatures, { keyid: key.keyId, sig: Buffer.from(sig).toString('base64') }] };
 }
 
 /** The bytes an envelope is hashed over for the evidence chain: compact JSON in fixed key order. */

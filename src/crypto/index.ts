@@ -4,6 +4,8 @@ export {
   pae,
   signEnvelope,
   verifyEnvelope,
+  envelopeSigners,
+  addSignature,
   canonicalEnvelope,
   envelopeHash,
   EnvelopeSchema,
@@ -13,3 +15,4 @@ export {
   type EnvelopeCheck,
 } from './dsse.js';
 export { loadSecretKeyFile, loadPublicKeyFile, resolvePublicKeyArg, generateKeyFiles, type KeygenResult } from './key-files.js';
+export { decodeBase64Strict } from './base64.js';

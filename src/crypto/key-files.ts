@@ -1,6 +1,6 @@
-import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { AgentError } from '../common/index.js';
+import { AgentError, ensureDir } from '../common/index.js';
 import { parsePublicKey, parseSecretKey, formatPublicKey, formatSecretKey, publicKeyToPem, isValidKeyName, type PublicKey, type SecretKey } from './keys.js';
 import { publicKeyOf, randomSeed } from './ed25519.js';
 
@@ -41,7 +41,8 @@ export interface KeygenResult {
 /** keygen NAME DIR: NAME.key (0600, nix secret-key form), NAME.pub (name:base64), NAME.pub.pem (for openssl). */
 export function generateKeyFiles(name: string, dir: string): KeygenResult {
   if (!isValidKeyName(name)) throw new AgentError('key_name', `key name ${JSON.stringify(name)} must match [A-Za-z0-9][A-Za-z0-9._-]*`);
-  mkdirSync(dir, { recursive: true });
+  // Like mkdir -p (the umask applies): the secret key itself is 0600, the public files are for sharing.
+  ensureDir(dir, 'key directory', 0o777);
   const secretPath = join(dir, `${name}.key`);
   if (existsSync(secretPath)) throw new AgentError('key_exists', `${secretPath} already exists; refusing to overwrite a key`);
   const seed = randomSeed();

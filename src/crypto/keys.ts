@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { AgentError } from '../common/index.js';
+import { decodeBase64Strict } from './base64.js';
 import { publicKeyOf } from './ed25519.js';
 
 /** An Ed25519 signing key. `keyId` is the name (DESIGN 5.2). */
@@ -17,17 +18,11 @@ export interface PublicKey {
 
 const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-function decodeB64Strict(text: string): Buffer | null {
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return null;
-  const buf = Buffer.from(text, 'base64');
-  return buf.toString('base64') === text ? buf : null;
-}
-
 function splitNamed(text: string): { name: string; bytes: Buffer } | null {
   const idx = text.indexOf(':');
   if (idx <= 0) return null;
   const name = text.slice(0, idx);
-  const bytes = decodeB64Strict(text.slice(idx + 1));
+  const bytes = decodeBase64Strict(text.slice(idx + 1));
   if (!KEY_NAME.test(name) || !bytes) return null;
   return { name, bytes };
 }

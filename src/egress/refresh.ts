@@ -10,6 +10,8 @@ export interface RefreshOptions {
   readonly resolve: Resolver;
   /** allowedHosts from config.json. */
   readonly hosts: readonly string[];
+  /** timeServers from config.json: their addresses become the only NTP destinations. */
+  readonly timeServers?: readonly string[];
   /** Last good answers, egress-refresh's own file. */
   readonly cachePath: string;
   /** Optional report for other readers (the agent): world-readable, holds no secret. */
@@ -30,6 +32,8 @@ export interface RefreshReport {
   readonly hosts: readonly HostReport[];
   /** What the sets hold now, when they were replaced; null when they were left as they were. */
   readonly applied: Addresses | null;
+  /** What the NTP sets hold now, when the sets were replaced. */
+  readonly ntp: Addresses | null;
   /** One line per thing that went wrong, naming the host or file. */
   readonly problems: readonly string[];
 }
@@ -57,7 +61,8 @@ export async function refreshEgress(opts: RefreshOptions): Promise<RefreshReport
   const cache = readLastGood(opts.cachePath);
   if (!cache.ok) problems.push(cache.problem);
 
-  const hosts = [...new Set(opts.hosts)];
+  const timeServers = [...new Set(opts.timeServers ?? [])];
+  const hosts = [...new Set([...opts.hosts, ...timeServers])];
   const answers = await Promise.all(hosts.map((h) => opts.resolve(h)));
   const reports: HostReport[] = hosts.map((host, i) => {
     const answer = answers[i]!;
@@ -80,12 +85,15 @@ export async function refreshEgress(opts: RefreshOptions): Promise<RefreshReport
     }
   }
 
-  const wanted = union(reports.map((r) => r.addresses));
+  const isTimeServer = new Set(timeServers);
+  const allowed = new Set(opts.hosts);
+  const wanted = union(reports.filter((r) => allowed.has(r.host)).map((r) => r.addresses));
+  const ntp = union(reports.filter((r) => isTimeServer.has(r.host)).map((r) => r.addresses));
   let applied: Addresses | null = null;
   if (wanted.v4.length + wanted.v6.length === 0) {
     problems.push(`no address for any of ${hosts.length} allowed host(s): the sets in ${table.family} ${table.name} were left as they are`);
   } else {
-    const r = await opts.host.exec('nft', ['-f', '-'], { input: replaceSetsScript(table, wanted), timeoutMs: opts.nftTimeoutMs ?? 15_000 });
+    const r = await opts.host.exec('nft', ['-f', '-'], { input: replaceSetsScript(table, wanted, ntp), timeoutMs: opts.nftTimeoutMs ?? 15_000 });
     if (r.status === 'ok') {
       applied = wanted;
     } else if (r.status === 'missing') {
@@ -105,7 +113,7 @@ export async function refreshEgress(opts: RefreshOptions): Promise<RefreshReport
     problems.push(`${opts.cachePath}: cannot save the last good addresses (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 
-  const report: RefreshReport = { ok: problems.length === 0, at, hosts: reports, applied, problems };
+  const report: RefreshReport = { ok: problems.length === 0, at, hosts: reports, applied, ntp: applied ? ntp : null, problems };
   if (opts.statusPath) {
     try {
       writeFileAtomic(opts.statusPath, JSON.stringify(report, null, 2) + '\n', 0o644);

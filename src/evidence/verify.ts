@@ -64,7 +64,7 @@ function isFinding(x: VerifiedBundle | Finding): x is Finding {
  * chain per host: seq strictly consecutive, each prev_hash equal to the hash of the envelope before.
  * The first bundle may point at a pruned predecessor; every later break is named.
  */
-export function verifyPath(path: string, keys: readonly PublicKey[]): VerifyReport {
+export function verifyPath(path: string, keys: readonly PublicKey[], onProgress?: (done: number, total: number) => void): VerifyReport {
   const isDir = statSync(path).isDirectory();
   const files = isDir
     ? readdirSync(path)
@@ -74,11 +74,15 @@ export function verifyPath(path: string, keys: readonly PublicKey[]): VerifyRepo
     : [path];
   const verified: VerifiedBundle[] = [];
   const findings: Finding[] = [];
-  for (const f of files) {
+  for (const [i, f] of files.entries()) {
     const r = verifyEnvelopeFile(f, keys);
     if (isFinding(r)) findings.push(r);
     else verified.push(r);
+    onProgress?.(i + 1, files.length);
   }
+  // A bundle that failed its own check is already named; the hole it leaves in the chain is not a
+  // second problem (its file name still says which seq it held).
+  const namedSeqs = new Set(findings.map((f) => /^(\d{10})-/.exec(basename(f.file))).flatMap((m) => (m ? [Number(m[1])] : [])));
   const hosts: VerifyReport['hosts'][number][] = [];
   if (isDir) {
     for (const v of verified) {
@@ -99,6 +103,7 @@ export function verifyPath(path: string, keys: readonly PublicKey[]): VerifyRepo
           findings.push({ kind: 'duplicate_seq', file: cur.file, message: `${name}: host ${hostId} has two bundles with seq ${cur.bundle.seq} (${prev.bundle.bundle_id}, ${cur.bundle.bundle_id})` });
         } else if (cur.bundle.seq !== prev.bundle.seq + 1) {
           const missing = cur.bundle.seq - prev.bundle.seq - 1;
+          if (missing <= namedSeqs.size && Array.from({ length: missing }, (_, k) => prev.bundle.seq + 1 + k).every((s) => namedSeqs.has(s))) continue;
           findings.push({ kind: 'gap', file: cur.file, message: `host ${hostId}: ${missing} bundle(s) missing between seq ${prev.bundle.seq} and ${cur.bundle.seq} (deleted or withheld)` });
         } else if (cur.bundle.prev_hash !== prev.hash) {
           findings.push({ kind: 'broken_link', file: cur.file, message: `${name}: seq ${cur.bundle.seq} does not follow seq ${prev.bundle.seq} (prev_hash mismatch: replaced, reordered or forked)` });

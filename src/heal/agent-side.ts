@@ -5,6 +5,7 @@ import { getCheck, type CheckResult, type SystemFacts } from '../checks/index.js
 import type { EvidenceDraft, EvidenceSpec } from '../evidence/index.js';
 import {
   admitRejection,
+  countRejection,
   rejectionEvidence,
   sqliteOrderState,
   verifyContextFromConfig,
@@ -130,9 +131,10 @@ export function createAgentHealing(deps: AgentHealingDeps) {
 
   /** Matches the agent's OrderHandler: an untrusted envelope in, evidence drafts out. */
   async function handleOrder(envelope: unknown, ctx: CycleContext): Promise<HandledOrder> {
-    const decision = verifyOrder(envelope, verifyContextFromConfig(config, ctx.now), state);
+    const decision = verifyOrder(envelope, verifyContextFromConfig(config, ctx.now, baseline), state);
     if (decision.decision === 'rejected') {
       logger.warn({ reason: decision.reason, order_id: decision.orderId }, `order rejected: ${decision.message}`);
+      countRejection(db, decision.reason);
       const admission = admitRejection(db, ctx.now, deps.rejectionLimit ?? DEFAULT_REJECTION_LIMIT);
       return { accepted: false, drafts: admission.emit ? [deps.makeDraft(ctx.facts, rejectionEvidence(decision, admission, ctx.now))] : [], requestId: null };
     }

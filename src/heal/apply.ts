@@ -6,7 +6,8 @@ import type { Envelope, PublicKey } from '../crypto/index.js';
 import type { ActionTaken } from '../evidence/index.js';
 import type { ExecResult, Host } from '../host/index.js';
 import { checkOrder, verifyContextFromConfig, type Order } from '../orders/index.js';
-import { actionCommand, actionKey, allowedActions, isSwitch, type HealAction } from './actions.js';
+import { actionCommand, actionKey, allowedActions, isSwitch, type HealAction, type UnitAction } from './actions.js';
+import { performSwitch, switchToGeneration, type SwitchDeps } from './activate.js';
 import { clockSanity } from './clock.js';
 import { waitHealthy } from './health.js';
 import { HealerState, healerStatePath, type OrderRow } from './healer-state.js';
@@ -105,23 +106,41 @@ class RequestRun {
     this.sleep = deps.sleep ?? realSleep;
   }
 
-  private timeoutFor(a: HealAction): number {
-    return { rebuild_switch: this.timeouts.switchMs, rollback: this.timeouts.rollbackMs, restart_unit: this.timeouts.restartMs, start_backup: this.timeouts.backupMs }[a.kind];
+  private timeoutFor(a: UnitAction): number {
+    return { restart_unit: this.timeouts.restartMs, start_backup: this.timeouts.backupMs }[a.kind];
   }
 
-  private async run(a: HealAction): Promise<{ result: ExecResult; text: string }> {
-    const { command, args } = actionCommand(a);
-    const timeoutMs = this.timeoutFor(a);
+  private readonly exec = async (command: string, args: readonly string[], timeoutMs: number): Promise<ExecResult> => {
     this.deps.logger?.info({ request_id: this.requestId, command, args }, 'healer action');
     const result = await this.deps.host.exec(command, args, { timeoutMs });
-    this.taken.push({ command, args, status: result.status, exit_code: result.exitCode, duration_ms: result.durationMs });
+    this.taken.push({ command, args: [...args], status: result.status, exit_code: result.exitCode, duration_ms: result.durationMs });
+    return result;
+  };
+
+  private async run(a: UnitAction): Promise<{ result: ExecResult; text: string }> {
+    const { command, args } = actionCommand(a);
+    const timeoutMs = this.timeoutFor(a);
+    const result = await this.exec(command, args, timeoutMs);
     return { result, text: `${actionKey(a)} ${describeExec(result, timeoutMs)}` };
   }
 
+  private get switchDeps(): SwitchDeps {
+    return {
+      host: this.deps.host,
+      config: this.deps.config,
+      baseline: this.deps.baseline,
+      exec: this.exec,
+      describe: (command, args, r, timeoutMs) => `${[command, ...args].join(' ')} ${describeExec(r, timeoutMs)}`,
+      timeouts: { buildMs: this.timeouts.switchMs, activateMs: this.timeouts.rollbackMs },
+    };
+  }
+
+  /** Back to exactly the generation recorded before this request switched, and to the system that ran then. */
   private async rollBack(why: string, pre: GenerationInfo): Promise<Outcome> {
-    const { result, text } = await this.run({ kind: 'rollback' });
+    if (pre.generation === null) return { outcome: 'failed', reason: `${why}; no rollback: the generation before the switch was not known` };
+    const { result, text } = await switchToGeneration(this.switchDeps, pre.generation);
     const after = await generationInfo(this.deps.host);
-    if (result.status === 'ok' && (pre.generation === null || after.generation === pre.generation)) {
+    if (result.status === 'ok' && after.generation === pre.generation && (pre.system === null || after.system === pre.system)) {
       return { outcome: 'rolled_back', reason: `${why}; rolled back to generation ${after.generation ?? '?'}` };
     }
     return { outcome: 'failed', reason: `${why}; rollback failed too: ${text}, running generation ${after.generation ?? '?'}` };
@@ -143,14 +162,17 @@ class RequestRun {
    */
   async act(order: Order, actions: readonly HealAction[], pre: GenerationInfo, preResults: readonly CheckResult[]): Promise<Outcome> {
     const targets = order.type === 'heal' ? order.params.checks.filter((c) => getCheck(c)?.heal.kind !== 'report_only') : [];
-    const leavesBaseline = order.type === 'rollback' || (order.type === 'apply_baseline' && order.params.revision !== this.deps.baseline.patching.configurationRevision);
+    const expectRevision = order.type === 'apply_baseline' || order.type === 'apply_closure' ? order.params.revision : null;
+    const leavesBaseline = order.type === 'rollback' || (expectRevision !== null && expectRevision !== this.deps.baseline.patching.configurationRevision);
     // Patching and firewall follow the configuration itself: a switch away from the baseline changes them by design.
     const stay = preResults.filter((r) => r.status === 'compliant' && !(leavesBaseline && (r.check === 'patching' || r.check === 'firewall'))).map((r) => r.check);
-    const expectRevision = order.type === 'apply_baseline' ? order.params.revision : null;
     const timeoutS = this.deps.config.rebuildHealthCheckTimeout;
 
     for (const a of actions) {
-      const { result, text } = await this.run(a);
+      const ran = isSwitch(a) ? await performSwitch(this.switchDeps, a, pre.generation) : await this.run(a);
+      // Refused before anything changed: not built, not trusted, or not the signed revision.
+      if ('refused' in ran) return ran.refused;
+      const { result, text } = ran;
       if (!isSwitch(a)) continue;
       const after = await generationInfo(this.deps.host);
       const moved = after.generation !== pre.generation || after.system !== pre.system;
@@ -224,7 +246,7 @@ class Healer {
   }
 
   private verifyContext(at: number) {
-    return { ...verifyContextFromConfig(this.deps.config, at), ...(this.deps.trustedKeys ? { trustedKeys: this.deps.trustedKeys } : {}) };
+    return { ...verifyContextFromConfig(this.deps.config, at, this.deps.baseline), ...(this.deps.trustedKeys ? { trustedKeys: this.deps.trustedKeys } : {}) };
   }
 
   /** Write a result (root-only directory, the agent's group may read it) and log it on one line. */

@@ -1,7 +1,7 @@
 import type { Baseline } from '../config/index.js';
 import { getCheck, type CheckName, type CheckResult } from '../checks/index.js';
 import { ORDER_CONTROLS, type Order, type OrderType } from '../orders/index.js';
-import { actionIsDisruptive, actionKey, hintActions, uniqueActions, type HealAction } from './actions.js';
+import { actionIsDisruptive, actionKey, allowedActions, hintActions, uniqueActions, type HealAction } from './actions.js';
 import type { ClockSanity } from './clock.js';
 import { inWindow, nextWindowOpen, type MaintenanceWindow } from './window.js';
 
@@ -26,9 +26,9 @@ export function planHeal(order: Order, baseline: Baseline, results: readonly Che
     case 'run_checks':
       return { ...base, checks: orderChecks(order), actions: [], unhealable: [] };
     case 'apply_baseline':
-      return { ...base, checks: orderChecks(order), actions: [{ kind: 'rebuild_switch', flakeRef: order.params.flakeRef }], unhealable: [] };
+    case 'apply_closure':
     case 'rollback':
-      return { ...base, checks: orderChecks(order), actions: [{ kind: 'rollback' }], unhealable: [] };
+      return { ...base, checks: orderChecks(order), actions: allowedActions(order, baseline), unhealable: [] };
     case 'heal': {
       const actions: HealAction[] = [];
       const unhealable: { check: CheckName; why: string }[] = [];
@@ -90,6 +90,7 @@ export function orderChecks(order: Order): CheckName[] {
     case 'heal':
       return [...order.params.checks];
     case 'apply_baseline':
+    case 'apply_closure':
     case 'rollback':
       return ['patching'];
   }

@@ -26,6 +26,8 @@ export const REBUILD_ENV: readonly string[] = [
   'NIX_PATH',
   'NIX_REMOTE',
   'NIX_SSL_CERT_FILE',
+  // nix.conf with access-tokens for private flakes (the module's nixAccessTokensFile credential).
+  'NIX_USER_CONF_FILES',
   'SSL_CERT_FILE',
   'http_proxy',
   'https_proxy',

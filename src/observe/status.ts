@@ -2,6 +2,7 @@ import type { StateDb } from '../state/index.js';
 import { getKv } from '../state/index.js';
 import { hasDeadLetterBookkeeping, listDeadLetters, unsignedOperatorActions, type DeadLetterDetail, type OperatorAction } from '../queue/index.js';
 import { readDeliveryHealth } from './delivery-health.js';
+import { rejectionCounts } from '../orders/index.js';
 
 /** Per destination: how deliveries go, the last error and when, the queue's depth and age. */
 export interface DestinationStatus {
@@ -22,7 +23,7 @@ export interface AgentStatus {
   readonly checks: readonly { check: string; status: string; summary: string; checkedAt: number }[];
   readonly queue: readonly { destination: string; pending: number; dead: number; done: number; oldestPendingAgeMs: number | null }[];
   readonly chain: readonly { hostId: string; seq: number; headHash: string }[];
-  readonly orders: { lastSequence: number | null; accepted: number; rejected: number };
+  readonly orders: { lastSequence: number | null; accepted: number; rejected: number; rejectedByReason: Readonly<Record<string, number>> };
   readonly delivery: readonly DestinationStatus[];
   /** The first dead letters with their reasons (`delivery[].dead` counts them all; `compliance-agent dead-letters` lists, replays or discards them). */
   readonly deadLetters: readonly DeadLetterDetail[];
@@ -71,7 +72,8 @@ export function readStatus(db: StateDb, now: number): AgentStatus {
     pending: q.pending,
     dead: q.dead,
     done: q.done,
-    oldestPendingAgeMs: q.oldest === null ? null : now - q.oldest,
+    // A clock stepped back makes rows look younger than zero: never a negative age.
+    oldestPendingAgeMs: q.oldest === null ? null : Math.max(0, now - q.oldest),
   }));
   const chain = (db.prepare('SELECT host_id, seq, head_hash FROM chain_head ORDER BY host_id').all() as { host_id: string; seq: number; head_hash: string }[]).map((c) => ({
     hostId: c.host_id,
@@ -79,24 +81,26 @@ export function readStatus(db: StateDb, now: number): AgentStatus {
     headHash: c.head_hash,
   }));
   const seqRow = db.prepare('SELECT MAX(last_sequence) AS s FROM order_sequence').get() as { s: number | null };
-  const counts = db.prepare("SELECT SUM(decision = 'accepted') AS a, SUM(decision != 'accepted') AS r FROM orders_seen").get() as { a: number | null; r: number | null };
+  const accepted = db.prepare("SELECT COUNT(*) AS a FROM orders_seen WHERE decision = 'accepted'").get() as { a: number };
+  const rejectedByReason = rejectionCounts(db);
   const withDeadLetters = hasDeadLetterBookkeeping(db);
   return {
     lastPoll: poll ? (JSON.parse(poll) as AgentStatus['lastPoll']) : null,
     checks,
     queue,
     chain,
-    orders: { lastSequence: seqRow.s, accepted: counts.a ?? 0, rejected: counts.r ?? 0 },
+    orders: { lastSequence: seqRow.s, accepted: accepted.a, rejected: Object.values(rejectedByReason).reduce((a, b) => a + b, 0), rejectedByReason },
     delivery: deliveryStatus(db, queue),
     deadLetters: withDeadLetters ? listDeadLetters(db, {}, MAX_DEAD_LETTERS_SHOWN) : [],
     operatorActionsAwaitingEvidence: withDeadLetters ? unsignedOperatorActions(db) : [],
   };
 }
 
+/** A duration for humans; a time in the future (the clock stepped back since) reads as 0s, never negative. */
 function age(ms: number | null): string {
   if (ms === null) return '-';
-  const s = Math.round(ms / 1000);
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : s < 172_800 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86_400)}d`;
 }
 
 export function formatStatus(s: AgentStatus, now: number): string {
@@ -115,7 +119,11 @@ export function formatStatus(s: AgentStatus, now: number): string {
   out.push('chain:');
   if (s.chain.length === 0) out.push('  (no evidence yet)');
   for (const c of s.chain) out.push(`  ${c.hostId} seq ${c.seq} head ${c.headHash}`);
-  out.push(`orders:      ${s.orders.accepted} accepted, ${s.orders.rejected} rejected, last sequence ${s.orders.lastSequence ?? '-'}`);
+  const reasons = Object.entries(s.orders.rejectedByReason)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([r, n]) => `${r} ${n}`)
+    .join(', ');
+  out.push(`orders:      ${s.orders.accepted} accepted, ${s.orders.rejected} rejected${reasons ? ` (${reasons})` : ''}, last sequence ${s.orders.lastSequence ?? '-'}`);
   out.push(...formatDelivery(s, now));
   return out.join('\n') + '\n';
 }

@@ -1,8 +1,6 @@
 export {
   ORDER_TYPES,
   ORDER_PARAMS,
-  FLAKE_REF_RE,
-  FlakeRefSchema,
   MAX_ORDER_PAYLOAD_BYTES,
   parseOrderPayload,
   type Order,
@@ -13,5 +11,6 @@ export { REJECT_REASONS, checkOrder, verifyOrder, type RejectReason, type Reject
 export { sqliteOrderState, readOnlyOrderState, type OrderState, type RejectedOrderRecord } from './state.js';
 export { admitRejection, DEFAULT_REJECTION_LIMIT, type RateLimit, type Admission } from './rate-limit.js';
 export { rejectionEvidence, ORDER_CONTROLS } from './evidence.js';
-export { prepareOrder, signOrder, DEFAULT_ORDER_TTL_S } from './sign.js';
-export { trustedKeysFromConfig, verifyContextFromConfig } from './context.js';
+export { countRejection, rejectionCounts } from './rejection-counts.js';
+export { prepareOrder, signOrder, cosignOrder, DEFAULT_ORDER_TTL_S } from './sign.js';
+export { trustedKeysFromConfig, verifyContextFromConfig, allowedFlakesFor } from './context.js';

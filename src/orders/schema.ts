@@ -1,20 +1,13 @@
 import { z } from 'zod';
 import { CHECK_NAMES, type CheckName } from '../checks/index.js';
-import { explainIssues } from '../config/index.js';
+import { PinnedFlakeRefSchema, RevisionSchema, StorePathSchema, explainIssues, parsePinnedFlakeRef } from '../config/index.js';
 
 /** DESIGN 5.4: an order payload is at most 64 KiB, checked before anything parses it. */
 export const MAX_ORDER_PAYLOAD_BYTES = 64 * 1024;
 
-export const ORDER_TYPES = ['run_checks', 'heal', 'apply_baseline', 'rollback'] as const;
+export const ORDER_TYPES = ['run_checks', 'heal', 'apply_baseline', 'apply_closure', 'rollback'] as const;
 export type OrderType = (typeof ORDER_TYPES)[number];
 
-/**
- * A flake reference as nixos-rebuild takes it (`github:org/site?ref=main#host`, `/etc/nixos#host`).
- * The healer never uses a shell, but a leading dash would read as an option, and shell
- * metacharacters or whitespace have no place in a reference an operator signed.
- */
-export const FLAKE_REF_RE = /^[A-Za-z0-9./~][A-Za-z0-9._~:/?#@+=,%-]*$/;
-export const FlakeRefSchema = z.string().min(1).max(512).regex(FLAKE_REF_RE, 'must be a flake reference without shell metacharacters, whitespace or a leading dash');
 
 const ident = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash or underscore');
 const checkName = z.enum(CHECK_NAMES as unknown as [CheckName, ...CheckName[]]);
@@ -50,9 +43,22 @@ export const ORDER_PARAMS = {
   heal: z.object({ checks: checkList }).strict(),
   apply_baseline: z
     .object({
-      /** The configurationRevision the switch is expected to reach. */
-      revision: z.string().min(1).max(128).regex(/^[A-Za-z0-9._+-]+$/, 'must be a revision identifier'),
-      flakeRef: FlakeRefSchema,
+      /** The git commit the built system must report as configurationRevision; the flakeRef pins it. */
+      revision: RevisionSchema,
+      /** Pinned: `rev=<40 hex>` equal to revision; the allowlist (allowedFlakes) is checked with the config. */
+      flakeRef: PinnedFlakeRefSchema,
+    })
+    .strict()
+    .superRefine((p, ctx) => {
+      const ref = parsePinnedFlakeRef(p.flakeRef);
+      if (ref.ok && ref.value.rev !== p.revision) ctx.addIssue({ code: 'custom', path: ['flakeRef'], message: 'must pin rev= equal to the signed revision' });
+    }),
+  /** A prebuilt system toplevel, substituted from a signed binary cache and activated; no Nix code is evaluated. */
+  apply_closure: z
+    .object({
+      storePath: StorePathSchema,
+      /** The configurationRevision the closure must report before it is activated. */
+      revision: RevisionSchema,
     })
     .strict(),
   rollback: z.object({}).strict(),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AgentError, isoSeconds } from '../common/index.js';
-import { ORDER_PAYLOAD_TYPE, signEnvelope, type Envelope, type SecretKey } from '../crypto/index.js';
+import { EnvelopeSchema, ORDER_PAYLOAD_TYPE, addSignature, signEnvelope, type Envelope, type SecretKey } from '../crypto/index.js';
 import { MAX_ORDER_PAYLOAD_BYTES, parseOrderPayload, type Order } from './schema.js';
 
 export const DEFAULT_ORDER_TTL_S = 900;
@@ -38,4 +38,27 @@ export function signOrder(order: Order, key: SecretKey): Envelope {
     throw new AgentError('order_too_large', `order payload is ${payload.length} bytes, over ${MAX_ORDER_PAYLOAD_BYTES}`);
   }
   return signEnvelope(ORDER_PAYLOAD_TYPE, payload, key);
+}
+
+/**
+ * Co-sign: add `key`'s signature to an order envelope signed elsewhere (a second offline machine).
+ * The payload must be an order that validates, so the co-signer knows what they sign; a key that
+ * already signed is refused, since it would count once anyway.
+ */
+export function cosignOrder(input: unknown, key: SecretKey): { envelope: Envelope; order: Order } {
+  const parsed = EnvelopeSchema.safeParse(input);
+  if (!parsed.success) throw new AgentError('order_invalid', 'not a DSSE envelope');
+  const env = parsed.data;
+  if (env.payloadType !== ORDER_PAYLOAD_TYPE) throw new AgentError('order_invalid', `payloadType is not ${ORDER_PAYLOAD_TYPE}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8'));
+  } catch {
+    throw new AgentError('order_invalid', 'the envelope payload is not JSON');
+  }
+  const order = parseOrderPayload(json);
+  if (!order.ok) throw new AgentError('order_invalid', `order is not valid (${order.reason})`, order.message.split('; '));
+  if (env.signatures.some((s) => s.keyid === key.keyId)) throw new AgentError('order_cosign', `key ${key.keyId} already signed this envelope`);
+  if (env.signatures.length >= 8) throw new AgentError('order_cosign', 'the envelope already carries 8 signatures, the most an envelope may hold');
+  return { envelope: addSignature(env, key), order: order.order };
 }

@@ -1,4 +1,5 @@
-import { ORDER_PAYLOAD_TYPE, verifyEnvelope, type PublicKey } from '../crypto/index.js';
+import { flakeSourceAllowed, parsePinnedFlakeRef } from '../config/index.js';
+import { ORDER_PAYLOAD_TYPE, envelopeSigners, type PublicKey } from '../crypto/index.js';
 import { MAX_ORDER_PAYLOAD_BYTES, parseOrderPayload, peekOrderId, type Order } from './schema.js';
 import type { OrderState } from './state.js';
 
@@ -11,6 +12,9 @@ export const REJECT_REASONS = [
   'bad_payload',
   'unknown_type',
   'bad_params',
+  'insufficient_signatures',
+  'flake_not_allowed',
+  'closure_not_allowed',
   'wrong_site',
   'wrong_host',
   'ttl_too_long',
@@ -35,6 +39,12 @@ export interface VerifyContext {
   /** config.maxDeferral: the latest execute_by an order may carry, in seconds after issued_at (default 7 days). */
   readonly maxDeferralS?: number;
   readonly now: number;
+  /** Distinct trusted signers each order type needs (config.orderSignaturesRequired); absent: 1 for every type. */
+  readonly signaturesRequired?: Readonly<Record<string, number>>;
+  /** Flake URL prefixes an apply_baseline order may name (config.allowedFlakes, or the baseline's repository); absent: none. */
+  readonly allowedFlakes?: readonly string[];
+  /** Whether binary caches and their keys are configured for apply_closure; absent: no. */
+  readonly closuresAllowed?: boolean;
 }
 
 export type Rejection = {
@@ -44,10 +54,12 @@ export type Rejection = {
   /** From the payload when it had a well-formed one, even unauthenticated; evidence only. */
   orderId: string | null;
 };
-export type OrderDecision = { decision: 'accepted'; order: Order; keyid: string } | Rejection;
+/** keyid: the first valid signer; signers: every distinct trusted key that signed. */
+export type Accepted = { decision: 'accepted'; order: Order; keyid: string; signers: readonly string[] };
+export type OrderDecision = Accepted | Rejection;
 
-/** Signed, parsed, in vocabulary, bound to this host and fresh; replay and sequence not yet checked. */
-export type OrderCheck = { decision: 'accepted'; order: Order; keyid: string } | (Rejection & { authenticated: Order | null });
+/** Signed (by enough distinct keys), parsed, in vocabulary, bound to this host, fresh and within policy; replay and sequence not yet checked. */
+export type OrderCheck = Accepted | (Rejection & { authenticated: Order | null });
 
 // Base64 of MAX_ORDER_PAYLOAD_BYTES, plus room for payloadType and up to 8 signatures.
 const MAX_PAYLOAD_B64 = Math.ceil(MAX_ORDER_PAYLOAD_BYTES / 3) * 4;
@@ -86,17 +98,18 @@ export function checkOrder(input: unknown, ctx: VerifyContext): OrderCheck {
       return reject('payload_too_large', `payload is over ${MAX_ORDER_PAYLOAD_BYTES} bytes`);
     }
   }
-  const sig = verifyEnvelope(raw, ORDER_PAYLOAD_TYPE, ctx.trustedKeys);
-  if (!sig.ok) {
+  const sig = envelopeSigners(raw, ORDER_PAYLOAD_TYPE, ctx.trustedKeys);
+  if (!sig.ok) return reject(sig.reason, sig.message);
+  if (sig.signers.length === 0) {
     let orderId: string | null = null;
-    if (sig.reason === 'bad_signature' || sig.reason === 'unknown_key') {
-      try {
-        orderId = peekOrderId(JSON.parse(Buffer.from((raw as { payload: string }).payload, 'base64').toString('utf8')));
-      } catch {
-        orderId = null;
-      }
+    try {
+      orderId = peekOrderId(JSON.parse(sig.payload.toString('utf8')));
+    } catch {
+      orderId = null;
     }
-    return reject(sig.reason, sig.message, orderId);
+    if (sig.invalid > 0) return reject('bad_signature', 'signature does not verify', orderId);
+    const names = (raw as { signatures: { keyid: string }[] }).signatures.map((s) => JSON.stringify(s.keyid)).join(', ');
+    return reject('unknown_key', `no trusted key named ${names}`, orderId);
   }
   if (sig.payload.length > MAX_ORDER_PAYLOAD_BYTES) {
     return reject('payload_too_large', `payload is ${sig.payload.length} bytes, over the ${MAX_ORDER_PAYLOAD_BYTES}-byte limit`);
@@ -111,6 +124,16 @@ export function checkOrder(input: unknown, ctx: VerifyContext): OrderCheck {
   if (!parsed.ok) return reject(parsed.reason, parsed.message, peekOrderId(json));
   const order = parsed.order;
   const id = order.order_id;
+  const required = ctx.signaturesRequired?.[order.type] ?? 1;
+  if (sig.signers.length < required) {
+    // Not authenticated enough to be recorded: a relay stripping a co-signature must not burn the order's id.
+    const others = [sig.invalid ? `${sig.invalid} did not verify` : '', sig.unknown ? `${sig.unknown} by unknown keys` : ''].filter(Boolean).join(', ');
+    return reject(
+      'insufficient_signatures',
+      `${order.type} needs ${required} distinct trusted signers, has ${sig.signers.length} (${sig.signers.join(', ')})${others ? `; other signatures: ${others}` : ''}`,
+      id,
+    );
+  }
   if (order.site_id !== ctx.siteId) return reject('wrong_site', `order is for site "${order.site_id}", this is "${ctx.siteId}"`, id, order);
   if (order.host_id !== '*' && order.host_id !== ctx.hostId) {
     return reject('wrong_host', `order is for host "${order.host_id}", this is "${ctx.hostId}"`, id, order);
@@ -128,7 +151,20 @@ export function checkOrder(input: unknown, ctx: VerifyContext): OrderCheck {
     return reject('issued_in_future', `issued_at is ${issued - ctx.now} ms ahead of this clock (allowed ${ctx.ntpMaxSkewMs} ms)`, id, order);
   }
   if (ctx.now >= expires) return reject('expired', `order expired at ${order.expires_at}`, id, order);
-  return { decision: 'accepted', order, keyid: sig.keyid };
+  if (order.type === 'apply_baseline') {
+    const ref = parsePinnedFlakeRef(order.params.flakeRef);
+    // The schema already refused an unpinned reference; the source carries no user info.
+    const source = ref.ok ? ref.value.source : '?';
+    const prefixes = ctx.allowedFlakes ?? [];
+    if (!ref.ok || !flakeSourceAllowed(source, prefixes)) {
+      const allowed = prefixes.length ? prefixes.join(', ') : 'nothing';
+      return reject('flake_not_allowed', `params.flakeRef: ${source} is not under allowedFlakes (${allowed})`, id, order);
+    }
+  }
+  if (order.type === 'apply_closure' && !ctx.closuresAllowed) {
+    return reject('closure_not_allowed', 'no closureSubstituters and closureTrustedPublicKeys are configured to substitute a closure from', id, order);
+  }
+  return { decision: 'accepted', order, keyid: sig.signers[0]!, signers: sig.signers };
 }
 
 /**

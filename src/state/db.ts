@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { AgentError } from '../common/index.js';
+import { AgentError, ensureDir } from '../common/index.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type StateDb = Database.Database;
@@ -11,7 +11,10 @@ export type StateDb = Database.Database;
  * survives power loss, a busy timeout so the CLI and the agent can share it.
  */
 export function openStateDb(path: string, options: { readonly?: boolean } = {}): StateDb {
-  if (!options.readonly) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (!options.readonly && path !== ':memory:') {
+    ensureDir(dirname(path), 'stateDir');
+    createPrivate(path);
+  }
   let db: StateDb;
   try {
     db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
@@ -30,6 +33,22 @@ export function openStateDb(path: string, options: { readonly?: boolean } = {}):
   }
   migrate(db);
   return db;
+}
+
+/**
+ * SQLite creates a new database file 0644 (less the umask) and its -wal and -shm files with the
+ * database file's mode: created here first as 0600, none of them is ever readable by others,
+ * whatever the state directory's own mode. An existing file keeps its mode.
+ */
+function createPrivate(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw new AgentError('state_open', `${path}: cannot create state database (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  closeSync(fd);
 }
 
 function migrate(db: StateDb): void {

@@ -101,7 +101,7 @@ describe('config', () => {
     ).toThrow(
       expect.objectContaining({
         details: expect.arrayContaining([
-          'patching.flakeRef: must be a flake reference without shell metacharacters',
+          'patching.flakeRef: must be a flake reference without shell metacharacters, whitespace or a leading dash',
           'services.required.0: must be a systemd unit name like sshd.service (not starting with a dash)',
           'firewall.rulesetHash: must be sha256:<64 hex>',
         ]),

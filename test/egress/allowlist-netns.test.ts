@@ -10,6 +10,7 @@ import { NetnsPair } from './netns.js';
 const REPO = resolve(import.meta.dirname, '../..');
 const TSX = join(REPO, 'node_modules/.bin/tsx');
 const MCP = 'mcp.ca-test.internal';
+const NTP = 'ntp.ca-test.internal';
 const BLOCKED_MS = '1500';
 const T = EGRESS_TABLE.name;
 
@@ -41,7 +42,7 @@ describe('egress allowlist in network namespaces', () => {
   beforeAll(async () => {
     for (const tool of ['ip', 'nft', 'setpriv']) run('which', [tool]);
     pair.setUp();
-    setZone({ [MCP]: { A: [pair.serverIp4], AAAA: [pair.serverIp6] } });
+    setZone({ [MCP]: { A: [pair.serverIp4], AAAA: [pair.serverIp6] }, [NTP]: { A: [pair.serverIp4], AAAA: [pair.serverIp6] } });
     await pair.startPeer({ tcp: [443, 8080], udpEcho: [123, 5000], dnsPort: 53, zoneFile });
     appliance = render({ resolvers: [pair.serverIp4, pair.serverIp6] }).ruleset.requested;
     agentScope = render({ scope: 'agent', agentUser: 'nobody', resolvers: [pair.serverIp4] }).ruleset.requested;
@@ -59,6 +60,7 @@ describe('egress allowlist in network namespaces', () => {
         signingKeyFile: '/run/credentials/compliance-agent.service/evidence-signing.key',
         caFile: '/run/credentials/compliance-agent.service/mcp-ca.pem',
         trustedOrderKeys: ['msp:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='],
+        timeServers: [NTP],
       }),
     );
     loadRuleset(appliance);
@@ -82,8 +84,10 @@ describe('egress allowlist in network namespaces', () => {
     expect(r.stdout).toContain(`${MCP}: 2 address(es) (${pair.serverIp4}, ${pair.serverIp6})`);
     expect(pair.setElements(T, EGRESS_TABLE.setV4)).toEqual([pair.serverIp4]);
     expect(pair.setElements(T, EGRESS_TABLE.setV6)).toEqual([pair.serverIp6]);
+    expect(pair.setElements(T, EGRESS_TABLE.ntpV4)).toEqual([pair.serverIp4]);
+    expect(pair.setElements(T, EGRESS_TABLE.ntpV6)).toEqual([pair.serverIp6]);
     const status = JSON.parse(readFileSync(statusFile, 'utf8')) as { ok: boolean; applied: unknown };
-    expect(status).toMatchObject({ ok: true, applied: { v4: [pair.serverIp4], v6: [pair.serverIp6] } });
+    expect(status).toMatchObject({ ok: true, applied: { v4: [pair.serverIp4], v6: [pair.serverIp6] }, ntp: { v4: [pair.serverIp4], v6: [pair.serverIp6] } });
   });
 
   it('lets HTTPS to allowed addresses through and drops other ports', () => {
@@ -111,11 +115,28 @@ describe('egress allowlist in network namespaces', () => {
     expect(tcp(pair.otherIp4, 443)).toBe(false);
   });
 
-  it('allows DNS to the configured resolver only, NTP, and loopback', () => {
+  it('allows DNS to the configured resolver only, NTP to the configured time servers only, and loopback', () => {
     expect(pair.probe(['dns', pair.serverIp4, MCP, BLOCKED_MS])).toEqual({ ok: true, addresses: [pair.serverIp4] });
     expect(pair.probe(['dns', pair.otherIp4, MCP, BLOCKED_MS]).ok).toBe(false);
     expect(pair.probe(['udp', pair.serverIp4, '123', BLOCKED_MS]).ok).toBe(true);
+    expect(pair.probe(['udp', pair.serverIp6, '123', BLOCKED_MS]).ok).toBe(true);
+    const before = pair.dropCount(T);
+    expect(pair.probe(['udp', pair.otherIp4, '123', BLOCKED_MS]).ok).toBe(false);
+    expect(pair.dropCount(T)).toBeGreaterThan(before);
     expect(pair.probe(['loopback']).ok).toBe(true);
+  });
+
+  it('with no time server configured, NTP goes nowhere', () => {
+    const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configFile, JSON.stringify({ ...cfg, timeServers: [] }));
+    try {
+      expect(refresh().status).toBe(0);
+      expect(pair.setElements(T, EGRESS_TABLE.ntpV4)).toEqual([]);
+      expect(pair.probe(['udp', pair.serverIp4, '123', BLOCKED_MS]).ok).toBe(false);
+    } finally {
+      writeFileSync(configFile, JSON.stringify(cfg));
+      expect(refresh().status).toBe(0);
+    }
   });
 
   it('logs what it drops, with the prefix, rate-limited', () => {
@@ -134,7 +155,7 @@ describe('egress allowlist in network namespaces', () => {
   });
 
   it('when DNS fails after a reload, the last good addresses are restored, the failure reported, exit 1', () => {
-    setZone({});
+    setZone({ [NTP]: { A: [pair.serverIp4], AAAA: [pair.serverIp6] } });
     loadRuleset(appliance);
     const r = refresh();
     expect(r.status).toBe(1);
@@ -144,7 +165,7 @@ describe('egress allowlist in network namespaces', () => {
     expect(tcp(pair.serverIp4, 443)).toBe(true);
     const status = JSON.parse(readFileSync(statusFile, 'utf8')) as { ok: boolean; hosts: Array<{ status: string; reason: string }> };
     expect(status.ok).toBe(false);
-    expect(status.hosts).toEqual([expect.objectContaining({ status: 'failed', reason: 'ENOTFOUND' })]);
+    expect(status.hosts).toEqual([expect.objectContaining({ host: MCP, status: 'failed', reason: 'ENOTFOUND' }), expect.objectContaining({ host: NTP, status: 'resolved' })]);
   });
 
   it('never empties the sets when DNS fails with no last good answer', () => {
@@ -159,7 +180,7 @@ describe('egress allowlist in network namespaces', () => {
   });
 
   it('agent scope filters only the agent user', () => {
-    setZone({ [MCP]: { A: [pair.serverIp4], AAAA: [pair.serverIp6] } });
+    setZone({ [MCP]: { A: [pair.serverIp4], AAAA: [pair.serverIp6] }, [NTP]: { A: [pair.serverIp4], AAAA: [pair.serverIp6] } });
     loadRuleset(agentScope);
     expect(refresh().status).toBe(0);
     const nobody = 65534;

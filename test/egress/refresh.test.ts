@@ -17,11 +17,16 @@ function scripted(answers: Record<string, ResolveOutcome>): Resolver {
 const ok = (...addresses: string[]): ResolveOutcome => ({ ok: true, addresses: splitAddresses(addresses) });
 
 describe('replaceSetsScript and splitAddresses', () => {
-  it('flushes and adds both sets in one batch, skipping the add for an empty family', () => {
+  it('flushes and adds the allowlist and NTP sets in one batch, skipping the add for an empty family', () => {
     expect(replaceSetsScript(EGRESS_TABLE, { v4: ['192.0.2.1', '192.0.2.2'], v6: [] })).toBe(
       'flush set inet compliance_agent allowed_v4\n' +
         'add element inet compliance_agent allowed_v4 { 192.0.2.1, 192.0.2.2 }\n' +
-        'flush set inet compliance_agent allowed_v6\n',
+        'flush set inet compliance_agent allowed_v6\n' +
+        'flush set inet compliance_agent ntp_v4\n' +
+        'flush set inet compliance_agent ntp_v6\n',
+    );
+    expect(replaceSetsScript(EGRESS_TABLE, { v4: [], v6: [] }, { v4: ['192.0.2.123'], v6: ['2001:db8::123'] })).toContain(
+      'add element inet compliance_agent ntp_v4 { 192.0.2.123 }\nflush set inet compliance_agent ntp_v6\nadd element inet compliance_agent ntp_v6 { 2001:db8::123 }\n',
     );
   });
 
@@ -106,9 +111,9 @@ describe('refreshEgress against real nft in a network namespace', () => {
 
   it('applies both sets in one transaction: a failure in the second leaves the first untouched', async () => {
     // A table whose v6 set has the wrong type: adding an IPv6 element to it fails inside the batch.
-    const t2 = { family: 'inet', name: 't2', setV4: 'allowed_v4', setV6: 'allowed_v6' };
+    const t2 = { family: 'inet', name: 't2', setV4: 'allowed_v4', setV6: 'allowed_v6', ntpV4: 'ntp_v4', ntpV6: 'ntp_v6' };
     run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
-      input: 'table inet t2 {\n set allowed_v4 { type ipv4_addr; elements = { 192.0.2.1 } }\n set allowed_v6 { type ipv4_addr; }\n}\n',
+      input: 'table inet t2 {\n set allowed_v4 { type ipv4_addr; elements = { 192.0.2.1 } }\n set allowed_v6 { type ipv4_addr; }\n set ntp_v4 { type ipv4_addr; }\n set ntp_v6 { type ipv6_addr; }\n}\n',
     });
     const r = await refreshEgress({ host, resolve: scripted({ 'a.example': ok('192.0.2.99', '2001:db8::99') }), hosts: ['a.example'], cachePath, table: t2 });
     expect(r.ok).toBe(false);

@@ -99,9 +99,21 @@ describe('verify', () => {
     writeFileSync(f, JSON.stringify(env));
     const r = verifyPath(evDir, [pub]);
     expect(r.ok).toBe(false);
-    expect(r.findings.map((x) => x.kind)).toContain('bad_signature');
-    // With the tampered bundle discarded, the chain around it shows the hole too.
-    expect(r.findings.map((x) => x.kind)).toContain('gap');
+    // Named once: the hole the discarded bundle leaves is its own seq, not a second problem.
+    expect(r.findings.map((x) => x.kind)).toEqual(['bad_signature']);
+  });
+
+  it('still names a gap next to a tampered bundle when another bundle is missing too', () => {
+    const { evDir } = freshStore('tamper-and-delete', 4);
+    const files = readdirSync(evDir).sort();
+    unlinkSync(join(evDir, files[1]!));
+    const f = join(evDir, files[2]!);
+    const env = JSON.parse(readFileSync(f, 'utf8'));
+    env.payload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(env.payload, 'base64').toString()), outcome: 'healed' })).toString('base64');
+    writeFileSync(f, JSON.stringify(env));
+    const r = verifyPath(evDir, [pub]);
+    expect(r.findings.map((x) => x.kind).sort()).toEqual(['bad_signature', 'gap']);
+    expect(r.findings.find((x) => x.kind === 'gap')!.message).toBe('host appliance-1: 2 bundle(s) missing between seq 1 and 4 (deleted or withheld)');
   });
 
   it('finds reordered files and a bundle replaced by a validly signed one from another chain', () => {

@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, expect, it } from 'vitest';
 import { AgentError } from '../../src/common/index.js';
-import { loadBaseline, loadConfig, parseBaseline, parseConfig } from '../../src/config/index.js';
+import { loadBaseline, loadConfig, parseBaseline, parseConfig, parsePinnedFlakeRef } from '../../src/config/index.js';
 import { makeKey } from '../orders/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 import { FUZZ_RUNS, isOneBoundedLine } from './sign.js';
+import { fixedKeySeed, seeded } from '../helpers/fuzz.js';
 
 // config.json and baseline.json, random and mutated from valid ones, through the agent's loaders.
 // Properties: the only failure is an AgentError with one "path: problem" line per problem; nothing
@@ -26,7 +27,7 @@ const VALID_CONFIG: Record<string, unknown> = {
   clientKeyFile: '/run/credentials/compliance-agent.service/client.key',
   signingKeyFile: '/run/credentials/compliance-agent.service/signing.key',
   caFile: '/etc/compliance-agent/ca.pem',
-  trustedOrderKeys: [makeKey('msp-2026').text],
+  trustedOrderKeys: [makeKey('msp-2026', fixedKeySeed('msp-2026')).text],
 };
 const OPTIONAL: Record<string, unknown> = {
   resellerId: 'reseller-7',
@@ -51,7 +52,7 @@ const CONFIG_KEYS = [...Object.keys(VALID_CONFIG), ...Object.keys(OPTIONAL)];
 
 const VALID_BASELINE = {
   version: 1,
-  patching: { configurationRevision: '5880666aa0e1', flakeRef: 'git+https://git.msp.example/sites/clinic-001?ref=main#appliance' },
+  patching: { configurationRevision: '5880666aa0e1b2c3d4e5f60718293a4b5c6d7e8f', flakeRef: 'git+https://git.msp.example/sites/clinic-001?ref=main&rev=5880666aa0e1b2c3d4e5f60718293a4b5c6d7e8f#appliance' },
   services: { required: ['sshd.service', 'postgresql.service'] },
   backup: { unit: 'restic-backups-appliance.service', stampFile: '/var/backup/last-success.stamp', maxAgeHours: 26 },
   firewall: { rulesetHash: `sha256:${'ab'.repeat(32)}` },
@@ -166,7 +167,11 @@ function baselineProblem(raw: unknown): string | null {
   const plain = (v: unknown, keys: string[]) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).sort().join() === [...keys].sort().join();
   if (!plain(b, Object.keys(VALID_BASELINE)) || b.version !== 1) return 'shape';
   if (!plain(b.patching, ['configurationRevision', 'flakeRef']) || typeof b.patching.configurationRevision !== 'string' || !b.patching.configurationRevision) return 'patching';
-  if (typeof b.patching.flakeRef !== 'string' || !b.patching.flakeRef || /[\s;&|`$]/.test(b.patching.flakeRef)) return 'flakeRef';
+  // `&` separates the query parameters of a pinned reference (ref=...&rev=...); the healer never uses a shell.
+  if (typeof b.patching.flakeRef !== 'string' || !b.patching.flakeRef || /[\s;|`$]/.test(b.patching.flakeRef)) return 'flakeRef';
+  // Pinned to the expected revision (the parser has its own table of refusals in test/orders and test/heal).
+  const pinned = parsePinnedFlakeRef(b.patching.flakeRef);
+  if (!pinned.ok || pinned.value.rev !== b.patching.configurationRevision) return 'flakeRef';
   const unit = (u: unknown) => typeof u === 'string' && /^[A-Za-z0-9@:._\\-]+\.(service|timer|socket|target|mount|path)$/.test(u);
   if (!plain(b.services, ['required']) || !Array.isArray(b.services.required) || !b.services.required.every(unit)) return 'services';
   if (!plain(b.backup, ['unit', 'stampFile', 'maxAgeHours']) || !unit(b.backup.unit) || !absolute(b.backup.stampFile)) return 'backup';
@@ -202,7 +207,7 @@ it(`config.json: ${FUZZ_RUNS} random and mutated documents, nothing invalid acce
       expect(configProblem(doc as Record<string, unknown>)).toBeNull();
       expect(config.siteId).toBe((doc as { siteId: string }).siteId);
     }),
-    { numRuns: FUZZ_RUNS },
+    seeded('config documents', { numRuns: FUZZ_RUNS }),
   );
   expect(accepted).toBeGreaterThan(FUZZ_RUNS / 20);
 });
@@ -226,7 +231,7 @@ it(`baseline.json: ${FUZZ_RUNS} random and mutated documents, nothing invalid ac
       accepted++;
       expect(baselineProblem(doc)).toBeNull();
     }),
-    { numRuns: FUZZ_RUNS },
+    seeded('baseline documents', { numRuns: FUZZ_RUNS }),
   );
   expect(accepted).toBeGreaterThan(FUZZ_RUNS / 20);
 });
@@ -255,7 +260,7 @@ it('config and baseline files: 1,000 random and damaged texts read from disk fai
       }
       throw new Error('a random or damaged file was accepted');
     }),
-    { numRuns: 1000 },
+    seeded('damaged config and baseline files', { numRuns: 1000 }),
   );
   // A path pointing at a key file by mistake: the error says where the syntax breaks, never what the file holds.
   const secret = `msp-2026:${Buffer.alloc(64, 7).toString('base64')}`;

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import * as noble from '@noble/ed25519';
 import { publicKeyOf, sign, verify } from '../../src/crypto/index.js';
+import { seeded } from '../helpers/fuzz.js';
 
 // The agent signs with node:crypto and verifies with @noble/ed25519: Ed25519 is deterministic, so
 // for any key and message the two must produce the same bytes, and each must accept the other's.
@@ -18,7 +19,7 @@ it('1,000 random keys and messages: the agent public key and signature are byte 
         expect(verify(sig, other, publicKeyOf(seed))).toBe(false);
       }
     }),
-    { numRuns: 1000 },
+    seeded('ed25519 against @noble and node:crypto', { numRuns: 1000 }),
   );
 });
 

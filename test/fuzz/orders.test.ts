@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, expect, it } from 'vitest';
 import { CHECK_NAMES } from '../../src/checks/index.js';
@@ -6,6 +5,7 @@ import { ORDER_PAYLOAD_TYPE, type Envelope } from '../../src/crypto/index.js';
 import { ORDER_TYPES, REJECT_REASONS, sqliteOrderState, verifyOrder, type VerifyContext } from '../../src/orders/index.js';
 import { openStateDb } from '../../src/state/index.js';
 import { makeKey } from '../orders/fixtures.js';
+import { fixedKeySeed, seeded } from '../helpers/fuzz.js';
 import { FUZZ_RUNS, isOneBoundedLine, nodeSigner } from './sign.js';
 
 // Order envelopes and payloads, random and mutated from valid ones, through the agent's full
@@ -16,11 +16,13 @@ import { FUZZ_RUNS, isOneBoundedLine, nodeSigner } from './sign.js';
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
 const SITE = 'clinic-001';
 const HOST = 'appliance-1';
-const msp = makeKey('msp-2026');
-const rotated = makeKey('msp-2027');
-const stranger = makeKey('msp-2026');
+const msp = makeKey('msp-2026', fixedKeySeed('msp-2026'));
+const rotated = makeKey('msp-2027', fixedKeySeed('msp-2027'));
+const stranger = makeKey('msp-2026', fixedKeySeed('stranger'));
 const signers = { msp: nodeSigner(msp.secret), rotated: nodeSigner(rotated.secret), stranger: nodeSigner(stranger.secret) };
-const ctx: VerifyContext = { trustedKeys: [msp.pub, rotated.pub], siteId: SITE, hostId: HOST, orderTtlS: 900, ntpMaxSkewMs: 5000, now: NOW };
+const ctx: VerifyContext = { trustedKeys: [msp.pub, rotated.pub], siteId: SITE, hostId: HOST, orderTtlS: 900, ntpMaxSkewMs: 5000, now: NOW, allowedFlakes: ['github:msp/clinic-001'], closuresAllowed: true };
+const CLOSURE = '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-appliance-1-25.05.20261123.5880666';
+const PINNED_REV = '5880666aa0e1b2c3d4e5f60718293a4b5c6d7e8f';
 const db = openStateDb(':memory:');
 const state = sqliteOrderState(db);
 afterAll(() => db.close());
@@ -32,13 +34,16 @@ const checkList = fc.subarray([...CHECK_NAMES], { minLength: 1 });
 const typed = fc.oneof(
   fc.record({ type: fc.constant('run_checks'), params: fc.oneof(fc.constant({}), checkList.map((checks) => ({ checks }))) }),
   fc.record({ type: fc.constant('heal'), params: checkList.map((checks) => ({ checks })) }),
-  fc.record({ type: fc.constant('apply_baseline'), params: fc.constant({ revision: '5880666aa', flakeRef: 'github:msp/clinic-001#appliance' }) }),
+  fc.record({ type: fc.constant('apply_baseline'), params: fc.constant({ revision: PINNED_REV, flakeRef: `github:msp/clinic-001?rev=${PINNED_REV}#appliance` }) }),
+  // Pinned but from a repository outside allowedFlakes: always flake_not_allowed.
+  fc.record({ type: fc.constant('apply_baseline'), params: fc.constant({ revision: PINNED_REV, flakeRef: `github:msp/clinic-001-evil?rev=${PINNED_REV}#appliance` }) }),
+  fc.record({ type: fc.constant('apply_closure'), params: fc.constant({ storePath: CLOSURE, revision: PINNED_REV }) }),
   fc.record({ type: fc.constant('rollback'), params: fc.constant({}) }),
 );
 /** What the agent accepted so far: the oracle's replay and sequence memory. */
 const model = { seen: new Set<string>(), lastSequence: -1 };
 const validOrder = fc
-  .record({ typed, issuedOffset: fc.integer({ min: -700_000, max: 7_000 }), ttl: fc.integer({ min: 1_000, max: 950_000 }), host: fc.constantFrom(HOST, '*'), seqJump: fc.integer({ min: -1, max: 8 }) })
+  .record({ orderId: fc.uuid({ version: 4 }), typed, issuedOffset: fc.integer({ min: -700_000, max: 7_000 }), ttl: fc.integer({ min: 1_000, max: 950_000 }), host: fc.constantFrom(HOST, '*'), seqJump: fc.integer({ min: -1, max: 8 }) })
   .map((r) => {
     // A mutation may get a near-MAX_SAFE_INTEGER sequence accepted, after which every order is
     // (rightly) stale; a fresh agent then, so the rest of the run still reaches acceptance.
@@ -51,7 +56,7 @@ const validOrder = fc
   })
   .map((r) => ({
     // Fresh ids and mostly rising sequences, so valid orders are accepted and the properties bite.
-    order_id: randomUUID(),
+    order_id: r.orderId,
     site_id: SITE,
     host_id: r.host,
     sequence: Math.max(0, model.lastSequence + r.seqJump),
@@ -194,7 +199,10 @@ function acceptable(bytes: Buffer, model: { seen: Set<string>; lastSequence: num
     case 'heal':
       return Object.keys(p).join() === 'checks' && checks(p.checks) ? null : 'heal params';
     case 'apply_baseline':
-      return Object.keys(p).sort().join() === 'flakeRef,revision' && typeof p.revision === 'string' && typeof p.flakeRef === 'string' && !/[\s;&|`$]/.test(p.flakeRef) ? null : 'apply_baseline params';
+      // Pinned to the signed revision, in the allowed repository (the parser's own refusals are tabled in test/orders).
+      return Object.keys(p).sort().join() === 'flakeRef,revision' && /^[0-9a-f]{40}$/.test(String(p.revision)) && p.flakeRef === `github:msp/clinic-001?rev=${String(p.revision)}#appliance` ? null : 'apply_baseline params';
+    case 'apply_closure':
+      return Object.keys(p).sort().join() === 'revision,storePath' && /^[0-9a-f]{40}$/.test(String(p.revision)) && p.storePath === CLOSURE ? null : 'apply_closure params';
     case 'rollback':
       return Object.keys(p).length === 0 ? null : 'rollback params';
     default:
@@ -224,7 +232,7 @@ it(`order envelopes and payloads: ${FUZZ_RUNS} random and mutated cases, nothing
       expect(REJECT_REASONS).toContain(decision.reason);
       expect(isOneBoundedLine(decision.message, 600), `message ${JSON.stringify(decision.message)?.slice(0, 300)}`).toBe(true);
     }),
-    { numRuns: FUZZ_RUNS },
+    seeded('order envelopes and payloads', { numRuns: FUZZ_RUNS }),
   );
   // The generators reach acceptance and most of the rejection reasons, so the properties had something to hold for.
   const seen = `accepted ${tally.accepted}, rejected ${JSON.stringify([...tally.rejected])}`;

@@ -29,6 +29,8 @@ const CASES: Array<[RejectReason, string, (t: Setup) => unknown]> = [
   ['bad_payload', 'payload not JSON', () => signPayload('#!/bin/sh\nreboot', msp.secret)],
   ['unknown_type', 'a type outside the vocabulary', (t) => t.order('shell', { command: 'systemctl restart sshd' })],
   ['bad_params', 'heal of an unknown check', (t) => t.order('heal', { checks: ['sshd'] })],
+  ['closure_not_allowed', 'a closure order with no binary cache configured', (t) => t.order('apply_closure', { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-a', revision: 'e'.repeat(40) })],
+  ['flake_not_allowed', 'a pinned flake outside allowedFlakes', (t) => t.order('apply_baseline', { revision: 'e'.repeat(40), flakeRef: `github:attacker/evil?rev=${'e'.repeat(40)}#appliance` })],
   ['wrong_site', 'another site', (t) => t.order('heal', { checks: ['services'] }, { site_id: 'clinic-999' })],
   ['wrong_host', 'another host', (t) => t.order('heal', { checks: ['services'] }, { host_id: 'other-appliance' })],
   ['ttl_too_long', 'lives longer than orderTtl', (t) => t.order('heal', { checks: ['services'] }, { expires_at: iso(t.sim.now() + 86_400_000) })],
@@ -84,8 +86,8 @@ describe('every rejected order becomes evidence and causes no action', () => {
     expect(s.sim.actions()).toEqual([]);
   });
 
-  it('the table and the two above cover every rejection reason', () => {
-    const covered = new Set<string>([...CASES.map((c) => c[0]), 'replayed', 'stale_sequence']);
+  it('the table, the two above and the threshold tests (order-power.test.ts) cover every rejection reason', () => {
+    const covered = new Set<string>([...CASES.map((c) => c[0]), 'replayed', 'stale_sequence', 'insufficient_signatures']);
     expect(REJECT_REASONS.filter((r) => !covered.has(r))).toEqual([]);
   });
 

@@ -129,3 +129,13 @@ export function assertValidDrafts(drafts: readonly EvidenceDraft[]): void {
   }
 }
 
+
+/** What the healer runs to activate a built or substituted system: the profile first, then activation. */
+export function activateSteps(storePath: string): string[] {
+  return [`nix-env -p /nix/var/nix/profiles/system --set ${storePath}`, `${storePath}/bin/switch-to-configuration switch`];
+}
+
+/** What the healer runs to switch back to exactly generation `n`. */
+export function rollbackSteps(n: number): string[] {
+  return [`nix-env -p /nix/var/nix/profiles/system --switch-generation ${n}`, `/nix/var/nix/profiles/system-${n}-link/bin/switch-to-configuration switch`];
+}

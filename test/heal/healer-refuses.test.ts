@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { HealerState, healerStatePath, healPaths, writeHealRequest, type HealAction, type HealRequest } from '../../src/heal/index.js';
 import type { Order } from '../../src/orders/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
+import { SAMPLE_FLAKE_SOURCE } from '../../src/host/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 import { setup, type Setup } from './fixtures.js';
 
@@ -14,6 +15,9 @@ afterEach(() => {
   s = undefined;
 });
 
+const EVIL_REV = 'e'.repeat(40);
+const EVIL_REF = `github:attacker/flake?rev=${EVIL_REV}#pwn`;
+const SITE_REV = 'd'.repeat(40);
 const orderIdOf = (env: Envelope) => (JSON.parse(Buffer.from(env.payload, 'base64').toString()) as { order_id: string }).order_id;
 
 /** Write a request as a (possibly compromised) agent could, bypassing the agent's own checks. */
@@ -41,9 +45,9 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     const req = JSON.parse(readFileSync(path, 'utf8')) as HealRequest;
     const payload = JSON.parse(Buffer.from(req.envelope.payload, 'base64').toString()) as Record<string, unknown>;
     payload.type = 'apply_baseline';
-    payload.params = { revision: 'evil', flakeRef: 'github:attacker/flake#pwn' };
+    payload.params = { revision: EVIL_REV, flakeRef: EVIL_REF };
     req.envelope.payload = Buffer.from(JSON.stringify(payload)).toString('base64');
-    req.plan.actions = [{ kind: 'rebuild_switch', flakeRef: 'github:attacker/flake#pwn' }];
+    req.plan.actions = [{ kind: 'rebuild_switch', flakeRef: EVIL_REF }];
     writeFileSync(path, JSON.stringify(req));
     const r = await healNothing(s);
     expect(r).toMatchObject({ outcome: 'rejected', action_taken: [] });
@@ -77,9 +81,10 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
 
   it('a flakeRef neither signed in the order nor named by the baseline: plan_not_allowed', async () => {
     s = setup();
-    spool(s, s.order('heal', { checks: ['patching'] }), [{ kind: 'rebuild_switch', flakeRef: 'github:attacker/flake#pwn' }]);
-    expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed: "nixos-rebuild switch --flake github:attacker\/flake#pwn"/);
-    spool(s, s.order('apply_baseline', { revision: 'r1', flakeRef: 'github:msp/site#a' }), [{ kind: 'rebuild_switch', flakeRef: s.baseline.patching.flakeRef }]);
+    const patching = s.order('heal', { checks: ['patching'] });
+    spool(s, patching, [{ kind: 'rebuild_switch', flakeRef: EVIL_REF }]);
+    expect((await healNothing(s)).reason).toBe(`plan_not_allowed: "build and activate --flake ${EVIL_REF}" is not an action heal order ${orderIdOf(patching)} and the baseline allow`);
+    spool(s, s.order('apply_baseline', { revision: SITE_REV, flakeRef: `${SAMPLE_FLAKE_SOURCE}?rev=${SITE_REV}#appliance` }), [{ kind: 'rebuild_switch', flakeRef: s.baseline.patching.flakeRef }]);
     expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed/);
   });
 
@@ -94,7 +99,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     spool(s, s.order('rollback', {}), [{ kind: 'rollback' }], { plan: { order_id: randomUUID(), actions: [{ kind: 'rollback' }] } });
     expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed: the plan is for order/);
     spool(s, s.order('rollback', {}), [{ kind: 'rollback' }, { kind: 'rollback' }]);
-    expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed: "nixos-rebuild switch --rollback" appears twice/);
+    expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed: "switch to the previous generation" appears twice/);
     spool(s, s.order('run_checks', {}), [{ kind: 'rollback' }]);
     expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed/);
   });

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { healPaths, recordHealerFailure, HEAL_RESULT_BOUND_MS, type HealerDeps } from '../../src/heal/index.js';
-import { assertValidDrafts, setup, type Setup } from './fixtures.js';
+import { SAMPLE_FLAKE_SOURCE } from '../../src/host/index.js';
+import { activateSteps, assertValidDrafts, rollbackSteps, setup, type Setup } from './fixtures.js';
 
 let s: Setup | undefined;
 afterEach(() => {
@@ -60,7 +61,7 @@ describe('heal-apply acts from the fixed repertoire and health-checks', () => {
     const drifted = driftPatching(s);
     const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }));
     expect(result?.outcome).toBe('healed');
-    expect(s.sim.actions()).toEqual([`nixos-rebuild switch --flake ${s.baseline.patching.flakeRef}`]);
+    expect(s.sim.actions()).toEqual(activateSteps(s.sim.currentGeneration().storePath));
     expect(s.sim.currentGeneration().number).toBe(drifted + 1);
     expect(s.sim.currentGeneration().configurationRevision).toBe(s.baseline.patching.configurationRevision);
     expect(result?.pre_state).toMatchObject({ generation: drifted });
@@ -77,13 +78,17 @@ describe('a failed switch or failed health check ends rolled back (invariant 3)'
     const { result, drafts } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }));
     expect(result?.outcome).toBe('rolled_back');
     expect(result?.reason).toMatch(/health check failed within 60 s after switching to generation \d+: services: .*postgresql\.service \(failed\).*; rolled back to generation \d+/);
-    expect(s.sim.actions()).toEqual([`nixos-rebuild switch --flake ${s.baseline.patching.flakeRef}`, 'nixos-rebuild switch --rollback']);
+    const built = s.sim.listGenerations().at(-1)!.storePath;
+    expect(s.sim.actions()).toEqual([...activateSteps(built), ...rollbackSteps(drifted)]);
     expect(s.sim.currentGeneration().number).toBe(drifted);
     expect(s.sim.now() - before).toBeGreaterThanOrEqual(60_000);
     expect(drafts[0]).toMatchObject({ outcome: 'rolled_back', check: 'patching', rollback_available: true });
-    expect(drafts[0]!.action_taken.map((a) => [a.args.join(' '), a.status])).toEqual([
-      [`switch --flake ${s.baseline.patching.flakeRef}`, 'ok'],
-      ['switch --rollback', 'ok'],
+    expect(drafts[0]!.action_taken.map((a) => [a.command.split('/').pop(), a.status])).toEqual([
+      ['nix', 'ok'],
+      ['nix-env', 'ok'],
+      ['switch-to-configuration', 'ok'],
+      ['nix-env', 'ok'],
+      ['switch-to-configuration', 'ok'],
     ]);
   });
 
@@ -95,17 +100,17 @@ describe('a failed switch or failed health check ends rolled back (invariant 3)'
     expect(result?.outcome).toBe('rolled_back');
     expect(result?.reason).toMatch(/exited 4 \(warning: error\(s\) occurred while switching to the new configuration\) after activating generation \d+; rolled back/);
     expect(s.sim.currentGeneration().number).toBe(drifted);
-    expect(result?.action_taken.map((a) => a.exit_code)).toEqual([4, 0]);
+    expect(result?.action_taken.map((a) => a.exit_code)).toEqual([0, 0, 4, 0, 0]);
   });
 
   it('health-check timeout: a switch that hangs in activation is killed at the timeout and rolled_back', async () => {
     s = setup();
     const drifted = driftPatching(s);
     s.sim.scriptRebuild('activation_hang');
-    const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }), { timeouts: { switchMs: 600_000 } });
+    const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }), { timeouts: { rollbackMs: 600_000 } });
     expect(result?.outcome).toBe('rolled_back');
-    expect(result?.reason).toMatch(/did not finish within 600 s and was killed after activating generation/);
-    expect(result?.action_taken[0]).toMatchObject({ status: 'timeout', exit_code: null });
+    expect(result?.reason).toMatch(/switch-to-configuration switch did not finish within 600 s and was killed after activating generation/);
+    expect(result?.action_taken[2]).toMatchObject({ status: 'timeout', exit_code: null });
     expect(s.sim.currentGeneration().number).toBe(drifted);
   });
 
@@ -115,8 +120,8 @@ describe('a failed switch or failed health check ends rolled back (invariant 3)'
     s.sim.scriptRebuild('fail');
     const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }));
     expect(result?.outcome).toBe('failed');
-    expect(result?.reason).toMatch(/exited 1 .*; nothing was activated, still on generation \d+/);
-    expect(s.sim.actions()).toEqual([`nixos-rebuild switch --flake ${s.baseline.patching.flakeRef}`]);
+    expect(result?.reason).toMatch(/^nix .* exited 1 .*; nothing was activated/);
+    expect(s.sim.actions()).toEqual([]);
     expect(s.sim.currentGeneration().number).toBe(drifted);
     expect(result?.rollback_available).toBe(true);
   });
@@ -138,28 +143,32 @@ describe('a failed switch or failed health check ends rolled back (invariant 3)'
     s.sim.scriptRollback('fail');
     const { result } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }));
     expect(result?.outcome).toBe('failed');
-    expect(result?.reason).toMatch(/health check failed .*; rollback failed too: nixos-rebuild switch --rollback exited 1/);
+    expect(result?.reason).toMatch(/health check failed .*; rollback failed too: nix-env -p \/nix\/var\/nix\/profiles\/system --switch-generation \d+ exited 1/);
   });
 
-  it('apply_baseline: a flake that builds another revision than the one signed is rolled back', async () => {
+  it('apply_baseline: a flake that builds another revision than the one signed is refused before activation', async () => {
     s = setup();
-    const ref = 'github:msp/clinic-001?ref=next#appliance';
+    const signed = 'b'.repeat(40);
+    const ref = `${SAMPLE_FLAKE_SOURCE}?ref=next&rev=${signed}#appliance`;
     const current = s.sim.currentGeneration();
-    s.sim.defineFlake(ref, { configurationRevision: 'aaaaaaaa', release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
-    const { result } = await orderThroughHealer(s, s.order('apply_baseline', { revision: 'bbbbbbbb', flakeRef: ref }));
-    expect(result?.outcome).toBe('rolled_back');
-    expect(result?.reason).toContain('running revision aaaaaaaa, the order expects bbbbbbbb');
+    s.sim.defineFlake(ref, { configurationRevision: 'a'.repeat(40), release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
+    const { result } = await orderThroughHealer(s, s.order('apply_baseline', { revision: signed, flakeRef: ref }));
+    expect(result?.outcome).toBe('rejected');
+    expect(result?.reason).toMatch(new RegExp(`^revision_mismatch: /nix/store/\\S+ reports configurationRevision ${'a'.repeat(40)}, the order signed ${signed}; nothing was activated$`));
+    expect(s.sim.activations()).toEqual([]);
+    expect(s.sim.actions()).toEqual([]);
     expect(s.sim.currentGeneration().number).toBe(current.number);
   });
 
   it('apply_baseline: the signed revision reached and healthy is healed (even though it leaves the baseline)', async () => {
     s = setup();
-    const ref = 'github:msp/clinic-001?ref=next#appliance';
+    const rev = 'c'.repeat(40);
+    const ref = `${SAMPLE_FLAKE_SOURCE}?ref=next&rev=${rev}#appliance`;
     const current = s.sim.currentGeneration();
-    s.sim.defineFlake(ref, { configurationRevision: 'cccccccc', release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
-    const { result } = await orderThroughHealer(s, s.order('apply_baseline', { revision: 'cccccccc', flakeRef: ref }));
+    s.sim.defineFlake(ref, { configurationRevision: rev, release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
+    const { result } = await orderThroughHealer(s, s.order('apply_baseline', { revision: rev, flakeRef: ref }));
     expect(result?.outcome).toBe('healed');
-    expect(s.sim.currentGeneration().configurationRevision).toBe('cccccccc');
+    expect(s.sim.currentGeneration().configurationRevision).toBe(rev);
   });
 
   it('rollback order: switches to the previous generation and checks its health', async () => {
@@ -167,7 +176,7 @@ describe('a failed switch or failed health check ends rolled back (invariant 3)'
     const before = s.sim.currentGeneration().number;
     const { result } = await orderThroughHealer(s, s.order('rollback', {}));
     expect(result?.outcome).toBe('healed');
-    expect(s.sim.actions()).toEqual(['nixos-rebuild switch --rollback']);
+    expect(s.sim.actions()).toEqual(rollbackSteps(before - 1));
     expect(s.sim.currentGeneration().number).toBe(before - 1);
   });
 });

@@ -4,8 +4,9 @@ import { randomUUID } from 'node:crypto';
 import { clockSanity, decideTiming, healPaths, parseWindow, writeHealRequest, type HealAction } from '../../src/heal/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
 import type { CheckResult } from '../../src/checks/index.js';
+import { SAMPLE_FLAKE_REF } from '../../src/host/index.js';
 import { iso, makeKey } from '../orders/fixtures.js';
-import { assertValidDrafts, IN_WINDOW, OUT_OF_WINDOW, setup, type Setup } from './fixtures.js';
+import { activateSteps, assertValidDrafts, IN_WINDOW, OUT_OF_WINDOW, setup, type Setup } from './fixtures.js';
 
 let s: Setup | undefined;
 afterEach(() => {
@@ -36,7 +37,7 @@ describe('clock sanity from the time check', () => {
 describe('decideTiming (invariant 2)', () => {
   const sane = { sane: true as const, offsetMs: 1 };
   const window = parseWindow('02:00-04:00');
-  const rebuild: HealAction = { kind: 'rebuild_switch', flakeRef: '/etc/nixos#appliance' };
+  const rebuild: HealAction = { kind: 'rebuild_switch', flakeRef: SAMPLE_FLAKE_REF };
   const sshd: HealAction = { kind: 'restart_unit', unit: 'sshd.service' };
   const journald: HealAction = { kind: 'restart_unit', unit: 'systemd-journald.service' };
 
@@ -99,7 +100,7 @@ describe('deferral: root holds the order in its own state and acts when the wind
     s.sim.setNow(Date.UTC(2026, 10, 23, 12, 31, 0));
     const done = await later(s);
     expect(done.map((d) => [d.outcome, d.order_id])).toEqual([['healed', deferred.order_id]]);
-    expect(s.sim.actions()).toEqual([`nixos-rebuild switch --flake ${s.baseline.patching.flakeRef}`]);
+    expect(s.sim.actions()).toEqual(activateSteps(s.sim.currentGeneration().storePath));
   });
 
   it('an order signed with execute_by is applied in the next night\'s window, long after expires_at', async () => {
@@ -113,7 +114,7 @@ describe('deferral: root holds the order in its own state and acts when the wind
     s.sim.setNow(Date.UTC(2026, 10, 24, 2, 0, 30));
     const done = await later(s);
     expect(done.map((d) => [d.outcome, d.order_id])).toEqual([['healed', deferred.order_id]]);
-    expect(s.sim.actions()).toEqual([`nixos-rebuild switch --flake ${s.baseline.patching.flakeRef}`]);
+    expect(s.sim.actions()).toEqual(activateSteps(s.sim.currentGeneration().storePath));
     expect(await later(s)).toEqual([]);
   });
 
@@ -123,7 +124,7 @@ describe('deferral: root holds the order in its own state and acts when the wind
     await throughRoot(s, s.order('heal', { checks: ['patching'] }, { execute_by: iso(Date.UTC(2026, 10, 23, 6, 0, 0)) }));
     s.sim.setNow(Date.UTC(2026, 10, 23, 2, 1, 0));
     await Promise.all([s.heal(), s.heal()]);
-    expect(s.sim.actions()).toEqual([`nixos-rebuild switch --flake ${s.baseline.patching.flakeRef}`]);
+    expect(s.sim.actions()).toEqual(activateSteps(s.sim.currentGeneration().storePath));
     expect((await s.collect()).drafts.map((d) => d.outcome)).toEqual(['healed']);
   });
 

@@ -335,3 +335,88 @@ describe('simulated nixos-rebuild and generations', () => {
     expect(h.currentGeneration().number).toBe(2);
   });
 });
+
+describe('simulated nix build, binary caches, nix-env and switch-to-configuration', () => {
+  const PROFILE = '/nix/var/nix/profiles/system';
+  const toplevel = (ref: string) => `${ref.slice(0, ref.indexOf('#'))}#nixosConfigurations.appliance.config.system.build.toplevel`;
+  const build = (h: SimulatedHost, ref = SAMPLE_FLAKE_REF, timeoutMs = REBUILD.timeoutMs) =>
+    h.exec('nix', ['--extra-experimental-features', 'nix-command flakes', 'build', '--no-link', '--print-out-paths', '--option', 'accept-flake-config', 'false', toplevel(ref)], { timeoutMs });
+  const realise = (h: SimulatedHost, path: string, url: string, key: string) =>
+    h.exec('nix-store', ['--realise', path, '--option', 'substituters', url, '--option', 'trusted-public-keys', key, '--option', 'require-sigs', 'true'], REBUILD);
+  const KEY = 'cache-1:dEb8hfQcNzUzx/AaXxHTKbaF28USBABLet6QQv/WZL8=';
+  const OTHER = 'other-1:PwwvUPDfkrOqmOh5Y2tD7Ra6ro8uu7cIO9gtGSLO+hg=';
+
+  it('nix build prints the toplevel store path and switches nothing; the closure reports its revision in sw/bin/nixos-version', async () => {
+    const h = appliance();
+    const running = h.runningSystem();
+    const r = await build(h);
+    expect(r.status).toBe('ok');
+    const path = r.stdout.trim();
+    expect(path).toMatch(/^\/nix\/store\/[0-9a-df-np-sv-z]{32}-nixos-system-clinic-001-appliance-25\.05\.\d{8}\.[0-9a-f]{7}$/);
+    expect(h.inStore(path)).toBe(true);
+    expect(h.runningSystem()).toEqual(running);
+    expect(h.actions()).toEqual([]);
+    const script = await h.readFile(`${path}/sw/bin/nixos-version`);
+    expect(script.ok && script.text).toContain(`--json)\n    cat <<'EOF'\n{"configurationRevision":"${SAMPLE_REVISION}",`);
+    expect(await h.stat(`${path}/bin/switch-to-configuration`)).not.toBeNull();
+  });
+
+  it('nix build fails and hangs as scripted, and fails for an attribute that is not a system toplevel', async () => {
+    const h = appliance();
+    h.scriptRebuild('fail', 'hang');
+    const failed = await build(h);
+    expect(failed).toMatchObject({ status: 'nonzero', exitCode: 1 });
+    expect(failed.stderr).toMatch(/^error: builder for '\/nix\/store\/.*\.drv' failed with exit code 1;/);
+    expect((await build(h, SAMPLE_FLAKE_REF, 300_000)).status).toBe('timeout');
+    const attr = await h.exec('nix', ['build', '--no-link', '--print-out-paths', `${SAMPLE_FLAKE_REF.split('#')[0]}#packages.x86_64-linux.default`], REBUILD);
+    expect(attr).toMatchObject({ exitCode: 1, stderr: "error: flake does not provide attribute 'packages.x86_64-linux.default'\n" });
+  });
+
+  it('nix-env --set moves the profile only; switch-to-configuration of that path activates it', async () => {
+    const h = appliance();
+    const before = h.runningSystem();
+    h.stopService('sshd.service');
+    const path = (await build(h)).stdout.trim();
+    expect((await h.exec('nix-env', ['-p', PROFILE, '--set', path], T)).status).toBe('ok');
+    expect((await h.exec('readlink', [PROFILE], T)).stdout).toBe('system-3-link\n');
+    expect((await h.exec('readlink', ['-f', '/run/current-system'], T)).stdout).toBe(`${before.storePath}\n`);
+    expect(h.activations()).toEqual([]);
+    const r = await h.exec(`${path}/bin/switch-to-configuration`, ['switch'], REBUILD);
+    expect(r).toMatchObject({ status: 'ok', exitCode: 0 });
+    expect(h.runningSystem().storePath).toBe(path);
+    expect(h.unitState('sshd.service')!.active).toBe('active');
+    expect(h.activations()).toEqual([`${path}/bin/switch-to-configuration switch`]);
+    expect(await h.exec('nix-env', ['-p', PROFILE, '--set', '/nix/store/0000000000000000000000000000000a-nope'], T)).toMatchObject({ exitCode: 1, stderr: "error: path '/nix/store/0000000000000000000000000000000a-nope' is not valid\n" });
+    expect(await h.exec('/nix/store/0000000000000000000000000000000a-nope/bin/switch-to-configuration', ['switch'], T)).toMatchObject({ status: 'missing', exitCode: null });
+  });
+
+  it('nix-env --switch-generation N goes to exactly N; the generation link activates it; failures as scripted', async () => {
+    const h = appliance();
+    await h.exec('nixos-rebuild', ['switch', '--flake', SAMPLE_FLAKE_REF], REBUILD);
+    const r = await h.exec('nix-env', ['-p', PROFILE, '--switch-generation', '1'], T);
+    expect(r).toMatchObject({ status: 'ok', stderr: 'switching profile from version 3 to 1\n' });
+    expect((await h.exec(`${PROFILE}-1-link/bin/switch-to-configuration`, ['switch'], REBUILD)).status).toBe('ok');
+    expect(h.runningSystem().configurationRevision).toBe(SAMPLE_PREVIOUS_REVISION);
+    expect(await h.exec('nix-env', ['-p', PROFILE, '--switch-generation', '9'], T)).toMatchObject({ exitCode: 1, stderr: 'error: generation 9 does not exist\n' });
+    h.scriptRollback('fail');
+    expect((await h.exec('nix-env', ['-p', PROFILE, '--switch-generation', '2'], T)).exitCode).toBe(1);
+    expect(h.currentGeneration().number).toBe(1);
+  });
+
+  it('nix-store --realise substitutes from a listed cache only with a signature by a trusted key, as nix does', async () => {
+    const h = appliance();
+    const closure = h.closureFor({ ...h.currentGeneration(), configurationRevision: 'f'.repeat(40) });
+    h.publishClosure('https://cache.example', closure, OTHER);
+    const untrusted = await realise(h, closure.storePath, 'https://cache.example', KEY);
+    expect(untrusted).toMatchObject({ status: 'nonzero', exitCode: 1 });
+    expect(untrusted.stderr).toBe(
+      `warning: substituter 'https://cache.example' does not have a valid signature for path '${closure.storePath}'\nerror: path '${closure.storePath}' is required, but there is no substituter that can build it\n`,
+    );
+    expect(h.inStore(closure.storePath)).toBe(false);
+    expect((await realise(h, closure.storePath, 'https://elsewhere.example', OTHER)).exitCode).toBe(1);
+    const ok = await realise(h, closure.storePath, 'https://cache.example', `${KEY} ${OTHER}`);
+    expect(ok).toMatchObject({ status: 'ok', stdout: `${closure.storePath}\n` });
+    expect(h.inStore(closure.storePath)).toBe(true);
+    expect(h.actions()).toEqual([]);
+  });
+});

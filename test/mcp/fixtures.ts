@@ -6,8 +6,7 @@ import { McpClient, type McpClientOptions } from '../../src/mcp/index.js';
 import type { Pki } from '../../demo/pki.js';
 import { sampleDraft } from '../helpers/evidence.js';
 
-export function agentKey(name = 'appliance-1'): { secret: SecretKey; pub: PublicKey } {
-  const seed = randomSeed();
+export function agentKey(name = 'appliance-1', seed: Uint8Array = randomSeed()): { secret: SecretKey; pub: PublicKey } {
   const secret: SecretKey = { keyId: name, seed, publicKey: publicKeyOf(seed) };
   return { secret, pub: { keyId: name, publicKey: secret.publicKey } };
 }

@@ -42,10 +42,27 @@ describe('reference MCP as a standalone process', () => {
     }
   });
 
-  it('exits 2 with usage when --pki is missing', async () => {
+  it('exits 2 with usage on an unknown option', async () => {
     const script = join(import.meta.dirname, '..', '..', 'demo', 'reference-mcp.ts');
-    const r = await execa(process.execPath, ['--import', 'tsx', script], { reject: false });
+    const r = await execa(process.execPath, ['--import', 'tsx', script, '--pki-dir', 'x'], { reject: false });
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/^usage: /);
+    expect(r.stderr).toMatch(/Unknown option '--pki-dir'[\s\S]*\nusage: /);
+  });
+
+  it('without --pki keeps its PKI under XDG_STATE_HOME, outside the repository, with CN = --host-id', async () => {
+    const state = join(tmp.path, 'xdg-state');
+    const script = join(import.meta.dirname, '..', '..', 'demo', 'reference-mcp.ts');
+    const child = execa(process.execPath, ['--import', 'tsx', script, '--host-id', 'front-desk-1'], { env: { XDG_STATE_HOME: state } });
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    try {
+      expect((await lines.next()).value).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const pki = await loadPki(join(state, 'compliance-agent-reference-mcp', 'pki'));
+      expect(pki).not.toBeNull();
+      const subject = await execa('openssl', ['x509', '-in', pki!.clientCert, '-noout', '-subject', '-nameopt', 'RFC2253']);
+      expect(subject.stdout).toBe('subject=CN=front-desk-1');
+    } finally {
+      child.kill('SIGTERM');
+      await child.catch(() => undefined);
+    }
   });
 });

@@ -50,7 +50,7 @@ describe('pure helpers (nix-instantiate --eval)', () => {
   });
 
   it('the table and set names agree with egress-refresh', () => {
-    expect(sample.names).toEqual({ tableName: EGRESS_TABLE.name, sets: { v4: EGRESS_TABLE.setV4, v6: EGRESS_TABLE.setV6 } });
+    expect(sample.names).toEqual({ tableName: EGRESS_TABLE.name, sets: { v4: EGRESS_TABLE.setV4, v6: EGRESS_TABLE.setV6, ntpV4: EGRESS_TABLE.ntpV4, ntpV6: EGRESS_TABLE.ntpV6 } });
   });
 
   it('renders a config.json the agent accepts, with exactly the ConfigSchema keys', () => {

@@ -23,12 +23,13 @@ export function nixEval<T = unknown>(file: string, argstr: Record<string, string
 
 export interface Rendered {
   ruleset: { appliance: string; agent: string; requested: string };
-  names: { tableName: string; sets: { v4: string; v6: string } };
+  names: { tableName: string; sets: { v4: string; v6: string; ntpV4: string; ntpV6: string } };
   agentUnit: string;
   agentUnitAddressAllow: string;
   egressUnit: string;
   config: Record<string, unknown>;
   loadCredentials: string[];
+  healNixAccess: { environment: Record<string, string>; loadCredentials: string[] };
   exposureTarget: string;
   defaults: Record<string, unknown>;
   credentialsDir: string;

@@ -7,6 +7,7 @@ import { openStateDb, stateDbPath } from '../../src/state/index.js';
 import { sqliteOrderState, verifyContextFromConfig, verifyOrder } from '../../src/orders/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { cliConfig } from './fixtures.js';
 
 const tmp = tempDir('ca-order-cli-');
 afterAll(() => tmp.cleanup());
@@ -26,21 +27,7 @@ beforeAll(() => {
   keyPath = msp.secretPath;
   otherKeyPath = generateKeyFiles('msp-2026', join(tmp.path, 'other')).secretPath;
   configPath = join(tmp.path, 'config.json');
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      siteId: 'clinic-001',
-      hostId: 'appliance-1',
-      deploymentMode: 'direct',
-      baselinePath: '/etc/compliance-agent/baseline.json',
-      clientCertFile: '/run/credentials/client.crt',
-      clientKeyFile: '/run/credentials/client.key',
-      signingKeyFile: '/run/credentials/evidence.key',
-      caFile: '/etc/compliance-agent/ca.pem',
-      trustedOrderKeys: [msp.publicKey],
-      stateDir: join(tmp.path, 'state'),
-    }),
-  );
+  writeFileSync(configPath, cliConfig({ trustedOrderKeys: [msp.publicKey], stateDir: join(tmp.path, 'state') }));
   writeFileSync(join(tmp.path, 'order.json'), JSON.stringify(order));
 });
 

@@ -7,8 +7,7 @@ export const HOST = 'appliance-1';
 /** 2026-11-23T12:00:00Z: a fixed "now" for order tests. */
 export const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
 
-export function makeKey(name: string): { secret: SecretKey; pub: PublicKey; text: string } {
-  const seed = randomSeed();
+export function makeKey(name: string, seed: Uint8Array = randomSeed()): { secret: SecretKey; pub: PublicKey; text: string } {
   const publicKey = publicKeyOf(seed);
   return { secret: { keyId: name, seed, publicKey }, pub: { keyId: name, publicKey }, text: formatPublicKey(name, publicKey) };
 }
@@ -42,4 +41,19 @@ export function signPayload(payload: unknown, key: SecretKey, payloadType = ORDE
 
 export function context(keys: PublicKey[], overrides: Partial<VerifyContext> = {}): VerifyContext {
   return { trustedKeys: keys, siteId: SITE, hostId: HOST, orderTtlS: 900, ntpMaxSkewMs: 5000, now: NOW, ...overrides };
+}
+
+/** A config.json for CLI tests of order verify: direct mode, credential paths that are never read. */
+export function cliConfig(fields: Record<string, unknown> & { trustedOrderKeys: string[]; stateDir: string }): string {
+  return JSON.stringify({
+    siteId: SITE,
+    hostId: HOST,
+    deploymentMode: 'direct',
+    baselinePath: '/etc/compliance-agent/baseline.json',
+    clientCertFile: '/run/credentials/client.crt',
+    clientKeyFile: '/run/credentials/client.key',
+    signingKeyFile: '/run/credentials/evidence.key',
+    caFile: '/etc/compliance-agent/ca.pem',
+    ...fields,
+  });
 }

@@ -5,6 +5,7 @@ import { EVIDENCE_PAYLOAD_TYPE } from '../../src/crypto/index.js';
 import { checkOrder, readOnlyOrderState, sqliteOrderState, verifyOrder, REJECT_REASONS, type RejectReason } from '../../src/orders/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { NOW, context, iso, makeKey, orderPayload, signPayload } from './fixtures.js';
+import { fixedKeySeed, seeded } from '../helpers/fuzz.js';
 
 const tmp = tempDir('ca-orders-');
 afterAll(() => tmp.cleanup());
@@ -15,7 +16,9 @@ function freshDb(): StateDb {
 
 const msp = makeKey('msp-2026');
 const other = makeKey('msp-2026');
-const ctx = context([msp.pub]);
+const ctx = context([msp.pub], { allowedFlakes: ['github:msp/site-flake'], closuresAllowed: true });
+const REV = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
+const apply = (flakeRef: string, revision = REV) => signPayload(orderPayload({ type: 'apply_baseline', params: { revision, flakeRef } }), msp.secret);
 
 function rows(db: StateDb): { seen: number; seq: number } {
   return {
@@ -55,7 +58,9 @@ describe('verifyOrder accepts', () => {
       ['run_checks', {}],
       ['run_checks', { checks: ['services', 'time'] }],
       ['heal', { checks: ['services'] }],
-      ['apply_baseline', { revision: 'a1b2c3d', flakeRef: 'github:msp/site-flake?ref=main#appliance-1' }],
+      ['apply_baseline', { revision: REV, flakeRef: `github:msp/site-flake?ref=main&rev=${REV}#appliance-1` }],
+      ['apply_baseline', { revision: REV, flakeRef: `github:msp/site-flake/${REV}#appliance-1` }],
+      ['apply_closure', { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-appliance-1-25.05.20261123.abcdef0', revision: REV }],
       ['rollback', {}],
     ] as const) {
       const d = verifyOrder(signPayload(orderPayload({ type, params }), msp.secret), ctx, state);
@@ -114,6 +119,23 @@ describe('verifyOrder rejects, with a reason and the order_id when there is one'
       'a flakeRef that reads as an option',
       () => signPayload(orderPayload({ type: 'apply_baseline', params: { revision: 'r1', flakeRef: '--option' } }), msp.secret),
     ],
+    ['bad_params', 'an unpinned flake (a branch)', () => apply('github:msp/site-flake?ref=main#appliance-1')],
+    ['bad_params', 'a rev that is not the signed revision', () => apply(`github:msp/site-flake?rev=${'b'.repeat(40)}#appliance-1`)],
+    ['bad_params', 'a short rev', () => apply('github:msp/site-flake?rev=a1b2c3d#appliance-1', 'a1b2c3d')],
+    ['bad_params', 'a local path: flake', () => apply(`path:/var/lib/compliance-agent/x?rev=${REV}#appliance-1`)],
+    ['bad_params', 'a bare absolute path', () => apply(`/etc/nixos?rev=${REV}#appliance-1`)],
+    ['bad_params', 'a git+file flake', () => apply(`git+file:///var/lib/compliance-agent/repo?rev=${REV}#appliance-1`)],
+    ['bad_params', 'a tarball', () => apply(`tarball+https://evil.example/x.tar.gz?rev=${REV}#appliance-1`)],
+    ['bad_params', 'an https tarball', () => apply(`https://evil.example/x.tar.gz?rev=${REV}#appliance-1`)],
+    ['bad_params', 'user info with a token', () => apply(`git+https://oauth2:TOKEN@git.msp.example/site-flake?rev=${REV}#appliance-1`)],
+    ['bad_params', 'a github host= override', () => apply(`github:msp/site-flake?host=evil.example&rev=${REV}#appliance-1`)],
+    ['bad_params', 'no configuration after #', () => apply(`github:msp/site-flake?rev=${REV}`)],
+    ['bad_params', 'a closure that is a derivation', () => signPayload(orderPayload({ type: 'apply_closure', params: { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-x.drv', revision: REV } }), msp.secret)],
+    ['flake_not_allowed', 'a pinned flake of another owner', () => apply(`github:attacker/site-flake?rev=${REV}#appliance-1`)],
+    ['flake_not_allowed', 'a repository whose name only starts like an allowed one', () => apply(`github:msp/site-flake-evil?rev=${REV}#appliance-1`)],
+    ['flake_not_allowed', 'an allowed flake when allowedFlakes is empty', () => apply(`github:msp/site-flake?rev=${REV}#appliance-1`), { allowedFlakes: [] }],
+    ['closure_not_allowed', 'a closure order with no binary cache configured', () => signPayload(orderPayload({ type: 'apply_closure', params: { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-a', revision: REV } }), msp.secret), { closuresAllowed: false }],
+    ['insufficient_signatures', 'one signer where rollback needs two', () => signPayload(orderPayload({ type: 'rollback', params: {} }), msp.secret), { signaturesRequired: { rollback: 2 } }],
     ['wrong_site', 'another site', () => signPayload(orderPayload({ site_id: 'clinic-002' }), msp.secret)],
     ['wrong_host', 'another host', () => signPayload(orderPayload({ host_id: 'appliance-2' }), msp.secret)],
     ['ttl_too_long', 'expires 2 h after issue with orderTtl 15 min', () => signPayload(orderPayload({ expires_at: iso(NOW + 7_200_000) }), msp.secret)],
@@ -242,8 +264,9 @@ describe('verify-only state', () => {
 });
 
 describe('tampering never yields acceptance (property)', () => {
+  const fixedMsp = makeKey('msp-2026', fixedKeySeed('msp-2026'));
   it('any change to one byte of the payload or signature is refused', () => {
-    const env = signPayload(orderPayload({ type: 'heal', params: { checks: ['services'] } }), msp.secret);
+    const env = signPayload(orderPayload({ type: 'heal', params: { checks: ['services'] }, order_id: '0b5e8a52-2f0c-4a43-9a1e-0d6b7c1e9f10' }), fixedMsp.secret);
     const payload = Buffer.from(env.payload, 'base64');
     const sig = Buffer.from(env.signatures[0]!.sig, 'base64');
     fc.assert(
@@ -253,10 +276,10 @@ describe('tampering never yields acceptance (property)', () => {
         if (inPayload) p[pos % p.length]! ^= xor;
         else s[pos % s.length]! ^= xor;
         const tampered = { ...env, payload: p.toString('base64'), signatures: [{ keyid: 'msp-2026', sig: s.toString('base64') }] };
-        const d = checkOrder(tampered, ctx);
+        const d = checkOrder(tampered, { ...ctx, trustedKeys: [fixedMsp.pub] });
         return d.decision === 'rejected' && d.reason === 'bad_signature';
       }),
-      { numRuns: 2000 },
+      seeded('one changed byte of an order payload or signature', { numRuns: 2000 }),
     );
   });
 
@@ -266,7 +289,7 @@ describe('tampering never yields acceptance (property)', () => {
         const d = checkOrder(v, ctx);
         return d.decision === 'rejected' && REJECT_REASONS.includes(d.reason);
       }),
-      { numRuns: 2000 },
+      seeded('any JSON value as an order', { numRuns: 2000 }),
     );
   });
 });

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { escapeSdValue, formatRfc5424, formatStructuredData, octetFrame, syslogMessage, webhookPayload, MAX_MESSAGE_OCTETS, type Rfc5424Message } from '../../src/outputs/index.js';
 import { EvidenceBundleSchema } from '../../src/evidence/index.js';
 import { sampleDraft } from '../helpers/evidence.js';
+import { seeded } from '../helpers/fuzz.js';
 
 const base: Rfc5424Message = {
   facility: 16,
@@ -60,7 +61,7 @@ describe('RFC 5424 formatting', () => {
         // No unescaped quote or bracket is left to end the value early.
         expect(e.replace(/\\["\\\]]/g, '')).not.toMatch(/["\]\\]/);
       }),
-      { numRuns: 2000 },
+      seeded('SD value escaping', { numRuns: 2000 }),
     );
   });
 
@@ -122,7 +123,7 @@ describe('evidence as syslog', () => {
         });
         expect(syslogMessage(bundle).length).toBeLessThanOrEqual(MAX_MESSAGE_OCTETS);
       }),
-      { numRuns: 300 },
+      seeded('syslog message size', { numRuns: 300 }),
     );
   });
 });

@@ -10,10 +10,8 @@ import { tempDir } from '../helpers/tmp.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/crash-child.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
-// Aim for 40 kills; under a loaded CI machine accept 30 within the time budget.
-const KILLS = 40;
-const MIN_KILLS = 30;
-const BUDGET_MS = 40_000;
+// A fixed number of kills, however long a loaded machine takes for them: no time budget decides.
+const KILLS = 30;
 
 /**
  * The MCP side of invariant 4: every POST is logged as it arrives (the wire), and stored
@@ -103,25 +101,22 @@ async function deliver(items: OutboxItem[]): Promise<DeliveryResult[]> {
   return ((await res.json()) as string[]).map((receiptId) => ({ kind: 'ok', receiptId }));
 }
 
-it(`loses nothing and stores nothing twice across ${MIN_KILLS}+ kill -9 of the enqueuing, flushing process`, async () => {
+it(`loses nothing and stores nothing twice across ${KILLS} kill -9 of the enqueuing, flushing process`, async () => {
   const dbPath = join(dir.path, 'state.db');
   const attempted = new Set<number>();
   const committed = new Set<number>();
-  const started = Date.now();
   let runs = 0;
-  while (runs < KILLS && Date.now() - started < BUDGET_MS) await runAndKill(dbPath, ++runs, attempted, committed);
-  expect(runs).toBeGreaterThanOrEqual(MIN_KILLS);
+  while (runs < KILLS) await runAndKill(dbPath, ++runs, attempted, committed);
 
   // Restart once more and drain what the last victims left behind.
   const db = openStateDb(dbPath);
   const outbox = new Outbox(db, { leaseMs: 250, baseDelayMs: 5, maxDelayMs: 100, maxAttempts: 1e9 });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const r = await flushDestination(outbox, 'mcp', deliver, { batchSize: 50, now: Date.now });
-    if (r.stoppedBy === 'drained') break;
-    expect(Date.now()).toBeLessThan(deadline);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  let drained = false;
+  for (let round = 0; round < 2_000 && !drained; round++) {
+    drained = (await flushDestination(outbox, 'mcp', deliver, { batchSize: 50, now: Date.now })).stoppedBy === 'drained';
+    if (!drained) await new Promise((resolve) => setTimeout(resolve, 20));
   }
+  expect(drained).toBe(true);
 
   expect(committed.size).toBeGreaterThan(runs);
   const storedKeys = new Set([...receiver.store.values()].map((s) => s.key));
@@ -141,4 +136,4 @@ it(`loses nothing and stores nothing twice across ${MIN_KILLS}+ kill -9 of the e
   for (const [bundleId, s] of receiver.store) expect(outbox.receipt('mcp', bundleId)).toBe(s.receipt);
   expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
   db.close();
-});
+}, 600_000);

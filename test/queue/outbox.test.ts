@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { AgentError } from '../../src/common/index.js';
 import { backoffDelay } from '../../src/queue/index.js';
 import { row, useStateDb } from './helpers.js';
+import { seeded } from '../helpers/fuzz.js';
 
 const T0 = 1_700_000_000_000;
 const env = useStateDb();
@@ -122,7 +123,7 @@ describe('backoff', () => {
         const ceiling = Math.min(cap, base * 2 ** n);
         return Number.isInteger(d) && d >= 0 && d < ceiling;
       }),
-      { numRuns: 2000 },
+      seeded('backoff delay bounds', { numRuns: 2000 }),
     );
     expect(backoffDelay(3, 1000, 900_000, () => 0)).toBe(0);
   });

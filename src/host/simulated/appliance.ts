@@ -6,9 +6,15 @@ import { sampleRuleset } from './firewall.js';
 import { hexOf } from './store-path.js';
 import type { UnitKind } from './units.js';
 
-export const SAMPLE_FLAKE_REF = 'git+https://git.msp.example/sites/clinic-001?ref=main#appliance';
 /** The site flake's git revision the appliance runs and its baseline expects. */
 export const SAMPLE_REVISION = hexOf('clinic-001/revision/2', 40);
+/** The site repository the MSP manages the appliance from (an allowedFlakes prefix). */
+export const SAMPLE_FLAKE_SOURCE = 'git+https://git.msp.example/sites/clinic-001';
+/** A pinned reference to a commit of the site flake. */
+export function sampleFlakeRef(revision: string): string {
+  return `${SAMPLE_FLAKE_SOURCE}?ref=main&rev=${revision}#appliance`;
+}
+export const SAMPLE_FLAKE_REF = sampleFlakeRef(SAMPLE_REVISION);
 /** The revision of the generation before it (what a rollback returns to). */
 export const SAMPLE_PREVIOUS_REVISION = hexOf('clinic-001/revision/1', 40);
 /** 2026-11-23T12:00:00Z: inside no default maintenance window (02:00-04:00 UTC). */
@@ -50,7 +56,7 @@ function spec(revision: string, release: string, ruleset: string): GenerationSpe
  */
 export function simulatedAppliance(opts: ApplianceOptions = {}): SimulatedHost {
   const revision = opts.revision ?? SAMPLE_REVISION;
-  const flakeRef = opts.flakeRef ?? SAMPLE_FLAKE_REF;
+  const flakeRef = opts.flakeRef ?? sampleFlakeRef(revision);
   const profile: ApplianceProfile = {
     flakeRef,
     requiredUnits: ['sshd.service', 'chronyd.service', 'nftables.service', 'systemd-journald.service', 'postgresql.service'],

@@ -5,7 +5,7 @@ import type { ExecOptions, ExecResult, ExecStatus, FileStat, Host, ReadResult } 
 import { DEFAULT_MAX_READ_BYTES, readFileBounded, statPath } from '../fs-read.js';
 import type { SimReply } from './reply.js';
 import { UnitTable, type ActiveState } from './units.js';
-import { Generations, type Generation, type GenerationSpec, type RebuildScript, type RollbackMode } from './generations.js';
+import { Generations, nixosVersionScript, type Generation, type GenerationSpec, type RebuildScript, type RollbackMode, type SystemClosure } from './generations.js';
 import { Firewall } from './firewall.js';
 import { Disks, type SimVolume } from './disks.js';
 import { chronyc, timedatectl, type NtpState } from './ntp.js';
@@ -66,13 +66,19 @@ const FAILURES: Record<string, { exitCode: number; stderr: string }> = {
   chronyc: { exitCode: 1, stderr: '506 Cannot talk to daemon\n' },
   timedatectl: { exitCode: 1, stderr: 'Failed to connect to bus: No such file or directory\n' },
   'nixos-rebuild': { exitCode: 1, stderr: "error: opening lock file '/nix/var/nix/profiles/system.lock': Permission denied\n" },
+  nix: { exitCode: 1, stderr: "error: cannot connect to socket at '/nix/var/nix/daemon-socket/socket': Connection refused\n" },
+  'nix-store': { exitCode: 1, stderr: "error: cannot connect to socket at '/nix/var/nix/daemon-socket/socket': Connection refused\n" },
+  'nix-env': { exitCode: 1, stderr: "error: opening lock file '/nix/var/nix/profiles/system.lock': Permission denied\n" },
+  'switch-to-configuration': { exitCode: 1, stderr: 'Could not acquire lock\n' },
 };
 
 /**
  * A simulated NixOS appliance behind the Host port: files in a real directory (so reads and stat
  * are real file-system calls), a manual clock that commands advance by their simulated duration,
- * and scripted `systemctl`, `nft`, `nixos-version`, `readlink`, `nixos-rebuild`, `lsblk`,
- * `cryptsetup`, `chronyc` and `timedatectl` printing what the real ones print.
+ * and scripted `systemctl`, `nft`, `nixos-version`, `readlink`, `nixos-rebuild`, `nix build`,
+ * `nix-store --realise` (from simulated binary caches with signed paths), `nix-env` on the system
+ * profile, `switch-to-configuration`, `lsblk`, `cryptsetup`, `chronyc` and `timedatectl`
+ * printing what the real ones print.
  */
 export class SimulatedHost implements Host {
   readonly root: string;
@@ -110,6 +116,10 @@ export class SimulatedHost implements Host {
         this.units.activate(g.units, g.brokenUnits);
         this.firewall.ruleset = g.ruleset;
       },
+      (c) => {
+        this.writeFile(`${c.storePath}/sw/bin/nixos-version`, nixosVersionScript(c), { mode: 0o555 });
+        this.writeFile(`${c.storePath}/bin/switch-to-configuration`, '#! /nix/store/simulated-perl/bin/perl\n', { mode: 0o555 });
+      },
       { rebuildMs: init.rebuildMs ?? 45_000, rollbackMs: init.rollbackMs ?? 20_000 },
     );
     if (init.history.length === 0) throw new Error('a simulated host needs at least one generation');
@@ -124,9 +134,10 @@ export class SimulatedHost implements Host {
   async exec(command: string, args: readonly string[], options: ExecOptions): Promise<ExecResult> {
     // Yield like a real spawn would, so callers cannot depend on synchronous completion.
     await new Promise<void>((r) => setImmediate(r));
-    const name = basename(command);
+    // switch-to-configuration is run by its path in a system closure: which one matters.
+    const name = basename(command) === 'switch-to-configuration' ? command : basename(command);
     const at = this.clock;
-    const fault = this.faults.get(name);
+    const fault = this.faults.get(basename(command));
     const handler = this.handler(name);
     if (fault === 'stall') {
       this.executed.push({ command: name, args: [...args], at, status: 'timeout', exitCode: null });
@@ -228,11 +239,25 @@ export class SimulatedHost implements Host {
     return this.executed.map((e) => [e.command, ...e.args].join(' '));
   }
 
-  /** Executed commands that change the system (start, restart, stop, switch): empty means no action was taken. */
+  /**
+   * Executed commands that change the system (start, restart, stop, a switch, a profile change,
+   * an activation): empty means no action was taken. Building or substituting into the store is not one.
+   */
   actions(): string[] {
     return this.executed
-      .filter((e) => (e.command === 'systemctl' && ['start', 'restart', 'stop'].includes(e.args[0] ?? '')) || (e.command === 'nixos-rebuild' && e.args[0] === 'switch'))
+      .filter(
+        (e) =>
+          (e.command === 'systemctl' && ['start', 'restart', 'stop'].includes(e.args[0] ?? '')) ||
+          (e.command === 'nixos-rebuild' && e.args[0] === 'switch') ||
+          (e.command === 'nix-env' && (e.args.includes('--set') || e.args.includes('--switch-generation'))) ||
+          e.command.endsWith('/switch-to-configuration'),
+      )
       .map((e) => [e.command, ...e.args].join(' '));
+  }
+
+  /** Every `switch-to-configuration` run, by the path it ran from: empty means nothing was activated. */
+  activations(): string[] {
+    return this.executed.filter((e) => e.command.endsWith('/switch-to-configuration')).map((e) => [e.command, ...e.args].join(' '));
   }
 
   clearExecuted(): void {
@@ -318,6 +343,25 @@ export class SimulatedHost implements Host {
     return this.generations.all();
   }
 
+  /** What /run/current-system points at (may differ from the profile's generation after `nix-env --set`). */
+  runningSystem(): SystemClosure {
+    return this.generations.runningSystem();
+  }
+
+  inStore(path: string): boolean {
+    return this.generations.inStore(path);
+  }
+
+  /** A system closure as a build of `spec` on another machine would produce it (not in this store). */
+  closureFor(spec: GenerationSpec): SystemClosure {
+    return this.generations.closureFor(spec);
+  }
+
+  /** Put a closure into the binary cache at `url` (https:// or file://), signed by the key `name:base64`. */
+  publishClosure(url: string, closure: SystemClosure, signedBy: string): void {
+    this.generations.publish(url, closure, signedBy);
+  }
+
   /** What `nixos-rebuild switch --flake ref` builds. */
   defineFlake(ref: string, spec: GenerationSpec): void {
     this.generations.defineFlake(ref, spec);
@@ -359,6 +403,12 @@ export class SimulatedHost implements Host {
         return (a) => this.generations.readlink(a);
       case 'nixos-rebuild':
         return (a, o) => this.generations.nixosRebuild(a, o.timeoutMs);
+      case 'nix':
+        return (a, o) => this.generations.nix(a, o.timeoutMs);
+      case 'nix-store':
+        return (a) => this.generations.nixStore(a);
+      case 'nix-env':
+        return (a) => this.generations.nixEnv(a);
       case 'lsblk':
         return (a) => this.disks.lsblk(a);
       case 'cryptsetup':
@@ -368,7 +418,8 @@ export class SimulatedHost implements Host {
       case 'timedatectl':
         return (a) => timedatectl(this.ntp, a, this.clock);
       default:
-        return null;
+        // A path that is no system's script does not exist: the spawn fails as for a missing binary.
+        return name.endsWith('/switch-to-configuration') && this.generations.closureOfSwitchScript(name) ? (a) => this.generations.switchToConfiguration(name, a) : null;
     }
   }
 
