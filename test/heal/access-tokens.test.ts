@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createLogger } from '../../src/common/index.js';
 import { makeDraft } from '../../src/agent/index.js';
-import { applyHealRequests, createAgentHealing, spoolPaths } from '../../src/heal/index.js';
+import { applyHealRequests, createAgentHealing, healPaths } from '../../src/heal/index.js';
 import { RealHost, REBUILD_ENV } from '../../src/host/index.js';
 import { iso } from '../orders/fixtures.js';
 import { nixEval, render, type Rendered } from '../nix/nix.js';
@@ -66,12 +66,12 @@ describe('a Nix access token stays out of URLs, logs, evidence and rendered conf
     expect(refused.accepted).toBe(false);
     drafts.push(...refused.drafts);
 
-    // Spooled directly, as a compromised agent could.
+    // Dropped directly in the healer's drop box, as a compromised agent could.
     const env = t.order('apply_baseline', { revision: REV, flakeRef: leaky });
     const orderId = (JSON.parse(Buffer.from(env.payload, 'base64').toString()) as { order_id: string }).order_id;
     const id = randomUUID();
     writeFileSync(
-      join(spoolPaths(t.stateDir).requests, `${id}.json`),
+      join(healPaths(t.healDir).requests, `${id}.json`),
       JSON.stringify({ version: 1, request_id: id, created_at: iso(t.sim.now()), envelope: env, plan: { order_id: orderId, actions: [{ kind: 'rebuild_switch', flakeRef: leaky }] } }),
     );
     // And a heal that does build the (pinned, token-free) baseline flake.
@@ -79,9 +79,12 @@ describe('a Nix access token stays out of URLs, logs, evidence and rendered conf
     expect((await healing.handleOrder(t.order('heal', { checks: ['patching'] }), await t.cycle())).accepted).toBe(true);
     const run = await applyHealRequests({ ...t.healer, logger });
     expect(run.results.map((r) => r.result.outcome).sort()).toEqual(['healed', 'rejected']);
-    const collected = await healing.collect(await t.cycle());
+    const collected = await healing.collectResults(await t.cycle());
+    t.db.transaction(() => collected.record())();
     drafts.push(...collected.drafts);
-    const onDisk = everyFile(t.stateDir);
+    // The agent's state, and root's: its own state and the results it wrote (the drop box holds what the test planted).
+    const heal = healPaths(t.healDir);
+    const onDisk = [everyFile(t.stateDir), everyFile(heal.state), everyFile(heal.results)].join('\n');
     collected.ack();
 
     expect(lines.length).toBeGreaterThan(3);

@@ -3,7 +3,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { addSignature, type Envelope } from '../../src/crypto/index.js';
-import { spoolPaths } from '../../src/heal/index.js';
+import { healPaths } from '../../src/heal/index.js';
 import { SAMPLE_FLAKE_SOURCE, type GenerationSpec } from '../../src/host/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 import { activateSteps, msp, rollbackSteps, setup, type Setup } from './fixtures.js';
@@ -21,11 +21,11 @@ const CACHE = 'https://cache.msp.example';
 
 const orderIdOf = (env: Envelope) => (JSON.parse(Buffer.from(env.payload, 'base64').toString()) as { order_id: string }).order_id;
 
-/** Write a request file exactly as a compromised agent could: no schema check on the way in. */
-function spoolRaw(t: Setup, env: Envelope, actions: unknown[]): void {
+/** Drop a request file exactly as a compromised agent could: no schema check on the way in. */
+function dropRaw(t: Setup, env: Envelope, actions: unknown[]): void {
   const id = randomUUID();
   const req = { version: 1, request_id: id, created_at: iso(t.sim.now()), envelope: env, plan: { order_id: orderIdOf(env), actions } };
-  writeFileSync(join(spoolPaths(t.stateDir).requests, `${id}.json`), JSON.stringify(req));
+  writeFileSync(join(healPaths(t.healDir).requests, `${id}.json`), JSON.stringify(req));
 }
 
 function specOf(t: Setup, revision: string): GenerationSpec {
@@ -46,16 +46,16 @@ const REFUSED: Array<[string, string, string]> = [
   ['off the allowlist', `github:attacker/evil?rev=${rev('e')}#appliance`, 'flake_not_allowed'],
 ];
 
-describe('pinned sources: refused by the agent and, spooled directly, by the healer', () => {
+describe('pinned sources: refused by the agent and, dropped directly, by the healer', () => {
   it.each(REFUSED)('%s', async (_what, flakeRef, reason) => {
     s = setup();
     const env = s.order('apply_baseline', { revision: rev('e'), flakeRef });
     const handled = await s.healing.handleOrder(env, await s.cycle());
     expect(handled.accepted).toBe(false);
     expect(handled.drafts[0]!.reason).toMatch(new RegExp(`^${reason}: `));
-    expect(readdirSync(spoolPaths(s.stateDir).requests)).toEqual([]);
+    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
 
-    spoolRaw(s, s.order('apply_baseline', { revision: rev('e'), flakeRef }), [{ kind: 'rebuild_switch', flakeRef }]);
+    dropRaw(s, s.order('apply_baseline', { revision: rev('e'), flakeRef }), [{ kind: 'rebuild_switch', flakeRef }]);
     s.sim.clearExecuted();
     const run = await s.heal();
     const result = run.results[0]!.result;
@@ -132,12 +132,12 @@ describe('closure orders: substituted only from listed caches signed by listed k
     expect(s.sim.activations()).toEqual([]);
   });
 
-  it('with no cache configured, a closure order is refused by the agent and, spooled directly, by the healer; nothing runs', async () => {
+  it('with no cache configured, a closure order is refused by the agent and, dropped directly, by the healer; nothing runs', async () => {
     s = setup();
     const refused = await s.healing.handleOrder(s.order('apply_closure', { storePath: s.sim.closureFor(specOf(s, rev('f'))).storePath, revision: rev('f') }), await s.cycle());
     expect(refused.drafts[0]!.reason).toMatch(/^closure_not_allowed: /);
     const closure = s.sim.closureFor(specOf(s, rev('f')));
-    spoolRaw(s, s.order('apply_closure', { storePath: closure.storePath, revision: rev('f') }), [{ kind: 'switch_closure', storePath: closure.storePath, revision: rev('f') }]);
+    dropRaw(s, s.order('apply_closure', { storePath: closure.storePath, revision: rev('f') }), [{ kind: 'switch_closure', storePath: closure.storePath, revision: rev('f') }]);
     s.sim.clearExecuted();
     const result = (await s.heal()).results[0]!.result;
     expect(result.reason).toMatch(/^closure_not_allowed: /);
@@ -159,7 +159,7 @@ describe('threshold signatures, counted by the agent and again by the healer', (
     expect((await s.heal()).results[0]!.result.outcome).toBe('healed');
   });
 
-  it('spooled directly to the healer: 0, 1, duplicate and forged co-signatures refused; 2 distinct applied', async () => {
+  it('dropped directly in the healer\'s drop box: 0, 1, duplicate and forged co-signatures refused; 2 distinct applied', async () => {
     s = setup({ config: twoOfN });
     const forger = makeKey('msp-2027');
     const one = s.order('rollback', {});
@@ -172,7 +172,7 @@ describe('threshold signatures, counted by the agent and again by the healer', (
       [dup, /^insufficient_signatures: .* has 1 \(msp-2026\)$/],
       [forged, /^insufficient_signatures: .* has 1 \(msp-2026\); other signatures: 1 did not verify$/],
     ] as const) {
-      spoolRaw(s, env, [{ kind: 'rollback' }]);
+      dropRaw(s, env, [{ kind: 'rollback' }]);
       s.sim.clearExecuted();
       const result = (await s.heal()).results[0]!.result;
       expect(result.outcome).toBe('rejected');
@@ -180,7 +180,7 @@ describe('threshold signatures, counted by the agent and again by the healer', (
       expect(s.sim.actions()).toEqual([]);
     }
     const before = s.sim.currentGeneration().number;
-    spoolRaw(s, addSignature(s.order('rollback', {}), msp2.secret), [{ kind: 'rollback' }]);
+    dropRaw(s, addSignature(s.order('rollback', {}), msp2.secret), [{ kind: 'rollback' }]);
     const result = (await s.heal()).results[0]!.result;
     expect(result.outcome).toBe('healed');
     expect(s.sim.currentGeneration().number).toBe(before - 1);
