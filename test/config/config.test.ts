@@ -110,7 +110,8 @@ describe('config', () => {
   });
 
   it('unit names follow one pattern for the baseline and the healer: none may start with a dash', () => {
-    const base = { version: 1, patching: { configurationRevision: 'abc', flakeRef: '/etc/nixos#a' }, firewall: { rulesetHash: `sha256:${'0'.repeat(64)}` }, encryption: { requiredMounts: [] } };
+    const rev = 'a'.repeat(40);
+    const base = { version: 1, patching: { configurationRevision: rev, flakeRef: `git+https://git.msp.example/sites/clinic-001?rev=${rev}#a` }, firewall: { rulesetHash: `sha256:${'0'.repeat(64)}` }, encryption: { requiredMounts: [] } };
     for (const unit of ['-.service', '--no-block.service', '-H.service']) {
       expect(() => parseBaseline({ ...base, services: { required: [unit] }, backup: { unit: 'restic.service', stampFile: '/s', maxAgeHours: 1 } })).toThrow(/problem/);
       expect(() => parseBaseline({ ...base, services: { required: [] }, backup: { unit, stampFile: '/s', maxAgeHours: 1 } })).toThrow(/problem/);

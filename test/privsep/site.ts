@@ -14,6 +14,8 @@ import { iso, makeKey, signPayload } from '../orders/fixtures.js';
  * states in files, so a legitimate restart is a real process run by the healer.
  */
 export const AGENT_USER = 'compliance-agent-test';
+/** The baseline's pinned revision (a heal of patching would build exactly this commit). */
+const PINNED_REV = '5'.repeat(40);
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 function id(flag: '-u' | '-g'): number {
@@ -76,7 +78,7 @@ export class Site {
       baselinePath,
       JSON.stringify({
         version: 1,
-        patching: { configurationRevision: 'privsep-test', flakeRef: '/etc/nixos#appliance' },
+        patching: { configurationRevision: PINNED_REV, flakeRef: `git+https://git.msp.example/sites/clinic-001?rev=${PINNED_REV}#appliance` },
         services: { required: ['clinic-app.service'] },
         backup: { unit: 'clinic-backup.service', stampFile: join(this.base, 'backup-stamp'), maxAgeHours: 26 },
         firewall: { rulesetHash: `sha256:${'0'.repeat(64)}` },
