@@ -7,6 +7,11 @@ import { tempDir } from '../helpers/tmp.js';
 const tmp = tempDir('ca-order-exec-by-');
 afterAll(() => tmp.cleanup());
 
+function cli(args: string[], input: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'order', 'sign', ...args], { encoding: 'utf8', input });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
 function sign(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const order = { site_id: 'clinic-001', host_id: 'appliance-1', policy_version: '1.0', type: 'heal', params: { checks: ['patching'] } };
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'order', 'sign', ...args, '-'], { encoding: 'utf8', input: JSON.stringify(order) });
@@ -27,5 +32,23 @@ describe('order sign --execute-within: how long a disruptive heal may wait for t
     const early = sign(['--key', key, '--execute-within', '60s']);
     expect(early.code).toBe(1);
     expect(early.stderr).toContain('execute_by must not be before expires_at');
+  });
+
+  it('a co-signer sees execute_by and signs it unchanged; --cosign with --execute-within or --ttl is a usage error', () => {
+    const a = generateKeyFiles('msp-a', join(tmp.path, 'a')).secretPath;
+    const b = generateKeyFiles('msp-b', join(tmp.path, 'b')).secretPath;
+    const first = sign(['--key', a, '--execute-within', '36h']);
+    expect(first.code, first.stderr).toBe(0);
+    const payload = (JSON.parse(first.stdout) as { payload: string }).payload;
+    const executeBy = (JSON.parse(Buffer.from(payload, 'base64').toString()) as { execute_by: string }).execute_by;
+    const second = cli(['--key', b, '--cosign', '-'], first.stdout);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toContain(`, execute by ${executeBy}; 2 signature(s)`);
+    expect((JSON.parse(second.stdout) as { payload: string }).payload).toBe(payload);
+    for (const extra of [['--execute-within', '7d'], ['--ttl', '60']]) {
+      const misuse = cli(['--key', b, '--cosign', '-', ...extra], first.stdout);
+      expect(misuse.code, extra.join(' ')).toBe(2);
+      expect(misuse.stdout).toBe('');
+    }
   });
 });
