@@ -276,7 +276,7 @@ class Healer {
         ...this.blank(row.requestId, this.now()),
         order_id: row.orderId,
         outcome: 'failed',
-        reason: `interrupted: the healer stopped while applying order ${row.orderId} and recorded no result; it is never applied twice`,
+        reason: `interrupted: the healer stopped while applying order ${row.orderId} and recorded no result; it is never applied twice${row.preGeneration === null ? '' : `; generation ${row.preGeneration} was running when it began`}`,
       });
       this.state.setOrderState(row.orderId, 'interrupted', this.now());
     }
@@ -384,6 +384,7 @@ class Healer {
   /** The order is recorded as applying before the first action: a crash reads as interrupted, never as new. */
   private async apply(run: RequestRun, base: Draft, order: Order, actions: readonly HealAction[], pre: GenerationInfo, preResults: readonly CheckResult[], preState: Record<string, unknown>): Promise<void> {
     const { host, config, baseline } = this.deps;
+    this.state.recordPreGeneration(order.order_id, pre.generation, this.now());
     let outcome: Outcome;
     try {
       outcome = await run.act(order, actions, pre, preResults);

@@ -25,6 +25,7 @@ const SCHEMA = `
     first_seen_at INTEGER NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('held', 'applying', 'done', 'interrupted', 'dropped')),
     envelope TEXT,
+    pre_generation INTEGER,
     updated_at INTEGER NOT NULL
   );
   CREATE TABLE requests (request_id TEXT PRIMARY KEY, answered_at INTEGER NOT NULL, outcome TEXT NOT NULL);
@@ -40,6 +41,8 @@ export interface OrderRow {
   readonly firstSeenAt: number;
   readonly state: OrderState;
   readonly envelope: Envelope | null;
+  /** The system generation that ran when root began applying the order (null before, or unknown). */
+  readonly preGeneration: number | null;
 }
 
 interface RawOrderRow {
@@ -50,6 +53,7 @@ interface RawOrderRow {
   first_seen_at: number;
   state: OrderState;
   envelope: string | null;
+  pre_generation: number | null;
 }
 
 const toRow = (r: RawOrderRow): OrderRow => ({
@@ -60,6 +64,7 @@ const toRow = (r: RawOrderRow): OrderRow => ({
   firstSeenAt: r.first_seen_at,
   state: r.state,
   envelope: r.envelope === null ? null : (JSON.parse(r.envelope) as Envelope),
+  preGeneration: r.pre_generation,
 });
 
 /** Requests answered longer ago than this are forgotten; their orders are not (a re-sent one is a replay). */
@@ -159,6 +164,11 @@ export class HealerState {
   /** Move a held order to applying; false when another healer run took it first. */
   claimHeld(orderId: string, now: number): boolean {
     return this.db.prepare("UPDATE orders SET state = 'applying', envelope = NULL, updated_at = ? WHERE order_id = ? AND state = 'held'").run(now, orderId).changes === 1;
+  }
+
+  /** The generation to return to, on disk before the first action: it outlives a healer killed mid-switch. */
+  recordPreGeneration(orderId: string, generation: number | null, now: number): void {
+    this.db.prepare('UPDATE orders SET pre_generation = ?, updated_at = ? WHERE order_id = ?').run(generation, now, orderId);
   }
 
   requestAnswered(requestId: string): boolean {

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { HealerState, healerStatePath, healPaths, writeHealRequest, type HealAction, type HealRequest } from '../../src/heal/index.js';
 import type { Order } from '../../src/orders/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
-import { SAMPLE_FLAKE_SOURCE } from '../../src/host/index.js';
+import { SAMPLE_FLAKE_SOURCE, type Host } from '../../src/host/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 import { setup, type Setup } from './fixtures.js';
 
@@ -154,6 +154,40 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     // Dropped again by a compromised agent: a replay, not a second run.
     spool(s, env, [{ kind: 'rollback' }]);
     expect((await healNothing(s)).reason).toMatch(/^replayed: .*\(interrupted\)/);
+  });
+
+  it('a healer killed mid-switch: the next run reports the generation that ran before, from root\'s state on disk', async () => {
+    s = setup();
+    const t = s;
+    const before = t.sim.currentGeneration().number;
+    // The activation never returns: this healer run is as good as killed once it is under way.
+    let activating!: () => void;
+    const reached = new Promise<void>((r) => (activating = r));
+    const dying: Host = {
+      exec: (command, args, options) => {
+        if (!command.endsWith('/switch-to-configuration')) return t.sim.exec(command, args, options);
+        activating();
+        return new Promise(() => {});
+      },
+      readFile: (path, max) => t.sim.readFile(path, max),
+      stat: (path) => t.sim.stat(path),
+      now: () => t.sim.now(),
+      hostname: () => t.sim.hostname(),
+    };
+    const env = t.order('rollback', {});
+    spool(t, env, [{ kind: 'rollback' }]);
+    void t.heal({ host: dying });
+    await reached;
+    t.sim.clearExecuted();
+    const results = (await t.heal()).results.map((x) => x.result);
+    expect(t.sim.actions()).toEqual([]);
+    expect(results.map((r) => [r.outcome, r.order_id])).toEqual([
+      ['failed', orderIdOf(env)],
+      ['rejected', orderIdOf(env)],
+    ]);
+    expect(results[0]!.reason).toMatch(new RegExp(`^interrupted: .*; generation ${before} was running when it began$`));
+    // The request it never answered is a replay now, not a second run.
+    expect(results[1]!.reason).toMatch(/^replayed: .*\(interrupted\)/);
   });
 
   it('a missing or corrupt healer state is refused loudly, never read as empty', async () => {
