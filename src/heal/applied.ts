@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AgentError, writeFileAtomic } from '../common/index.js';
 
 const AppliedSchema = z.object({
