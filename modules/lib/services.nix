@@ -9,15 +9,26 @@ let
   inherit (agentConfig) stateDir;
   # The user of the two helpers that need CAP_NET_ADMIN (egress refresh, ruleset snapshot).
   netUser = "compliance-agent-net";
+  # Written by the agent unit's ExecStopPost=, read by the agent at start (src/agent/previous-exit.ts).
+  previousExitFile = "previous-exit";
+  # The agent unit's memory limits (systemd.resource-control MemoryHigh=/MemoryMax=).
+  memory = {
+    high = "128M";
+    max = "192M";
+  };
 in
 {
   inherit netUser;
+
+  inherit previousExitFile memory;
 
   agent =
     {
       exe,
       configFile,
       loadCredentials,
+      # A POSIX shell for ExecStopPost= (the module passes pkgs.runtimeShell).
+      shell,
       ipAddressAllow ? [ ],
     }:
     hardening.agent
@@ -42,10 +53,18 @@ in
       RestartPreventExitStatus = 2;
       # SIGTERM lets the current database write finish.
       TimeoutStopSec = "30s";
-      # V8's default 16 MB semi-spaces are a third of the agent's RSS; an agent that allocates
-      # little per minute does not need them (bench/RESULTS.md: ~95 -> ~83 MB after 1,000 cycles,
-      # ~0.3 ms more CPU per idle cycle).
-      Environment = "NODE_OPTIONS=--max-semi-space-size=1";
+      # exe is the package's launcher: it starts node with the V8 flags that bound the agent's
+      # memory (bin/node-flags). The memory the agent promises, with headroom over what
+      # bench/RESULTS.md measures after 5,000 cycles: above MemoryHigh the kernel reclaims and
+      # throttles, at MemoryMax it kills. The cgroup also holds the check commands the agent runs
+      # and page cache of its state database, which the kernel reclaims first.
+      MemoryHigh = memory.high;
+      MemoryMax = memory.max;
+      OOMPolicy = "stop";
+      # systemd tells the next run nothing about the last one, so record how this one ended
+      # ($SERVICE_RESULT is "oom-kill" when the memory limit killed it); the agent reads the
+      # file at its next start and chains an alert bundle. $$ is a literal $ for the shell.
+      ExecStopPost = "${shell} -c 'echo \"SERVICE_RESULT=$$SERVICE_RESULT EXIT_CODE=$$EXIT_CODE EXIT_STATUS=$$EXIT_STATUS\" > ${stateDir}/${previousExitFile}'";
     };
 
   prune =
