@@ -140,10 +140,10 @@ async function main(): Promise<void> {
     const shipped = c.label.includes('shipped');
     rows.push({
       figure: `cold start to first poll, ${c.label}`,
-      value: `${c.medianMs.toFixed(0)} ms median, ${c.minMs.toFixed(0)} ms min`,
+      value: `${c.medianMs.toFixed(0)} ms median, ${c.minMs.toFixed(0)} ms min; CPU ${c.cpuMedianMs.toFixed(0)} ms median`,
       budget: shipped ? '<= 200 ms' : '',
       verdict: shipped ? verdict(c.medianMs <= 200) : '',
-      how: `spawn of \`compliance-agent run --config C\` to an mTLS server in the runner receiving GET /orders/next; 15 runs on an existing state dir (first run, creating it: ${c.firstRunMs.toFixed(0)} ms); load average at start ${coldLoad}`,
+      how: `spawn of \`compliance-agent run --config C\` to an mTLS server in the runner receiving GET /orders/next (CPU: the agent process's threads, /proc/PID/task/*/schedstat, when the poll arrives; wall time is what load moves); 15 runs on an existing state dir (first run, creating it: ${c.firstRunMs.toFixed(0)} ms); load average at start ${coldLoad}`,
     });
   }
 
