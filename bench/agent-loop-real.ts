@@ -17,8 +17,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startHarness } from '../demo/harness.js';
 import { baselineFor } from '../src/host/index.js';
-import { EvidenceBundleSchema } from '../src/evidence/index.js';
-import { verifyEnvelope, EVIDENCE_PAYLOAD_TYPE } from '../src/crypto/index.js';
+import { receivedBundles } from '../test/helpers/evidence.js';
 import { bundle, installPackage, machine, median, percentile } from './lib.js';
 import type { Checkpoint } from './agent-loop-probe.js';
 import { writeStandIns } from './stand-ins.js';
@@ -101,12 +100,7 @@ export async function measureRealLoop(cycles = 5000, node = process.execPath, be
     });
     const r = JSON.parse(readFileSync(report, 'utf8')) as ProbeReport;
     const outcomes: Record<string, number> = {};
-    for (const e of h.mcp.evidence().values()) {
-      const v = verifyEnvelope(e.envelope, EVIDENCE_PAYLOAD_TYPE, [h.agentPublicKey]);
-      if (!v.ok) throw new Error(`the MCP holds an unverifiable envelope: ${v.message}`);
-      const b = EvidenceBundleSchema.parse(JSON.parse(v.payload.toString()));
-      outcomes[`${b.check} ${b.outcome}`] = (outcomes[`${b.check} ${b.outcome}`] ?? 0) + 1;
-    }
+    for (const b of receivedBundles(h.mcp, h.agentPublicKey)) outcomes[`${b.check} ${b.outcome}`] = (outcomes[`${b.check} ${b.outcome}`] ?? 0) + 1;
     const idle = r.samples.filter((s) => s.bundles === 0);
     const busy = r.samples.filter((s) => s.bundles > 0);
     const at = (n: number) => r.checkpoints.find((c) => c.cycle === n) ?? r.checkpoints[0]!;

@@ -2,11 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../../demo/harness.js';
-import { EvidenceBundleSchema, type EvidenceBundle } from '../../src/evidence/index.js';
-import { verifyEnvelope, EVIDENCE_PAYLOAD_TYPE } from '../../src/crypto/index.js';
 import { createLogger } from '../../src/common/index.js';
 import { PREVIOUS_EXIT_FILE, readPreviousExit } from '../../src/agent/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { receivedBundles } from '../helpers/evidence.js';
 
 const tmp = tempDir();
 let h: Harness;
@@ -20,17 +19,7 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-function received(): EvidenceBundle[] {
-  return [...h.mcp.evidence().values()]
-    .map((e) => {
-      const v = verifyEnvelope(e.envelope, EVIDENCE_PAYLOAD_TYPE, [h.agentPublicKey]);
-      if (!v.ok) throw new Error(`MCP holds an unverifiable envelope: ${v.message}`);
-      return EvidenceBundleSchema.parse(JSON.parse(v.payload.toString()));
-    })
-    .sort((a, b) => a.seq - b.seq);
-}
-
-const agentAlerts = () => received().filter((b) => b.check === 'agent');
+const agentAlerts = () => receivedBundles(h.mcp, h.agentPublicKey).filter((b) => b.check === 'agent');
 const file = () => join(h.config.stateDir, PREVIOUS_EXIT_FILE);
 
 /** What the unit's ExecStopPost= writes (its rendering is run for real in test/nix). */
