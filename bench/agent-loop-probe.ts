@@ -60,10 +60,11 @@ function rssByMapping(): { mapping: string; rssMb: number; anonMb: number }[] {
   const totals = new Map<string, { rss: number; anon: number }>();
   let current = '';
   for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    const head = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \d+\s*(.*)$/.exec(line);
     if (head) {
-      const path = head[1]!.trim();
-      current = path === '' ? 'anonymous mappings (V8 heap, malloc arenas, stacks)' : path.startsWith('/') ? path.split('/').pop()! : path;
+      const path = head[2]!.trim();
+      // The binary's code (r-xp) apart from its read-only data (r--p: ICU data, V8's snapshot).
+      current = path === '' ? 'anonymous mappings (V8 heap, malloc arenas, stacks)' : path.startsWith('/') ? `${path.split('/').pop()!} ${head[1]!}` : path;
       continue;
     }
     const field = /^(Rss|Anonymous):\s+(\d+) kB$/.exec(line);
