@@ -30,5 +30,14 @@ const result = await build({
   metafile: true,
   logLevel: 'warning',
 });
+// `import { z } from 'zod'` keeps the whole namespace object, with every locale (~580 KB);
+// `import * as z from 'zod'` lets esbuild keep what is used. Fail rather than ship them again.
+const locales = Object.values(result.metafile.outputs)
+  .flatMap((o) => Object.entries(o.inputs))
+  .filter(([f, i]) => i.bytesInOutput > 0 && /zod\/v4\/locales\/(?!en\.js$)[^/]+\.js$/.test(f));
+if (locales.length > 0) {
+  console.error(`scripts/bundle.mjs: zod's locales are in the bundle (${locales.length} files): import zod as \`import * as z from 'zod'\` everywhere`);
+  process.exit(1);
+}
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
 console.log(`dist/bundle: ${Object.keys(result.metafile.outputs).length} files, ${(bytes / 1024).toFixed(0)} KB`);
