@@ -33,7 +33,7 @@ export interface RealLoopFigures {
   readonly checkpoints: readonly Checkpoint[];
   readonly at1000: Checkpoint;
   readonly atEnd: Checkpoint;
-  /** RSS after the last cycle minus RSS after cycle 1,000. */
+  /** RSS after the last cycle minus RSS after cycle 1,000 (after the warm-up in a shorter run). */
   readonly growthMb: number;
   readonly peakRssMb: number;
   readonly idleCycles: number;
@@ -136,9 +136,9 @@ export function describeRealLoop(f: RealLoopFigures): string[] {
   const c = (x: Checkpoint) => `${x.rssMb.toFixed(1)} MB (anonymous ${x.anonMb.toFixed(1)}, file-backed ${x.fileMb.toFixed(1)}; heap after GC ${x.heapUsedMb.toFixed(1)} of ${x.heapTotalMb.toFixed(1)})`;
   return [
     `node ${f.node} ${f.execArgv.join(' ')}; load average at start ${f.load}`,
-    `RSS after cycle 1,000: ${c(f.at1000)}`,
+    `RSS after cycle ${f.at1000.cycle.toLocaleString('en')}: ${c(f.at1000)}`,
     `RSS after cycle ${f.cycles.toLocaleString('en')}: ${c(f.atEnd)}`,
-    `growth 1,000 -> ${f.cycles.toLocaleString('en')}: ${f.growthMb.toFixed(1)} MB; peak RSS ${f.peakRssMb.toFixed(1)} MB`,
+    `growth ${f.at1000.cycle.toLocaleString('en')} -> ${f.cycles.toLocaleString('en')}: ${f.growthMb.toFixed(1)} MB; peak RSS ${f.peakRssMb.toFixed(1)} MB`,
     `idle cycle (${f.idleCycles}, ${f.commandsPerCycle} commands each): CPU ${f.idleCpuMs.toFixed(2)} ms median, ${f.idleCpuP95Ms.toFixed(2)} ms p95, wall ${f.idleWallMs.toFixed(2)} ms; cycle with evidence (${f.evidenceCycles}): CPU ${f.evidenceCpuMs.toFixed(2)} ms`,
     `by cycle, RSS/anonymous/heap after GC MB: ${f.checkpoints.map((x) => `${x.cycle}:${x.rssMb.toFixed(1)}/${x.anonMb.toFixed(1)}/${x.heapUsedMb.toFixed(1)}`).join(' ')}`,
     `RSS by mapping after the last cycle, MB (anonymous part): ${f.byMapping.map((x) => `${x.mapping} ${x.rssMb.toFixed(1)} (${x.anonMb.toFixed(1)})`).join('; ')}`,
