@@ -24,8 +24,6 @@ in
 {
   inherit netUser;
 
-  inherit previousExitFile memory;
-
   agent =
     {
       exe,
@@ -57,11 +55,9 @@ in
       RestartPreventExitStatus = 2;
       # SIGTERM lets the current database write finish.
       TimeoutStopSec = "30s";
-      # exe is the package's launcher: it starts node with the V8 flags that bound the agent's
-      # memory (bin/node-flags). The memory the agent promises, with headroom over what
-      # bench/RESULTS.md measures after 5,000 cycles: above MemoryHigh the kernel reclaims and
-      # throttles, at MemoryMax it kills. The cgroup also holds the check commands the agent runs
-      # and page cache of its state database, which the kernel reclaims first.
+      # exe is the package's launcher: node with the V8 flags that bound the agent's memory
+      # (bin/node-flags). Above MemoryHigh the kernel reclaims and throttles, at MemoryMax its OOM
+      # killer ends the agent (sizes: `memory` above).
       MemoryHigh = memory.high;
       MemoryMax = memory.max;
       OOMPolicy = "stop";
