@@ -5,7 +5,8 @@
  *
  * Each row runs on a fresh database for about BENCH_SECONDS (default 1), BENCH_ROUNDS times (default
  * 3, rows interleaved because fsync latency on shared disks drifts), and prints the median
- * bundles/s with the range, and commits/s. "1/tx" commits every bundle on its own; "50/tx" is group commit: 50 bundles share one
+ * bundles/s with the range, commits/s, and bundles per second of this process's CPU time (what
+ * the fsync waits of a loaded disk do not move). "1/tx" commits every bundle on its own; "50/tx" is group commit: 50 bundles share one
  * transaction, the way the agent's cycle commits all its bundles at once.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,7 +30,14 @@ interface Row {
   readonly units: number;
   readonly commits: number;
   readonly ms: number;
+  /** This process's CPU time over the row (not the fsync waits, which the disk and its load decide). */
+  readonly cpuMs: number;
 }
+
+const cpuMs = (since: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1000;
+};
 
 function withDb<T>(fn: (db: StateDb) => T): T {
   const dir = mkdtempSync(join(BASE, 'ca-bench-queue-'));
@@ -46,9 +54,10 @@ function withDb<T>(fn: (db: StateDb) => T): T {
 function timed(what: string, perTx: number, step: (i: number) => void): Row {
   const deadline = performance.now() + SECONDS * 1000;
   const start = performance.now();
+  const cpu = process.cpuUsage();
   let commits = 0;
   while (performance.now() < deadline) step(commits++);
-  return { what, perTx, units: commits * perTx, commits, ms: performance.now() - start };
+  return { what, perTx, units: commits * perTx, commits, ms: performance.now() - start, cpuMs: cpuMs(cpu) };
 }
 
 /** A real signed envelope, so rows are the size the agent writes. */
@@ -87,6 +96,7 @@ async function ackRow(perTx: number): Promise<Row> {
       for (let n = 0; n < total; n++) outbox.enqueue(`bundle-${n}`, BODY, ['mcp'], 0);
     })();
     const start = performance.now();
+    const cpu = process.cpuUsage();
     const deadline = start + SECONDS * 1000;
     let units = 0;
     let commits = 0;
@@ -100,7 +110,7 @@ async function ackRow(perTx: number): Promise<Row> {
       units += r.delivered;
       commits += 2;
     }
-    return { what: 'lease+ack (flushDestination) mcp', perTx, units, commits, ms: performance.now() - start };
+    return { what: 'lease+ack (flushDestination) mcp', perTx, units, commits, ms: performance.now() - start, cpuMs: cpuMs(cpu) };
   } finally {
     db.close();
     rmSync(dir, { recursive: true, force: true });
@@ -123,10 +133,11 @@ console.log(`outbox benchmark: node ${process.version}, ${cpus()[0]?.model ?? 'c
 console.log(`journal_mode=${String(probe.journal)} synchronous=${String(probe.sync)} (2 = FULL), envelope ${BODY.length} bytes, ${ROUNDS} rounds of ~${SECONDS}s per row\n`);
 const rate = (r: Row, n: number) => n / (r.ms / 1000);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const header = ['operation', 'bundles/tx', 'commits/s', 'bundles/s (median)', 'range'];
+const header = ['operation', 'bundles/tx', 'commits/s', 'bundles/s (median)', 'range', 'bundles per CPU-s'];
 const table = runs.map((rs) => {
   const bps = rs.map((r) => rate(r, r.units));
-  return [rs[0]!.what, String(rs[0]!.perTx), median(rs.map((r) => rate(r, r.commits))).toFixed(0), median(bps).toFixed(0), `${Math.min(...bps).toFixed(0)}-${Math.max(...bps).toFixed(0)}`];
+  const perCpu = median(rs.map((r) => r.units / (r.cpuMs / 1000)));
+  return [rs[0]!.what, String(rs[0]!.perTx), median(rs.map((r) => rate(r, r.commits))).toFixed(0), median(bps).toFixed(0), `${Math.min(...bps).toFixed(0)}-${Math.max(...bps).toFixed(0)}`, perCpu.toFixed(0)];
 });
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
 const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');

@@ -62,6 +62,7 @@ let
       Service = services.agent {
         exe = "/run/current-system/sw/bin/compliance-agent";
         configFile = "/etc/compliance-agent/config.json";
+        shell = "/bin/sh";
         inherit loadCredentials ipAddressAllow;
       };
       Install.WantedBy = "multi-user.target";

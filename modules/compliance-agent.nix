@@ -615,6 +615,7 @@ in
       path = checkTools;
       serviceConfig = services.agent {
         inherit exe configFile;
+        shell = pkgs.runtimeShell;
         loadCredentials = agentConfig.loadCredentials cfg;
         ipAddressAllow = optionals (cfg.egress.agentAddressAllow != [ ]) (
           cfg.egress.agentAddressAllow ++ resolvers

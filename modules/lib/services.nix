@@ -9,6 +9,17 @@ let
   inherit (agentConfig) stateDir healDir healUser;
   # The user of the two helpers that need CAP_NET_ADMIN (egress refresh, ruleset snapshot).
   netUser = "compliance-agent-net";
+  # Written by the agent unit's ExecStopPost=, read by the agent at start (src/agent/previous-exit.ts).
+  previousExitFile = "previous-exit";
+  # The agent unit's memory limits (systemd.resource-control MemoryHigh=/MemoryMax=), from
+  # bench/RESULTS.md: at most ~80 MB RSS after 5,000 cycles (Node 24; ~70 on Node 20), of which
+  # ~45 MB are the node binary's file pages. The cgroup also holds the check commands while they
+  # run (up to eight at once) and page cache of the state database: MemoryHigh is twice the
+  # measured figure, MemoryMax three times, so only a real leak reaches either.
+  memory = {
+    high = "160M";
+    max = "240M";
+  };
 in
 {
   inherit netUser;
@@ -18,6 +29,8 @@ in
       exe,
       configFile,
       loadCredentials,
+      # A POSIX shell for ExecStopPost= (the module passes pkgs.runtimeShell).
+      shell,
       ipAddressAllow ? [ ],
     }:
     hardening.agent
@@ -45,10 +58,16 @@ in
       RestartPreventExitStatus = 2;
       # SIGTERM lets the current database write finish.
       TimeoutStopSec = "30s";
-      # V8's default 16 MB semi-spaces are a third of the agent's RSS; an agent that allocates
-      # little per minute does not need them (bench/RESULTS.md: ~95 -> ~83 MB after 1,000 cycles,
-      # ~0.3 ms more CPU per idle cycle).
-      Environment = "NODE_OPTIONS=--max-semi-space-size=1";
+      # exe is the package's launcher: node with the V8 flags that bound the agent's memory
+      # (bin/node-flags). Above MemoryHigh the kernel reclaims and throttles, at MemoryMax its OOM
+      # killer ends the agent (sizes: `memory` above).
+      MemoryHigh = memory.high;
+      MemoryMax = memory.max;
+      OOMPolicy = "stop";
+      # systemd tells the next run nothing about the last one, so record how this one ended
+      # ($SERVICE_RESULT is "oom-kill" when the memory limit killed it); the agent reads the
+      # file at its next start and chains an alert bundle. $$ is a literal $ for the shell.
+      ExecStopPost = "${shell} -c 'echo \"SERVICE_RESULT=$$SERVICE_RESULT EXIT_CODE=$$EXIT_CODE EXIT_STATUS=$$EXIT_STATUS\" > ${stateDir}/${previousExitFile}'";
     };
 
   prune =

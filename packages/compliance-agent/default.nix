@@ -17,6 +17,8 @@ let
     fileset = lib.fileset.unions [
       (root + "/package.json")
       (root + "/package-lock.json")
+      # The launcher and its node flags (installed), scripts/bundle.mjs builds dist/bundle.
+      (root + "/bin")
       # test/evidence/openssl-recipe.test.ts runs the README's openssl recipe as written.
       (root + "/README.md")
       (root + "/tsconfig.json")
@@ -74,6 +76,18 @@ buildNpmPackage {
       test/queue/outbox.test.ts test/queue/flush.test.ts \
       --exclude test/checks/ruleset.test.ts
     runHook postCheck
+  '';
+
+  # The shipped agent is dist/bundle (`npm run build`), started by bin/compliance-agent, which
+  # gives node the V8 flags in bin/node-flags. npmInstallHook wraps each package.json bin in
+  # `node FILE`; the launcher is a shell script, so it takes that wrapper's place, with the package
+  # directory and this nodejs pinned (--replace-fail: the build breaks if the launcher changes).
+  postInstall = ''
+    pkgDir=$out/lib/node_modules/${packageJson.name}
+    substituteInPlace $pkgDir/bin/compliance-agent \
+      --replace-fail 'pkg=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)' "pkg=$pkgDir" \
+      --replace-fail 'node=node' 'node=${lib.getExe nodejs}'
+    ln -sf $pkgDir/bin/compliance-agent $out/bin/compliance-agent
   '';
 
   meta = {

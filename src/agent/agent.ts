@@ -13,6 +13,7 @@ import { deadLetterAlerts, operatorActionEvidence } from './delivery-evidence.js
 import { makeDraft } from './drafts.js';
 import { assessPoll } from './mcp-health.js';
 import { stateWriteFailure } from './state-write-failure.js';
+import type { StartAlerts } from './previous-exit.js';
 
 /** What the agent needs from the MCP client (src/mcp implements it over mTLS). */
 export interface McpPort {
@@ -59,6 +60,8 @@ export interface AgentDeps {
   readonly flushBatchSize?: number;
   /** While a destination keeps failing, a summary line at most this often (default 15 minutes). */
   readonly deliveryLogIntervalMs?: number;
+  /** Alerts about the agent itself to chain in its first cycle (how its previous run ended). */
+  readonly startAlerts?: StartAlerts;
 }
 
 export interface CycleReport {
@@ -80,6 +83,7 @@ export class Agent {
   private lastPollAt: number | null = null;
   private deadLettered = 0;
   private metricsError: string | null = null;
+  private startAlerts: StartAlerts | undefined;
 
   constructor(private readonly deps: AgentDeps) {
     // Evidence must survive a 72-hour outage (invariant 4): with a 15-minute backoff cap, 2,000
@@ -93,6 +97,7 @@ export class Agent {
       ...deps.sinks,
     };
     this.destinations = Object.keys(this.deliver) as Destination[];
+    this.startAlerts = deps.startAlerts;
   }
 
   private now(): number {
@@ -123,6 +128,8 @@ export class Agent {
     let results = await runChecks({ host, config, baseline });
     const facts = systemFacts(results);
     const checkedAt = this.now();
+    const startAlerts = this.startAlerts;
+    if (startAlerts) drafts.push(...startAlerts.drafts(facts));
 
     if (health.alert) {
       drafts.push(
@@ -167,6 +174,10 @@ export class Agent {
     );
     // The drop box is tidied only once the evidence of its answers is durably chained.
     healed.ack();
+    if (startAlerts) {
+      startAlerts.ack();
+      this.startAlerts = undefined;
+    }
     this.counters.bundles += drafts.length;
     exportEvidence(db, evidenceDir(config.stateDir));
 

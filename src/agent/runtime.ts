@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createAgentHealing } from '../heal/index.js';
 import { Agent, type AgentDeps, type McpPort } from './agent.js';
 import { makeDraft } from './drafts.js';
+import { previousExitAlerts } from './previous-exit.js';
 
 export interface RuntimeOverrides {
   readonly host?: Host;
@@ -44,6 +45,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
     });
   const sinks = overrides.extra?.sinks ? null : createSinks(config, logger);
   const db = openStateDb(stateDbPath(config.stateDir));
+  const startAlerts = previousExitAlerts(config, logger);
   const agent = new Agent({
     config,
     baseline,
@@ -55,6 +57,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
     ...(sinks ? { sinks: sinks.deliver } : {}),
     healing: createAgentHealing({ config, baseline, db, logger, makeDraft: (facts, spec) => makeDraft(config, facts, spec) }),
     metricsPath: config.metricsFile ?? join(config.stateDir, 'metrics.prom'),
+    ...(startAlerts ? { startAlerts } : {}),
     ...overrides.extra,
   });
   let closed = false;

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseJsonText } from '../common/index.js';
 import type { Host } from '../host/index.js';
 import type { Check } from './types.js';

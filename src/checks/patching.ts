@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseJsonText } from '../common/index.js';
 import type { Check } from './types.js';
 import { excerpt, runCommand } from './exec.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * What Nix may be pointed at, shared by config.json, baseline.json, orders and heal requests, so

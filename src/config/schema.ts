@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { DNS_NAME, parseSyslogTarget } from './syslog-target.js';
 import { FlakePrefixSchema, PinnedFlakeRefSchema, SubstituterSchema, parsePinnedFlakeRef } from './nix-refs.js';
 

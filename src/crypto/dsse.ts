@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { decodeBase64Strict, isCanonicalBase64 } from './base64.js';
 import { sign, verify } from './ed25519.js';
 import type { PublicKey, SecretKey } from './keys.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const OUTCOMES = ['compliant', 'drift_detected', 'healed', 'deferred', 'failed', 'rolled_back', 'rejected'] as const;
 export type Outcome = (typeof OUTCOMES)[number];

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { PinnedFlakeRefSchema, RevisionSchema, StorePathSchema, UnitNameSchema, type Baseline } from '../config/index.js';
 import { getCheck, isDisruptiveUnit, type HealHint } from '../checks/index.js';
 import type { Order } from '../orders/index.js';

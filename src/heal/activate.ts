@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { STORE_PATH_RE, flakeSourceAllowed, parsePinnedFlakeRef, type Baseline, type Config } from '../config/index.js';
 import type { ExecResult, Host } from '../host/index.js';
 import { allowedFlakesFor } from '../orders/index.js';

@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AgentError, oneLine } from '../common/index.js';
 import { EnvelopeSchema, type Envelope } from '../crypto/index.js';
 import { ActionTakenSchema } from '../evidence/index.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { CheckResult } from '../checks/index.js';
 import type { Host } from '../host/index.js';
 

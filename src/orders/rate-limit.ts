@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { getKv, setKv, type StateDb } from '../state/index.js';
 
 export interface RateLimit {

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { CHECK_NAMES, type CheckName } from '../checks/index.js';
 import { PinnedFlakeRefSchema, RevisionSchema, StorePathSchema, explainIssues, parsePinnedFlakeRef } from '../config/index.js';
 

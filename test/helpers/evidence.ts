@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { EvidenceDraft } from '../../src/evidence/index.js';
+import { EvidenceBundleSchema, type EvidenceBundle, type EvidenceDraft } from '../../src/evidence/index.js';
+import { EVIDENCE_PAYLOAD_TYPE, verifyEnvelope, type PublicKey } from '../../src/crypto/index.js';
+import type { ReferenceMcp } from '../../demo/reference-mcp.js';
 
 /** A valid draft with overridable fields, for tests that need many bundles quickly. */
 export function sampleDraft(overrides: Partial<EvidenceDraft> = {}): EvidenceDraft {
@@ -28,4 +30,18 @@ export function sampleDraft(overrides: Partial<EvidenceDraft> = {}): EvidenceDra
     controls: ['HIPAA 164.312(b)'],
     ...overrides,
   };
+}
+
+/**
+ * The bundles the reference MCP stored, each verified with the agent's public key independently of
+ * the agent's code path, in chain order.
+ */
+export function receivedBundles(mcp: Pick<ReferenceMcp, 'evidence'>, agentPublicKey: PublicKey): EvidenceBundle[] {
+  return [...mcp.evidence().values()]
+    .map((e) => {
+      const v = verifyEnvelope(e.envelope, EVIDENCE_PAYLOAD_TYPE, [agentPublicKey]);
+      if (!v.ok) throw new Error(`the MCP holds an unverifiable envelope: ${v.message}`);
+      return EvidenceBundleSchema.parse(JSON.parse(v.payload.toString('utf8')));
+    })
+    .sort((a, b) => a.seq - b.seq);
 }

@@ -1,0 +1,155 @@
+/**
+ * The agent as it runs in production, over many cycles: the shipped bundle started by its launcher
+ * (bin/compliance-agent with bin/node-flags, installed as the Nix package installs it), running
+ * `compliance-agent run` unmodified with RealHost, whose checks spawn real processes (the stand-ins
+ * of bench/stand-ins.ts, first on PATH), against the reference MCP over mTLS in this process. The
+ * config is the module's: the firewall check reads a ruleset snapshot file, the backup stamp is a
+ * real file. bench/agent-loop-probe.ts, preloaded through NODE_OPTIONS, measures from inside.
+ *
+ *   npm run build && npx tsx bench/agent-loop-real.ts [CYCLES] [NODE] [BETTER_SQLITE3_DIR]
+ *     CYCLES default 5000; NODE default this node; BETTER_SQLITE3_DIR: a better-sqlite3 built for
+ *     NODE when that is not this repository's node (see bench/RESULTS.md for Node 24).
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { startHarness } from '../demo/harness.js';
+import { baselineFor } from '../src/host/index.js';
+import { receivedBundles } from '../test/helpers/evidence.js';
+import { bundle, installPackage, machine, median, percentile } from './lib.js';
+import type { Checkpoint } from './agent-loop-probe.js';
+import { writeStandIns } from './stand-ins.js';
+
+/** An exact delay nothing but the agent's sleep between cycles uses (the probe keys on it). */
+const POLL_INTERVAL_S = 61;
+
+export interface RealLoopFigures {
+  readonly node: string;
+  readonly execArgv: readonly string[];
+  readonly cycles: number;
+  readonly load: string;
+  readonly checkpoints: readonly Checkpoint[];
+  readonly at1000: Checkpoint;
+  readonly atEnd: Checkpoint;
+  /** RSS after the last cycle minus RSS after cycle 1,000 (after the warm-up in a shorter run). */
+  readonly growthMb: number;
+  readonly peakRssMb: number;
+  readonly idleCycles: number;
+  readonly idleCpuMs: number;
+  readonly idleCpuP95Ms: number;
+  readonly idleWallMs: number;
+  readonly evidenceCycles: number;
+  readonly evidenceCpuMs: number;
+  readonly commandsPerCycle: number;
+  /** RSS by mapping after the last cycle, largest first. */
+  readonly byMapping: readonly { mapping: string; rssMb: number; anonMb: number }[];
+  /** Evidence the MCP received, by check and outcome: every check ran and answered. */
+  readonly outcomes: Readonly<Record<string, number>>;
+}
+
+interface ProbeReport {
+  node: string;
+  execArgv: string[];
+  checkpoints: Checkpoint[];
+  samples: { cpuUs: number; wallMs: number; bundles: number }[];
+  byMapping: { mapping: string; rssMb: number; anonMb: number }[];
+  peakRssMb: number;
+}
+
+export async function measureRealLoop(cycles = 5000, node = process.execPath, betterSqlite3?: string): Promise<RealLoopFigures> {
+  const dir = mkdtempSync(join(tmpdir(), 'ca-bench-real-'));
+  const probe = await bundle('bench/agent-loop-probe.ts');
+  const h = await startHarness(join(dir, 'site'));
+  try {
+    const appliance = join(dir, 'appliance');
+    mkdirSync(appliance);
+    const simBaseline = baselineFor(h.host);
+    const stamp = join(appliance, 'last-success.stamp');
+    writeFileSync(stamp, `${new Date().toISOString()}\n`);
+    const snapshot = join(appliance, 'ruleset.nft');
+    writeFileSync(snapshot, h.host.ruleset);
+    const baselinePath = join(appliance, 'baseline.json');
+    writeFileSync(baselinePath, JSON.stringify({ ...simBaseline, backup: { ...simBaseline.backup, stampFile: stamp } }));
+    const stateDir = join(dir, 'state');
+    const configPath = join(dir, 'config.json');
+    const site = JSON.parse(readFileSync(h.configPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configPath, JSON.stringify({ ...site, baselinePath, stateDir, rulesetSnapshotFile: snapshot, pollInterval: POLL_INTERVAL_S }));
+    const standIns = await writeStandIns(join(dir, 'stand-ins'), h.host, h.config, simBaseline);
+    const launcher = installPackage(join(dir, 'package'), node, betterSqlite3);
+    const report = join(dir, 'report.json');
+    const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(launcher, ['run', '--config', configPath], {
+        env: {
+          PATH: `${standIns.binDir}:/usr/bin:/bin`,
+          NODE_OPTIONS: `--import=${pathToFileURL(probe.path).href}`,
+          BENCH_CYCLES: String(cycles),
+          BENCH_POLL_MS: String(POLL_INTERVAL_S * 1000),
+          BENCH_REPORT: report,
+          BENCH_DRIFT_FILE: standIns.driftFile,
+          BENCH_METRICS: join(stateDir, 'metrics.prom'),
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`the agent exited ${code}: ${err.trim().split('\n').slice(-5).join(' | ')}`))));
+    });
+    const r = JSON.parse(readFileSync(report, 'utf8')) as ProbeReport;
+    const outcomes: Record<string, number> = {};
+    for (const b of receivedBundles(h.mcp, h.agentPublicKey)) outcomes[`${b.check} ${b.outcome}`] = (outcomes[`${b.check} ${b.outcome}`] ?? 0) + 1;
+    const idle = r.samples.filter((s) => s.bundles === 0);
+    const busy = r.samples.filter((s) => s.bundles > 0);
+    const at = (n: number) => r.checkpoints.find((c) => c.cycle === n) ?? r.checkpoints[0]!;
+    const atEnd = r.checkpoints[r.checkpoints.length - 1]!;
+    return {
+      node: r.node,
+      execArgv: r.execArgv,
+      cycles,
+      load,
+      checkpoints: r.checkpoints,
+      at1000: at(1000),
+      atEnd,
+      growthMb: atEnd.rssMb - at(1000).rssMb,
+      peakRssMb: r.peakRssMb,
+      idleCycles: idle.length,
+      idleCpuMs: median(idle.map((s) => s.cpuUs / 1000)),
+      idleCpuP95Ms: percentile(idle.map((s) => s.cpuUs / 1000), 95),
+      idleWallMs: median(idle.map((s) => s.wallMs)),
+      evidenceCycles: busy.length,
+      evidenceCpuMs: busy.length ? median(busy.map((s) => s.cpuUs / 1000)) : 0,
+      byMapping: r.byMapping,
+      commandsPerCycle: standIns.commandLines.filter((l) => !l.startsWith('nft ')).length,
+      outcomes,
+    };
+  } finally {
+    await h.close();
+    probe.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function describeRealLoop(f: RealLoopFigures): string[] {
+  const c = (x: Checkpoint) => `${x.rssMb.toFixed(1)} MB (anonymous ${x.anonMb.toFixed(1)}, file-backed ${x.fileMb.toFixed(1)}; heap after GC ${x.heapUsedMb.toFixed(1)} of ${x.heapTotalMb.toFixed(1)})`;
+  return [
+    `node ${f.node} ${f.execArgv.join(' ')}; load average at start ${f.load}`,
+    `RSS after cycle ${f.at1000.cycle.toLocaleString('en')}: ${c(f.at1000)}`,
+    `RSS after cycle ${f.cycles.toLocaleString('en')}: ${c(f.atEnd)}`,
+    `growth ${f.at1000.cycle.toLocaleString('en')} -> ${f.cycles.toLocaleString('en')}: ${f.growthMb.toFixed(1)} MB; peak RSS ${f.peakRssMb.toFixed(1)} MB`,
+    `idle cycle (${f.idleCycles}, ${f.commandsPerCycle} commands each): CPU ${f.idleCpuMs.toFixed(2)} ms median, ${f.idleCpuP95Ms.toFixed(2)} ms p95, wall ${f.idleWallMs.toFixed(2)} ms; cycle with evidence (${f.evidenceCycles}): CPU ${f.evidenceCpuMs.toFixed(2)} ms`,
+    `by cycle, RSS/anonymous/heap after GC MB: ${f.checkpoints.map((x) => `${x.cycle}:${x.rssMb.toFixed(1)}/${x.anonMb.toFixed(1)}/${x.heapUsedMb.toFixed(1)}`).join(' ')}`,
+    `RSS by mapping after the last cycle, MB (anonymous part): ${f.byMapping.map((x) => `${x.mapping} ${x.rssMb.toFixed(1)} (${x.anonMb.toFixed(1)})`).join('; ')}`,
+    `evidence at the MCP: ${Object.entries(f.outcomes).map(([k, n]) => `${k} ${n}`).join(', ')}`,
+  ];
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [cyclesArg, node, betterSqlite3] = process.argv.slice(2);
+  const m = machine();
+  console.log(`agent loop, production-like: ${m.cores} x ${m.cpu}`);
+  const f = await measureRealLoop(Number(cyclesArg ?? 5000), node ?? process.execPath, betterSqlite3);
+  for (const line of describeRealLoop(f)) console.log(line);
+}
