@@ -7,9 +7,12 @@ import { openStateDb, stateDbPath } from '../state/index.js';
 import { createLogger, type Logger } from '../common/index.js';
 import { join } from 'node:path';
 import { createAgentHealing } from '../heal/index.js';
+import { existsSync } from 'node:fs';
+import { IdentityLifecycle, identityPaths, settleRenewal, settleRotation } from '../identity/index.js';
 import { Agent, type AgentDeps, type McpPort } from './agent.js';
 import { makeDraft } from './drafts.js';
 import { previousExitAlerts } from './previous-exit.js';
+import { swappable } from './swappable.js';
 
 export interface RuntimeOverrides {
   readonly host?: Host;
@@ -32,9 +35,16 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
   const logger = overrides.logger ?? createLogger(config.logLevel);
   if (!overrides.extra?.sinks) assertSinkFiles(config);
   const baseline = loadBaseline(config.baselinePath);
+  const db = openStateDb(stateDbPath(config.stateDir));
+  // An enrolled appliance manages its own identity; finish what a crash interrupted first.
+  const paths = identityPaths(config);
+  const enrolled = existsSync(paths.record);
+  if (enrolled) {
+    settleRenewal(paths);
+    settleRotation(paths, db);
+  }
   const signingKey = loadSecretKeyFile(config.signingKeyFile);
-  const mcp =
-    overrides.mcp ??
+  const makeMcp = () =>
     McpClient.create({
       mcpUrl: config.mcpUrl,
       caFile: config.caFile,
@@ -43,8 +53,17 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
       siteId: config.siteId,
       hostId: config.hostId,
     });
+  const client = overrides.mcp ? null : swappable(makeMcp());
+  const mcp: McpPort & { close?: () => Promise<void> } = overrides.mcp ?? client!.proxy;
+  const identity =
+    enrolled && client
+      ? new IdentityLifecycle(config, db, {
+          logger,
+          // The renewed pair is used from the next request on; the old pool finishes and closes.
+          reloadMcp: () => client.swap(makeMcp()).close(),
+        })
+      : undefined;
   const sinks = overrides.extra?.sinks ? null : createSinks(config, logger);
-  const db = openStateDb(stateDbPath(config.stateDir));
   const startAlerts = previousExitAlerts(config, logger);
   const agent = new Agent({
     config,
@@ -58,6 +77,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
     healing: createAgentHealing({ config, baseline, db, logger, makeDraft: (facts, spec) => makeDraft(config, facts, spec) }),
     metricsPath: config.metricsFile ?? join(config.stateDir, 'metrics.prom'),
     ...(startAlerts ? { startAlerts } : {}),
+    ...(identity ? { identity } : {}),
     ...overrides.extra,
   });
   let closed = false;
