@@ -7,7 +7,7 @@ import { newEvidenceKey, writeEvidenceKey } from './evidence-key.js';
 import { ensureDirs, exists, identityPaths, readText, removeDurable, type IdentityPaths } from './files.js';
 import { machineIdentifier } from './machine-id.js';
 import { CertificateResponseSchema, RefusalSchema, keyFingerprint, type EnrollRequest } from './protocol.js';
-import { certInfo, checkIssuedCertificate, csrPem, newTlsKeyPem, parseCertificate } from './x509.js';
+import { certInfo, checkIssuedCertificate, parseCertificate } from './cert-info.js';
 
 /** What the appliance enrolled, kept beside the certificate; the agent's first bundle records it. */
 export interface EnrollmentRecord {
@@ -63,6 +63,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollOutcome> {
   const machineId = machineIdentifier(config.machineIdFile, config.siteId);
 
   ensureDirs([paths.signingKey, paths.tlsKey, paths.cert]);
+  const x509 = await import('./x509.js');
   const created: string[] = [];
   let evidenceKey: SecretKey;
   if (exists(paths.signingKey)) {
@@ -76,7 +77,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollOutcome> {
   if (exists(paths.tlsKey)) {
     tlsKey = readText(paths.tlsKey);
   } else {
-    tlsKey = await newTlsKeyPem();
+    tlsKey = await x509.newTlsKeyPem();
     writeFileAtomic(paths.tlsKey, tlsKey, 0o600);
     created.push(paths.tlsKey);
   }
@@ -87,7 +88,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollOutcome> {
     host_id: config.hostId,
     machine_id: machineId,
     agent_version: AGENT_VERSION,
-    csr: await csrPem(tlsKey, config.hostId),
+    csr: await x509.csrPem(tlsKey, config.hostId),
     evidence_public_key: formatPublicKey(evidenceKey.keyId, evidenceKey.publicKey),
   };
   const res = await identityExchange({ mcpUrl: config.mcpUrl, ca: Buffer.from(caPem), caFile, method: 'POST', path: '/enroll', body: request });

@@ -9,7 +9,7 @@ import { exists, identityPaths, type IdentityPaths } from './files.js';
 import { REFUSAL_CODES } from './protocol.js';
 import { readCurrentIdentity, renewalDueAt, renewCertificate } from './renew.js';
 import { pendingRotation, type PendingRotation } from './rotation.js';
-import type { CertInfo } from './x509.js';
+import type { CertInfo } from './cert-info.js';
 import type { EnrollmentRecord } from './enroll.js';
 
 export type IdentityState = 'ok' | 'renewal_failed' | 'expired' | 'revoked' | 'clock_skew';

@@ -4,7 +4,7 @@ import type { Config } from '../config/index.js';
 import { identityExchange, type IdentityResponse } from '../mcp/index.js';
 import { exists, identityPaths, readText, removeDurable, renameDurable, type IdentityPaths } from './files.js';
 import { CertificateResponseSchema, RefusalSchema } from './protocol.js';
-import { certInfo, checkIssuedCertificate, csrPem, newTlsKeyPem, parseCertificate, type CertInfo } from './x509.js';
+import { certInfo, checkIssuedCertificate, parseCertificate, type CertInfo } from './cert-info.js';
 
 const DAY_MS = 86_400_000;
 
@@ -63,7 +63,8 @@ export async function renewCertificate(config: Config): Promise<RenewalResult> {
   const current = readCurrentIdentity(paths);
   const caPem = Buffer.from(readText(config.caFile));
   const ca = parseCertificate(caPem, `caFile ${config.caFile}`);
-  const keyPem = await newTlsKeyPem();
+  const x509 = await import('./x509.js');
+  const keyPem = await x509.newTlsKeyPem();
   writeFileAtomic(paths.tlsKeyPending, keyPem, 0o600);
   const res = await identityExchange({
     mcpUrl: config.mcpUrl,
@@ -72,7 +73,7 @@ export async function renewCertificate(config: Config): Promise<RenewalResult> {
     client: { cert: Buffer.from(current.certPem), key: Buffer.from(current.keyPem), certFile: paths.cert, notAfter: new Date(current.info.notAfter) },
     method: 'POST',
     path: '/renew',
-    body: { site_id: config.siteId, host_id: config.hostId, csr: await csrPem(keyPem, config.hostId) },
+    body: { site_id: config.siteId, host_id: config.hostId, csr: await x509.csrPem(keyPem, config.hostId) },
   });
   const failed = (message: string, r: IdentityResponse): RenewalResult => {
     settleRenewal(paths);
