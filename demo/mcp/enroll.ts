@@ -88,7 +88,11 @@ export class EnrollmentAuthority {
    * Routes of the identity lifecycle, and the client-certificate gate of every other route.
    * Returns true when it answered.
    */
-  async handle(req: IncomingMessage, res: ServerResponse, route: string, send: Send): Promise<boolean> {
+  async handle(req: IncomingMessage, res: ServerResponse, route: string, sendJson: Send): Promise<boolean> {
+    const send: Send = (r, status, body) => {
+      r.setHeader('date', new Date(this.now()).toUTCString());
+      sendJson(r, status, body);
+    };
     if (route === 'POST /enroll') {
       await this.enroll(req, res, send);
       return true;
@@ -116,9 +120,14 @@ export class EnrollmentAuthority {
     const serial = raw.serialNumber.toLowerCase();
     if (!socket.authorized) {
       const why = String(socket.authorizationError ?? '');
-      if (why === 'CERT_HAS_EXPIRED') return { ok: false, status: 401, code: 'certificate_expired', error: 'the client certificate has expired' };
-      return { ok: false, status: 401, code: 'certificate_untrusted', error: `the client certificate is not accepted (${why})` };
+      // Validity is judged on the MCP's own clock (tests move it), the chain by OpenSSL.
+      if (why !== 'CERT_HAS_EXPIRED' && why !== 'CERT_NOT_YET_VALID') {
+        return { ok: false, status: 401, code: 'certificate_untrusted', error: `the client certificate is not accepted (${why})` };
+      }
     }
+    const now = this.now();
+    if (now > Date.parse(raw.valid_to)) return { ok: false, status: 401, code: 'certificate_expired', error: 'the client certificate has expired' };
+    if (now < Date.parse(raw.valid_from)) return { ok: false, status: 401, code: 'certificate_untrusted', error: 'the client certificate is not valid yet' };
     const known = this.issued.get(serial);
     // Certificates the PKI made by hand (before enrollment existed) stay accepted as they are.
     const cert = known ?? { serial, siteId: '', hostId: /CN=([^\n,]*)/.exec(new X509Certificate(raw.raw).subject)?.[1] ?? '', notAfter: Date.parse(raw.valid_to) };
