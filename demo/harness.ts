@@ -46,9 +46,10 @@ export interface HarnessOptions {
   readonly logger?: Logger;
   /**
    * Start from an appliance that has only a one-time site token and the CA file: no keys, no
-   * certificate until `enroll()`. The MCP's enrollment authority keeps the appliance's clock.
+   * certificate until `enroll()`. The MCP's enrollment authority keeps the appliance's clock
+   * unless `now` gives it its own.
    */
-  readonly enrollment?: Omit<EnrollmentOptions, 'now'>;
+  readonly enrollment?: EnrollmentOptions;
 }
 
 /**
@@ -68,7 +69,7 @@ export async function startHarness(dir: string, opts: HarnessOptions = {}): Prom
     pki,
     agentKeys: agentKeys ? [loadPublicKeyFile(agentKeys.publicPath)] : [],
     ...(opts.logger ? { logger: opts.logger } : {}),
-    ...(enrolling ? { enrollment: { ...opts.enrollment, now: () => host.now() } } : {}),
+    ...(enrolling ? { enrollment: { now: () => host.now(), ...opts.enrollment } } : {}),
   });
   let tokenFile: string | null = null;
   const machineIdFile = join(dir, 'machine-id');

@@ -50,7 +50,8 @@ export function settleRenewal(paths: IdentityPaths): 'completed' | 'discarded' |
 
 export type RenewalResult =
   | { readonly kind: 'renewed'; readonly previous: CertInfo; readonly current: CertInfo; readonly serverDate: number | null }
-  | { readonly kind: 'failed'; readonly message: string; readonly status: number | null; readonly code: string | null; readonly serverDate: number | null };
+  // No server date from a failure: a refusal may come from a proxy in front of the MCP, with its own clock.
+  | { readonly kind: 'failed'; readonly message: string; readonly status: number | null; readonly code: string | null; readonly serverDate: null };
 
 /**
  * Renew the mTLS certificate over the current identity: a new key made here, its CSR sent to
@@ -78,7 +79,7 @@ export async function renewCertificate(config: Config): Promise<RenewalResult> {
   const failed = (message: string, r: IdentityResponse): RenewalResult => {
     settleRenewal(paths);
     return r.ok
-      ? { kind: 'failed', message, status: r.status, code: RefusalSchema.safeParse(r.json).data?.code ?? null, serverDate: r.serverDate }
+      ? { kind: 'failed', message, status: r.status, code: RefusalSchema.safeParse(r.json).data?.code ?? null, serverDate: null }
       : { kind: 'failed', message, status: null, code: r.error.code, serverDate: null };
   };
   if (!res.ok) return failed(`renewal request failed: ${res.error.message}`, res);
