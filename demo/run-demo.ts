@@ -1,5 +1,6 @@
 /**
  * npm run demo: one clinic appliance (simulated NixOS host) and the reference MCP over real mTLS.
+ * The appliance starts with only a one-time enrollment token and the CA file, and enrolls first.
  * Drift is injected, the MCP goes down and comes back, signed orders heal inside the maintenance
  * window, a forged order is rejected, an order outside the window is deferred, a switch that fails
  * its health check is rolled back; every bundle is verified at the end. Exit 0 only if all holds.
@@ -59,16 +60,23 @@ function clockTo(h: Harness, hh: number, mm: number): void {
 
 async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'compliance-agent-demo-'));
-  step(1, 'Site setup: PKI (CA, MCP server cert, appliance client cert), agent and MSP keys, reference MCP over mTLS');
-  const h = await startHarness(dir, { config: { maintenanceWindow: '02:00-04:00' } });
-  info(`MCP ${h.mcp.url} (client certificates required, CA ${h.pki.caCert})`);
-  info(`agent key ${h.agentPublicKeyText}`);
+  step(1, 'Site setup: the MSP issues a one-time enrollment token; the appliance has only that token and the CA file');
+  const h = await startHarness(dir, { config: { maintenanceWindow: '02:00-04:00' }, enrollment: {} });
+  info(`MCP ${h.mcp.url} (CA ${h.pki.caCert}; client certificates required except for POST /enroll)`);
   info(`appliance ${h.host.hostname()} running generation ${h.host.currentGeneration().number}, window ${h.config.maintenanceWindow} UTC`);
+  info(`token file ${h.tokenFile} (one use, site clinic-001, 24 h); no key, no certificate yet`);
+  const enrolled = await h.enroll();
+  if (enrolled.kind !== 'enrolled') throw new Error('the appliance was already enrolled');
+  info(`enrolled: keys made on the appliance, certificate ${enrolled.record.certificate_serial} until ${enrolled.record.certificate_not_after}`);
+  info(`machine id ${enrolled.record.machine_id} (HMAC of /etc/machine-id keyed by the site)`);
+  info(`evidence key ${h.agentPublicKeyText}, registered at the MCP by the enrollment`);
+  expectThat(enrolled.tokenRemoved === true && h.mcp.enrollment!.enrolled.length === 1, 'token used once and deleted from the appliance');
   const rt = h.openAgent();
   try {
-    step(2, 'First cycle on a compliant appliance');
+    step(2, 'First cycle over the issued certificate: the enrollment is the first bundle of the chain');
     const first = await cycle(h, rt);
-    expectThat(first.length === 6 && first.every((b) => b.outcome === 'compliant'), 'six checks compliant, six bundles received by the MCP');
+    expectThat(first[0]?.check === 'enrollment' && first[0].seq === 1, 'seq 1 records the enrollment (machine id, key fingerprint, certificate serial and expiry)');
+    expectThat(first.length === 7 && first.slice(1).every((b) => b.outcome === 'compliant'), 'six checks compliant, seven bundles received by the MCP');
 
     step(3, 'Drift: postgresql.service stopped, firewall opened to RDP (3389)');
     h.host.stopService('postgresql.service');
