@@ -1,7 +1,7 @@
-import { isIP } from 'node:net';
-import { AgentError, HttpAgent, oneLine } from '../common/index.js';
+import { HttpAgent, oneLine } from '../common/index.js';
 import { readCapped } from './capped-body.js';
 import { classifyTransportError, type Endpoint } from './failure.js';
+import { parseMcpUrl, pinnedTls } from './target.js';
 import type { McpFailure } from './types.js';
 
 /** One request of the identity lifecycle: enrollment (no client certificate yet), renewal, probe. */
@@ -28,18 +28,11 @@ const MAX_RESPONSE = 64 * 1024;
  * client does (no system roots). Never throws for a failed exchange: the failure is one line.
  */
 export async function identityExchange(req: IdentityRequest): Promise<IdentityResponse> {
-  let url: URL;
-  try {
-    url = new URL(req.mcpUrl);
-  } catch {
-    throw new AgentError('mcp_config', `mcpUrl ${JSON.stringify(req.mcpUrl)} is not a URL`);
-  }
-  if (url.protocol !== 'https:') throw new AgentError('mcp_config', `mcpUrl ${url.origin} must be https`);
+  const target = parseMcpUrl(req.mcpUrl);
   const timeoutMs = req.timeoutMs ?? 30_000;
-  const hostname = url.hostname.replace(/^\[|\]$/g, '');
   const ep: Endpoint = {
-    hostPort: `${url.hostname}:${url.port || '443'}`,
-    hostname,
+    hostPort: target.hostPort,
+    hostname: target.hostname,
     caFile: req.caFile,
     clientCertFile: req.client?.certFile ?? '(none: enrollment)',
     clientCertNotAfter: req.client?.notAfter ?? new Date(8.64e15),
@@ -48,22 +41,11 @@ export async function identityExchange(req: IdentityRequest): Promise<IdentityRe
     bodyTimeoutMs: timeoutMs,
     requestTimeoutMs: timeoutMs,
   };
-  const agent = new HttpAgent({
-    connect: {
-      ca: req.ca,
-      ...(req.client ? { cert: req.client.cert, key: req.client.key } : {}),
-      rejectUnauthorized: true,
-      minVersion: 'TLSv1.2',
-      timeout: timeoutMs,
-      ...(isIP(hostname) ? {} : { servername: hostname }),
-    },
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-  });
-  const path = `${url.pathname.replace(/\/+$/, '')}${req.path}`;
+  const agent = new HttpAgent({ connect: pinnedTls(target, req.ca, timeoutMs, req.client), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const path = `${target.pathPrefix}${req.path}`;
   try {
     const res = await agent.request({
-      origin: url.origin,
+      origin: target.origin,
       path,
       method: req.method,
       headers: req.body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },

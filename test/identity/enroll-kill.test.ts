@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../../demo/harness.js';
 import { tempDir } from '../helpers/tmp.js';
+import { CLI, cli } from '../helpers/cli.js';
 
 const tmp = tempDir();
 let h: Harness;
-const CLI = ['--import', 'tsx', 'src/cli.ts'];
 /** Fixed seeds: each one a kill point, printed so a failure can be replayed. */
 const SEEDS = [11, 23, 37, 41, 59, 67, 73, 89];
 
@@ -32,13 +32,6 @@ function prng(seed: number): () => number {
   };
 }
 
-function cli(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ status: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
-    });
-  });
-}
 
 type KillPoint = { readonly after: 'start' | 'answer'; readonly ms: number };
 

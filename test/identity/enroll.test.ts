@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,10 +7,10 @@ import { startHarness, type Harness } from '../../demo/harness.js';
 import { EVIDENCE_PAYLOAD_TYPE, loadSecretKeyFile, verifyEnvelope } from '../../src/crypto/index.js';
 import { EvidenceBundleSchema } from '../../src/evidence/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { cli } from '../helpers/cli.js';
 
 const tmp = tempDir();
 let h: Harness;
-const CLI = ['--import', 'tsx', 'src/cli.ts'];
 
 beforeAll(async () => {
   h = await startHarness(tmp.path, { enrollment: {} });
@@ -20,14 +20,6 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-/** Async: the reference MCP lives in this process and must keep answering. */
-function cli(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ status: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
-    });
-  });
-}
 
 /** A second appliance of the same MCP: its own identity directory, config and token file. */
 function appliance(name: string, token: string, overrides: Record<string, unknown> = {}): { configPath: string; identityDir: string; tokenFile: string } {

@@ -1,26 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../../demo/harness.js';
 import { canonicalEnvelope, generateKeyFiles, loadSecretKeyFile, signEnvelope, EVIDENCE_PAYLOAD_TYPE, type Envelope } from '../../src/crypto/index.js';
 import { EvidenceBundleSchema, type EvidenceBundle } from '../../src/evidence/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { cli } from '../helpers/cli.js';
 
 const tmp = tempDir();
 let h: Harness;
 let firstKey = '';
 let evidenceDir = '';
 let oldSecret: ReturnType<typeof loadSecretKeyFile>;
-const CLI = ['--import', 'tsx', 'src/cli.ts'];
 
-function cli(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ status: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
-    });
-  });
-}
 
 const envelopeFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f));
 const readEnvelope = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as Envelope;
