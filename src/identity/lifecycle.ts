@@ -87,17 +87,7 @@ export class IdentityLifecycle {
     const recorded = getKv(this.db, 'identity_serial');
     if (recorded !== identity.serial) specs.push(...this.identityEvidence(recorded, identity, now));
 
-    const skew = this.skew(identity, poll, now, serverDate);
-    const state: { state: IdentityState; message: string } =
-      revoked || renewalFailure?.code === REFUSAL_CODES.identity_revoked
-        ? { state: 'revoked', message: `the MCP refuses this appliance's identity (HTTP 403, revoked): ${poll.error?.message ?? renewalFailure?.message}` }
-        : skew
-          ? { state: 'clock_skew', message: skew }
-          : now >= identity.notAfter || refusedExpired || renewalFailure?.code === REFUSAL_CODES.certificate_expired
-            ? { state: 'expired', message: `the mTLS certificate ${identity.serial} expired ${isoSeconds(identity.notAfter)}; re-enroll with a new token` }
-            : renewalFailure
-              ? { state: 'renewal_failed', message: `renewal due since ${isoSeconds(renewalDueAt(identity, this.config.certRenewBeforeDays))} failed: ${renewalFailure.message}` }
-              : { state: 'ok', message: `certificate ${identity.serial} valid until ${isoSeconds(identity.notAfter)}` };
+    const state = this.classify({ identity, poll, now, serverDate, revoked, refusedExpired, renewalFailure });
     const previous = getKv(this.db, 'identity_status');
     const previousState = previous ? (JSON.parse(previous) as IdentityStatus).state : 'ok';
     if (state.state !== previousState) {
@@ -128,6 +118,31 @@ export class IdentityLifecycle {
         if (attempted) setKv(this.db, 'identity_renew_attempt_at', String(now));
       },
     };
+  }
+
+  /** Where the identity stands after this cycle's poll (and renewal): the worst finding wins. */
+  private classify(c: {
+    identity: CertInfo;
+    poll: PollOutcome;
+    now: number;
+    serverDate: number | null;
+    revoked: boolean;
+    refusedExpired: boolean;
+    renewalFailure: { message: string; code: string | null } | null;
+  }): { state: IdentityState; message: string } {
+    const { identity, now, renewalFailure } = c;
+    if (c.revoked || renewalFailure?.code === REFUSAL_CODES.identity_revoked) {
+      return { state: 'revoked', message: `the MCP refuses this appliance's identity (HTTP 403, revoked): ${c.poll.error?.message ?? renewalFailure?.message}` };
+    }
+    const skew = this.skew(identity, c.poll, now, c.serverDate);
+    if (skew) return { state: 'clock_skew', message: skew };
+    if (now >= identity.notAfter || c.refusedExpired || renewalFailure?.code === REFUSAL_CODES.certificate_expired) {
+      return { state: 'expired', message: `the mTLS certificate ${identity.serial} expired ${isoSeconds(identity.notAfter)}; re-enroll with a new token` };
+    }
+    if (renewalFailure) {
+      return { state: 'renewal_failed', message: `renewal due since ${isoSeconds(renewalDueAt(identity, this.config.certRenewBeforeDays))} failed: ${renewalFailure.message}` };
+    }
+    return { state: 'ok', message: `certificate ${identity.serial} valid until ${isoSeconds(identity.notAfter)}` };
   }
 
   /** The enrollment (first certificate of an enrolled appliance) or a renewal, as evidence. */
