@@ -134,4 +134,17 @@ describe('identity lifecycle of an enrolled appliance', () => {
     expect(alerts[0]!.reason).toMatch(/^identity clock skew: the appliance clock \(\S+\) is before the certificate's start \S+$/);
     expect(statusText(h)).toMatch(/^identity: +CLOCK SKEW: /m);
   });
+
+  it("clock skew seen on a renewal (the MCP's Date an hour behind): an alert, while the renewal itself is kept", async () => {
+    let mcpNow = SAMPLE_NOW;
+    const { h, rt } = await enrolledAppliance(() => mcpNow);
+    const first = serial(h);
+    h.host.advance(61 * DAY);
+    mcpNow = h.host.now() - 3_600_000;
+    await rt.agent.cycle();
+    expect(serial(h)).not.toBe(first);
+    const alerts = localBundles(h).filter((b) => b.check === 'identity');
+    expect(alerts.map((b) => b.post_state?.['state'])).toEqual(['clock_skew']);
+    expect(alerts[0]!.reason).toMatch(/^identity clock skew: the MCP's clock \(\S+\) and the appliance's \(\S+\) differ by 3600 s$/);
+  });
 });
