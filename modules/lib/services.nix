@@ -89,6 +89,7 @@ in
         "--config ${configFile}"
         "--token-file ${agentConfig.enrollCredentialsDir}/enrollment-token"
         "--ca-file ${agentConfig.enrollCredentialsDir}/${agentConfig.credentialNames.caFile}"
+        "--keep-token"
       ];
       ExecStartPost = "+${removeToken}";
       User = "compliance-agent";

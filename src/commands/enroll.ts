@@ -7,11 +7,12 @@ export const enrollCommand: Command = {
   name: 'enroll',
   summary: 'enroll this appliance with a one-time site token: make its keys here, get its mTLS certificate from the MCP',
   usage:
-    'compliance-agent enroll --config C --token-file F [--ca-file CA]\n' +
+    'compliance-agent enroll --config C --token-file F [--ca-file CA] [--keep-token]\n' +
     '  keys go to signingKeyFile and clientKeyFile (0600), the certificate to clientCertFile;\n' +
-    '  the token file is deleted once the certificate is stored. Rerun after a failure: it resumes.',
+    '  the token file is deleted once the certificate is stored (--keep-token: the caller deletes\n' +
+    '  it, as the NixOS unit does with the original of its read-only copy). Rerun after a failure: it resumes.',
   async run(args) {
-    const p = parseWithConfig(args, this.usage, { 'token-file': { type: 'string' }, 'ca-file': { type: 'string' } });
+    const p = parseWithConfig(args, this.usage, { 'token-file': { type: 'string' }, 'ca-file': { type: 'string' }, 'keep-token': { type: 'boolean' } });
     if (!p.ok) return p.code;
     const tokenFile = p.values['token-file'];
     const caFile = p.values['ca-file'];
@@ -20,7 +21,7 @@ export const enrollCommand: Command = {
       return EXIT.usage;
     }
     try {
-      const out = await enroll({ config: p.config, tokenFile, ...(typeof caFile === 'string' ? { caFile } : {}) });
+      const out = await enroll({ config: p.config, tokenFile, removeToken: p.values['keep-token'] !== true, ...(typeof caFile === 'string' ? { caFile } : {}) });
       if (out.kind === 'already_enrolled') {
         process.stdout.write(`already enrolled: certificate ${out.serial}, valid until ${out.notAfter}\n`);
       } else {
@@ -32,7 +33,7 @@ export const enrollCommand: Command = {
             `  certificate    ${r.certificate_serial}, valid until ${r.certificate_not_after}\n`,
         );
       }
-      if (out.tokenRemoved !== true && out.tokenRemoved !== 'absent') {
+      if (out.tokenRemoved !== true && out.tokenRemoved !== 'absent' && out.tokenRemoved !== 'kept') {
         process.stderr.write(`note: the token file ${tokenFile} could not be deleted (${out.tokenRemoved}); it is used up, delete it\n`);
       }
       return EXIT.ok;

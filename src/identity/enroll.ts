@@ -29,6 +29,8 @@ export interface EnrollOptions {
   readonly tokenFile: string;
   /** Defaults to config.caFile (the enrollment unit gets its own credential copy). */
   readonly caFile?: string;
+  /** false: leave the token file to the caller (default true: delete it once used). */
+  readonly removeToken?: boolean;
   readonly now?: () => number;
 }
 
@@ -36,8 +38,8 @@ export type EnrollOutcome =
   | { readonly kind: 'already_enrolled'; readonly serial: string; readonly notAfter: string; readonly tokenRemoved: TokenRemoval }
   | { readonly kind: 'enrolled'; readonly record: EnrollmentRecord; readonly tokenRemoved: TokenRemoval };
 
-/** true, or why the token file could not be deleted (a read-only credential copy: the unit deletes the original). */
-export type TokenRemoval = true | 'absent' | string;
+/** true, or why the token file was not deleted: absent, kept (the caller deletes it), or the error code. */
+export type TokenRemoval = true | 'absent' | 'kept' | string;
 
 /**
  * Enroll this appliance: make both private keys here (they never leave), send the CSR and the
@@ -54,7 +56,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollOutcome> {
   const paths = identityPaths(config);
   if (exists(paths.cert)) {
     const current = enrolledIdentity(paths);
-    return { kind: 'already_enrolled', ...current, tokenRemoved: removeToken(opts.tokenFile) };
+    return { kind: 'already_enrolled', ...current, tokenRemoved: removeToken(opts) };
   }
   const token = readToken(opts.tokenFile);
   const caFile = opts.caFile ?? config.caFile;
@@ -126,7 +128,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollOutcome> {
   writeFileAtomic(paths.record, JSON.stringify(record, null, 2) + '\n', 0o644);
   // The certificate last: its presence is what "enrolled" means.
   writeFileAtomic(paths.cert, body.data.certificate, 0o644);
-  return { kind: 'enrolled', record, tokenRemoved: removeToken(opts.tokenFile) };
+  return { kind: 'enrolled', record, tokenRemoved: removeToken(opts) };
 }
 
 const NOT_SENT = new Set<McpFailure['code']>(['tls', 'dns', 'refused']);
@@ -173,7 +175,9 @@ function removeAll(files: readonly string[]): void {
   for (const f of files) removeDurable(f);
 }
 
-function removeToken(path: string): TokenRemoval {
+function removeToken(opts: EnrollOptions): TokenRemoval {
+  if (opts.removeToken === false) return 'kept';
+  const path = opts.tokenFile;
   if (!exists(path)) return 'absent';
   try {
     removeDurable(path);

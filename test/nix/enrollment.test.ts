@@ -56,7 +56,7 @@ describe('module helpers with enrollment.tokenFile', () => {
       StateDirectoryMode: '0700',
       CapabilityBoundingSet: '',
       ExecStart:
-        '/bin/compliance-agent enroll --config /etc/c.json --token-file /run/credentials/compliance-agent-enroll.service/enrollment-token --ca-file /run/credentials/compliance-agent-enroll.service/mcp-ca.pem',
+        '/bin/compliance-agent enroll --config /etc/c.json --token-file /run/credentials/compliance-agent-enroll.service/enrollment-token --ca-file /run/credentials/compliance-agent-enroll.service/mcp-ca.pem --keep-token',
       ExecStartPost: '+/bin/rm -f -- /run/secrets/compliance-agent/enrollment-token',
       LoadCredential: ['enrollment-token:/run/secrets/compliance-agent/enrollment-token', 'mcp-ca.pem:/run/secrets/compliance-agent/mcp-ca.pem'],
     });
