@@ -3,7 +3,7 @@ import { createSinks } from '../outputs/index.js';
 import { loadSecretKeyFile } from '../crypto/index.js';
 import { RealHost, type Host } from '../host/index.js';
 import { McpClient } from '../mcp/index.js';
-import { openStateDb, stateDbPath } from '../state/index.js';
+import { openStateDb, stateDbPath, type StateDb } from '../state/index.js';
 import { createLogger, type Logger } from '../common/index.js';
 import { join } from 'node:path';
 import { createAgentHealing } from '../heal/index.js';
@@ -36,33 +36,14 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
   if (!overrides.extra?.sinks) assertSinkFiles(config);
   const baseline = loadBaseline(config.baselinePath);
   const db = openStateDb(stateDbPath(config.stateDir));
-  // An enrolled appliance manages its own identity; finish what a crash interrupted first.
-  const paths = identityPaths(config);
-  const enrolled = existsSync(paths.record);
-  if (enrolled) {
-    settleRenewal(paths);
-    settleRotation(paths, db);
+  let wired;
+  try {
+    wired = wireIdentity(config, db, logger, overrides.mcp);
+  } catch (e) {
+    db.close();
+    throw e;
   }
-  const signingKey = loadSecretKeyFile(config.signingKeyFile);
-  const makeMcp = () =>
-    McpClient.create({
-      mcpUrl: config.mcpUrl,
-      caFile: config.caFile,
-      clientCertFile: config.clientCertFile,
-      clientKeyFile: config.clientKeyFile,
-      siteId: config.siteId,
-      hostId: config.hostId,
-    });
-  const client = overrides.mcp ? null : swappable(makeMcp());
-  const mcp: McpPort & { close?: () => Promise<void> } = overrides.mcp ?? client!.proxy;
-  const identity =
-    enrolled && client
-      ? new IdentityLifecycle(config, db, {
-          logger,
-          // The renewed pair is used from the next request on; the old pool finishes and closes.
-          reloadMcp: () => client.swap(makeMcp()).close(),
-        })
-      : undefined;
+  const { signingKey, mcp, identity } = wired;
   const sinks = overrides.extra?.sinks ? null : createSinks(config, logger);
   const startAlerts = previousExitAlerts(config, logger);
   const agent = new Agent({
@@ -92,4 +73,39 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
       db.close();
     },
   };
+}
+
+/**
+ * Keys and the MCP client. An enrolled appliance manages its own identity: what a crash
+ * interrupted (a renewal, a key rotation) is settled before its files are read, and its MCP
+ * client can be swapped for one over a renewed certificate.
+ */
+function wireIdentity(config: Config, db: StateDb, logger: Logger, override: RuntimeOverrides['mcp']) {
+  const paths = identityPaths(config);
+  const enrolled = existsSync(paths.record);
+  if (enrolled) {
+    settleRenewal(paths);
+    settleRotation(paths, db);
+  }
+  const signingKey = loadSecretKeyFile(config.signingKeyFile);
+  const makeMcp = () =>
+    McpClient.create({
+      mcpUrl: config.mcpUrl,
+      caFile: config.caFile,
+      clientCertFile: config.clientCertFile,
+      clientKeyFile: config.clientKeyFile,
+      siteId: config.siteId,
+      hostId: config.hostId,
+    });
+  const client = override ? null : swappable(makeMcp());
+  const mcp: McpPort & { close?: () => Promise<void> } = override ?? client!.proxy;
+  const identity =
+    enrolled && client
+      ? new IdentityLifecycle(config, db, {
+          logger,
+          // The renewed pair is used from the next request on; the old pool finishes and closes.
+          reloadMcp: () => client.swap(makeMcp()).close(),
+        })
+      : undefined;
+  return { signingKey, mcp, identity };
 }
