@@ -235,7 +235,14 @@ export class Agent {
   private async assessIdentity(poll: PollOutcome, facts: SystemFacts, now: number): Promise<{ drafts: EvidenceDraft[]; record: () => void }> {
     const { identity: port, config, db } = this.deps;
     if (!port) return { drafts: [], record: () => undefined };
-    const a = await port.assess(poll, now, this.signingKey, readChainHead(db, config.hostId).seq > 0);
+    let a: IdentityAssessment;
+    try {
+      a = await port.assess(poll, now, this.signingKey, readChainHead(db, config.hostId).seq > 0);
+    } catch (e) {
+      // The identity's files are the agent's own; one it cannot read now is logged, and the cycle goes on.
+      this.deps.logger.error(`identity check failed: ${describeError(e)}`);
+      return { drafts: [], record: () => undefined };
+    }
     const rotation = a.rotation;
     if (rotation) {
       storageWrite('chain the evidence key rotation', () =>

@@ -72,7 +72,8 @@ export class IdentityLifecycle {
     let attempted = false;
     if (!revoked && now < identity.notAfter && now >= renewalDueAt(identity, this.config.certRenewBeforeDays) && Math.abs(now - lastAttempt) >= RENEW_RETRY_MS) {
       attempted = true;
-      const r = await renewCertificate(this.config);
+      // A renewal that cannot even be attempted (unreadable CA, full disk) is a failed renewal, not a failed cycle.
+      const r = await renewCertificate(this.config).catch((e: unknown) => ({ kind: 'failed' as const, message: describeError(e), status: null, code: null, serverDate: null }));
       serverDate = r.serverDate;
       if (r.kind === 'renewed') {
         identity = r.current;

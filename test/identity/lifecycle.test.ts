@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, renameSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../../demo/harness.js';
@@ -146,5 +146,20 @@ describe('identity lifecycle of an enrolled appliance', () => {
     const alerts = localBundles(h).filter((b) => b.check === 'identity');
     expect(alerts.map((b) => b.post_state?.['state'])).toEqual(['clock_skew']);
     expect(alerts[0]!.reason).toMatch(/^identity clock skew: the MCP's clock \(\S+\) and the appliance's \(\S+\) differ by 3600 s$/);
+  });
+
+  it('a renewal that cannot even be attempted (the CA file gone) is a renewal_failed alert, and the cycle goes on', async () => {
+    const { h, rt } = await enrolledAppliance();
+    renameSync(h.config.caFile, `${h.config.caFile}.moved`);
+    try {
+      h.host.advance(61 * DAY);
+      const report = await rt.agent.cycle();
+      expect(report.polled).toBe('none');
+      const alerts = localBundles(h).filter((b) => b.check === 'identity');
+      expect(alerts.map((b) => b.post_state?.['state'])).toEqual(['renewal_failed']);
+      expect(alerts[0]!.reason).toContain('ENOENT');
+    } finally {
+      renameSync(`${h.config.caFile}.moved`, h.config.caFile);
+    }
   });
 });
