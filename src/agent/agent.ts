@@ -251,6 +251,7 @@ export class Agent {
           rotation.record(db);
         })(),
       );
+      this.counters.bundles += 1;
       this.chain.useKey(rotation.key);
       this.signingKey = rotation.key;
       rotation.commit();
