@@ -1,7 +1,6 @@
-export { enroll, type EnrollOptions, type EnrollOutcome, type EnrollmentRecord, type TokenRemoval } from './enroll.js';
-export { IdentityLifecycle, type IdentityAssessment, type IdentityStatus, type IdentityState, type PollOutcome } from './lifecycle.js';
-export { settleRenewal, renewalDueAt, readCurrentIdentity } from './renew.js';
-export { stageKeyRotation, settleRotation, type PendingRotation } from './rotation.js';
-export { identityPaths, type IdentityPaths } from './files.js';
-export { machineIdentifier } from './machine-id.js';
-export { EnrollRequestSchema, RenewRequestSchema, REFUSAL_CODES, keyFingerprint, tokenHash } from './protocol.js';
+export { enroll, type EnrollOutcome } from './enroll.js';
+export { IdentityLifecycle, type IdentityAssessment, type PollOutcome } from './lifecycle.js';
+export { settleRenewal } from './renew.js';
+export { stageKeyRotation, settleRotation } from './rotation.js';
+export { identityPaths } from './files.js';
+export { EnrollRequestSchema, RenewRequestSchema, tokenHash } from './protocol.js';
