@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * The wire contract of POST /enroll, POST /renew and GET /identity, shared by the agent and the
