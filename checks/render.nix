@@ -128,9 +128,9 @@ let
     (expect (hardening.egressRefresh.CapabilityBoundingSet == "CAP_NET_ADMIN")
       "egress-refresh must hold CAP_NET_ADMIN and nothing else"
     )
-    (expect (all (c: c == null || hasPrefix agentConfig.credentialsDir c) (
+    (expect (all (c: c == null || hasPrefix agentConfig.credentialsDir c || (agentConfig.enrolling options && hasPrefix "${agentConfig.identityDir}/" c)) (
       map (o: config.${o}) (attrValues (builtins.mapAttrs (o: _: o) agentConfig.credentialNames))
-    )) "every file option in config.json must point into the unit's credentials directory")
+    )) "every file option in config.json must point into the unit's credentials directory (or, when enrolling, the identity directory)")
     (expect (all (l: !(hasPrefix "/nix/store" (builtins.elemAt (split ":" l) 2))) loadCredentials)
       "a LoadCredential source is a Nix store path"
     )

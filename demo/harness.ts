@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generatePki, type Pki } from './pki.js';
 import { startReferenceMcp, type ReferenceMcp } from './reference-mcp.js';
+import type { EnrollmentOptions } from './mcp/enroll.js';
+import { enroll, type EnrollOutcome } from '../src/identity/index.js';
 import { simulatedAppliance, baselineFor, type SimulatedHost, type ApplianceOptions } from '../src/host/index.js';
-import { generateKeyFiles, loadSecretKeyFile, loadPublicKeyFile, type Envelope, type SecretKey, type PublicKey } from '../src/crypto/index.js';
+import { formatPublicKey, generateKeyFiles, loadSecretKeyFile, loadPublicKeyFile, type Envelope, type SecretKey, type PublicKey } from '../src/crypto/index.js';
 import { loadBaseline, parseConfig, type Config, type ConfigInput } from '../src/config/index.js';
 import { openAgentRuntime, type AgentRuntime, type RuntimeOverrides } from '../src/agent/index.js';
 import { silentLogger, type Logger } from '../src/common/index.js';
@@ -31,12 +34,22 @@ export interface Harness {
    */
   openAgent(overrides?: RuntimeOverrides): AgentRuntime;
   close(): Promise<void>;
+  /** With `enrollment`: the one-time token the MSP issued, as the appliance's secret file. */
+  readonly tokenFile: string | null;
+  /** With `enrollment`: run `compliance-agent enroll` on the appliance. */
+  enroll(): Promise<EnrollOutcome>;
 }
 
 export interface HarnessOptions {
   readonly config?: Partial<ConfigInput>;
   readonly appliance?: ApplianceOptions;
   readonly logger?: Logger;
+  /**
+   * Start from an appliance that has only a one-time site token and the CA file: no keys, no
+   * certificate until `enroll()`. The MCP's enrollment authority keeps the appliance's clock
+   * unless `now` gives it its own.
+   */
+  readonly enrollment?: EnrollmentOptions;
 }
 
 /**
@@ -46,11 +59,26 @@ export interface HarnessOptions {
 export async function startHarness(dir: string, opts: HarnessOptions = {}): Promise<Harness> {
   mkdirSync(dir, { recursive: true });
   const pki = await generatePki(join(dir, 'pki'), { clientCn: 'appliance-1', serverNames: ['localhost', '127.0.0.1'] });
-  const agentKeys = generateKeyFiles('appliance-1', join(dir, 'agent-keys'));
   const orderKeys = generateKeyFiles('msp-orders-2026', join(dir, 'msp-keys'));
-  const agentPublicKey = loadPublicKeyFile(agentKeys.publicPath);
-  const mcp = await startReferenceMcp({ pki, agentKeys: [agentPublicKey], ...(opts.logger ? { logger: opts.logger } : {}) });
   const host = simulatedAppliance({ root: join(dir, 'appliance-root'), ...opts.appliance });
+  const enrolling = opts.enrollment !== undefined;
+  // Enrolling: the keys are made on the appliance by `enroll`; otherwise by hand, as before.
+  const agentKeys = enrolling ? null : generateKeyFiles('appliance-1', join(dir, 'agent-keys'));
+  const identityDir = join(dir, 'identity');
+  const mcp = await startReferenceMcp({
+    pki,
+    agentKeys: agentKeys ? [loadPublicKeyFile(agentKeys.publicPath)] : [],
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(enrolling ? { enrollment: { now: () => host.now(), ...opts.enrollment } } : {}),
+  });
+  let tokenFile: string | null = null;
+  const machineIdFile = join(dir, 'machine-id');
+  if (enrolling) {
+    writeFileSync(machineIdFile, `${randomBytes(16).toString('hex')}\n`);
+    mkdirSync(join(dir, 'secrets'), { recursive: true, mode: 0o700 });
+    tokenFile = join(dir, 'secrets', 'enrollment-token');
+    writeFileSync(tokenFile, `${mcp.enrollment!.issueToken('clinic-001')}\n`, { mode: 0o600 });
+  }
   const baselinePath = join(dir, 'baseline.json');
   writeFileSync(baselinePath, JSON.stringify(baselineFor(host), null, 2));
   const raw: ConfigInput = {
@@ -60,9 +88,14 @@ export async function startHarness(dir: string, opts: HarnessOptions = {}): Prom
     hostId: 'appliance-1',
     deploymentMode: 'direct',
     baselinePath,
-    clientCertFile: pki.clientCert,
-    clientKeyFile: pki.clientKey,
-    signingKeyFile: agentKeys.secretPath,
+    ...(agentKeys
+      ? { clientCertFile: pki.clientCert, clientKeyFile: pki.clientKey, signingKeyFile: agentKeys.secretPath }
+      : {
+          clientCertFile: join(identityDir, 'client-cert.pem'),
+          clientKeyFile: join(identityDir, 'client-key.pem'),
+          signingKeyFile: join(identityDir, 'evidence-signing.key'),
+          machineIdFile,
+        }),
     caFile: pki.caCert,
     trustedOrderKeys: [orderKeys.publicKey],
     stateDir: join(dir, 'state'),
@@ -98,8 +131,20 @@ export async function startHarness(dir: string, opts: HarnessOptions = {}): Prom
     host,
     config,
     configPath,
-    agentPublicKey,
-    agentPublicKeyText: agentKeys.publicKey,
+    // The current key: after a rotation, the new one.
+    get agentPublicKey() {
+      const k = loadSecretKeyFile(config.signingKeyFile);
+      return { keyId: k.keyId, publicKey: k.publicKey };
+    },
+    get agentPublicKeyText() {
+      const k = loadSecretKeyFile(config.signingKeyFile);
+      return formatPublicKey(k.keyId, k.publicKey);
+    },
+    tokenFile,
+    enroll() {
+      if (!tokenFile) throw new Error('startHarness: enroll() needs the enrollment option');
+      return enroll({ config, tokenFile });
+    },
     orderKey,
     orderKeyPath: orderKeys.secretPath,
     signOrder(type, params, overrides = {}) {

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { EnvelopeSchema, resolvePublicKeyArg, type Envelope, type PublicKey } from '../src/crypto/index.js';
 import { describeError, type Logger } from '../src/common/index.js';
+import { EnrollmentAuthority, type EnrollmentOptions } from './mcp/enroll.js';
 import { EvidenceStore, type StoredEvidence } from './mcp/evidence-store.js';
 import { isResponseFault, sendFaultyResponse, type Fault } from './mcp/faults.js';
 import { readJsonBody } from './mcp/request-body.js';
@@ -43,6 +44,8 @@ export interface ReferenceMcp {
   evidence(): Map<string, StoredEvidence>;
   stats(): McpStats;
   setFault(f: Fault | null): void;
+  /** POST /enroll, POST /renew, GET /identity and revocation, when started with `enrollment`. */
+  readonly enrollment: EnrollmentAuthority | null;
 }
 
 export interface ReferenceMcpOptions {
@@ -54,6 +57,8 @@ export interface ReferenceMcpOptions {
   readonly logger?: Logger;
   /** false: answer 404 on POST /evidence/batch, like an MCP with only the single endpoint. */
   readonly batchEndpoint?: boolean;
+  /** Serve enrollment with the PKI's CA: appliances without a certificate may then connect (for /enroll only). */
+  readonly enrollment?: EnrollmentOptions;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, close = false): void {
@@ -72,6 +77,7 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
   const log = opts.logger;
   const store = new EvidenceStore();
   for (const k of opts.agentKeys ?? []) store.registerKey(k);
+  const authority = opts.enrollment ? await EnrollmentAuthority.create(opts.pki.caCert, opts.pki.caKey, (k) => store.registerKey(k), opts.enrollment) : null;
   const orders: Envelope[] = [];
   /** Raw TCP sockets by peer address, to reset them (TLS sockets cannot send an RST). */
   const sockets = new Map<string, Socket>();
@@ -154,6 +160,7 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
     if (typeof f === 'object' && f !== null && 'delayMs' in f) await new Promise((r) => setTimeout(r, f.delayMs));
     const url = new URL(req.url ?? '/', 'https://mcp.invalid');
     const route = `${req.method ?? ''} ${url.pathname}`;
+    if (authority && (await authority.handle(req, res, route, sendJson))) return;
     if (route === 'GET /orders/next') return nextOrder(url, res);
     if (route === 'POST /evidence') return postEvidence(req, res);
     if (route === 'POST /evidence/batch' && opts.batchEndpoint !== false) return postBatch(req, res);
@@ -161,7 +168,9 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
     sendJson(res, known.includes(url.pathname) ? 405 : 404, { error: `no route for ${route}` });
   };
 
-  const server = createServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (req, res) => {
+  // With enrollment, a client without a certificate gets through the handshake; the authority
+  // then answers every route but /enroll with 401 (certificate_required).
+  const server = createServer({ key, cert, ca, requestCert: true, rejectUnauthorized: !authority, minVersion: 'TLSv1.2' }, (req, res) => {
     handle(req, res).catch((e: unknown) => {
       log?.error({ err: describeError(e) }, 'reference MCP handler failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
@@ -206,6 +215,7 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
     },
     evidence: () => store.byBundleId,
     stats: () => ({ ...store.counts, ordersServed, connections, faultBytesSent }),
+    enrollment: authority,
     setFault: (f) => {
       fault = f;
       faultBytesSent = 0;

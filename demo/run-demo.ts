@@ -1,15 +1,18 @@
 /**
  * npm run demo: one clinic appliance (simulated NixOS host) and the reference MCP over real mTLS.
+ * The appliance starts with only a one-time enrollment token and the CA file, and enrolls first;
+ * it renews its certificate and rotates its evidence key near the end.
  * Drift is injected, the MCP goes down and comes back, signed orders heal inside the maintenance
  * window, a forged order is rejected, a disruptive heal ordered in the afternoon is held by the
  * root healer and applied in the next night's window, a switch that fails its health check is
  * rolled back; every bundle is verified at the end. Exit 0 only if all holds.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHarness, type Harness } from './harness.js';
-import { verifyEnvelope, generateKeyFiles, loadSecretKeyFile, EVIDENCE_PAYLOAD_TYPE } from '../src/crypto/index.js';
+import { verifyEnvelope, generateKeyFiles, loadSecretKeyFile, EVIDENCE_PAYLOAD_TYPE, type PublicKey } from '../src/crypto/index.js';
+import { stageKeyRotation } from '../src/identity/index.js';
 import { verifyPath, EvidenceBundleSchema, readChainHead, type EvidenceBundle } from '../src/evidence/index.js';
 import { prepareOrder, signOrder } from '../src/orders/index.js';
 import type { AgentRuntime, CycleReport } from '../src/agent/index.js';
@@ -27,10 +30,13 @@ function expectThat(ok: boolean, what: string): void {
   if (!ok) failures.push(what);
 }
 
+/** Every evidence key the appliance has used, the enrolled one first (the demo rotates it once). */
+const agentKeys: PublicKey[] = [];
+
 function mcpBundles(h: Harness): EvidenceBundle[] {
   return [...h.mcp.evidence().values()]
     .map((e) => {
-      const v = verifyEnvelope(e.envelope, EVIDENCE_PAYLOAD_TYPE, [h.agentPublicKey]);
+      const v = verifyEnvelope(e.envelope, EVIDENCE_PAYLOAD_TYPE, agentKeys);
       return v.ok ? EvidenceBundleSchema.parse(JSON.parse(v.payload.toString())) : null;
     })
     .filter((b): b is EvidenceBundle => b !== null)
@@ -60,16 +66,25 @@ function clockTo(h: Harness, hh: number, mm: number): void {
 
 async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'compliance-agent-demo-'));
-  step(1, 'Site setup: PKI (CA, MCP server cert, appliance client cert), agent and MSP keys, reference MCP over mTLS');
-  const h = await startHarness(dir, { config: { maintenanceWindow: '02:00-04:00' } });
-  info(`MCP ${h.mcp.url} (client certificates required, CA ${h.pki.caCert})`);
-  info(`agent key ${h.agentPublicKeyText}`);
+  step(1, 'Site setup: the MSP issues a one-time enrollment token; the appliance has only that token and the CA file');
+  // Two-day certificates, so the demo's clock reaches the renewal (at half the lifetime).
+  const h = await startHarness(dir, { config: { maintenanceWindow: '02:00-04:00' }, enrollment: { certLifetimeMs: 2 * 86_400_000 } });
+  info(`MCP ${h.mcp.url} (CA ${h.pki.caCert}; client certificates required except for POST /enroll)`);
   info(`appliance ${h.host.hostname()} running generation ${h.host.currentGeneration().number}, window ${h.config.maintenanceWindow} UTC`);
+  info(`token file ${h.tokenFile} (one use, site clinic-001, 24 h); no key, no certificate yet`);
+  const enrolled = await h.enroll();
+  if (enrolled.kind !== 'enrolled') throw new Error('the appliance was already enrolled');
+  info(`enrolled: keys made on the appliance, certificate ${enrolled.record.certificate_serial} until ${enrolled.record.certificate_not_after}`);
+  info(`machine id ${enrolled.record.machine_id} (HMAC of /etc/machine-id keyed by the site)`);
+  info(`evidence key ${h.agentPublicKeyText}, registered at the MCP by the enrollment`);
+  agentKeys.push(h.agentPublicKey);
+  expectThat(enrolled.tokenRemoved === true && h.mcp.enrollment!.enrolled.length === 1, 'token used once and deleted from the appliance');
   const rt = h.openAgent();
   try {
-    step(2, 'First cycle on a compliant appliance');
+    step(2, 'First cycle over the issued certificate: the enrollment is the first bundle of the chain');
     const first = await cycle(h, rt);
-    expectThat(first.length === 6 && first.every((b) => b.outcome === 'compliant'), 'six checks compliant, six bundles received by the MCP');
+    expectThat(first[0]?.check === 'enrollment' && first[0].seq === 1, 'seq 1 records the enrollment (machine id, key fingerprint, certificate serial and expiry)');
+    expectThat(first.length === 7 && first.slice(1).every((b) => b.outcome === 'compliant'), 'six checks compliant, seven bundles received by the MCP');
 
     step(3, 'Drift: postgresql.service stopped, firewall opened to RDP (3389)');
     h.host.stopService('postgresql.service');
@@ -154,7 +169,23 @@ async function main(): Promise<number> {
     expectThat(refused.some((b) => b.outcome === 'rejected' && /^revision_mismatch: /.test(b.reason ?? '')), 'built, revision checked, refused with evidence');
     expectThat(h.host.activations().length === 0 && h.host.actions().length === 0, 'switch-to-configuration never ran');
 
-    step(12, 'Summary');
+
+    step(12, 'Certificate renewal at half its lifetime, over the current mTLS identity, tried before it replaces the old one');
+    const before = readFileSync(h.config.clientCertFile, 'utf8');
+    h.host.advance(12 * 3_600_000);
+    const renewed = await cycle(h, rt);
+    expectThat(readFileSync(h.config.clientCertFile, 'utf8') !== before && renewed.some((b) => b.check === 'identity_renewal'), 'renewed, recorded as evidence, delivered over the new certificate');
+
+    step(13, 'Evidence key rotation: the current key signs the bundle that introduces the next one');
+    const next = stageKeyRotation(h.config, h.host.now());
+    agentKeys.push({ keyId: next.keyId, publicKey: next.publicKey });
+    h.host.stopService('postgresql.service');
+    h.host.advance(60_000);
+    const rotated = await cycle(h, rt);
+    info(`new evidence key ${h.agentPublicKeyText}`);
+    expectThat(rotated[0]?.check === 'key_rotation' && rotated.length > 1, 'rotation bundle signed by the old key; the drift after it signed by the new key, accepted by the MCP');
+
+    step(14, 'Summary');
     h.host.advance(60_000);
     await rt.agent.cycle();
     const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
@@ -163,16 +194,17 @@ async function main(): Promise<number> {
     const received = h.mcp.evidence().size;
     const verified = mcpBundles(h);
     const chainAtMcp = verified.every((b, i) => b.seq === i + 1);
-    const local = verifyPath(join(h.config.stateDir, 'evidence'), [h.agentPublicKey]);
+    // The auditor holds only the key from the enrollment bundle; verify follows the rotation.
+    const local = verifyPath(join(h.config.stateDir, 'evidence'), [agentKeys[0]!]);
     const stats = h.mcp.stats();
     info(`bundles created   ${created}`);
     info(`bundles received  ${received} (posts on the wire ${stats.posts}, duplicates absorbed ${stats.duplicates})`);
-    info(`bundles verified  ${verified.length} (Ed25519 DSSE, agent key)`);
+    info(`bundles verified  ${verified.length} (Ed25519 DSSE, the enrolled key and its successor)`);
     info(`chain at MCP      ${chainAtMcp ? 'intact, seq 1..' + created : 'BROKEN'}`);
-    info(`chain on disk     ${local.ok ? `intact (${local.verified.length} envelopes)` : local.findings.map((f) => f.message).join('; ')}`);
+    info(`chain on disk     ${local.ok ? `intact (${local.verified.length} envelopes, verified from the enrolled key across the rotation)` : local.findings.map((f) => f.message).join('; ')}`);
     info(`wall time         ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     expectThat(created === received && received === verified.length && chainAtMcp && local.ok, 'every bundle received, verified, chain intact');
-    if (keep) info(`state kept in ${dir}: compliance-agent verify ${join(h.config.stateDir, 'evidence')} --pubkey '${h.agentPublicKeyText}'`);
+    if (keep) info(`state kept in ${dir}: compliance-agent verify ${join(h.config.stateDir, 'evidence')} --pubkey '${JSON.parse(readFileSync(join(h.dir, 'identity', 'enrollment.json'), 'utf8')).evidence_key}'`);
   } finally {
     await h.close();
     if (!keep) rmSync(dir, { recursive: true, force: true });

@@ -72,6 +72,9 @@ let
     "nixAccessTokensFile"
   ];
 
+  enrolling = agentConfig.enrolling cfg;
+  identityOptions = builtins.attrNames agentConfig.identityFiles;
+
   reseller = cfg.deploymentMode == "reseller";
   mcpHost = agentConfig.urlHost cfg.mcpUrl;
   rmmHost = if cfg.rmmWebhookUrl == null then null else agentConfig.urlHost cfg.rmmWebhookUrl;
@@ -99,6 +102,14 @@ let
         such as a sops-nix or agenix secret (`/run/secrets/...`). Give it as a string: a Nix path
         literal would be copied into the world-readable store.
       '';
+    };
+  # Not needed when the appliance enrolls: then it makes its own keys and gets its certificate.
+  identityFileOption =
+    description:
+    (fileOption description)
+    // {
+      type = types.nullOr types.path;
+      default = null;
     };
 in
 {
@@ -175,9 +186,33 @@ in
       description = "Policy version recorded in evidence.";
     };
 
-    clientCertFile = fileOption "mTLS client certificate (PEM) the agent presents to the MCP.";
-    clientKeyFile = fileOption "Private key (PEM) of the mTLS client certificate.";
-    signingKeyFile = fileOption "Ed25519 evidence-signing key: PKCS#8 PEM or `name:base64` as `compliance-agent keygen` and `nix-store --generate-binary-cache-key` write it.";
+    clientCertFile = identityFileOption "mTLS client certificate (PEM) the agent presents to the MCP. Not set with `enrollment.tokenFile`.";
+    clientKeyFile = identityFileOption "Private key (PEM) of the mTLS client certificate. Not set with `enrollment.tokenFile`.";
+    signingKeyFile = identityFileOption "Ed25519 evidence-signing key: PKCS#8 PEM or `name:base64` as `compliance-agent keygen` and `nix-store --generate-binary-cache-key` write it. Not set with `enrollment.tokenFile`.";
+
+    enrollment = {
+      tokenFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        example = "/run/secrets/compliance-agent-enrollment-token";
+        description = ''
+          One-time site token from the MSP. When set, `compliance-agent-enroll.service` runs
+          before the agent while no certificate exists: it makes the evidence key and the mTLS
+          key on this machine, in `/var/lib/compliance-agent/identity/` (owner
+          `compliance-agent`, directory 0700, keys 0600), sends their public halves with the
+          token to `POST {mcpUrl}/enroll` (CA pinned from `caFile`) and stores the certificate.
+          The token file is deleted afterwards. Then `clientCertFile`, `clientKeyFile` and
+          `signingKeyFile` are not set: the agent renews its certificate itself.
+          Give it as a string; a Nix path literal would be copied into the world-readable store.
+        '';
+      };
+
+      renewBeforeDays = mkOption {
+        type = types.int;
+        default = defaults.certRenewBeforeDays;
+        description = "Days before its expiry the agent renews its mTLS certificate (or at half its lifetime, if that comes first).";
+      };
+    };
 
     webhookSecretFile = mkOption {
       type = types.nullOr types.path;
@@ -541,6 +576,22 @@ in
           assertion = cfg.pruneRetentionDays >= 0;
           message = "services.compliance-agent.pruneRetentionDays: must not be negative.";
         }
+        {
+          assertion = enrolling || builtins.all (o: cfg.${o} != null) identityOptions;
+          message = "services.compliance-agent: set enrollment.tokenFile (the appliance enrolls itself), or all of clientCertFile, clientKeyFile and signingKeyFile.";
+        }
+        {
+          assertion = !enrolling || builtins.all (o: cfg.${o} == null) identityOptions;
+          message = "services.compliance-agent: with enrollment.tokenFile the appliance makes its own keys; leave clientCertFile, clientKeyFile and signingKeyFile unset.";
+        }
+        {
+          assertion = cfg.enrollment.renewBeforeDays > 0;
+          message = "services.compliance-agent.enrollment.renewBeforeDays: must be a positive integer.";
+        }
+        {
+          assertion = !enrolling || !isStorePath cfg.enrollment.tokenFile;
+          message = "services.compliance-agent.enrollment.tokenFile: ${toString cfg.enrollment.tokenFile} is in the Nix store, which every user can read. Point it at a root-only secret, and give it as a string.";
+        }
       ]
       ++ map (o: {
         assertion = cfg.${o} == null || !isStorePath cfg.${o};
@@ -627,6 +678,31 @@ in
     services.prometheus.exporters.node = mkIf config.services.prometheus.exporters.node.enable {
       enabledCollectors = [ "textfile" ];
       extraFlags = [ "--collector.textfile.directory=/run/${agentConfig.metricsDir}" ];
+    };
+
+    systemd.services.compliance-agent-enroll = mkIf enrolling {
+      description = "compliance-agent: enroll this appliance with its one-time site token";
+      requiredBy = [ "compliance-agent.service" ];
+      before = [ "compliance-agent.service" ];
+      wants = [
+        "network-online.target"
+        "compliance-agent-egress.service"
+      ];
+      after = [
+        "network-online.target"
+        "nftables.service"
+        "compliance-agent-egress.service"
+      ];
+      # Only while there is no certificate yet; afterwards the agent renews it.
+      unitConfig.ConditionPathExists = "!${agentConfig.identityDir}/${agentConfig.identityFiles.clientCertFile}";
+      serviceConfig = services.enroll {
+        inherit exe configFile;
+        loadCredentials = agentConfig.enrollCredentials cfg;
+        removeToken = "${pkgs.coreutils}/bin/rm -f -- ${toString cfg.enrollment.tokenFile}";
+        ipAddressAllow = optionals (cfg.egress.agentAddressAllow != [ ]) (
+          cfg.egress.agentAddressAllow ++ resolvers
+        );
+      };
     };
 
     systemd.services.compliance-agent-prune = {

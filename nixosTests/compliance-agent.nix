@@ -9,7 +9,9 @@
 # unit -> `healed` evidence at the MCP, and the agent user planting symlink attacks on the
 # healer's drop box.
 # A closure order (apply_closure) is applied from a local binary cache signed with the committed
-# snakeoil cache key, and refused while the cache holds it signed by another key only.
+# snakeoil cache key, and refused while the cache holds it signed by another key only. A second
+# appliance (`enrolled`) starts with only a one-time token and the CA file, enrolls, and runs its
+# cycles over the certificate the MCP issued.
 {
   lib,
   pkgs,
@@ -40,6 +42,21 @@ let
   baselineRev = "5e1f0c2a9b3d47e68f0a1b2c3d4e5f6071829304";
   nextRev = "7c2d9e4f1a0b38c56d7e8f9a0b1c2d3e4f5a6b7c";
   closureCache = "/var/lib/closure-cache";
+  baseline = {
+    version = 1;
+    patching = {
+      configurationRevision = baselineRev;
+      flakeRef = "git+https://git.example.invalid/sites?rev=${baselineRev}#appliance";
+    };
+    services.required = [ "clinic-app.service" ];
+    backup = {
+      unit = "clinic-backup.service";
+      stampFile = "/var/lib/clinic-backup/last-success";
+      maxAgeHours = 26;
+    };
+    firewall.rulesetHash = "sha256:${lib.fixedWidthString 64 "0" ""}";
+    encryption.requiredMounts = [ ];
+  };
   closureOrder =
     storePath:
     pkgs.writeText "closure-order.json" (
@@ -86,6 +103,7 @@ rec {
             "--server-name mcp"
             "--client-cn appliance"
             "--agent-key ${applianceKeys}/appliance.pub"
+            "--enroll-site clinic-001"
             "--port 443"
           ];
           StateDirectory = "fake-mcp";
@@ -134,21 +152,7 @@ rec {
         egress.resolvers = [ ];
         closureSubstituters = [ "file://${closureCache}" ];
         closureTrustedPublicKeys = [ (lib.fileContents ./snakeoil/cache-vm-test.pub) ];
-        baseline = {
-          version = 1;
-          patching = {
-            configurationRevision = baselineRev;
-            flakeRef = "git+https://git.example.invalid/sites?rev=${baselineRev}#appliance";
-          };
-          services.required = [ "clinic-app.service" ];
-          backup = {
-            unit = "clinic-backup.service";
-            stampFile = "/var/lib/clinic-backup/last-success";
-            maxAgeHours = 26;
-          };
-          firewall.rulesetHash = "sha256:${lib.fixedWidthString 64 "0" ""}";
-          encryption.requiredMounts = [ ];
-        };
+        inherit baseline;
       };
 
       system.configurationRevision = lib.mkDefault baselineRev;
@@ -188,6 +192,31 @@ rec {
     system.configurationRevision = nextRev;
     networking.hostName = lib.mkForce "appliance";
   };
+
+  # Zero-touch: no key, no certificate, only the one-time token and the CA file.
+  nodes.enrolled =
+    { pkgs, ... }:
+    {
+      imports = [ ../modules/compliance-agent.nix ];
+      environment.systemPackages = [ pkgs.openssl ];
+      services.compliance-agent = {
+        enable = true;
+        package = compliance-agent;
+        siteId = "clinic-001";
+        hostId = "enrolled";
+        deploymentMode = "direct";
+        mcpUrl = "https://mcp";
+        allowedHosts = [ "mcp" ];
+        caFile = "${secrets}/ca.pem";
+        enrollment.tokenFile = "${secrets}/enrollment-token";
+        trustedOrderKeys = [ (lib.fileContents ./snakeoil/msp-vm-test.pub) ];
+        pollInterval = 5;
+        egress.resolvers = [ ];
+        inherit baseline;
+      };
+      # Started by the test once the token is in place, as sops-nix would have it at boot.
+      systemd.services.compliance-agent.wantedBy = lib.mkForce [ ];
+    };
 
   testScript =
     { nodes, ... }:
@@ -396,5 +425,40 @@ rec {
         )
         assert appliance.succeed("readlink -f /run/current-system").strip() == next_system
         assert appliance.succeed("nixos-version --configuration-revision").strip() == "${nextRev}"
+
+    with subtest("an appliance with only a token and the CA enrolls, then runs its cycles over the issued certificate"):
+        enrolled.start()
+        enrolled.wait_for_unit("multi-user.target")
+        enrolled.succeed("install -d -m 0700 ${secrets}")
+        mcp.copy_from_vm("/var/lib/fake-mcp/enrollment-token", "enroll")
+        enrolled.copy_from_host(os.path.join(out_dir, "pki", "ca.pem"), "${secrets}/ca.pem")
+        enrolled.copy_from_host(os.path.join(out_dir, "enroll", "enrollment-token"), "${secrets}/enrollment-token")
+        enrolled.succeed("chown root:root ${secrets}/* && chmod 0600 ${secrets}/*")
+        enrolled.fail("test -e /var/lib/compliance-agent/identity")
+        enrolled.succeed("systemctl start compliance-agent.service")
+        enrolled.wait_for_unit("compliance-agent.service")
+        enrolled.succeed("journalctl -u compliance-agent-enroll.service -o cat | grep -F 'enrolled clinic-001/enrolled at https://mcp'")
+        # Sent once, then deleted; the keys were made here and stay here, the agent's own.
+        enrolled.fail("test -e ${secrets}/enrollment-token")
+        identity = "/var/lib/compliance-agent/identity"
+        for name in ["client-key.pem", "evidence-signing.key"]:
+            assert enrolled.succeed(f"stat -c '%a %U' {identity}/{name}").strip() == "600 compliance-agent"
+        assert enrolled.succeed(f"stat -c '%a %U' {identity}").strip() == "700 compliance-agent"
+        enrolled.succeed(f"openssl verify -CAfile ${secrets}/ca.pem -purpose sslclient {identity}/client-cert.pem")
+        mcp.wait_until_succeeds(
+            f"jq -e -s 'any(.[]; .host_id == \"enrolled\" and .check == \"enrollment\" and .seq == 1)' {evidence}", timeout=120
+        )
+        mcp.wait_until_succeeds(
+            f"jq -e -s 'any(.[]; .host_id == \"enrolled\" and .check == \"services\")' {evidence}", timeout=120
+        )
+        enrolled.wait_until_succeeds(
+            "journalctl -u compliance-agent.service -o cat | grep -F '\"msg\":\"cycle complete\"'", timeout=120
+        )
+        # A restart does not enroll again: there is a certificate, so the oneshot is skipped.
+        enrolled.succeed("systemctl restart compliance-agent.service")
+        enrolled.wait_for_unit("compliance-agent.service")
+        assert enrolled.succeed("journalctl -u compliance-agent-enroll.service -o cat | grep -cF 'enrolled clinic-001'").strip() == "1"
+        status = enrolled.succeed("setpriv --reuid=compliance-agent --regid=compliance-agent --clear-groups compliance-agent status --config /etc/compliance-agent/config.json")
+        assert "identity:    ok, certificate" in status, status
   '';
 }

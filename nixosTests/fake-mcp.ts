@@ -5,9 +5,11 @@
  *   - orders picked up from DIR/orders/*.json (signed envelopes, served FIFO; rename them into
  *     place, a half-written file is read once and refused),
  *   - every evidence bundle it accepted written to DIR/evidence/<bundle_id>.json,
+ *   - with --enroll-site SITE: POST /enroll served, and one one-time token for SITE written to
+ *     DIR/enrollment-token (0600) at start, for the test to hand to an appliance,
  * so the test script drives and inspects it with plain files.
  *
- * Usage: fake-mcp --dir DIR --server-name NAME --client-cn CN --agent-key KEY|FILE [--port 443]
+ * Usage: fake-mcp --dir DIR --server-name NAME --client-cn CN --agent-key KEY|FILE [--enroll-site SITE] [--port 443]
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,11 +27,12 @@ async function main(argv: string[]): Promise<number> {
       'server-name': { type: 'string', multiple: true, default: [] },
       'client-cn': { type: 'string' },
       'agent-key': { type: 'string' },
+      'enroll-site': { type: 'string' },
       port: { type: 'string', default: '443' },
     },
   });
   if (!values.dir || !values['client-cn'] || !values['agent-key'] || values['server-name'].length === 0) {
-    process.stderr.write('usage: fake-mcp --dir DIR --server-name NAME --client-cn CN --agent-key KEY|FILE [--port 443]\n');
+    process.stderr.write('usage: fake-mcp --dir DIR --server-name NAME --client-cn CN --agent-key KEY|FILE [--enroll-site SITE] [--port 443]\n');
     return 2;
   }
   const dir = values.dir;
@@ -41,7 +44,16 @@ async function main(argv: string[]): Promise<number> {
   mkdirSync(ordersDir, { recursive: true });
   mkdirSync(evidenceDir, { recursive: true });
 
-  const mcp = await startReferenceMcp({ pki, port: Number(values.port), host: '::', agentKeys: [resolvePublicKeyArg(values['agent-key'])], logger });
+  const enrollSite = values['enroll-site'];
+  const mcp = await startReferenceMcp({
+    pki,
+    port: Number(values.port),
+    host: '::',
+    agentKeys: [resolvePublicKeyArg(values['agent-key'])],
+    logger,
+    ...(enrollSite ? { enrollment: {} } : {}),
+  });
+  if (enrollSite) writeFileSync(join(dir, 'enrollment-token'), `${mcp.enrollment!.issueToken(enrollSite)}\n`, { mode: 0o600 });
   const served = new Set<string>();
   const written = new Set<string>();
 

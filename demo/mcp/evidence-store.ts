@@ -1,6 +1,6 @@
 import { createPublicKey, randomUUID, verify, type KeyObject } from 'node:crypto';
 import { EVIDENCE_PAYLOAD_TYPE, EnvelopeSchema, canonicalEnvelope, pae, type Envelope, type PublicKey } from '../../src/crypto/index.js';
-import { EvidenceBundleSchema } from '../../src/evidence/index.js';
+import { EvidenceBundleSchema, rotationKeyOf } from '../../src/evidence/index.js';
 
 export interface StoredEvidence {
   readonly envelope: Envelope;
@@ -71,6 +71,9 @@ export class EvidenceStore {
     }
     const receiptId = `rcpt-${randomUUID()}`;
     this.byBundleId.set(bundleId, { envelope: env, bundle: bundle.data, receiptId, receivedAt: now });
+    // A rotation bundle verified under a registered key: the key it introduces signs what follows.
+    const rotated = rotationKeyOf(bundle.data);
+    if (rotated) this.registerKey(rotated);
     return { ok: true, bundleId, receiptId, duplicate: false };
   }
 

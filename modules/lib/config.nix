@@ -1,5 +1,6 @@
 # config.json for the agent, from the module's option values: the seed's option table (same
-# names and defaults) plus caFile, trustedOrderKeys, stateDir, healDir, heartbeatInterval and maxDeferral
+# names and defaults) plus caFile, trustedOrderKeys, stateDir, healDir, heartbeatInterval, maxDeferral
+# and enrollment
 # (src/config/schema.ts, whose ConfigSchema rejects any other key).
 #
 # Every file option is handed to the agent with systemd's LoadCredential=: the unit copies it
@@ -51,6 +52,7 @@ let
     closureSubstituters = [ ];
     closureTrustedPublicKeys = [ ];
     timeServers = [ ];
+    certRenewBeforeDays = 30;
   };
 
   stateDir = "/var/lib/compliance-agent";
@@ -89,6 +91,32 @@ let
 
   fileOptions = attrNames credentialNames;
 
+  # Enrollment (`enrollment.tokenFile`): the appliance makes its own keys, so the identity lives
+  # in the agent's state directory instead of arriving as credentials. The agent owns it (0700,
+  # files 0600) because it renews its certificate and rotates its evidence key itself.
+  identityDir = "${stateDir}/identity";
+  identityFiles = {
+    clientCertFile = "client-cert.pem";
+    clientKeyFile = "client-key.pem";
+    signingKeyFile = "evidence-signing.key";
+  };
+  enrolling = cfg: (cfg.enrollment.tokenFile or null) != null;
+  # The enrollment unit's own credentials: the token and the CA it pins for POST /enroll.
+  enrollUnitName = "compliance-agent-enroll.service";
+  enrollCredentialsDir = "/run/credentials/${enrollUnitName}";
+  enrollCredentials = cfg: [
+    "enrollment-token:${toString cfg.enrollment.tokenFile}"
+    "${credentialNames.caFile}:${toString cfg.caFile}"
+  ];
+  fileValue =
+    cfg: o:
+    if enrolling cfg && identityFiles ? ${o} then
+      "${identityDir}/${identityFiles.${o}}"
+    else if cfg.${o} == null then
+      null
+    else
+      "${credentialsDir}/${credentialNames.${o}}";
+
   # Options copied to config.json as they are.
   plainOptions = [
     "mcpUrl"
@@ -125,7 +153,11 @@ let
     cfg:
     concatLists (
       map (
-        o: if cfg.${o} == null then [ ] else [ "${credentialNames.${o}}:${toString cfg.${o}}" ]
+        o:
+        if cfg.${o} == null || (enrolling cfg && identityFiles ? ${o}) then
+          [ ]
+        else
+          [ "${credentialNames.${o}}:${toString cfg.${o}}" ]
       ) fileOptions
     );
 
@@ -152,13 +184,15 @@ let
     // listToAttrs (
       map (o: {
         name = o;
-        value = if cfg.${o} == null then null else "${credentialsDir}/${credentialNames.${o}}";
+        value = fileValue cfg o;
       }) fileOptions
     )
     // {
       # Interpolated: a path literal is copied to the store (a baseline is public).
       baselinePath = "${cfg.baselinePath}";
       inherit stateDir healDir rulesetSnapshotFile metricsFile;
+      machineIdFile = "/etc/machine-id";
+      certRenewBeforeDays = cfg.enrollment.renewBeforeDays or defaults.certRenewBeforeDays;
     };
 
   # The host of an https:// URL (brackets of an IPv6 literal removed), or null.
@@ -232,6 +266,12 @@ in
     metricsFile
     unitName
     credentialsDir
+    identityDir
+    identityFiles
+    enrolling
+    enrollUnitName
+    enrollCredentialsDir
+    enrollCredentials
     credentialNames
     loadCredentials
     healNixAccess

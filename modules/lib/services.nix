@@ -70,6 +70,40 @@ in
       ExecStopPost = "${shell} -c 'echo \"SERVICE_RESULT=$$SERVICE_RESULT EXIT_CODE=$$EXIT_CODE EXIT_STATUS=$$EXIT_STATUS\" > ${stateDir}/${previousExitFile}'";
     };
 
+  # `compliance-agent enroll`, once, before the agent, while no certificate exists. The agent's
+  # user and sandbox: it makes the identity in the agent's state directory, which root never
+  # reads. The token and the CA come as this unit's own credentials; only the `+` line runs as
+  # root, and all it does is delete the original token file (the credential copy is read-only).
+  enroll =
+    {
+      exe,
+      configFile,
+      loadCredentials,
+      removeToken,
+      ipAddressAllow ? [ ],
+    }:
+    hardening.agent
+    // (if ipAddressAllow == [ ] then { } else hardening.ipAddressAllow ipAddressAllow)
+    // {
+      Type = "oneshot";
+      ExecStart = builtins.concatStringsSep " " [
+        exe
+        "enroll"
+        "--config ${configFile}"
+        "--token-file ${agentConfig.enrollCredentialsDir}/enrollment-token"
+        "--ca-file ${agentConfig.enrollCredentialsDir}/${agentConfig.credentialNames.caFile}"
+        "--keep-token"
+      ];
+      ExecStartPost = "+${removeToken}";
+      User = "compliance-agent";
+      Group = "compliance-agent";
+      StateDirectory = "compliance-agent";
+      StateDirectoryMode = "0700";
+      LoadCredential = loadCredentials;
+      # A refused token stays refused: no restart loop; the journal has the one-line reason.
+      TimeoutStartSec = "5min";
+    };
+
   prune =
     { exe, configFile }:
     hardening.agent

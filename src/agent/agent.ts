@@ -8,6 +8,7 @@ import { EvidenceChain, exportEvidence, evidenceDir, readChainHead, type Evidenc
 import { Outbox, flushDestination, type Destination, type DeliveryResult, type OutboxItem } from '../queue/index.js';
 import { nextDeliveryHealth, readDeliveryHealth, writeDeliveryHealth, writeMetrics, type FlushOutcome } from '../observe/index.js';
 import type { SecretKey, Envelope } from '../crypto/index.js';
+import type { IdentityAssessment, PollOutcome } from '../identity/index.js';
 import { checkEvidence } from './check-evidence.js';
 import { deadLetterAlerts, operatorActionEvidence } from './delivery-evidence.js';
 import { makeDraft } from './drafts.js';
@@ -39,6 +40,11 @@ export interface HealingPort {
   collectResults(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; record(): void; ack(): void }>;
 }
 
+/** The appliance identity (src/identity): enrollment and renewal evidence, renewal, identity alerts, key rotation. */
+export interface IdentityPort {
+  assess(poll: PollOutcome, now: number, signingKey: SecretKey, chainStarted: boolean): Promise<IdentityAssessment>;
+}
+
 export interface AgentDeps {
   readonly config: Config;
   readonly baseline: Baseline;
@@ -62,6 +68,8 @@ export interface AgentDeps {
   readonly deliveryLogIntervalMs?: number;
   /** Alerts about the agent itself to chain in its first cycle (how its previous run ended). */
   readonly startAlerts?: StartAlerts;
+  /** Absent for an appliance provisioned by hand (no enrollment): its certificate is left as it is. */
+  readonly identity?: IdentityPort;
 }
 
 export interface CycleReport {
@@ -84,8 +92,10 @@ export class Agent {
   private deadLettered = 0;
   private metricsError: string | null = null;
   private startAlerts: StartAlerts | undefined;
+  private signingKey: SecretKey;
 
   constructor(private readonly deps: AgentDeps) {
+    this.signingKey = deps.signingKey;
     // Evidence must survive a 72-hour outage (invariant 4): with a 15-minute backoff cap, 2,000
     // attempts of the head item is about ten days before "too many attempts" dead-letters it.
     this.outbox = new Outbox(deps.db, { maxAttempts: 2000 });
@@ -128,6 +138,8 @@ export class Agent {
     let results = await runChecks({ host, config, baseline });
     const facts = systemFacts(results);
     const checkedAt = this.now();
+    const identity = await this.assessIdentity(poll.ok ? { ok: true } : { ok: false, error: poll.error }, facts, checkedAt);
+    drafts.push(...identity.drafts);
     const startAlerts = this.startAlerts;
     if (startAlerts) drafts.push(...startAlerts.drafts(facts));
 
@@ -166,6 +178,7 @@ export class Agent {
     storageWrite(`store ${drafts.length} evidence bundle(s)`, () =>
       db.transaction(() => {
         this.chain.append(drafts, this.destinations, now);
+        identity.record();
         fromChecks.record();
         health.record();
         operatorActions.record();
@@ -212,6 +225,38 @@ export class Agent {
   /** Bundles dead-lettered by this agent since it started: `once` fails when there were any. */
   get deadLetteredCount(): number {
     return this.deadLettered;
+  }
+
+  /**
+   * The identity's evidence comes first in the cycle. A staged evidence-key rotation is chained
+   * on its own, signed by the current key, before the key changes for every later bundle.
+   */
+  private async assessIdentity(poll: PollOutcome, facts: SystemFacts, now: number): Promise<{ drafts: EvidenceDraft[]; record: () => void }> {
+    const { identity: port, config, db } = this.deps;
+    if (!port) return { drafts: [], record: () => undefined };
+    let a: IdentityAssessment;
+    try {
+      a = await port.assess(poll, now, this.signingKey, readChainHead(db, config.hostId).seq > 0);
+    } catch (e) {
+      // The identity's files are the agent's own; one it cannot read now is logged, and the cycle goes on.
+      this.deps.logger.error(`identity check failed: ${describeError(e)}`);
+      return { drafts: [], record: () => undefined };
+    }
+    const rotation = a.rotation;
+    if (rotation) {
+      storageWrite('chain the evidence key rotation', () =>
+        db.transaction(() => {
+          this.chain.append([makeDraft(config, facts, rotation.spec)], this.destinations, now);
+          rotation.record(db);
+        })(),
+      );
+      this.counters.bundles += 1;
+      this.chain.useKey(rotation.key);
+      this.signingKey = rotation.key;
+      rotation.commit();
+      this.deps.logger.info({ keyId: rotation.key.keyId }, 'evidence key rotated');
+    }
+    return { drafts: a.specs.map((spec) => makeDraft(config, facts, spec)), record: a.record };
   }
 
   /** Deliver what is due to every destination, each independently: a dead RMM never delays the MCP. */

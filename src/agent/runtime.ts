@@ -3,13 +3,16 @@ import { createSinks } from '../outputs/index.js';
 import { loadSecretKeyFile } from '../crypto/index.js';
 import { RealHost, type Host } from '../host/index.js';
 import { McpClient } from '../mcp/index.js';
-import { openStateDb, stateDbPath } from '../state/index.js';
+import { openStateDb, stateDbPath, type StateDb } from '../state/index.js';
 import { createLogger, type Logger } from '../common/index.js';
 import { join } from 'node:path';
 import { createAgentHealing } from '../heal/index.js';
+import { existsSync } from 'node:fs';
+import { IdentityLifecycle, identityPaths, settleRenewal, settleRotation } from '../identity/index.js';
 import { Agent, type AgentDeps, type McpPort } from './agent.js';
 import { makeDraft } from './drafts.js';
 import { previousExitAlerts } from './previous-exit.js';
+import { swappable } from './swappable.js';
 
 export interface RuntimeOverrides {
   readonly host?: Host;
@@ -32,19 +35,16 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
   const logger = overrides.logger ?? createLogger(config.logLevel);
   if (!overrides.extra?.sinks) assertSinkFiles(config);
   const baseline = loadBaseline(config.baselinePath);
-  const signingKey = loadSecretKeyFile(config.signingKeyFile);
-  const mcp =
-    overrides.mcp ??
-    McpClient.create({
-      mcpUrl: config.mcpUrl,
-      caFile: config.caFile,
-      clientCertFile: config.clientCertFile,
-      clientKeyFile: config.clientKeyFile,
-      siteId: config.siteId,
-      hostId: config.hostId,
-    });
-  const sinks = overrides.extra?.sinks ? null : createSinks(config, logger);
   const db = openStateDb(stateDbPath(config.stateDir));
+  let wired;
+  try {
+    wired = wireIdentity(config, db, logger, overrides.mcp);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+  const { signingKey, mcp, identity } = wired;
+  const sinks = overrides.extra?.sinks ? null : createSinks(config, logger);
   const startAlerts = previousExitAlerts(config, logger);
   const agent = new Agent({
     config,
@@ -58,6 +58,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
     healing: createAgentHealing({ config, baseline, db, logger, makeDraft: (facts, spec) => makeDraft(config, facts, spec) }),
     metricsPath: config.metricsFile ?? join(config.stateDir, 'metrics.prom'),
     ...(startAlerts ? { startAlerts } : {}),
+    ...(identity ? { identity } : {}),
     ...overrides.extra,
   });
   let closed = false;
@@ -72,4 +73,39 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
       db.close();
     },
   };
+}
+
+/**
+ * Keys and the MCP client. An enrolled appliance manages its own identity: what a crash
+ * interrupted (a renewal, a key rotation) is settled before its files are read, and its MCP
+ * client can be swapped for one over a renewed certificate.
+ */
+function wireIdentity(config: Config, db: StateDb, logger: Logger, override: RuntimeOverrides['mcp']) {
+  const paths = identityPaths(config);
+  const enrolled = existsSync(paths.record);
+  if (enrolled) {
+    settleRenewal(paths);
+    settleRotation(paths, db);
+  }
+  const signingKey = loadSecretKeyFile(config.signingKeyFile);
+  const makeMcp = () =>
+    McpClient.create({
+      mcpUrl: config.mcpUrl,
+      caFile: config.caFile,
+      clientCertFile: config.clientCertFile,
+      clientKeyFile: config.clientKeyFile,
+      siteId: config.siteId,
+      hostId: config.hostId,
+    });
+  const client = override ? null : swappable(makeMcp());
+  const mcp: McpPort & { close?: () => Promise<void> } = override ?? client!.proxy;
+  const identity =
+    enrolled && client
+      ? new IdentityLifecycle(config, db, {
+          logger,
+          // The renewed pair is used from the next request on; the old pool finishes and closes.
+          reloadMcp: () => client.swap(makeMcp()).close(),
+        })
+      : undefined;
+  return { signingKey, mcp, identity };
 }

@@ -12,6 +12,8 @@ const LOADERS: readonly (readonly [string, () => Promise<Command>])[] = [
   ['check', async () => (await import('./check.js')).checkCommand],
   ['verify', async () => (await import('./verify.js')).verifyCommand],
   ['keygen', async () => (await import('./keygen.js')).keygenCommand],
+  ['enroll', async () => (await import('./enroll.js')).enrollCommand],
+  ['rotate-key', async () => (await import('./rotate-key.js')).rotateKeyCommand],
   ['order', async () => (await import('./order.js')).orderCommand],
   ['heal-apply', async () => (await import('./heal-apply.js')).healApplyCommand],
   ['prune', async () => (await import('./prune.js')).pruneCommand],

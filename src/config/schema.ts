@@ -99,6 +99,10 @@ export const ConfigSchema = z
     closureTrustedPublicKeys: z.array(z.string().regex(TRUSTED_KEY_RE, 'must be name:base64 of a 32-byte Ed25519 public key')).max(16).default([]),
     /** NTP servers (names or addresses) the egress allowlist lets udp/123 through to; nothing else. */
     timeServers: z.array(z.union([hostname, z.ipv4(), z.ipv6()])).max(16).default([]),
+    /** Read by `compliance-agent enroll`; the stable machine identifier is an HMAC of it keyed by siteId. */
+    machineIdFile: absPath.default('/etc/machine-id'),
+    /** The agent renews its mTLS certificate this many days before expiry (or at half its lifetime, if shorter). */
+    certRenewBeforeDays: positiveInt.max(3650).default(30),
   })
   .strict()
   .superRefine((c, ctx) => {

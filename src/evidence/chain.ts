@@ -42,7 +42,7 @@ export class EvidenceChain {
 
   constructor(
     private readonly db: StateDb,
-    private readonly key: SecretKey,
+    private key: SecretKey,
     private readonly sink: EnvelopeSink,
   ) {
     this.head = db.prepare('SELECT seq, head_hash FROM chain_head WHERE host_id = ?');
@@ -52,6 +52,11 @@ export class EvidenceChain {
     this.upsertHead = db.prepare(
       'INSERT INTO chain_head (host_id, seq, head_hash) VALUES (?, ?, ?) ON CONFLICT(host_id) DO UPDATE SET seq = excluded.seq, head_hash = excluded.head_hash',
     );
+  }
+
+  /** Sign every later bundle with this key (after a rotation bundle signed by the current one). */
+  useKey(key: SecretKey): void {
+    this.key = key;
   }
 
   append(drafts: readonly EvidenceDraft[], destinations: readonly ('mcp' | 'webhook' | 'syslog')[], now: number): ChainedEvidence[] {

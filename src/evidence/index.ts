@@ -2,3 +2,4 @@ export { EvidenceBundleSchema, ActionTakenSchema, OUTCOMES, type EvidenceBundle,
 export { EvidenceChain, readChainHead, newBundleId, type ChainedEvidence, type ChainHead, type EnvelopeSink } from './chain.js';
 export { exportEvidence, pruneEvidence, evidenceDir, evidenceFileName, type PrunePolicy, type PruneReport } from './store.js';
 export { verifyPath, verifyEnvelopeFile, type VerifyReport, type Finding, type FindingKind, type VerifiedBundle } from './verify.js';
+export { rotationKeyOf, KEY_ROTATION_CHECK } from './key-ring.js';

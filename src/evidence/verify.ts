@@ -3,6 +3,7 @@ import { join, basename } from 'node:path';
 import { verifyEnvelope, envelopeHash, EnvelopeSchema, EVIDENCE_PAYLOAD_TYPE, type PublicKey } from '../crypto/index.js';
 import { parseJsonText } from '../common/index.js';
 import { EvidenceBundleSchema, type EvidenceBundle } from './bundle.js';
+import { KeyRing } from './key-ring.js';
 
 export type FindingKind = 'unreadable' | 'bad_envelope' | 'bad_signature' | 'unknown_key' | 'bad_bundle' | 'gap' | 'broken_link' | 'duplicate_seq' | 'misnamed';
 
@@ -74,10 +75,15 @@ export function verifyPath(path: string, keys: readonly PublicKey[], onProgress?
     : [path];
   const verified: VerifiedBundle[] = [];
   const findings: Finding[] = [];
+  // Envelopes in seq order; the ring follows key rotations from the keys given.
+  const ring = new KeyRing(keys);
   for (const [i, f] of files.entries()) {
-    const r = verifyEnvelopeFile(f, keys);
-    if (isFinding(r)) findings.push(r);
-    else verified.push(r);
+    const r = verifyEnvelopeFile(f, ring.trusted());
+    if (isFinding(r)) findings.push(ring.explain(r));
+    else {
+      verified.push(r);
+      ring.observe(r.bundle);
+    }
     onProgress?.(i + 1, files.length);
   }
   // A bundle that failed its own check is already named; the hole it leaves in the chain is not a

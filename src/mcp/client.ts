@@ -1,9 +1,9 @@
-import { isIP } from 'node:net';
 import { AgentError, HttpAgent, oneLine } from '../common/index.js';
 import type { Envelope } from '../crypto/index.js';
 import type { DeliveryResult } from '../queue/index.js';
 import { readCapped } from './capped-body.js';
 import { classifyTransportError, type Endpoint } from './failure.js';
+import { parseMcpUrl, pinnedTls } from './target.js';
 import { loadTlsMaterial } from './tls-files.js';
 import type { McpClientOptions, McpFailure, NextOrderResult } from './types.js';
 
@@ -95,16 +95,7 @@ export class McpClient {
 
   /** Reads the TLS files now; a missing or mismatched file is an AgentError('mcp_config') naming it. */
   static create(opts: McpClientOptions): McpClient {
-    let url: URL;
-    try {
-      url = new URL(opts.mcpUrl);
-    } catch {
-      throw new AgentError('mcp_config', `mcpUrl ${JSON.stringify(opts.mcpUrl)} is not a URL`);
-    }
-    if (url.protocol !== 'https:') throw new AgentError('mcp_config', `mcpUrl ${url.origin} must be https`);
-    if (url.username || url.password || url.search || url.hash) {
-      throw new AgentError('mcp_config', 'mcpUrl must not carry credentials, a query or a fragment');
-    }
+    const target = parseMcpUrl(opts.mcpUrl);
     const tls = loadTlsMaterial(opts);
     const t = {
       connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
@@ -112,35 +103,23 @@ export class McpClient {
       bodyTimeoutMs: opts.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs,
       requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
     };
-    const hostname = url.hostname.replace(/^\[|\]$/g, '');
     const dispatcher = new HttpAgent({
-      connect: {
-        // Passing `ca` replaces Node's bundled and system roots: only this CA is trusted.
-        ca: tls.ca,
-        cert: tls.cert,
-        key: tls.key,
-        rejectUnauthorized: true,
-        minVersion: 'TLSv1.2',
-        timeout: t.connectTimeoutMs,
-        // SNI carries DNS names only (RFC 6066); an IP is checked against the cert's IP SANs.
-        ...(isIP(hostname) ? {} : { servername: hostname }),
-      },
+      connect: pinnedTls(target, tls.ca, t.connectTimeoutMs, tls),
       headersTimeout: t.headersTimeoutMs,
       bodyTimeout: t.bodyTimeoutMs,
       keepAliveTimeout: 10_000,
       keepAliveMaxTimeout: 60_000,
       connections: SINGLE_POST_CONCURRENCY,
     });
-    const port = url.port || '443';
     const ep: Endpoint = {
-      hostPort: `${url.hostname}:${port}`,
-      hostname,
+      hostPort: target.hostPort,
+      hostname: target.hostname,
       caFile: opts.caFile,
       clientCertFile: opts.clientCertFile,
       clientCertNotAfter: tls.clientCertNotAfter,
       ...t,
     };
-    return new McpClient(dispatcher, url.origin, url.pathname.replace(/\/+$/, ''), ep, { siteId: opts.siteId, hostId: opts.hostId }, opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes);
+    return new McpClient(dispatcher, target.origin, target.pathPrefix, ep, { siteId: opts.siteId, hostId: opts.hostId }, opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes);
   }
 
   private async exchange(method: 'GET' | 'POST', path: string, body?: string): Promise<Exchange> {

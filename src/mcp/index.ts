@@ -1,2 +1,3 @@
 export { McpClient } from './client.js';
+export { identityExchange, type IdentityResponse } from './identity-exchange.js';
 export type { McpClientOptions, McpFailure, McpFailureCode, NextOrderResult } from './types.js';

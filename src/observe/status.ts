@@ -29,6 +29,8 @@ export interface AgentStatus {
   readonly deadLetters: readonly DeadLetterDetail[];
   /** Replays and discards the running agent has not yet recorded as signed evidence (it does at its next cycle). */
   readonly operatorActionsAwaitingEvidence: readonly OperatorAction[];
+  /** An enrolled appliance's identity as the agent last assessed it (kv identity_status), else null. */
+  readonly identity: { state: string; message: string; serial: string; notAfter: string; renewAt: string; at: number } | null;
 }
 
 const MAX_DEAD_LETTERS_SHOWN = 100;
@@ -54,6 +56,7 @@ function deliveryStatus(db: StateDb, queue: AgentStatus['queue']): DestinationSt
 /** Everything `compliance-agent status` shows, read from the state database only. */
 export function readStatus(db: StateDb, now: number): AgentStatus {
   const poll = getKv(db, 'last_poll');
+  const identity = getKv(db, 'identity_status');
   const checks = (db.prepare('SELECT check_name, status, result, checked_at FROM check_results ORDER BY check_name').all() as {
     check_name: string;
     status: string;
@@ -93,6 +96,7 @@ export function readStatus(db: StateDb, now: number): AgentStatus {
     delivery: deliveryStatus(db, queue),
     deadLetters: withDeadLetters ? listDeadLetters(db, {}, MAX_DEAD_LETTERS_SHOWN) : [],
     operatorActionsAwaitingEvidence: withDeadLetters ? unsignedOperatorActions(db) : [],
+    identity: identity ? (JSON.parse(identity) as AgentStatus['identity']) : null,
   };
 }
 
@@ -119,6 +123,14 @@ export function formatStatus(s: AgentStatus, now: number): string {
   out.push('chain:');
   if (s.chain.length === 0) out.push('  (no evidence yet)');
   for (const c of s.chain) out.push(`  ${c.hostId} seq ${c.seq} head ${c.headHash}`);
+  if (s.identity) {
+    const i = s.identity;
+    out.push(
+      i.state === 'ok'
+        ? `identity:    ok, certificate ${i.serial} valid until ${i.notAfter}, renewal from ${i.renewAt}`
+        : `identity:    ${i.state.toUpperCase().replace('_', ' ')}: ${i.message}`,
+    );
+  }
   const reasons = Object.entries(s.orders.rejectedByReason)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([r, n]) => `${r} ${n}`)

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { startHarness, type Harness } from '../../demo/harness.js';
 import { tempDir } from '../helpers/tmp.js';
+import { CLI, cli } from '../helpers/cli.js';
 
 const tmp = tempDir();
 let h: Harness;
-const CLI = ['--import', 'tsx', 'src/cli.ts'];
 
 beforeAll(async () => {
   h = await startHarness(tmp.path, { config: { pollInterval: 1 } });
@@ -17,14 +17,6 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-/** Async on purpose: the reference MCP lives in this process and must keep answering. */
-function cli(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ status: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
-    });
-  });
-}
 
 // These run the real CLI on this (non-NixOS) machine with the real host: the checks report
 // errors (no nixos-version here), which is evidence like any other.
