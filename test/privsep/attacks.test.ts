@@ -96,7 +96,14 @@ describe('the drop box is the only place the agent can write; root follows nothi
       await new Promise((r) => setTimeout(r, 200));
       healAlongside();
     } finally {
-      racer.kill('SIGKILL');
+      // The whole group (the loop and the mv or ln it may be running), then what a killed
+      // iteration left behind: a later test must not find this test's files in the drop box.
+      if (racer.exitCode === null && racer.signalCode === null) {
+        const exited = new Promise((r) => racer.once('exit', r));
+        process.kill(-racer.pid!, 'SIGKILL');
+        await exited;
+      }
+      site.asAgent(`cd '${site.requests}' && rm -rf '${target}.json' d d2 x.tmp`);
     }
   });
 
