@@ -1,8 +1,8 @@
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, posix, resolve } from 'node:path';
+import { basename, dirname, join, posix, relative, resolve } from 'node:path';
 import type { ExecOptions, ExecResult, ExecStatus, FileStat, Host, ReadResult } from '../host.js';
-import { DEFAULT_MAX_READ_BYTES, readFileBounded, statPath } from '../fs-read.js';
+import { DEFAULT_MAX_READ_BYTES, linkTarget, readFileBounded, resolvedPath, statPath } from '../fs-read.js';
 import type { SimReply } from './reply.js';
 import { UnitTable, type ActiveState } from './units.js';
 import { Generations, nixosVersionScript, type Generation, type GenerationSpec, type RebuildScript, type RollbackMode, type SystemClosure } from './generations.js';
@@ -170,6 +170,25 @@ export class SimulatedHost implements Host {
   stat(path: string): Promise<FileStat | null> {
     const real = this.resolvePath(path);
     return real ? statPath(real) : Promise.resolve(null);
+  }
+
+  // The system links point into a store that only exists on this host's clock; other links are files in its tree.
+  async readlink(path: string): Promise<string | null> {
+    const system = this.generations.link(path);
+    if (system) return system.target;
+    const real = this.resolvePath(path);
+    return real ? linkTarget(real) : null;
+  }
+
+  async realpath(path: string): Promise<string | null> {
+    const system = this.generations.link(path);
+    if (system) return system.resolved;
+    const real = this.resolvePath(path);
+    const resolved = real ? await resolvedPath(real) : null;
+    if (resolved === null) return null;
+    const inside = relative(this.root, resolved);
+    // A link leading out of the appliance's tree resolves to nothing on the appliance.
+    return inside === '..' || inside.startsWith('../') ? null : `/${inside}`;
   }
 
   now(): number {
