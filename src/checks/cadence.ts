@@ -43,8 +43,8 @@ export class CheckCadence {
   }
 
   private async runKept(check: Check, cadence: Cadence, ctx: CheckContext): Promise<CheckResult> {
-    const key = await cadence.key(ctx);
     const at = ctx.host.now();
+    const key = await cadence.key(ctx);
     const prev = this.kept.get(check.name);
     // Either way round: a clock stepped back must not keep a result longer than its interval.
     if (prev && prev.key === key && Math.abs(at - prev.at) < cadence.intervalMs(ctx.config)) {
