@@ -42,6 +42,9 @@ export interface RealLoopFigures {
   readonly idleWallMs: number;
   readonly evidenceCycles: number;
   readonly evidenceCpuMs: number;
+  /** Commands a cycle runs when it reuses no result (the healer's and `check`'s cycle). */
+  readonly commandsPerFullCycle: number;
+  /** Stand-in processes the agent spawned over the run, per cycle (the stand-ins log each run). */
   readonly commandsPerCycle: number;
   /** RSS by mapping after the last cycle, largest first. */
   readonly byMapping: readonly { mapping: string; rssMb: number; anonMb: number }[];
@@ -122,13 +125,22 @@ export async function measureRealLoop(cycles = 5000, node = process.execPath, be
       evidenceCycles: busy.length,
       evidenceCpuMs: busy.length ? median(busy.map((s) => s.cpuUs / 1000)) : 0,
       byMapping: r.byMapping,
-      commandsPerCycle: standIns.commandLines.filter((l) => !l.startsWith('nft ')).length,
+      commandsPerFullCycle: standIns.commandLines.filter((l) => !l.startsWith('nft ')).length,
+      commandsPerCycle: spawned(standIns.commandLog) / cycles,
       outcomes,
     };
   } finally {
     await h.close();
     probe.cleanup();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function spawned(log: string): number {
+  try {
+    return readFileSync(log, 'utf8').split('\n').filter((l) => l !== '').length;
+  } catch {
+    return 0;
   }
 }
 
@@ -139,7 +151,8 @@ export function describeRealLoop(f: RealLoopFigures): string[] {
     `RSS after cycle ${f.at1000.cycle.toLocaleString('en')}: ${c(f.at1000)}`,
     `RSS after cycle ${f.cycles.toLocaleString('en')}: ${c(f.atEnd)}`,
     `growth ${f.at1000.cycle.toLocaleString('en')} -> ${f.cycles.toLocaleString('en')}: ${f.growthMb.toFixed(1)} MB; peak RSS ${f.peakRssMb.toFixed(1)} MB`,
-    `idle cycle (${f.idleCycles}, ${f.commandsPerCycle} commands each): CPU ${f.idleCpuMs.toFixed(2)} ms median, ${f.idleCpuP95Ms.toFixed(2)} ms p95, wall ${f.idleWallMs.toFixed(2)} ms; cycle with evidence (${f.evidenceCycles}): CPU ${f.evidenceCpuMs.toFixed(2)} ms`,
+    `commands: ${f.commandsPerCycle.toFixed(2)} spawned per cycle over the run (${f.commandsPerFullCycle} in a cycle that reuses nothing)`,
+    `idle cycle (${f.idleCycles}): CPU ${f.idleCpuMs.toFixed(2)} ms median, ${f.idleCpuP95Ms.toFixed(2)} ms p95, wall ${f.idleWallMs.toFixed(2)} ms; cycle with evidence (${f.evidenceCycles}): CPU ${f.evidenceCpuMs.toFixed(2)} ms`,
     `by cycle, RSS/anonymous/heap after GC MB: ${f.checkpoints.map((x) => `${x.cycle}:${x.rssMb.toFixed(1)}/${x.anonMb.toFixed(1)}/${x.heapUsedMb.toFixed(1)}`).join(' ')}`,
     `RSS by mapping after the last cycle, MB (anonymous part): ${f.byMapping.map((x) => `${x.mapping} ${x.rssMb.toFixed(1)} (${x.anonMb.toFixed(1)})`).join('; ')}`,
     `evidence at the MCP: ${Object.entries(f.outcomes).map(([k, n]) => `${k} ${n}`).join(', ')}`,
