@@ -86,7 +86,7 @@ export class Agent {
   private readonly chain: EvidenceChain;
   private readonly destinations: Destination[];
   private readonly deliver: Partial<Record<Destination, Deliver>>;
-  /** Compliant results of checks that only a switch changes, reused between cycles; never the healer's. */
+  /** Compliant results the agent may reuse between idle cycles (patching, encryption, time); never for an order or the healer. */
   private readonly cadence = new CheckCadence();
   private counters = { cycles: 0, bundles: 0, accepted: 0, rejected: 0 };
   private lastPollOk = false;
@@ -161,7 +161,9 @@ export class Agent {
     let polled: CycleReport['polled'] = poll.ok ? 'none' : 'failed';
     if (poll.ok && poll.envelope !== null) {
       polled = 'order';
-      const handled = await this.deps.healing.handleOrder(poll.envelope, { results, facts, now: checkedAt });
+      // An order (run_checks, a heal's plan) answers for the appliance as it is now: nothing reused.
+      if (results.some((r) => r.reusedFrom !== undefined)) results = await runChecks({ host, config, baseline });
+      const handled = await this.deps.healing.handleOrder(poll.envelope, { results, facts: systemFacts(results), now: this.now() });
       if (handled.accepted) this.counters.accepted++;
       else this.counters.rejected++;
       drafts.push(...handled.drafts);
