@@ -4,7 +4,8 @@
  * `compliance-agent run` unmodified with RealHost, whose checks spawn real processes (the stand-ins
  * of bench/stand-ins.ts, first on PATH), against the reference MCP over mTLS in this process. The
  * config is the module's: the firewall check reads a ruleset snapshot file, the backup stamp is a
- * real file. bench/agent-loop-probe.ts, preloaded through NODE_OPTIONS, measures from inside.
+ * real file, /run/current-system and the system profile are links (in the agent's own mount
+ * namespace: needs root). bench/agent-loop-probe.ts, preloaded through NODE_OPTIONS, measures from inside.
  *
  *   npm run build && npx tsx bench/agent-loop-real.ts [CYCLES] [NODE] [BETTER_SQLITE3_DIR]
  *     CYCLES default 5000; NODE default this node; BETTER_SQLITE3_DIR: a better-sqlite3 built for
@@ -21,6 +22,22 @@ import { receivedBundles } from '../test/helpers/evidence.js';
 import { bundle, installPackage, machine, median, percentile } from './lib.js';
 import type { Checkpoint } from './agent-loop-probe.js';
 import { writeStandIns } from './stand-ins.js';
+
+/**
+ * The running system as the patching check reads it on an appliance, in the agent's own mount
+ * namespace (this machine's /run and /nix stay untouched): /run/current-system and the system
+ * profile's generation link point at the simulated appliance's store path, which exists.
+ */
+const SYSTEM_LINKS = [
+  'set -e',
+  'store=$1; link=$2; shift 2',
+  'for d in /nix/store /nix/var/nix/profiles /run; do mount -t tmpfs tmpfs "$d"; done',
+  'mkdir -p "$store"',
+  'ln -s "$store" "/nix/var/nix/profiles/$link"',
+  'ln -s "$link" /nix/var/nix/profiles/system',
+  'ln -s "$store" /run/current-system',
+  'exec "$@"',
+].join('\n');
 
 /** An exact delay nothing but the agent's sleep between cycles uses (the probe keys on it). */
 const POLL_INTERVAL_S = 61;
@@ -42,6 +59,9 @@ export interface RealLoopFigures {
   readonly idleWallMs: number;
   readonly evidenceCycles: number;
   readonly evidenceCpuMs: number;
+  /** Commands a cycle runs when it reuses no result (the healer's and `check`'s cycle). */
+  readonly commandsPerFullCycle: number;
+  /** Stand-in processes the agent spawned over the run, per cycle (the stand-ins log each run). */
   readonly commandsPerCycle: number;
   /** RSS by mapping after the last cycle, largest first. */
   readonly byMapping: readonly { mapping: string; rssMb: number; anonMb: number }[];
@@ -81,7 +101,8 @@ export async function measureRealLoop(cycles = 5000, node = process.execPath, be
     const report = join(dir, 'report.json');
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(launcher, ['run', '--config', configPath], {
+      const system = [h.host.runningSystem().storePath, `system-${h.host.currentGeneration().number}-link`];
+      const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', SYSTEM_LINKS, 'sh', ...system, launcher, 'run', '--config', configPath], {
         env: {
           PATH: `${standIns.binDir}:/usr/bin:/bin`,
           NODE_OPTIONS: `--import=${pathToFileURL(probe.path).href}`,
@@ -122,13 +143,22 @@ export async function measureRealLoop(cycles = 5000, node = process.execPath, be
       evidenceCycles: busy.length,
       evidenceCpuMs: busy.length ? median(busy.map((s) => s.cpuUs / 1000)) : 0,
       byMapping: r.byMapping,
-      commandsPerCycle: standIns.commandLines.filter((l) => !l.startsWith('nft ')).length,
+      commandsPerFullCycle: standIns.commandLines.filter((l) => !l.startsWith('nft ')).length,
+      commandsPerCycle: spawned(standIns.commandLog) / cycles,
       outcomes,
     };
   } finally {
     await h.close();
     probe.cleanup();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function spawned(log: string): number {
+  try {
+    return readFileSync(log, 'utf8').split('\n').filter((l) => l !== '').length;
+  } catch {
+    return 0;
   }
 }
 
@@ -139,7 +169,8 @@ export function describeRealLoop(f: RealLoopFigures): string[] {
     `RSS after cycle ${f.at1000.cycle.toLocaleString('en')}: ${c(f.at1000)}`,
     `RSS after cycle ${f.cycles.toLocaleString('en')}: ${c(f.atEnd)}`,
     `growth ${f.at1000.cycle.toLocaleString('en')} -> ${f.cycles.toLocaleString('en')}: ${f.growthMb.toFixed(1)} MB; peak RSS ${f.peakRssMb.toFixed(1)} MB`,
-    `idle cycle (${f.idleCycles}, ${f.commandsPerCycle} commands each): CPU ${f.idleCpuMs.toFixed(2)} ms median, ${f.idleCpuP95Ms.toFixed(2)} ms p95, wall ${f.idleWallMs.toFixed(2)} ms; cycle with evidence (${f.evidenceCycles}): CPU ${f.evidenceCpuMs.toFixed(2)} ms`,
+    `commands: ${f.commandsPerCycle.toFixed(2)} spawned per cycle over the run (${f.commandsPerFullCycle} in a cycle that reuses nothing)`,
+    `idle cycle (${f.idleCycles}): CPU ${f.idleCpuMs.toFixed(2)} ms median, ${f.idleCpuP95Ms.toFixed(2)} ms p95, wall ${f.idleWallMs.toFixed(2)} ms; cycle with evidence (${f.evidenceCycles}): CPU ${f.evidenceCpuMs.toFixed(2)} ms`,
     `by cycle, RSS/anonymous/heap after GC MB: ${f.checkpoints.map((x) => `${x.cycle}:${x.rssMb.toFixed(1)}/${x.anonMb.toFixed(1)}/${x.heapUsedMb.toFixed(1)}`).join(' ')}`,
     `RSS by mapping after the last cycle, MB (anonymous part): ${f.byMapping.map((x) => `${x.mapping} ${x.rssMb.toFixed(1)} (${x.anonMb.toFixed(1)})`).join('; ')}`,
     `evidence at the MCP: ${Object.entries(f.outcomes).map(([k, n]) => `${k} ${n}`).join(', ')}`,

@@ -4,8 +4,10 @@
  * on the agent's PATH so RealHost spawns them through execa as it spawns the real tools on an
  * appliance. Each prints, for the arguments the checks pass, what the simulated appliance's command
  * prints (stdout, stderr, exit code), read from it once; other arguments exit 64. While the file
- * `drift` exists, the replies are those of the appliance with its clock off by twice ntpMaxSkewMs.
- * Only shell built-ins run inside a script, so each check command is exactly one process.
+ * `drift` exists, the replies are those of the appliance with its clock off by twice ntpMaxSkewMs
+ * and one required unit stopped (services are checked every cycle; a compliant clock is reused for
+ * timeCheckInterval). Each run appends its command line to `commands.log`. Only shell built-ins run
+ * inside a script, so each check command is exactly one process.
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,8 +20,10 @@ export interface StandIns {
   readonly binDir: string;
   /** Create it to put the appliance's clock off; remove it to bring it back. */
   readonly driftFile: string;
-  /** Every command line a check cycle runs. */
+  /** Every command line a check cycle without reuse runs. */
   readonly commandLines: readonly string[];
+  /** One line per stand-in process run. */
+  readonly commandLog: string;
 }
 
 const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -36,6 +40,7 @@ function reply(r: ExecResult, indent: string): string[] {
 export async function writeStandIns(dir: string, host: SimulatedHost, config: Config, baseline: Baseline): Promise<StandIns> {
   const binDir = join(dir, 'bin');
   const driftFile = join(dir, 'drift');
+  const commandLog = join(dir, 'commands.log');
   mkdirSync(binDir, { recursive: true });
   // Both firewall paths: the ruleset snapshot file (what the module configures) and nft.
   host.clearExecuted();
@@ -43,15 +48,16 @@ export async function writeStandIns(dir: string, host: SimulatedHost, config: Co
   const calls = new Map<string, { command: string; args: readonly string[] }>();
   for (const e of host.executed) calls.set([e.command, ...e.args].join(' '), { command: e.command, args: e.args });
   const offset = host.ntpState.offsetMs;
+  const stopped = baseline.services.required.find((u) => u === 'postgresql.service') ?? baseline.services.required[0];
+  const answer = (command: string, args: readonly string[]) => host.exec(command, args, { timeoutMs: 10_000 });
+  const normal = new Map<string, ExecResult>();
+  for (const [line, { command, args }] of calls) normal.set(line, await answer(command, args));
+  host.setNtpOffsetMs(config.ntpMaxSkewMs * 2);
+  if (stopped) host.stopService(stopped);
   const replies = new Map<string, { normal: ExecResult; drift: ExecResult }>();
-  for (const [line, { command, args }] of calls) {
-    host.setNtpOffsetMs(offset);
-    const normal = await host.exec(command, args, { timeoutMs: 10_000 });
-    host.setNtpOffsetMs(config.ntpMaxSkewMs * 2);
-    const drift = await host.exec(command, args, { timeoutMs: 10_000 });
-    replies.set(line, { normal, drift });
-  }
+  for (const [line, { command, args }] of calls) replies.set(line, { normal: normal.get(line)!, drift: await answer(command, args) });
   host.setNtpOffsetMs(offset);
+  if (stopped) await answer('systemctl', ['start', stopped]);
   host.clearExecuted();
   const byCommand = new Map<string, string[]>();
   for (const [line, { command, args }] of calls) {
@@ -72,6 +78,7 @@ export async function writeStandIns(dir: string, host: SimulatedHost, config: Co
       [
         '#!/bin/sh',
         `# Stand-in for ${command}: replays the simulated appliance (bench/stand-ins.ts).`,
+        `printf '%s %s\\n' ${quote(command)} "$*" >> ${quote(commandLog)}`,
         'case "$*" in',
         ...branches,
         'esac',
@@ -82,5 +89,5 @@ export async function writeStandIns(dir: string, host: SimulatedHost, config: Co
     );
     chmodSync(path, 0o755);
   }
-  return { binDir, driftFile, commandLines: [...calls.keys()] };
+  return { binDir, driftFile, commandLines: [...calls.keys()], commandLog };
 }

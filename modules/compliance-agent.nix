@@ -384,6 +384,18 @@ in
       description = "Seconds after which an unchanged state is reported again as evidence.";
     };
 
+    stableCheckInterval = mkOption {
+      type = types.ints.between 0 86400;
+      default = defaults.stableCheckInterval;
+      description = "Seconds the agent reuses a compliant patching or encryption result while /run/current-system is unchanged (a switch re-checks at once; drift and errors are checked every cycle); 0: every cycle. The healer always checks fresh.";
+    };
+
+    timeCheckInterval = mkOption {
+      type = types.ints.between 0 86400;
+      default = defaults.timeCheckInterval;
+      description = "Seconds the agent reuses a compliant time (NTP) result; 0: every cycle.";
+    };
+
     syslogCaFile = mkOption {
       type = types.nullOr types.path;
       default = defaults.syslogCaFile;

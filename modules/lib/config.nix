@@ -42,6 +42,9 @@ let
     logLevel = "INFO";
     # Beyond the seed's table.
     heartbeatInterval = 3600;
+    # Seconds a compliant patching/encryption (stable) or time result is reused while its key fact is unchanged.
+    stableCheckInterval = 900;
+    timeCheckInterval = 300;
     syslogCaFile = null;
     webhookCaFile = null;
     # Longest execute_by an order may carry, in seconds after issued_at: 7 days.
@@ -139,6 +142,8 @@ let
     "logLevel"
     "trustedOrderKeys"
     "heartbeatInterval"
+    "stableCheckInterval"
+    "timeCheckInterval"
     "maxDeferral"
     "allowedFlakes"
     "orderSignaturesRequired"

@@ -3,7 +3,7 @@ import { describeError } from '../common/index.js';
 import type { Baseline, Config } from '../config/index.js';
 import type { Host } from '../host/index.js';
 import { storageWrite, type StateDb } from '../state/index.js';
-import { ALL_CHECKS, runChecks, systemFacts, type CheckResult, type SystemFacts } from '../checks/index.js';
+import { ALL_CHECKS, CheckCadence, runChecks, systemFacts, type CheckResult, type SystemFacts } from '../checks/index.js';
 import { EvidenceChain, exportEvidence, evidenceDir, readChainHead, type EvidenceDraft } from '../evidence/index.js';
 import { Outbox, flushDestination, type Destination, type DeliveryResult, type OutboxItem } from '../queue/index.js';
 import { nextDeliveryHealth, readDeliveryHealth, writeDeliveryHealth, writeMetrics, type FlushOutcome } from '../observe/index.js';
@@ -86,6 +86,8 @@ export class Agent {
   private readonly chain: EvidenceChain;
   private readonly destinations: Destination[];
   private readonly deliver: Partial<Record<Destination, Deliver>>;
+  /** Compliant results the agent may reuse between idle cycles (patching, encryption, time); never for an order or the healer. */
+  private readonly cadence = new CheckCadence();
   private counters = { cycles: 0, bundles: 0, accepted: 0, rejected: 0 };
   private lastPollOk = false;
   private lastPollAt: number | null = null;
@@ -135,7 +137,7 @@ export class Agent {
     const health = assessPoll(db, { at: pollAt, ok: poll.ok, error: poll.ok ? null : poll.error.message, code: poll.ok ? null : poll.error.code }, config.heartbeatInterval * 1000);
     if (!poll.ok) logger.warn({ code: poll.error.code }, `MCP poll failed: ${poll.error.message}`);
 
-    let results = await runChecks({ host, config, baseline });
+    let results = await runChecks({ host, config, baseline }, undefined, { cadence: this.cadence });
     const facts = systemFacts(results);
     const checkedAt = this.now();
     const identity = await this.assessIdentity(poll.ok ? { ok: true } : { ok: false, error: poll.error }, facts, checkedAt);
@@ -159,7 +161,9 @@ export class Agent {
     let polled: CycleReport['polled'] = poll.ok ? 'none' : 'failed';
     if (poll.ok && poll.envelope !== null) {
       polled = 'order';
-      const handled = await this.deps.healing.handleOrder(poll.envelope, { results, facts, now: checkedAt });
+      // An order (run_checks, a heal's plan) answers for the appliance as it is now: nothing reused.
+      if (results.some((r) => r.reusedFrom !== undefined)) results = await runChecks({ host, config, baseline });
+      const handled = await this.deps.healing.handleOrder(poll.envelope, { results, facts: systemFacts(results), now: this.now() });
       if (handled.accepted) this.counters.accepted++;
       else this.counters.rejected++;
       drafts.push(...handled.drafts);
@@ -167,7 +171,7 @@ export class Agent {
     if (this.deps.runHealer) await this.deps.runHealer();
     const healed = await this.deps.healing.collectResults({ results, facts, now: this.now() });
     drafts.push(...healed.drafts);
-    // After a heal the pre-heal results are stale: check again so the state evidence is current.
+    // After a heal the pre-heal results are stale: check again, all of them fresh, so the state evidence is current.
     if (healed.drafts.length > 0) results = await runChecks({ host, config, baseline });
 
     const now = this.now();

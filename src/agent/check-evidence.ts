@@ -2,6 +2,7 @@ import type { CheckResult, Check, SystemFacts } from '../checks/index.js';
 import type { Config } from '../config/index.js';
 import type { EvidenceDraft, Outcome } from '../evidence/index.js';
 import type { StateDb } from '../state/index.js';
+import { isoSeconds } from '../common/index.js';
 import { makeDraft } from './drafts.js';
 
 const OUTCOME: Record<CheckResult['status'], Outcome> = { compliant: 'compliant', drift: 'drift_detected', error: 'failed' };
@@ -54,15 +55,16 @@ export function checkEvidence(
         makeDraft(config, facts, {
           check: r.check,
           outcome: OUTCOME[r.status],
-          startedAt,
+          // A reused result says when it was observed, not when it was reused.
+          startedAt: r.reusedFrom ?? startedAt,
           endedAt: now,
           controls: check?.controls ?? [],
-          preState: { summary: r.summary, observed: r.observed, expected: r.expected },
+          preState: { summary: r.summary, observed: r.observed, expected: r.expected, ...(r.reusedFrom === undefined ? {} : { reusedFrom: isoSeconds(r.reusedFrom) }) },
           reason: r.status === 'compliant' ? null : r.summary,
         }),
       );
     }
-    rows.push([r.check, r.status, JSON.stringify({ fingerprint: fp, summary: r.summary, observed: r.observed }), now, emit ? now : (prev?.last_emitted_at ?? null)]);
+    rows.push([r.check, r.status, JSON.stringify({ fingerprint: fp, summary: r.summary, observed: r.observed }), r.reusedFrom ?? now, emit ? now : (prev?.last_emitted_at ?? null)]);
   }
   // `record` runs in the same transaction that chains the drafts: a crash cannot record a change
   // as seen without its evidence.

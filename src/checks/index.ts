@@ -7,6 +7,7 @@ import { firewallCheck } from './firewall.js';
 import { encryptionCheck } from './encryption.js';
 import { timeCheck } from './time.js';
 import { CHECK_TIMEOUT_MS, runChecksIn } from './run.js';
+import type { CheckCadence } from './cadence.js';
 
 export type { Check, CheckContext, CheckName, CheckResult, CheckStatus, HealHint } from './types.js';
 export { CHECK_NAMES } from './types.js';
@@ -15,6 +16,7 @@ export { rulesetHash, normaliseRuleset, hashNormalised, type NormalisedRuleset }
 export { isDisruptiveUnit } from './services.js';
 export { EXEC_TIMEOUT_MS } from './exec.js';
 export { CHECK_TIMEOUT_MS } from './run.js';
+export { CheckCadence } from './cadence.js';
 
 /** The six drift checks of DESIGN 5.7, in CHECK_NAMES order. */
 export const ALL_CHECKS: readonly Check[] = [patchingCheck, servicesCheck, backupCheck, firewallCheck, encryptionCheck, timeCheck];
@@ -28,8 +30,12 @@ export function isCheckName(name: string): name is CheckName {
 }
 
 /** Run the named checks (all by default) concurrently, each under its own deadline; never throws. */
-export function runChecks(ctx: CheckContext, names?: readonly CheckName[], opts: { timeoutMs?: number } = {}): Promise<CheckResult[]> {
-  return runChecksIn(ALL_CHECKS, ctx, names, opts.timeoutMs ?? CHECK_TIMEOUT_MS);
+export function runChecks(
+  ctx: CheckContext,
+  names?: readonly CheckName[],
+  opts: { timeoutMs?: number; cadence?: CheckCadence } = {},
+): Promise<CheckResult[]> {
+  return runChecksIn(opts.cadence ? opts.cadence.wrap(ALL_CHECKS) : ALL_CHECKS, ctx, names, opts.timeoutMs ?? CHECK_TIMEOUT_MS);
 }
 
 /**

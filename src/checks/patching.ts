@@ -11,6 +11,8 @@ const NixosVersion = z.object({
   configurationRevision: z.string().optional(),
 });
 
+export const RUNNING_SYSTEM = '/run/current-system';
+export const SYSTEM_PROFILE = '/nix/var/nix/profiles/system';
 const STORE_PATH_RE = /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+$/;
 
 /**
@@ -32,14 +34,14 @@ export const patchingCheck: Check = {
     const parsed = NixosVersion.safeParse(json.ok ? json.value : undefined);
     if (!parsed.success) return done('error', `nixos-version --json printed no version JSON ("${excerpt(version.stdout)}")`);
 
-    const link = await runCommand(ctx.host, 'readlink', ['-f', '/run/current-system']);
-    if (!link.ok) return done('error', link.why);
-    const storePath = link.stdout.trim();
-    if (!STORE_PATH_RE.test(storePath)) return done('error', `readlink -f /run/current-system printed no store path ("${excerpt(storePath)}")`);
+    // Links are read as files: a process per link would cost the agent more CPU than the whole check.
+    const storePath = await ctx.host.realpath(RUNNING_SYSTEM);
+    if (storePath === null) return done('error', `${RUNNING_SYSTEM} does not resolve: no running NixOS system`);
+    if (!STORE_PATH_RE.test(storePath)) return done('error', `${RUNNING_SYSTEM} resolves to ${excerpt(storePath)}, not a store path`);
 
     // The generation number is context for the auditor; the decision does not depend on it.
-    const profile = await runCommand(ctx.host, 'readlink', ['/nix/var/nix/profiles/system']);
-    const generationMatch = profile.ok ? /^system-(\d+)-link$/.exec(profile.stdout.trim()) : null;
+    const profile = await ctx.host.readlink(SYSTEM_PROFILE);
+    const generationMatch = profile === null ? null : /^system-(\d+)-link$/.exec(profile);
 
     const { nixosVersion, nixpkgsRevision = null, configurationRevision = null } = parsed.data;
     const observed = {

@@ -31,6 +31,11 @@ export interface CheckResult {
   /** For services drift: the units that are not active (the restart targets). */
   readonly driftUnits?: readonly string[];
   readonly durationMs: number;
+  /**
+   * Set when the agent reused an earlier cycle's result (CheckCadence): when that result was
+   * observed, host clock ms. Absent: observed by this run.
+   */
+  readonly reusedFrom?: number;
 }
 
 export interface Check {

@@ -78,6 +78,13 @@ export const ConfigSchema = z
     maxDeferral: positiveInt.max(90 * 86_400).default(7 * 86_400),
     heartbeatInterval: positiveInt.default(3600),
     /**
+     * Seconds a compliant patching or encryption result is reused by the agent while the running
+     * system is unchanged (a switch re-checks at once); 0: every cycle. The healer always checks fresh.
+     */
+    stableCheckInterval: z.number().int().nonnegative().max(86_400).default(900),
+    /** Seconds a compliant time (NTP) result is reused by the agent; 0: every cycle. */
+    timeCheckInterval: z.number().int().nonnegative().max(86_400).default(300),
+    /**
      * Listing the ruleset needs CAP_NET_ADMIN, which the agent never holds: on NixOS a root unit
      * writes `nft list ruleset` here on a timer and the firewall check reads it. null: run nft.
      */

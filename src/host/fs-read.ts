@@ -1,4 +1,4 @@
-import { open, stat } from 'node:fs/promises';
+import { open, readlink, realpath, stat } from 'node:fs/promises';
 import type { FileStat, ReadResult } from './host.js';
 
 export const DEFAULT_MAX_READ_BYTES = 1024 * 1024;
@@ -52,6 +52,22 @@ export async function statPath(path: string): Promise<FileStat | null> {
   try {
     const s = await stat(path);
     return { mtimeMs: s.mtimeMs, size: s.size, mode: s.mode };
+  } catch {
+    return null;
+  }
+}
+
+export async function linkTarget(path: string): Promise<string | null> {
+  try {
+    return await readlink(path);
+  } catch {
+    return null;
+  }
+}
+
+export async function resolvedPath(path: string): Promise<string | null> {
+  try {
+    return await realpath(path);
   } catch {
     return null;
   }

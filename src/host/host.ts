@@ -44,6 +44,10 @@ export interface Host {
   readFile(path: string, maxBytes?: number): Promise<ReadResult>;
   /** stat a path; null when it does not exist or cannot be read. */
   stat(path: string): Promise<FileStat | null>;
+  /** The target of a symbolic link as stored (readlink(2)); null when it is not a link or cannot be read. */
+  readlink(path: string): Promise<string | null>;
+  /** The path with every link resolved (realpath(3)); null when it does not exist or cannot be resolved. */
+  realpath(path: string): Promise<string | null>;
   /** Wall clock, ms since the epoch. Simulated hosts move it by hand. */
   now(): number;
   /** The machine's host name. */

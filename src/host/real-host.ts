@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { ExecOptions, ExecResult, FileStat, Host, ReadResult } from './host.js';
-import { DEFAULT_MAX_READ_BYTES, readFileBounded, statPath } from './fs-read.js';
+import { DEFAULT_MAX_READ_BYTES, linkTarget, readFileBounded, resolvedPath, statPath } from './fs-read.js';
 
 /** PATH when the agent's own environment has none; the NixOS system profile first. */
 const FALLBACK_PATH = '/run/wrappers/bin:/run/current-system/sw/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -114,6 +114,14 @@ export class RealHost implements Host {
 
   stat(path: string): Promise<FileStat | null> {
     return statPath(path);
+  }
+
+  readlink(path: string): Promise<string | null> {
+    return linkTarget(path);
+  }
+
+  realpath(path: string): Promise<string | null> {
+    return resolvedPath(path);
   }
 
   now(): number {

@@ -149,4 +149,24 @@ describe('agent against the reference MCP over mTLS', () => {
     expect(metrics).toMatch(/compliance_agent_check_status\{check="time"\} 0/);
     expect(existsSync(join(h.config.stateDir, 'state.db'))).toBe(true);
   });
+
+  it('an idle cycle reuses what only a switch changes; a cycle with an order checks everything fresh', async () => {
+    const rt = h.openAgent();
+    const commands = () => h.host.executed.map((e) => e.command);
+    await rt.agent.cycle();
+    h.host.advance(60_000);
+    h.host.clearExecuted();
+    await rt.agent.cycle();
+    expect(commands()).toContain('systemctl');
+    for (const reused of ['nixos-version', 'lsblk', 'cryptsetup', 'chronyc']) expect(commands()).not.toContain(reused);
+
+    h.mcp.enqueueOrder(h.signOrder('run_checks', {}));
+    h.host.advance(60_000);
+    h.host.clearExecuted();
+    const withOrder = await rt.agent.cycle();
+    expect(withOrder.polled).toBe('order');
+    expect(commands()).toEqual(expect.arrayContaining(['nixos-version', 'lsblk', 'cryptsetup', 'chronyc', 'systemctl']));
+    expect(withOrder.results.every((r) => r.reusedFrom === undefined)).toBe(true);
+    await rt.close();
+  });
 });

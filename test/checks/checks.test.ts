@@ -31,16 +31,6 @@ const ERROR_CASES: { check: CheckName; command: string; summaries: Record<Exclud
     },
   },
   {
-    check: 'patching',
-    command: 'readlink',
-    summaries: {
-      missing: /^readlink is not installed/,
-      nonzero: /^readlink -f \/run\/current-system exited 1$/,
-      hang: /^readlink -f \/run\/current-system did not finish within 10 s$/,
-      garbage: /^readlink -f \/run\/current-system printed no store path/,
-    },
-  },
-  {
     check: 'services',
     command: 'systemctl',
     summaries: {
@@ -149,11 +139,28 @@ describe('patching', () => {
 
   it('keeps working without the generation number when the profile link cannot be read', async () => {
     const s = setup();
-    const real = s.host.exec.bind(s.host);
-    s.host.exec = (cmd, args, o) => (cmd === 'readlink' && args[0] === '/nix/var/nix/profiles/system' ? Promise.resolve({ status: 'nonzero', exitCode: 1, stdout: '', stderr: '', durationMs: 1 }) : real(cmd, args, o));
+    const real = s.host.readlink.bind(s.host);
+    s.host.readlink = (path) => (path === '/nix/var/nix/profiles/system' ? Promise.resolve(null) : real(path));
     const r = await run('patching', s);
     expect(r.status).toBe('compliant');
     expect(r.observed.generation).toBeNull();
+  });
+
+  it('reads /run/current-system and the system profile as links: nixos-version is its only command', async () => {
+    const s = setup();
+    s.host.clearExecuted();
+    const r = await run('patching', s);
+    expect(r.status).toBe('compliant');
+    expect(r.observed.storePath).toBe(s.host.runningSystem().storePath);
+    expect(s.host.executed.map((e) => [e.command, ...e.args].join(' '))).toEqual(['nixos-version --json']);
+  });
+
+  it('a running system that does not resolve, or resolves outside the store, is an error', async () => {
+    const s = setup();
+    s.host.realpath = () => Promise.resolve(null);
+    expect(await run('patching', s)).toMatchObject({ status: 'error', summary: '/run/current-system does not resolve: no running NixOS system' });
+    s.host.realpath = () => Promise.resolve('/tmp/not-a-system');
+    expect(await run('patching', s)).toMatchObject({ status: 'error', summary: '/run/current-system resolves to /tmp/not-a-system, not a store path' });
   });
 });
 

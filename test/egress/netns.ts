@@ -20,6 +20,12 @@ export class NetnsHost implements Host {
   stat(path: string): Promise<FileStat | null> {
     return this.inner.stat(path);
   }
+  readlink(path: string): Promise<string | null> {
+    return this.inner.readlink(path);
+  }
+  realpath(path: string): Promise<string | null> {
+    return this.inner.realpath(path);
+  }
   now(): number {
     return this.inner.now();
   }

@@ -171,6 +171,8 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
       },
       readFile: (path, max) => t.sim.readFile(path, max),
       stat: (path) => t.sim.stat(path),
+      readlink: (path) => t.sim.readlink(path),
+      realpath: (path) => t.sim.realpath(path),
       now: () => t.sim.now(),
       hostname: () => t.sim.hostname(),
     };

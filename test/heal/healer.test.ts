@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { healPaths, recordHealerFailure, HEAL_RESULT_BOUND_MS, type HealerDeps } from '../../src/heal/index.js';
+import { CheckCadence, runChecks } from '../../src/checks/index.js';
 import { SAMPLE_FLAKE_SOURCE } from '../../src/host/index.js';
 import { activateSteps, assertValidDrafts, rollbackSteps, setup, type Setup } from './fixtures.js';
 
@@ -28,6 +29,27 @@ function driftPatching(t: Setup): number {
 }
 
 describe('heal-apply acts from the fixed repertoire and health-checks', () => {
+  it('checks fresh before and after acting, even right after the agent reused its results', async () => {
+    s = setup();
+    const t = s;
+    const cadence = new CheckCadence();
+    const agentCycle = () => runChecks({ host: t.sim, config: t.config, baseline: t.baseline }, undefined, { cadence });
+    await agentCycle();
+    t.sim.clearExecuted();
+    await agentCycle();
+    const reused = t.sim.executed.map((e) => e.command);
+    expect(reused).not.toContain('nixos-version');
+    t.sim.stopService('postgresql.service');
+    expect((await t.healing.handleOrder(t.order('heal', { checks: ['services'] }), await t.cycle())).accepted).toBe(true);
+    t.sim.clearExecuted();
+    expect((await t.heal()).results[0]?.result.outcome).toBe('healed');
+    const healerRan = t.sim.executed.map((e) => [e.command, ...e.args].join(' '));
+    // Before and after the restart, every check's commands: the healer keeps no memory of results.
+    for (const line of ['nixos-version --json', 'lsblk --json -o NAME,TYPE,FSTYPE,MOUNTPOINTS', 'chronyc -c tracking']) {
+      expect(healerRan.filter((l) => l === line).length).toBeGreaterThanOrEqual(2);
+    }
+  });
+
   it('restarts a stopped required unit: healed, exactly that command, evidence with pre/post state', async () => {
     s = setup();
     s.sim.stopService('postgresql.service');

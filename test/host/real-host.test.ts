@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { RealHost, REBUILD_ENV } from '../../src/host/index.js';
@@ -144,6 +144,20 @@ describe('RealHost files, clock and name', () => {
     expect(st).toMatchObject({ mtimeMs: 1_700_000_000_000, size: 2 });
     expect(st!.mode & 0o777).toBe(0o640);
     expect(await host.stat(join(dir, 'absent'))).toBeNull();
+  });
+
+  it('reads a link as stored and resolves a chain of links; null for a file, a missing path or a dangling link', async () => {
+    const target = join(dir, 'system-7');
+    mkdirSync(target, { recursive: true });
+    symlinkSync('system-7', join(dir, 'profile-link'));
+    symlinkSync(join(dir, 'profile-link'), join(dir, 'current'));
+    symlinkSync(join(dir, 'nowhere'), join(dir, 'dangling'));
+    expect(await host.readlink(join(dir, 'profile-link'))).toBe('system-7');
+    expect(await host.realpath(join(dir, 'current'))).toBe(realpathSync(target));
+    writeFileSync(join(dir, 'plain'), '');
+    expect(await host.readlink(join(dir, 'plain'))).toBeNull();
+    expect(await host.readlink(join(dir, 'absent'))).toBeNull();
+    expect(await host.realpath(join(dir, 'dangling'))).toBeNull();
   });
 
   it('uses the wall clock and the machine name', () => {

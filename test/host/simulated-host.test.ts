@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { simulatedAppliance, SAMPLE_FLAKE_REF, SAMPLE_REVISION, SAMPLE_PREVIOUS_REVISION, SAMPLE_NOW, type SimulatedHost } from '../../src/host/index.js';
 
 const hosts: SimulatedHost[] = [];
@@ -86,6 +87,31 @@ describe('simulated nft, nixos-version, readlink, lsblk, cryptsetup, chronyc, ti
     expect(g.storePath).toMatch(/^\/nix\/store\/[0-9a-df-np-sv-z]{32}-nixos-system-clinic-001-appliance-25\.05\.\d{8}\.[0-9a-f]{7}$/);
     expect((await h.exec('readlink', ['/nix/var/nix/profiles/system'], T)).stdout).toBe(`system-${g.number}-link\n`);
     expect(await h.exec('readlink', ['/etc/hostname'], T)).toMatchObject({ exitCode: 1, stdout: '' });
+  });
+
+  it('Host.readlink and realpath answer as the readlink commands do, and follow a switch; other paths are the tree\'s', async () => {
+    const h = appliance();
+    for (const path of ['/run/current-system', '/nix/var/nix/profiles/system', '/nix/var/nix/profiles/system-1-link']) {
+      expect(await h.readlink(path)).toBe((await h.exec('readlink', [path], T)).stdout.trim());
+      expect(await h.realpath(path)).toBe((await h.exec('readlink', ['-f', path], T)).stdout.trim());
+    }
+    const g = h.setRunningRevision(null);
+    expect(await h.realpath('/run/current-system')).toBe(g.storePath);
+    expect(await h.readlink('/nix/var/nix/profiles/system')).toBe(`system-${g.number}-link`);
+    h.writeFile('/etc/hostname', 'clinic-001-appliance\n');
+    expect(await h.readlink('/etc/hostname')).toBeNull();
+    expect(await h.realpath('/etc/hostname')).toBe('/etc/hostname');
+    expect(await h.realpath('/etc/absent')).toBeNull();
+    // Absolute targets are the appliance's paths, through its system links too.
+    symlinkSync('/run/current-system/sw', join(h.root, 'etc', 'static-sw'));
+    expect(await h.readlink('/etc/static-sw')).toBe('/run/current-system/sw');
+    expect(await h.realpath('/etc/static-sw/bin/nixos-version')).toBe(`${g.storePath}/sw/bin/nixos-version`);
+    symlinkSync('../etc/hostname', join(h.root, 'etc', 'relative'));
+    expect(await h.realpath('/etc/relative')).toBe('/etc/hostname');
+    symlinkSync('/etc/loop-b', join(h.root, 'etc', 'loop-a'));
+    symlinkSync('/etc/loop-a', join(h.root, 'etc', 'loop-b'));
+    expect(await h.realpath('/etc/loop-a')).toBeNull();
+    expect(await h.realpath('/etc/static-sw/bin/absent')).toBeNull();
   });
 
   it('lsblk shows the crypt layer under encrypted mounts and none once a mount is unencrypted', async () => {

@@ -439,17 +439,26 @@ export class Generations {
     return fail(1, `nixos-version: unknown option \`${args[0]}'\n`);
   }
 
+  /** The system links: /run/current-system, the system profile and its generation links; null for any other path. */
+  link(path: string): { readonly target: string; readonly resolved: string } | null {
+    if (path === '/run/current-system') {
+      const p = this.runningSystem().storePath;
+      return { target: p, resolved: p };
+    }
+    const g = this.current();
+    if (path === SYSTEM_PROFILE) return { target: `system-${g.number}-link`, resolved: g.storePath };
+    const m = /^\/nix\/var\/nix\/profiles\/system-(\d+)-link$/.exec(path);
+    const target = m && this.generation(Number(m[1]));
+    return target ? { target: target.storePath, resolved: target.storePath } : null;
+  }
+
   /** `readlink [-f] PATH` for the system profile and /run/current-system. */
   readlink(args: readonly string[]): SimReply {
     const follow = args[0] === '-f';
     const path = follow ? args[1] : args[0];
     if (!path || args.length !== (follow ? 2 : 1)) return fail(1, 'readlink: missing operand\n');
-    if (path === '/run/current-system') return ok(`${this.runningSystem().storePath}\n`, 2);
-    const g = this.current();
-    if (path === SYSTEM_PROFILE) return ok(follow ? `${g.storePath}\n` : `system-${g.number}-link\n`, 2);
-    const link = /^\/nix\/var\/nix\/profiles\/system-(\d+)-link$/.exec(path);
-    const target = link && this.generation(Number(link[1]));
-    if (target) return ok(`${target.storePath}\n`, 2);
+    const link = this.link(path);
+    if (link) return ok(`${follow ? link.resolved : link.target}\n`, 2);
     // readlink prints nothing and exits 1 for a path that is not a symlink.
     return fail(1, '');
   }

@@ -2,10 +2,10 @@ import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import type { ExecOptions, ExecResult, ExecStatus, FileStat, Host, ReadResult } from '../host.js';
-import { DEFAULT_MAX_READ_BYTES, readFileBounded, statPath } from '../fs-read.js';
+import { DEFAULT_MAX_READ_BYTES, linkTarget, readFileBounded, statPath } from '../fs-read.js';
 import type { SimReply } from './reply.js';
 import { UnitTable, type ActiveState } from './units.js';
-import { Generations, nixosVersionScript, type Generation, type GenerationSpec, type RebuildScript, type RollbackMode, type SystemClosure } from './generations.js';
+import { Generations, SYSTEM_PROFILE, nixosVersionScript, type Generation, type GenerationSpec, type RebuildScript, type RollbackMode, type SystemClosure } from './generations.js';
 import { Firewall } from './firewall.js';
 import { Disks, type SimVolume } from './disks.js';
 import { chronyc, timedatectl, type NtpState } from './ntp.js';
@@ -101,6 +101,8 @@ export class SimulatedHost implements Host {
     this.ownsRoot = init.root === undefined;
     this.root = resolve(init.root ?? mkdtempSync(join(tmpdir(), 'sim-appliance-')));
     this.profile = init.profile;
+    // The directories holding the system links exist as on NixOS; the links themselves are the profile's.
+    for (const d of ['/run', dirname(SYSTEM_PROFILE)]) mkdirSync(join(this.root, d), { recursive: true });
     this.ntp = { ...init.ntp };
     this.disks = new Disks(init.volumes.map((v) => ({ ...v, mountpoints: [...v.mountpoints], crypt: v.crypt ? { ...v.crypt } : null })));
     this.firewall = new Firewall('');
@@ -170,6 +172,40 @@ export class SimulatedHost implements Host {
   stat(path: string): Promise<FileStat | null> {
     const real = this.resolvePath(path);
     return real ? statPath(real) : Promise.resolve(null);
+  }
+
+  // The system links live in the simulated profile, not in the tree; any other link is a file in the tree.
+  async readlink(path: string): Promise<string | null> {
+    const system = this.generations.link(path);
+    if (system) return system.target;
+    const real = this.resolvePath(path);
+    return real ? linkTarget(real) : null;
+  }
+
+  /** realpath(3) inside the appliance: absolute link targets start again at its root, as on the machine itself. */
+  async realpath(path: string): Promise<string | null> {
+    if (!path.startsWith('/')) return null;
+    let pending = path.split('/').filter((p) => p !== '' && p !== '.');
+    let resolved: string[] = [];
+    for (let hops = 0; pending.length > 0; ) {
+      const part = pending.shift()!;
+      if (part === '..') {
+        resolved.pop();
+        continue;
+      }
+      const candidate = `/${[...resolved, part].join('/')}`;
+      const target = await this.readlink(candidate);
+      if (target !== null) {
+        // Linux gives up with ELOOP after 40 links.
+        if (++hops > 40) return null;
+        pending = [...target.split('/').filter((p) => p !== '' && p !== '.'), ...pending];
+        if (target.startsWith('/')) resolved = [];
+        continue;
+      }
+      if (!(await this.stat(candidate))) return null;
+      resolved.push(part);
+    }
+    return `/${resolved.join('/')}`;
   }
 
   now(): number {
