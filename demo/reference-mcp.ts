@@ -71,7 +71,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, close = fa
   res.end(text);
 }
 
-/** The reference MCP of DESIGN 5.5: HTTPS with mandatory client certs from the PKI's CA. */
+/** The reference MCP (docs/mcp-api.md): HTTPS with mandatory client certs from the PKI's CA. */
 export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<ReferenceMcp> {
   const [key, cert, ca] = await Promise.all([readFile(opts.pki.serverKey), readFile(opts.pki.serverCert), readFile(opts.pki.caCert)]);
   const log = opts.logger;

@@ -123,7 +123,7 @@ in
       description = "The compliance-agent package.";
     };
 
-    # The seed's option table: names, types and defaults.
+    # The agent's options: names and defaults as config.json has them (docs/config.md).
 
     mcpUrl = mkOption {
       type = types.str;
@@ -303,7 +303,7 @@ in
       description = "Log level of the agent's JSON logs (journald).";
     };
 
-    # Beyond the seed's table (DESIGN 5.1).
+    # Module-level settings.
 
     caFile = fileOption "CA certificate (PEM) that signs the MCP's server certificate; the only CA the agent trusts for the MCP.";
 
@@ -433,7 +433,7 @@ in
         default = "appliance";
         description = ''
           What the egress allowlist filters. `appliance`: everything this machine sends (the
-          seed's egress allowlist for a dedicated appliance). `agent`: only the agent's own
+          egress allowlist of a dedicated appliance). `agent`: only the agent's own
           sockets (`meta skuid`), for machines that do other work too.
         '';
       };

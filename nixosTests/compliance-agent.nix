@@ -2,7 +2,7 @@
 #
 #   nix build .#checks.x86_64-linux.vm-test        (or: nix run .#checks.x86_64-linux.vm-test.driverInteractive)
 #
-# Covers the seed's seven test points (no listening sockets, egress enforced, secrets 0600 with
+# Covers the seven points an MSP checks on an appliance (no listening sockets, egress enforced, secrets 0600 with
 # the right owner, time skew detected, state dir 0700, hardening applied, logs in the journal),
 # metrics read through node_exporter's textfile collector, one signed heal order end to end:
 # stopped unit -> drift evidence -> signed heal order -> heal request -> root healer restarts the

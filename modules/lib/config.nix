@@ -1,5 +1,5 @@
-# config.json for the agent, from the module's option values: the seed's option table (same
-# names and defaults) plus caFile, trustedOrderKeys, stateDir, healDir, heartbeatInterval, maxDeferral
+# config.json for the agent, from the module's option values: the agent's options (same
+# names and defaults as docs/config.md) plus caFile, trustedOrderKeys, stateDir, healDir, heartbeatInterval, maxDeferral
 # and enrollment
 # (src/config/schema.ts, whose ConfigSchema rejects any other key).
 #
@@ -20,7 +20,7 @@ let
     match
     ;
 
-  # The seed's option table: name = default. Options without a default (siteId, baselinePath,
+  # The agent's core options: name = default. Options without a default (siteId, baselinePath,
   # clientCertFile, clientKeyFile, signingKeyFile) are required.
   defaults = {
     mcpUrl = "https://mcp.local";
@@ -40,7 +40,7 @@ let
     syslogTarget = null;
     rebuildHealthCheckTimeout = 60;
     logLevel = "INFO";
-    # Beyond the seed's table.
+    # Beyond the core options.
     heartbeatInterval = 3600;
     # Seconds a compliant patching/encryption (stable) or time result is reused while its key fact is unchanged.
     stableCheckInterval = 900;

@@ -66,7 +66,7 @@ in
       "AF_INET"
       "AF_INET6"
     ];
-    # The agent listens on nothing (DESIGN 5.9): binding any port is refused by the kernel.
+    # The agent listens on nothing: binding any port is refused by the kernel.
     SocketBindDeny = "any";
   };
 

@@ -8,7 +8,7 @@
 # the MCP, plus the reseller's syslog port and a non-default webhook port when the module
 # configures them). Everything else is logged (rate-limited, with `logPrefix`) and dropped.
 #
-# scope "appliance" (the seed's "egress allowlist for the appliance"): the output hook drops
+# scope "appliance" (an egress allowlist for the whole appliance): the output hook drops
 # every packet the machine sends that is not allowed, whichever process sends it; the link-layer
 # traffic an appliance needs to stay on the network (IPv6 neighbour discovery, DHCP) is allowed.
 # scope "agent": only packets from sockets of `agentUser` (`meta skuid`) go through the

@@ -80,7 +80,7 @@ export interface CycleReport {
   readonly durationMs: number;
 }
 
-/** The agent: one cycle runs the stages of DESIGN section 3 in order; `run` repeats it. */
+/** The agent: one cycle runs the stages of the README's "How it works" in order; `run` repeats it. */
 export class Agent {
   readonly outbox: Outbox;
   private readonly chain: EvidenceChain;

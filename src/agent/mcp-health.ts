@@ -9,7 +9,7 @@ export interface PollRecord {
 }
 
 /**
- * Fail closed with an alert (DESIGN invariant 5): when the MCP becomes unreachable, or the reason
+ * Fail closed with an alert: when the MCP becomes unreachable, or the reason
  * changes, or heartbeatInterval passes while it stays unreachable, one `failed` alert bundle is due.
  * Recovery is recorded too, so the evidence shows the outage's end. Nothing is written here:
  * `record` stores the poll and the alert time, and the agent runs it in the transaction that chains

@@ -1,6 +1,6 @@
 import type { CheckResult } from './types.js';
 
-/** The system facts every evidence bundle carries (DESIGN 5.6), from the latest check results. */
+/** The system facts every evidence bundle carries (docs/evidence.md), from the latest check results. */
 export interface SystemFacts {
   readonly ruleset_hash: string | null;
   readonly nixos_revision: string | null;

@@ -18,7 +18,7 @@ export { EXEC_TIMEOUT_MS } from './exec.js';
 export { CHECK_TIMEOUT_MS } from './run.js';
 export { CheckCadence } from './cadence.js';
 
-/** The six drift checks of DESIGN 5.7, in CHECK_NAMES order. */
+/** The six drift checks, in CHECK_NAMES order. */
 export const ALL_CHECKS: readonly Check[] = [patchingCheck, servicesCheck, backupCheck, firewallCheck, encryptionCheck, timeCheck];
 
 export function getCheck(name: string): Check | undefined {

@@ -4,7 +4,7 @@ import type { Host } from '../host/index.js';
 export type CheckName = 'patching' | 'services' | 'backup' | 'firewall' | 'encryption' | 'time';
 export const CHECK_NAMES: readonly CheckName[] = ['patching', 'services', 'backup', 'firewall', 'encryption', 'time'];
 
-/** How a drift is healed: only actions from the healer's fixed repertoire (DESIGN 4), or none. */
+/** How a drift is healed: only actions from the healer's fixed repertoire, or none. */
 export type HealHint =
   | { kind: 'rebuild' } // build the pinned baseline.patching.flakeRef, check its revision, activate it
   | { kind: 'restart_units' } // systemctl restart <units the baseline names>

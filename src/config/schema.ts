@@ -21,7 +21,7 @@ function hostOf(url: string): string {
   return new URL(url).hostname.replace(/^\[|\]$/g, '');
 }
 
-/** config.json: the seed's option table (same names and defaults), plus caFile, trustedOrderKeys, stateDir, heartbeatInterval. */
+/** config.json: the NixOS module's options (same names and defaults); docs/config.md documents every key. */
 export const ConfigSchema = z
   .object({
     mcpUrl: z.string().refine(isHttpsUrl, 'must be an https:// URL').default('https://mcp.local'),

@@ -3,7 +3,7 @@ import { AgentError } from '../common/index.js';
 import { decodeBase64Strict } from './base64.js';
 import { publicKeyOf } from './ed25519.js';
 
-/** An Ed25519 signing key. `keyId` is the name (DESIGN 5.2). */
+/** An Ed25519 signing key. `keyId` is the name (`name:base64`, as Nix binary cache keys). */
 export interface SecretKey {
   readonly keyId: string;
   readonly seed: Uint8Array;

@@ -18,7 +18,7 @@ export type ActionTaken = z.infer<typeof ActionTakenSchema>;
 const sha256Ref = z.string().regex(/^sha256:[0-9a-f]{64}$/);
 const isoTime = z.iso.datetime({ offset: false });
 
-/** DESIGN 5.6: the seed's schema plus agent_version, order_id, controls, seq, prev_hash, reason. */
+/** The evidence bundle of docs/evidence.md. */
 export const EvidenceBundleSchema = z
   .object({
     version: z.literal('1.0'),

@@ -77,7 +77,7 @@ function chunk(envelopes: readonly Envelope[]): { envelopes: Envelope[]; body: s
 }
 
 /**
- * The agent's MCP client (DESIGN 5.5): mTLS with the CA pinned from caFile only, keep-alive,
+ * The agent's MCP client (docs/mcp-api.md): mTLS with the CA pinned from caFile only, keep-alive,
  * connect/headers/body/request timeouts and a response size cap enforced while streaming.
  * It never throws for a failed exchange: every outcome is a value with one clear line.
  */

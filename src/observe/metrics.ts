@@ -17,7 +17,7 @@ export interface MetricsSnapshot {
 
 const STATUS_VALUE = { compliant: 0, drift: 1, error: 2 } as const;
 
-/** Prometheus text exposition format (DESIGN 5.9), for node_exporter's textfile collector. */
+/** Prometheus text exposition format, for node_exporter's textfile collector. */
 export function renderMetrics(m: MetricsSnapshot): string {
   const lines: string[] = [];
   const metric = (name: string, help: string, type: 'gauge' | 'counter', samples: [string, number][]) => {

@@ -2,7 +2,7 @@ import * as z from 'zod';
 import { CHECK_NAMES, type CheckName } from '../checks/index.js';
 import { PinnedFlakeRefSchema, RevisionSchema, StorePathSchema, explainIssues, parsePinnedFlakeRef } from '../config/index.js';
 
-/** DESIGN 5.4: an order payload is at most 64 KiB, checked before anything parses it. */
+/** An order payload is at most 64 KiB (docs/orders.md), checked before anything parses it. */
 export const MAX_ORDER_PAYLOAD_BYTES = 64 * 1024;
 
 export const ORDER_TYPES = ['run_checks', 'heal', 'apply_baseline', 'apply_closure', 'rollback'] as const;

@@ -10,7 +10,7 @@ export interface RejectedOrderRecord {
 }
 
 /**
- * Replay and rollback protection (DESIGN 5.4), backed by the state database tables orders_seen and
+ * Replay and rollback protection (docs/orders.md), backed by the state database tables orders_seen and
  * order_sequence. A read-only state answers the same questions and records nothing, so
  * `order verify` shows what the agent would decide without changing it.
  */

@@ -84,7 +84,7 @@ function toEnvelopeObject(input: unknown): { ok: true; value: unknown } | { ok: 
 }
 
 /**
- * Every check of DESIGN 5.4 that needs no state: size, envelope, key, signature, payload schema,
+ * Every order check of docs/orders.md that needs no state: size, envelope, key, signature, payload schema,
  * vocabulary, params, site/host binding, TTL, expiry and future dating. The healer runs exactly
  * this on every request it receives, so it trusts nothing the agent decided.
  */

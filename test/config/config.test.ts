@@ -36,7 +36,7 @@ function problems(raw: unknown): string[] {
 }
 
 describe('config', () => {
-  it('applies the seed defaults', () => {
+  it('applies the documented defaults', () => {
     const c = parseConfig(validConfig);
     expect(c).toMatchObject({
       pollInterval: 60,

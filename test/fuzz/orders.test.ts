@@ -10,7 +10,7 @@ import { FUZZ_RUNS, isOneBoundedLine, nodeSigner } from './sign.js';
 
 // Order envelopes and payloads, random and mutated from valid ones, through the agent's full
 // verification (signature, schema, vocabulary, binding, times, replay and sequence state).
-// Properties: nothing throws; nothing accepted that an independent reading of DESIGN 5.4 refuses;
+// Properties: nothing throws; nothing accepted that an independent reading of docs/orders.md refuses;
 // every rejection carries a known reason and a bounded one-line message.
 
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -164,7 +164,7 @@ function envelopeInput(payload: Buffer, signer: keyof typeof signers, m: Envelop
   }
 }
 
-/** DESIGN 5.4 read independently of src/orders: what an acceptable order payload is. */
+/** docs/orders.md read independently of src/orders: what an acceptable order payload is. */
 function acceptable(bytes: Buffer, model: { seen: Set<string>; lastSequence: number }): string | null {
   if (bytes.length > 64 * 1024) return 'over 64 KiB';
   let o: unknown;

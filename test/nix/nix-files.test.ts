@@ -75,7 +75,7 @@ describe('pure helpers (nix-instantiate --eval)', () => {
     expect(withWebhook.loadCredentials).toContain('webhook-secret:/run/agenix/webhook');
   });
 
-  it("the module's defaults are the seed's, as the agent's schema has them", () => {
+  it("the module's defaults are the agent schema's", () => {
     const minimal = ConfigSchema.parse({
       siteId: 's',
       resellerId: 'r',

@@ -55,7 +55,7 @@ describe('systemd-analyze security of the rendered units', () => {
     expect(r.score).toBeLessThan(exposure('compliance-agent.service', rendered.agentUnit, target).score);
   });
 
-  it('the threshold bites: the seed hardening list alone scores above the target', () => {
+  it('the threshold bites: the basic hardening list alone scores above the target', () => {
     const seedOnly = [
       '[Service]',
       'ExecStart=/run/current-system/sw/bin/compliance-agent run --config /etc/compliance-agent/config.json',
