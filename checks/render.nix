@@ -32,6 +32,8 @@ let
   unit = import ../modules/lib/unit.nix;
   services = import ../modules/lib/services.nix;
   agentConfig = import ../modules/lib/config.nix;
+  egress = import ../modules/lib/egress.nix;
+  snapshots = import ../modules/lib/snapshots.nix;
 
   sampleOptions = agentConfig.defaults // {
     siteId = "clinic-001";
@@ -46,7 +48,14 @@ let
     signingKeyFile = "/run/secrets/compliance-agent/evidence.key";
     trustedOrderKeys = [ "msp-2026:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ];
   };
-  options = if configArgs == null then sampleOptions else fromJSON configArgs;
+  given = if configArgs == null then sampleOptions else fromJSON configArgs;
+  egressDefaults = {
+    agentAddressAllow = [ ];
+  };
+  options = given // {
+    egress = egressDefaults // given.egress or { };
+  };
+  resolvers = options.egress.resolvers or [ ];
   config = agentConfig.render options;
   loadCredentials = agentConfig.loadCredentials options;
   healNixAccess = agentConfig.healNixAccess (options.nixAccessTokensFile or null);
@@ -104,6 +113,32 @@ let
       Install.WantedBy = "timers.target";
     };
     tmpfiles = agentConfig.healTmpfilesRules;
+  };
+
+  # The unit that stays active after nftables starts and refills the sets on its reloads.
+  egressReloadUnit = unit.renderUnit {
+    Unit = {
+      Description = "compliance-agent: fill the nftables egress allowlist from DNS";
+      PartOf = "nftables.service";
+      ReloadPropagatedFrom = "nftables.service";
+    };
+    Service = services.egressRefresh {
+      exe = "/run/current-system/sw/bin/compliance-agent";
+      configFile = "/etc/compliance-agent/config.json";
+      remainAfterExit = true;
+    };
+  };
+
+  # The root disk snapshot unit, with the script rendered for tools on PATH (CI runs it).
+  diskScript = snapshots.diskScript {
+    lsblk = "lsblk";
+    cryptsetup = "cryptsetup";
+    jq = "jq";
+    mv = "mv";
+  };
+  diskUnit = unit.renderUnit {
+    Unit.Description = "compliance-agent: snapshot block devices and LUKS status for the encryption check";
+    Service = services.diskSnapshot { script = "/nix/store/00000000000000000000000000000000-compliance-agent-disk-snapshot"; };
   };
 
   lines = text: filter isString (split "\n" text);
@@ -174,10 +209,15 @@ builtins.deepSeq selfChecks {
     agentUnitAddressAllow
     egressUnit
     heal
+    egressReloadUnit
+    diskScript
+    diskUnit
     config
     loadCredentials
     healNixAccess
     ;
+  agentAddressAllow = egress.agentAddressAllow { cfg = options; inherit resolvers; };
+  agentAddressAllowAssertion = egress.agentAddressAllowAssertion { cfg = options; inherit resolvers; };
   inherit (hardening) exposureTarget;
-  inherit (agentConfig) defaults credentialsDir;
+  inherit (agentConfig) defaults credentialsDir diskSnapshotFile;
 }

@@ -1,8 +1,26 @@
 # Direct mode: the MSP serves the clinic itself; evidence goes to the MCP only (no webhook, no
 # syslog). The baseline lives in the site repository as JSON and is referenced by path.
 #
-# Secrets as agenix puts them (age.secrets.compliance-agent-client-key.file = ...;).
+# The private files are root-only agenix secrets: the site flake imports agenix and keeps the
+# encrypted secrets/*.age files next to this one. The MCP's CA certificate is public and comes
+# from the store.
+{ config, ... }:
+let
+  secret = name: config.age.secrets."compliance-agent-${name}".path;
+in
 {
+  # Decrypted to /run/agenix/compliance-agent-... (root, 0400) at activation.
+  age.secrets = {
+    compliance-agent-client-cert.file = ./secrets/compliance-agent-client-cert.age;
+    compliance-agent-client-key.file = ./secrets/compliance-agent-client-key.age;
+    compliance-agent-evidence-key.file = ./secrets/compliance-agent-evidence-key.age;
+  };
+
+  environment.etc."compliance-agent/mcp-ca.pem".source = ./mcp-ca.example.pem;
+
+  # The egress allowlist is an nftables table: this machine's firewall runs on nftables.
+  networking.nftables.enable = true;
+
   services.compliance-agent = {
     enable = true;
 
@@ -17,9 +35,9 @@
     ];
 
     caFile = "/etc/compliance-agent/mcp-ca.pem";
-    clientCertFile = "/run/agenix/compliance-agent-client-cert";
-    clientKeyFile = "/run/agenix/compliance-agent-client-key";
-    signingKeyFile = "/run/agenix/compliance-agent-evidence-key";
+    clientCertFile = secret "client-cert";
+    clientKeyFile = secret "client-key";
+    signingKeyFile = secret "evidence-key";
     # Two MSP keys, each kept on its own offline machine; switches and rollbacks need both.
     trustedOrderKeys = [
       "msp-2026:3lcdSggpMwEweYboCusBZLTqMpVSjkp1Zg2lQ1VMZiI="

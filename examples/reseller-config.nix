@@ -1,10 +1,32 @@
 # Reseller mode: an MSP reseller runs the appliance; every evidence bundle also goes to the
 # reseller's RMM (signed webhook) and SIEM (syslog over TLS).
 #
-# The file options point at root-only secrets outside the Nix store, here as sops-nix puts them
-# (sops.secrets."compliance-agent/client.key" = { }; and so on); agenix paths work the same.
-# The agent gets copies through systemd credentials, never the originals.
+# The private files are root-only sops-nix secrets (the site flake imports sops-nix and keeps
+# the encrypted secrets/front-desk-1.yaml); the agent gets copies through systemd credentials,
+# never the originals. The CA certificates are public and come from the store.
+{ config, ... }:
+let
+  secret = name: config.sops.secrets."compliance-agent/${name}".path;
+in
 {
+  # Decrypted to /run/secrets/compliance-agent/... (root, 0400) before services start; a changed
+  # secret restarts the agent so it picks up the new copy.
+  sops.secrets = {
+    "compliance-agent/client.pem".restartUnits = [ "compliance-agent.service" ];
+    "compliance-agent/client.key".restartUnits = [ "compliance-agent.service" ];
+    "compliance-agent/evidence.key".restartUnits = [ "compliance-agent.service" ];
+    "compliance-agent/webhook-secret".restartUnits = [ "compliance-agent.service" ];
+    # Read by the healer's nix only, at each heal: nothing to restart.
+    "compliance-agent/nix-access-tokens" = { };
+  };
+
+  environment.etc."compliance-agent/mcp-ca.pem".source = ./mcp-ca.example.pem;
+  environment.etc."compliance-agent/siem-ca.pem".source = ./siem-ca.example.pem;
+  environment.etc."compliance-agent/rmm-ca.pem".source = ./rmm-ca.example.pem;
+
+  # The egress allowlist is an nftables table: the appliance's firewall runs on nftables.
+  networking.nftables.enable = true;
+
   services.compliance-agent = {
     enable = true;
 
@@ -26,9 +48,9 @@
     ];
 
     caFile = "/etc/compliance-agent/mcp-ca.pem";
-    clientCertFile = "/run/secrets/compliance-agent/client.pem";
-    clientKeyFile = "/run/secrets/compliance-agent/client.key";
-    signingKeyFile = "/run/secrets/compliance-agent/evidence.key";
+    clientCertFile = secret "client.pem";
+    clientKeyFile = secret "client.key";
+    signingKeyFile = secret "evidence.key";
     # Two keys during a rotation; drop the old one and its orders stop being accepted.
     trustedOrderKeys = [
       "msp-alpha-2026:SyRmHhQMwUv+B2J3eZUtd4O4zKhgcRZthnYYawfmgxE="
@@ -36,7 +58,7 @@
     ];
 
     rmmWebhookUrl = "https://rmm.msp-alpha.example/hooks/compliance";
-    webhookSecretFile = "/run/secrets/compliance-agent/webhook-secret";
+    webhookSecretFile = secret "webhook-secret";
     # The only CA trusted for the RMM's certificate (unset: the public roots).
     webhookCaFile = "/etc/compliance-agent/rmm-ca.pem";
     syslogTarget = "tls://siem.msp-alpha.example:6514";
@@ -51,7 +73,7 @@
     };
     allowedFlakes = [ "github:msp-alpha/sites" ];
     # Private site repository: the token reaches only the healer's nix, never a URL.
-    nixAccessTokensFile = "/run/secrets/compliance-agent/nix-access-tokens";
+    nixAccessTokensFile = secret "nix-access-tokens";
 
     maintenanceWindow = "02:00-04:00";
     policyVersion = "2026.11";

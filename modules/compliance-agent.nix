@@ -9,11 +9,11 @@ let
   inherit (lib)
     getExe
     literalExpression
-    mkAfter
     mkDefault
     mkEnableOption
     mkIf
     mkOption
+    mkPackageOption
     optional
     optionalAttrs
     optionals
@@ -26,6 +26,8 @@ let
   agentConfig = import ./lib/config.nix;
   services = import ./lib/services.nix;
   ruleset = import ./lib/ruleset.nix;
+  egress = import ./lib/egress.nix;
+  snapshots = import ./lib/snapshots.nix;
   inherit (agentConfig) defaults stateDir healDir;
 
   json = pkgs.formats.json { };
@@ -64,14 +66,6 @@ let
     "/run/current-system/sw"
   ];
 
-  isStorePath = p: lib.hasPrefix "${builtins.storeDir}/" (toString p);
-  secretOptions = [
-    "clientKeyFile"
-    "signingKeyFile"
-    "webhookSecretFile"
-    "nixAccessTokensFile"
-  ];
-
   enrolling = agentConfig.enrolling cfg;
   identityOptions = builtins.attrNames agentConfig.identityFiles;
 
@@ -79,18 +73,19 @@ let
   mcpHost = agentConfig.urlHost cfg.mcpUrl;
   rmmHost = if cfg.rmmWebhookUrl == null then null else agentConfig.urlHost cfg.rmmWebhookUrl;
   syslogHost = if cfg.syslogTarget == null then null else agentConfig.syslogHost cfg.syslogTarget;
-  identRegex = "[A-Za-z0-9][A-Za-z0-9._-]{0,127}";
+  addressAllow = egress.agentAddressAllow { inherit cfg resolvers; };
 
-  positiveInts = [
-    "pollInterval"
-    "orderTtl"
-    "evidenceRetention"
-    "ntpMaxSkewMs"
-    "rebuildHealthCheckTimeout"
-    "heartbeatInterval"
-    "maxDeferral"
-  ];
+  snapshotTimer = what: {
+    description = "compliance-agent: keep the ${what} snapshot fresh";
+    wantedBy = [ "timers.target" ];
+    timerConfig = {
+      OnActiveSec = "30s";
+      OnUnitActiveSec = "1min";
+      AccuracySec = "5s";
+    };
+  };
 
+  # Public files (a CA, a certificate): a path literal is fine, it is copied to the store.
   fileOption =
     description:
     mkOption {
@@ -98,9 +93,22 @@ let
       description = ''
         ${description}
 
+        Handed to the agent with systemd's `LoadCredential=`.
+      '';
+    };
+
+  # Private keys: an absolute path outside the store, given as a string (a path literal would
+  # copy the key into the world-readable store, which the type refuses).
+  secretOption =
+    description:
+    mkOption {
+      type = types.externalPath;
+      example = "/run/secrets/compliance-agent/key";
+      description = ''
+        ${description}
+
         Handed to the agent with systemd's `LoadCredential=`, so it may be a root-only file
-        such as a sops-nix or agenix secret (`/run/secrets/...`). Give it as a string: a Nix path
-        literal would be copied into the world-readable store.
+        such as a sops-nix or agenix secret (`/run/secrets/...`).
       '';
     };
   # Not needed when the appliance enrolls: then it makes its own keys and gets its certificate.
@@ -111,22 +119,26 @@ let
       type = types.nullOr types.path;
       default = null;
     };
+  identitySecretOption =
+    description:
+    (secretOption description)
+    // {
+      type = types.nullOr types.externalPath;
+      default = null;
+    };
 in
 {
   options.services.compliance-agent = {
     enable = mkEnableOption "the compliance agent: drift checks, signed evidence and self-healing driven by signed orders from the MSP control plane (MCP)";
 
-    package = mkOption {
-      type = types.package;
-      default = pkgs.callPackage ../packages/compliance-agent { };
-      defaultText = literalExpression "pkgs.callPackage ./packages/compliance-agent { }";
-      description = "The compliance-agent package.";
-    };
+    # `pkgs.compliance-agent` comes from this flake's overlays.default; the flake's
+    # nixosModules.default sets this flake's package instead.
+    package = mkPackageOption pkgs "compliance-agent" { };
 
     # The agent's options: names and defaults as config.json has them (docs/config.md).
 
     mcpUrl = mkOption {
-      type = types.str;
+      type = types.strMatching agentConfig.httpsUrlRegex;
       default = defaults.mcpUrl;
       description = "Base URL of the MCP (MSP control plane). Must be `https://`; its host must be in `allowedHosts`.";
     };
@@ -147,16 +159,16 @@ in
     };
 
     siteId = mkOption {
-      type = types.str;
+      type = types.strMatching agentConfig.identRegex;
       example = "clinic-001";
       description = "Unique site identifier; orders for another site are rejected.";
     };
 
     hostId = mkOption {
-      type = types.str;
+      type = types.strMatching agentConfig.identRegex;
       default = config.networking.hostName;
       defaultText = literalExpression "config.networking.hostName";
-      description = "Host identifier within the site; orders for another host are rejected.";
+      description = "Host identifier within the site (1-128 letters, digits, dot, dash or underscore, starting with a letter or digit; networking.hostName, the default, must be one too); orders for another host are rejected.";
     };
 
     deploymentMode = mkOption {
@@ -187,12 +199,12 @@ in
     };
 
     clientCertFile = identityFileOption "mTLS client certificate (PEM) the agent presents to the MCP. Not set with `enrollment.tokenFile`.";
-    clientKeyFile = identityFileOption "Private key (PEM) of the mTLS client certificate. Not set with `enrollment.tokenFile`.";
-    signingKeyFile = identityFileOption "Ed25519 evidence-signing key: PKCS#8 PEM or `name:base64` as `compliance-agent keygen` and `nix-store --generate-binary-cache-key` write it. Not set with `enrollment.tokenFile`.";
+    clientKeyFile = identitySecretOption "Private key (PEM) of the mTLS client certificate. Not set with `enrollment.tokenFile`.";
+    signingKeyFile = identitySecretOption "Ed25519 evidence-signing key: PKCS#8 PEM or `name:base64` as `compliance-agent keygen` and `nix-store --generate-binary-cache-key` write it. Not set with `enrollment.tokenFile`.";
 
     enrollment = {
       tokenFile = mkOption {
-        type = types.nullOr types.path;
+        type = types.nullOr types.externalPath;
         default = null;
         example = "/run/secrets/compliance-agent-enrollment-token";
         description = ''
@@ -203,44 +215,45 @@ in
           token to `POST {mcpUrl}/enroll` (CA pinned from `caFile`) and stores the certificate.
           The token file is deleted afterwards. Then `clientCertFile`, `clientKeyFile` and
           `signingKeyFile` are not set: the agent renews its certificate itself.
-          Give it as a string; a Nix path literal would be copied into the world-readable store.
+          Give it as a string: a Nix path literal would be copied into the world-readable store,
+          which the type refuses.
         '';
       };
 
       renewBeforeDays = mkOption {
-        type = types.int;
+        type = types.ints.positive;
         default = defaults.certRenewBeforeDays;
         description = "Days before its expiry the agent renews its mTLS certificate (or at half its lifetime, if that comes first).";
       };
     };
 
     webhookSecretFile = mkOption {
-      type = types.nullOr types.path;
+      type = types.nullOr types.externalPath;
       default = defaults.webhookSecretFile;
       description = "File holding the Standard Webhooks secret (`whsec_...`) that signs RMM webhook calls. Passed with `LoadCredential=`.";
     };
 
     pollInterval = mkOption {
-      type = types.int;
+      type = types.ints.positive;
       default = defaults.pollInterval;
       description = "Seconds between polls of the MCP.";
     };
 
     orderTtl = mkOption {
-      type = types.int;
+      type = types.ints.positive;
       default = defaults.orderTtl;
       description = "Longest validity, in seconds, an order may carry (`expires_at - issued_at`).";
     };
 
     maintenanceWindow = mkOption {
-      type = types.str;
+      type = types.strMatching agentConfig.windowRegex;
       default = defaults.maintenanceWindow;
       example = "22:00-01:00";
       description = "UTC window `HH:MM-HH:MM` (may cross midnight) for disruptive heals such as `nixos-rebuild switch`.";
     };
 
     maxDeferral = mkOption {
-      type = types.int;
+      type = types.ints.positive;
       default = defaults.maxDeferral;
       description = ''
         Longest wait, in seconds after `issued_at`, an order may ask for with `execute_by`: how
@@ -256,38 +269,38 @@ in
     };
 
     evidenceRetention = mkOption {
-      type = types.int;
+      type = types.ints.positive;
       default = defaults.evidenceRetention;
       description = "Evidence bundles kept locally by the daily prune.";
     };
 
     pruneRetentionDays = mkOption {
-      type = types.int;
+      type = types.ints.unsigned;
       default = defaults.pruneRetentionDays;
       description = "The prune never deletes a bundle younger than this many days, nor one the MCP has not acknowledged.";
     };
 
     ntpMaxSkewMs = mkOption {
-      type = types.int;
+      type = types.ints.positive;
       default = defaults.ntpMaxSkewMs;
       description = "Largest tolerated NTP offset in milliseconds; beyond it the clock is insane and disruptive heals wait.";
     };
 
     rmmWebhookUrl = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr (types.strMatching agentConfig.httpsUrlRegex);
       default = defaults.rmmWebhookUrl;
       description = "Reseller mode: RMM/PSA webhook (`https://`) receiving a signed summary of each bundle.";
     };
 
     syslogTarget = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr (types.strMatching agentConfig.syslogTargetRegex);
       default = defaults.syslogTarget;
       example = "tls://siem.example.net:6514";
       description = "Reseller mode: RFC 5424 syslog receiver, `tcp://host:port` or `tls://host:port`.";
     };
 
     rebuildHealthCheckTimeout = mkOption {
-      type = types.int;
+      type = types.ints.positive;
       default = defaults.rebuildHealthCheckTimeout;
       description = "Seconds the health check after a switch may take before the healer rolls back.";
     };
@@ -308,8 +321,7 @@ in
     caFile = fileOption "CA certificate (PEM) that signs the MCP's server certificate; the only CA the agent trusts for the MCP.";
 
     trustedOrderKeys = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
+      type = types.nonEmptyListOf (types.strMatching agentConfig.trustedKeyRegex);
       example = [ "msp-2026:Bx9Ag1G2ZXq0xYx7nR2c1s7cWJ6m2eWb0v1mQd0b9nI=" ];
       description = ''
         Ed25519 public keys (`name:base64`, the Nix `trusted-public-keys` form) whose signatures
@@ -360,14 +372,14 @@ in
     };
 
     closureTrustedPublicKeys = mkOption {
-      type = types.listOf types.str;
+      type = types.listOf (types.strMatching agentConfig.trustedKeyRegex);
       default = [ ];
       example = [ "cache.msp-alpha.example-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ];
       description = "Public keys (`name:base64`, as `nix key convert-secret-to-public` prints them) one of which must sign each path of an `apply_closure` closure.";
     };
 
     nixAccessTokensFile = mkOption {
-      type = types.nullOr types.path;
+      type = types.nullOr types.externalPath;
       default = null;
       example = "/run/secrets/nix-access-tokens";
       description = ''
@@ -379,7 +391,7 @@ in
     };
 
     heartbeatInterval = mkOption {
-      type = types.int;
+      type = types.ints.positive;
       default = defaults.heartbeatInterval;
       description = "Seconds after which an unchanged state is reported again as evidence.";
     };
@@ -425,6 +437,18 @@ in
     };
 
     egress = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Whether to hold egress to `allowedHosts` with the nftables table `inet compliance_agent`.
+          It needs `networking.nftables.enable = true`, which the module asks for instead of
+          setting: it switches the whole host's firewall to nftables (and blacklists `ip_tables`),
+          and rules in `networking.firewall.extraCommands` must then move to nftables options.
+          Turn this off to run the agent without the allowlist.
+        '';
+      };
+
       scope = mkOption {
         type = types.enum [
           "appliance"
@@ -439,7 +463,7 @@ in
       };
 
       resolvers = mkOption {
-        type = types.nullOr (types.listOf types.str);
+        type = types.nullOr (types.listOf (types.strMatching ruleset.addressRegex));
         default = null;
         defaultText = literalExpression "config.networking.nameservers";
         description = "DNS servers (IP addresses) the allowlist lets DNS through to. Empty: DNS to any server is allowed.";
@@ -453,6 +477,7 @@ in
           NTP servers (names or addresses) the allowlist lets `udp/123` through to, resolved by
           `compliance-agent egress-refresh` into their own sets. NTP to any other address is
           dropped: an open port 123 to everywhere is a way out for anything on the machine.
+          Servers written into `services.chrony.extraConfig` are not seen: list them here.
         '';
       };
 
@@ -468,147 +493,96 @@ in
         example = [ "203.0.113.10" ];
         description = ''
           Known MCP addresses or prefixes. When set, the agent unit also gets
-          `IPAddressDeny=any` with `IPAddressAllow=` these, loopback and the resolvers: a
-          per-unit filter independent of nftables.
+          `IPAddressDeny=any` with `IPAddressAllow=` these, loopback, the resolvers and every
+          destination given by address (`mcpUrl`, and in reseller mode `rmmWebhookUrl` and
+          `syslogTarget`): a per-unit filter independent of nftables. In reseller mode a sink
+          given by name is refused with an assertion, since the filter would block it silently.
         '';
       };
     };
   };
 
   config = mkIf cfg.enable {
-    assertions =
-      [
-        {
-          assertion = builtins.match identRegex cfg.siteId != null;
-          message = "services.compliance-agent.siteId: must be 1-128 letters, digits, dot, dash or underscore, starting with a letter or digit (got \"${cfg.siteId}\").";
-        }
-        {
-          assertion = builtins.match identRegex cfg.hostId != null;
-          message = "services.compliance-agent.hostId: must be 1-128 letters, digits, dot, dash or underscore (got \"${cfg.hostId}\"; it defaults to networking.hostName).";
-        }
-        {
-          assertion = !reseller || cfg.resellerId != null;
-          message = "services.compliance-agent.resellerId: is required when deploymentMode is \"reseller\".";
-        }
-        {
-          assertion = mcpHost != null;
-          message = "services.compliance-agent.mcpUrl: must be an https:// URL (got \"${cfg.mcpUrl}\").";
-        }
-        {
-          assertion = mcpHost == null || builtins.elem mcpHost cfg.allowedHosts;
-          message = "services.compliance-agent.allowedHosts: must include the mcpUrl host \"${toString mcpHost}\", or the egress allowlist blocks the MCP.";
-        }
-        {
-          assertion = builtins.match agentConfig.windowRegex cfg.maintenanceWindow != null;
-          message = "services.compliance-agent.maintenanceWindow: must be HH:MM-HH:MM in UTC, 24h (got \"${cfg.maintenanceWindow}\").";
-        }
-        {
-          assertion = cfg.trustedOrderKeys != [ ];
-          message = "services.compliance-agent.trustedOrderKeys: needs at least one key (name:base64 of an Ed25519 public key), or no order can ever be accepted.";
-        }
-        {
-          assertion = opt.baselinePath.isDefined;
-          message = "services.compliance-agent: set baseline (rendered to baseline.json) or baselinePath.";
-        }
-        {
-          assertion = cfg.baseline == null || opt.baselinePath.highestPrio >= (mkDefault null).priority;
-          message = "services.compliance-agent: set baseline or baselinePath, not both.";
-        }
-        {
-          assertion = !(reseller && cfg.rmmWebhookUrl != null) || cfg.webhookSecretFile != null;
-          message = "services.compliance-agent.webhookSecretFile: is required when rmmWebhookUrl is set in reseller mode (the webhook is signed with it).";
-        }
-        {
-          assertion = cfg.rmmWebhookUrl == null || rmmHost != null;
-          message = "services.compliance-agent.rmmWebhookUrl: must be an https:// URL.";
-        }
-        {
-          assertion = !reseller || rmmHost == null || builtins.elem rmmHost cfg.allowedHosts;
-          message = "services.compliance-agent.allowedHosts: must include the rmmWebhookUrl host \"${toString rmmHost}\", or the webhook cannot be reached.";
-        }
-        {
-          assertion = cfg.syslogTarget == null || syslogHost != null;
-          message = "services.compliance-agent.syslogTarget: must be tcp://host:port or tls://host:port (got \"${toString cfg.syslogTarget}\").";
-        }
-        {
-          assertion = !reseller || syslogHost == null || builtins.elem syslogHost cfg.allowedHosts;
-          message = "services.compliance-agent.allowedHosts: must include the syslogTarget host \"${toString syslogHost}\", or syslog cannot be reached.";
-        }
-        {
-          assertion = cfg.syslogCaFile == null || (cfg.syslogTarget != null && lib.hasPrefix "tls://" cfg.syslogTarget);
-          message = "services.compliance-agent.syslogCaFile: is only used with a tls:// syslogTarget; a tcp:// target sends evidence unencrypted, so remove syslogCaFile to mean it.";
-        }
-        {
-          assertion = cfg.webhookCaFile == null || cfg.rmmWebhookUrl != null;
-          message = "services.compliance-agent.webhookCaFile: is only used with rmmWebhookUrl.";
-        }
-        {
-          assertion = builtins.all (r: ruleset.isIPv4 r || ruleset.isIPv6 r) resolvers;
-          message = "services.compliance-agent.egress.resolvers: every entry must be an IPv4 or IPv6 address (got ${builtins.toJSON resolvers}).";
-        }
-      ]
-      ++ optionals (baselineFlakeRef != null) [
-        {
-          assertion = agentConfig.pinnedFlakeRef baselineFlakeRef;
-          message = "services.compliance-agent.baseline.patching.flakeRef: must pin a commit (git+https:// or github:/gitlab:/sourcehut: with rev=<40 hex> and #name, no user info), so heals build exactly what was reviewed (got \"${baselineFlakeRef}\").";
-        }
-        {
-          assertion = agentConfig.pinnedRev baselineFlakeRef == (cfg.baseline.patching.configurationRevision or null);
-          message = "services.compliance-agent.baseline.patching.configurationRevision: must be the rev its flakeRef pins.";
-        }
-      ]
-      ++ lib.mapAttrsToList (type: n: {
-        assertion = n <= distinctOrderKeys;
-        message = "services.compliance-agent.orderSignaturesRequired.${type}: needs ${toString n} signers but trustedOrderKeys holds ${toString distinctOrderKeys} distinct key(s).";
-      }) cfg.orderSignaturesRequired
-      ++ [
-        {
-          assertion = (cfg.closureSubstituters == [ ]) == (cfg.closureTrustedPublicKeys == [ ]);
-          message = "services.compliance-agent.closureSubstituters and closureTrustedPublicKeys: set both or neither.";
-        }
-      ]
-      ++ map (u: {
-        assertion = lib.hasPrefix "file://" u || (substituterHost u != null && builtins.elem (substituterHost u) cfg.allowedHosts);
-        message = "services.compliance-agent.closureSubstituters: \"${u}\" must be file:// or an https:// URL whose host is in allowedHosts.";
-      }) cfg.closureSubstituters
-      ++ map (k: {
-        assertion = builtins.match agentConfig.trustedKeyRegex k != null;
-        message = "services.compliance-agent.closureTrustedPublicKeys: \"${k}\" is not name:base64 of a 32-byte Ed25519 public key.";
-      }) cfg.closureTrustedPublicKeys
-      ++ map (k: {
-        assertion = builtins.match agentConfig.trustedKeyRegex k != null;
-        message = "services.compliance-agent.trustedOrderKeys: \"${k}\" is not name:base64 of a 32-byte Ed25519 public key.";
-      }) cfg.trustedOrderKeys
-      ++ map (o: {
-        assertion = cfg.${o} > 0;
-        message = "services.compliance-agent.${o}: must be a positive integer (got ${toString cfg.${o}}).";
-      }) positiveInts
-      ++ [
-        {
-          assertion = cfg.pruneRetentionDays >= 0;
-          message = "services.compliance-agent.pruneRetentionDays: must not be negative.";
-        }
-        {
-          assertion = enrolling || builtins.all (o: cfg.${o} != null) identityOptions;
-          message = "services.compliance-agent: set enrollment.tokenFile (the appliance enrolls itself), or all of clientCertFile, clientKeyFile and signingKeyFile.";
-        }
-        {
-          assertion = !enrolling || builtins.all (o: cfg.${o} == null) identityOptions;
-          message = "services.compliance-agent: with enrollment.tokenFile the appliance makes its own keys; leave clientCertFile, clientKeyFile and signingKeyFile unset.";
-        }
-        {
-          assertion = cfg.enrollment.renewBeforeDays > 0;
-          message = "services.compliance-agent.enrollment.renewBeforeDays: must be a positive integer.";
-        }
-        {
-          assertion = !enrolling || !isStorePath cfg.enrollment.tokenFile;
-          message = "services.compliance-agent.enrollment.tokenFile: ${toString cfg.enrollment.tokenFile} is in the Nix store, which every user can read. Point it at a root-only secret, and give it as a string.";
-        }
-      ]
-      ++ map (o: {
-        assertion = cfg.${o} == null || !isStorePath cfg.${o};
-        message = "services.compliance-agent.${o}: ${toString cfg.${o}} is in the Nix store, which every user can read. Point it at a root-only file such as a sops-nix or agenix secret, and give it as a string.";
-      }) secretOptions;
+    assertions = [
+      {
+        assertion = !reseller || cfg.resellerId != null;
+        message = "services.compliance-agent.resellerId: is required when deploymentMode is \"reseller\".";
+      }
+      {
+        assertion = builtins.elem mcpHost cfg.allowedHosts;
+        message = "services.compliance-agent.allowedHosts: must include the mcpUrl host \"${toString mcpHost}\", or the egress allowlist blocks the MCP.";
+      }
+      {
+        assertion = opt.baselinePath.isDefined;
+        message = "services.compliance-agent: set baseline (rendered to baseline.json) or baselinePath.";
+      }
+      {
+        assertion = cfg.baseline == null || opt.baselinePath.highestPrio >= (mkDefault null).priority;
+        message = "services.compliance-agent: set baseline or baselinePath, not both.";
+      }
+      {
+        assertion = !(reseller && cfg.rmmWebhookUrl != null) || cfg.webhookSecretFile != null;
+        message = "services.compliance-agent.webhookSecretFile: is required when rmmWebhookUrl is set in reseller mode (the webhook is signed with it).";
+      }
+      {
+        assertion = !reseller || rmmHost == null || builtins.elem rmmHost cfg.allowedHosts;
+        message = "services.compliance-agent.allowedHosts: must include the rmmWebhookUrl host \"${toString rmmHost}\", or the webhook cannot be reached.";
+      }
+      {
+        assertion = !reseller || syslogHost == null || builtins.elem syslogHost cfg.allowedHosts;
+        message = "services.compliance-agent.allowedHosts: must include the syslogTarget host \"${toString syslogHost}\", or syslog cannot be reached.";
+      }
+      {
+        assertion = cfg.syslogCaFile == null || (cfg.syslogTarget != null && lib.hasPrefix "tls://" cfg.syslogTarget);
+        message = "services.compliance-agent.syslogCaFile: is only used with a tls:// syslogTarget; a tcp:// target sends evidence unencrypted, so remove syslogCaFile to mean it.";
+      }
+      {
+        assertion = cfg.webhookCaFile == null || cfg.rmmWebhookUrl != null;
+        message = "services.compliance-agent.webhookCaFile: is only used with rmmWebhookUrl.";
+      }
+      # networking.nameservers is not checked by type.
+      {
+        assertion = builtins.all (r: ruleset.isIPv4 r || ruleset.isIPv6 r) resolvers;
+        message = "services.compliance-agent.egress.resolvers: every entry must be an IPv4 or IPv6 address (got ${builtins.toJSON resolvers}).";
+      }
+      (egress.nftablesAssertion {
+        egressEnable = cfg.egress.enable;
+        nftablesEnable = config.networking.nftables.enable;
+      })
+      (egress.agentAddressAllowAssertion { inherit cfg resolvers; })
+      {
+        assertion = (cfg.closureSubstituters == [ ]) == (cfg.closureTrustedPublicKeys == [ ]);
+        message = "services.compliance-agent.closureSubstituters and closureTrustedPublicKeys: set both or neither.";
+      }
+    ]
+    ++ optionals (baselineFlakeRef != null) [
+      {
+        assertion = agentConfig.pinnedFlakeRef baselineFlakeRef;
+        message = "services.compliance-agent.baseline.patching.flakeRef: must pin a commit (git+https:// or github:/gitlab:/sourcehut: with rev=<40 hex> and #name, no user info), so heals build exactly what was reviewed (got \"${baselineFlakeRef}\").";
+      }
+      {
+        assertion = agentConfig.pinnedRev baselineFlakeRef == (cfg.baseline.patching.configurationRevision or null);
+        message = "services.compliance-agent.baseline.patching.configurationRevision: must be the rev its flakeRef pins.";
+      }
+    ]
+    ++ lib.mapAttrsToList (type: n: {
+      assertion = n <= distinctOrderKeys;
+      message = "services.compliance-agent.orderSignaturesRequired.${type}: needs ${toString n} signers but trustedOrderKeys holds ${toString distinctOrderKeys} distinct key(s).";
+    }) cfg.orderSignaturesRequired
+    ++ map (u: {
+      assertion = lib.hasPrefix "file://" u || (substituterHost u != null && builtins.elem (substituterHost u) cfg.allowedHosts);
+      message = "services.compliance-agent.closureSubstituters: \"${u}\" must be file:// or an https:// URL whose host is in allowedHosts.";
+    }) cfg.closureSubstituters
+    ++ [
+      {
+        assertion = enrolling || builtins.all (o: cfg.${o} != null) identityOptions;
+        message = "services.compliance-agent: set enrollment.tokenFile (the appliance enrolls itself), or all of clientCertFile, clientKeyFile and signingKeyFile.";
+      }
+      {
+        assertion = !enrolling || builtins.all (o: cfg.${o} == null) identityOptions;
+        message = "services.compliance-agent: with enrollment.tokenFile the appliance makes its own keys; leave clientCertFile, clientKeyFile and signingKeyFile unset.";
+      }
+    ];
 
     warnings =
       optional (!reseller && (cfg.rmmWebhookUrl != null || cfg.syslogTarget != null))
@@ -637,8 +611,7 @@ in
     environment.systemPackages = [ cfg.package ];
     environment.etc."compliance-agent/config.json".source = configFile;
 
-    networking.nftables = {
-      enable = true;
+    networking.nftables = mkIf cfg.egress.enable {
       tables.${ruleset.tableName} = {
         family = "inet";
         content = ruleset.renderTableBody {
@@ -648,41 +621,32 @@ in
           agentUser = "compliance-agent";
         };
       };
-      # The ruleset check runs in the build sandbox, which has no compliance-agent user.
-      preCheckRuleset = mkIf (cfg.egress.scope == "agent") ''
-        sed -i 's/skuid "compliance-agent"/skuid "nobody"/' ruleset.conf
-      '';
+      preCheckRuleset = mkIf (cfg.egress.scope == "agent") (ruleset.preCheckRuleset "compliance-agent");
     };
-
-    # Every nftables start and reload recreates the table with empty sets: fill them again at
-    # once rather than at the next timer tick, and take a fresh snapshot of the new ruleset.
-    # --no-block: a start job queued from inside another unit's job must not wait for it.
-    systemd.services.nftables.serviceConfig.ExecReload = mkAfter [
-      "${config.systemd.package}/bin/systemctl --no-block start compliance-agent-egress.service compliance-agent-ruleset.service"
-    ];
 
     systemd.services.compliance-agent = {
       description = "compliance-agent: drift checks, signed evidence, signed orders from the MCP";
       wantedBy = [ "multi-user.target" ];
+      # Without egress.enable there is no egress unit, and systemd ignores the Wants=.
       wants = [
         "network-online.target"
         "compliance-agent-egress.service"
         "compliance-agent-ruleset.service"
+        "compliance-agent-disks.service"
       ];
       after = [
         "network-online.target"
         "nftables.service"
         "compliance-agent-egress.service"
         "compliance-agent-ruleset.service"
+        "compliance-agent-disks.service"
       ];
       path = checkTools;
       serviceConfig = services.agent {
         inherit exe configFile;
         shell = pkgs.runtimeShell;
         loadCredentials = agentConfig.loadCredentials cfg;
-        ipAddressAllow = optionals (cfg.egress.agentAddressAllow != [ ]) (
-          cfg.egress.agentAddressAllow ++ resolvers
-        );
+        ipAddressAllow = addressAllow.addresses;
       };
     };
 
@@ -733,12 +697,45 @@ in
       };
     };
 
-    systemd.services.compliance-agent-egress = {
-      description = "compliance-agent: refresh the nftables egress allowlist from DNS";
+    # Every nftables start and reload recreates the table with empty sets. This unit fills them
+    # once nftables has started, stays active, and fills them again on every nftables reload
+    # (ExecReload, ReloadPropagatedFrom=) and restart (PartOf=); each time it also asks for a
+    # fresh snapshot of the new ruleset (`+`: systemctl as root, the one privileged command).
+    systemd.services.compliance-agent-egress = mkIf cfg.egress.enable {
+      description = "compliance-agent: fill the nftables egress allowlist from DNS";
       wantedBy = [ "nftables.service" ];
+      partOf = [ "nftables.service" ];
       wants = [ "network-online.target" ];
       after = [
         "nftables.service"
+        "network-online.target"
+      ];
+      unitConfig.ReloadPropagatedFrom = [ "nftables.service" ];
+      path = [ pkgs.nftables ];
+      serviceConfig =
+        let
+          snapshot = "+${config.systemd.package}/bin/systemctl --no-block start compliance-agent-ruleset.service";
+          unit = services.egressRefresh {
+            inherit exe configFile;
+            remainAfterExit = true;
+          };
+        in
+        unit
+        // {
+          ExecStartPost = snapshot;
+          ExecReload = [
+            unit.ExecReload
+            snapshot
+          ];
+        };
+    };
+
+    # DNS answers change: resolve allowedHosts again on a timer.
+    systemd.services.compliance-agent-egress-refresh = mkIf cfg.egress.enable {
+      description = "compliance-agent: refresh the nftables egress allowlist from DNS";
+      wants = [ "network-online.target" ];
+      after = [
+        "compliance-agent-egress.service"
         "network-online.target"
       ];
       path = [ pkgs.nftables ];
@@ -760,17 +757,28 @@ in
     };
 
     # The firewall check refuses a snapshot older than max(10 min, 3 polls).
-    systemd.timers.compliance-agent-ruleset = {
-      description = "compliance-agent: keep the ruleset snapshot fresh";
-      wantedBy = [ "timers.target" ];
-      timerConfig = {
-        OnActiveSec = "30s";
-        OnUnitActiveSec = "1min";
-        AccuracySec = "5s";
+    systemd.timers.compliance-agent-ruleset = snapshotTimer "ruleset";
+
+    systemd.services.compliance-agent-disks = {
+      description = "compliance-agent: snapshot block devices and LUKS status for the encryption check";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "local-fs.target" ];
+      serviceConfig = services.diskSnapshot {
+        script = pkgs.writeShellScript "compliance-agent-disk-snapshot" (
+          snapshots.diskScript {
+            lsblk = "${pkgs.util-linux}/bin/lsblk";
+            cryptsetup = "${pkgs.cryptsetup}/bin/cryptsetup";
+            jq = getExe pkgs.jq;
+            mv = "${pkgs.coreutils}/bin/mv";
+          }
+        );
       };
     };
 
-    systemd.timers.compliance-agent-egress = {
+    # Likewise the encryption check.
+    systemd.timers.compliance-agent-disks = snapshotTimer "disk";
+
+    systemd.timers.compliance-agent-egress-refresh = mkIf cfg.egress.enable {
       description = "compliance-agent: periodic egress allowlist refresh";
       wantedBy = [ "timers.target" ];
       timerConfig = {
@@ -843,5 +851,6 @@ in
     };
   };
 
+  # No maintainer handle in lib.maintainers yet (README, "NixOS").
   meta.maintainers = [ ];
 }

@@ -4,14 +4,15 @@
 #
 # Covers the seven points an MSP checks on an appliance (no listening sockets, egress enforced, secrets 0600 with
 # the right owner, time skew detected, state dir 0700, hardening applied, logs in the journal),
-# metrics read through node_exporter's textfile collector, one signed heal order end to end:
-# stopped unit -> drift evidence -> signed heal order -> heal request -> root healer restarts the
-# unit -> `healed` evidence at the MCP, and the agent user planting symlink attacks on the
-# healer's drop box.
-# A closure order (apply_closure) is applied from a local binary cache signed with the committed
-# snakeoil cache key, and refused while the cache holds it signed by another key only. A second
-# appliance (`enrolled`) starts with only a one-time token and the CA file, enrolls, and runs its
-# cycles over the certificate the MCP issued.
+# the encryption check on a real LUKS2 volume seen through the root disk snapshot, metrics read
+# through node_exporter's textfile collector, one signed heal order end to end: stopped unit ->
+# drift evidence -> signed heal order -> heal request -> root healer restarts the unit ->
+# `healed` evidence at the MCP, and the agent user planting symlink attacks on the healer's drop
+# box. A closure order (apply_closure) is applied from a local binary cache signed with the
+# committed snakeoil cache key, and refused while the cache holds it signed by another key only.
+# A second appliance (`enrolled`) starts with only a one-time token and the CA file, enrolls, and
+# runs its cycles over the certificate the MCP issued. The agent unit's exposure score on this
+# systemd is written to $out/exposure.txt.
 {
   lib,
   pkgs,
@@ -19,11 +20,10 @@
   compliance-agent-demo,
 }:
 let
-  # The appliance's evidence-signing key. Made at build time for the test only; the appliance
-  # still receives it the production way, as a root-only file outside the store.
-  applianceKeys = pkgs.runCommand "compliance-agent-vm-test-keys" { nativeBuildInputs = [ compliance-agent ]; } ''
-    compliance-agent keygen appliance $out
-  '';
+  # Committed snakeoil keys (snakeoil/README.md). The appliance still receives its key the
+  # production way, as a root-only file outside the store.
+  applianceKey = ./snakeoil/appliance-vm-test.key;
+  appliancePub = ./snakeoil/appliance-vm-test.pub;
   mspKey = ./snakeoil/msp-vm-test.key;
   secrets = "/run/secrets/compliance-agent";
 
@@ -102,7 +102,7 @@ rec {
             "--dir /var/lib/fake-mcp"
             "--server-name mcp"
             "--client-cn appliance"
-            "--agent-key ${applianceKeys}/appliance.pub"
+            "--agent-key ${appliancePub}"
             "--enroll-site clinic-001"
             "--port 443"
           ];
@@ -150,9 +150,14 @@ rec {
         allowDisruptiveOutsideWindow = true;
         # Names come from /etc/hosts in the test network; there is no DNS server.
         egress.resolvers = [ ];
+        # chrony's server line is in extraConfig (below), which the default does not read.
+        egress.timeServers = [ "mcp" ];
         closureSubstituters = [ "file://${closureCache}" ];
         closureTrustedPublicKeys = [ (lib.fileContents ./snakeoil/cache-vm-test.pub) ];
-        inherit baseline;
+        # A LUKS2 volume the test script formats and mounts (virtualisation.emptyDiskImages).
+        baseline = baseline // {
+          encryption.requiredMounts = [ "/srv/clinic-data" ];
+        };
       };
 
       system.configurationRevision = lib.mkDefault baselineRev;
@@ -166,17 +171,31 @@ rec {
         serviceConfig.ExecStart = "${pkgs.coreutils}/bin/sleep infinity";
       };
 
+      networking.nftables.enable = true;
+
+      # chrony's serverOption takes only "iburst" or "offline": the server line with fast polling
+      # (every second) goes in extraConfig, so the +60 s jump is measured within the test's wait.
       services.chrony = {
         enable = true;
-        servers = [ "mcp" ];
-        serverOption = "iburst minpoll 0 maxpoll 0";
+        servers = [ ];
+        extraConfig = ''
+          server mcp iburst minpoll 0 maxpoll 0
+        '';
       };
+
+      # vdb: the LUKS2 volume; vdc: a plain one that replaces it to show drift.
+      virtualisation.emptyDiskImages = [
+        64
+        64
+      ];
+      boot.kernelModules = [ "dm_crypt" ];
 
       environment.systemPackages = [
         pkgs.netcat
         pkgs.acl
         pkgs.jq
         pkgs.curl
+        pkgs.cryptsetup
       ];
 
       # The module points its textfile collector at the agent's metrics directory.
@@ -216,6 +235,7 @@ rec {
       };
       # Started by the test once the token is in place, as sops-nix would have it at boot.
       systemd.services.compliance-agent.wantedBy = lib.mkForce [ ];
+      networking.nftables.enable = true;
     };
 
   testScript =
@@ -232,13 +252,27 @@ rec {
     mcp.wait_for_open_port(443)
     mcp.wait_for_open_port(8080)
 
+    with subtest("a LUKS2 volume at /srv/clinic-data, in the root disk snapshot"):
+        appliance.succeed(
+            "echo -n vm-test-passphrase > /root/luks.key",
+            "cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000"
+            " --key-file /root/luks.key /dev/vdb",
+            "cryptsetup open --key-file /root/luks.key /dev/vdb clinic-data",
+            "mkfs.ext4 -q /dev/mapper/clinic-data",
+            "mkdir -p /srv/clinic-data && mount /dev/mapper/clinic-data /srv/clinic-data",
+            "systemctl start compliance-agent-disks.service",
+        )
+        snapshot = json.loads(appliance.succeed("cat /run/compliance-agent-disks/disks.json"))
+        assert "LUKS2" in snapshot["cryptsetup"]["clinic-data"]["output"], snapshot
+        assert appliance.succeed("stat -c '%a %U %G' /run/compliance-agent-disks/disks.json").strip() == "640 root compliance-agent"
+
     with subtest("provision the secrets as root-only files, the way sops-nix or agenix do"):
         appliance.succeed("install -d -m 0700 ${secrets}")
         for name in ["ca.pem", "client.pem", "client.key"]:
             mcp.copy_from_vm(f"/var/lib/fake-mcp/pki/{name}", "pki")
             appliance.copy_from_host(os.path.join(out_dir, "pki", name), f"${secrets}/{name}")
-        appliance.succeed("install -m 0600 ${applianceKeys}/appliance.key ${secrets}/evidence.key")
         appliance.succeed("chown root:root ${secrets}/* && chmod 0600 ${secrets}/*")
+        appliance.succeed("install -m 0600 -o root -g root ${applianceKey} ${secrets}/evidence.key")
         appliance.succeed("systemctl start compliance-agent.service")
         appliance.wait_for_unit("compliance-agent.service")
 
@@ -271,23 +305,37 @@ rec {
         assert appliance.succeed("stat -c '%a %U %G' /var/lib/compliance-agent").strip() == "700 compliance-agent compliance-agent"
 
     pid = appliance.succeed("systemctl show -P MainPID compliance-agent.service").strip()
+    agent_uid = appliance.succeed("id -u compliance-agent").strip()
 
-    with subtest("no listening socket, no capability"):
-        listening = appliance.succeed(f"ss -Hlnp | grep -F 'pid={pid},' || true")
-        assert listening.strip() == "", f"the agent listens: {listening}"
-        for line in appliance.succeed(f"grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/{pid}/status").splitlines():
-            assert line.split()[1] == "0000000000000000", line
-        assert appliance.succeed(f"stat -c %U /proc/{pid}").strip() == "compliance-agent"
+    with subtest("no listening socket, no capability, in any process of the unit"):
+        cgroup = appliance.succeed("systemctl show -P ControlGroup compliance-agent.service").strip()
+        pids = appliance.succeed(f"cat /sys/fs/cgroup{cgroup}/cgroup.procs").split()
+        assert pid in pids, (pid, pids)
+        listening = appliance.succeed("ss -Hlnpe")
+        for p in pids:
+            assert f"pid={p}," not in listening, f"process {p} of the agent unit listens: {listening}"
+            for line in appliance.succeed(f"grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/{p}/status").splitlines():
+                assert line.split()[1] == "0000000000000000", (p, line)
+            assert appliance.succeed(f"stat -c %U /proc/{p}").strip() == "compliance-agent"
+        assert f"uid:{agent_uid} " not in listening, f"a socket of the agent's user listens: {listening}"
 
-    with subtest("secrets 0600 root-only at the source, readable only by the agent in its credentials"):
+    with subtest("secrets root-only at the source, readable only by the agent in its credentials"):
         for name in ["client.key", "evidence.key"]:
-            assert appliance.succeed(f"stat -c '%a %U' ${secrets}/{name}").strip() == "600 root"
             appliance.fail(f"setpriv --reuid=compliance-agent --regid=compliance-agent --clear-groups cat ${secrets}/{name}")
         creds = "/run/credentials/compliance-agent.service"
+        enter = f"nsenter --target {pid} --mount --"
         for name in ["client-key.pem", "evidence-signing.key"]:
-            enter = f"nsenter --target {pid} --mount --"
-            mode = appliance.succeed(f"{enter} stat -c %a {creds}/{name}").strip()
-            assert mode[-1] == "0", f"{name} is readable by others: {mode}"
+            # systemd writes each credential 0400 root with an ACL entry for the service user, or,
+            # where the file system has no ACLs, owned by the service user: either way nobody else.
+            owner, mode = appliance.succeed(f"{enter} stat -c '%U %a' {creds}/{name}").split()
+            acl = appliance.succeed(f"{enter} getfacl --omit-header --numeric {creds}/{name}").split()
+            named = [e for e in acl if e.startswith(("user:", "group:")) and e.split(":")[1] != ""]
+            if owner == "root":
+                assert mode in ("400", "440"), (name, owner, mode)
+                assert named == [f"user:{agent_uid}:r--"], (name, acl)
+            else:
+                assert (owner, mode) == ("compliance-agent", "400"), (name, owner, mode)
+                assert named == [], (name, acl)
             appliance.succeed(f"{enter} setpriv --reuid=compliance-agent --regid=compliance-agent --clear-groups cat {creds}/{name} > /dev/null")
             appliance.fail(f"{enter} setpriv --reuid=nobody --regid=nogroup --clear-groups cat {creds}/{name}")
         # Nothing secret in the store-rendered config: only credential paths.
@@ -302,7 +350,11 @@ rec {
         for expected in ["User=compliance-agent", "ProtectSystem=strict", "NoNewPrivileges=yes",
                          "PrivateUsers=yes", "CapabilityBoundingSet=\n", "SocketBindDeny=any"]:
             assert expected in show + "\n", f"{expected!r} not in {show}"
-        print(appliance.succeed("systemd-analyze security --no-pager compliance-agent.service | tail -1"))
+        # Scored by this systemd on the live unit (the offline score in CI comes from an older one).
+        exposure = appliance.succeed("systemd-analyze security --no-pager compliance-agent.service | tail -1").strip()
+        print(exposure)
+        with open(os.path.join(out_dir, "exposure.txt"), "w") as f:
+            f.write(exposure + "\n")
         appliance.succeed("systemd-analyze security --threshold=12 compliance-agent.service")
 
     with subtest("egress allowlist enforced, logged, refilled after an nftables reload"):
@@ -311,11 +363,28 @@ rec {
         appliance.succeed("nc -z -w 5 mcp 443")
         appliance.fail("nc -z -w 5 mcp 8080")
         appliance.wait_until_succeeds("journalctl -k -o cat | grep -F 'compliance-agent egress drop: '", timeout=30)
+        # The reload empties the sets; ReloadPropagatedFrom= refills them through the egress unit.
         appliance.succeed("systemctl reload nftables.service")
         appliance.wait_until_succeeds(f"nft list set inet compliance_agent allowed_v4 | grep -F {mcp_ip}", timeout=60)
         appliance.succeed("nc -z -w 5 mcp 443")
+        appliance.succeed("systemctl is-active compliance-agent-egress.service")
 
     evidence = "/var/lib/fake-mcp/evidence/*.json"
+
+    with subtest("encryption: the agent cannot see /dev/mapper, and reports the LUKS volume from the snapshot"):
+        appliance.succeed(f"nsenter --target {pid} --mount -- test ! -e /dev/mapper/clinic-data")
+        mcp.wait_until_succeeds(
+            f"jq -e -s 'any(.[]; .check == \"encryption\" and .outcome == \"compliant\")' {evidence}", timeout=120
+        )
+        # The same path on a plain ext4 volume: drift, naming the device.
+        appliance.succeed(
+            "umount /srv/clinic-data && cryptsetup close clinic-data",
+            "mkfs.ext4 -q /dev/vdc && mount /dev/vdc /srv/clinic-data",
+            "systemctl start compliance-agent-disks.service",
+        )
+        mcp.wait_until_succeeds(
+            f"jq -e -s 'any(.[]; .check == \"encryption\" and .outcome == \"drift_detected\")' {evidence}", timeout=120
+        )
 
     with subtest("a signed heal order restarts a stopped unit, end to end"):
         mcp.wait_until_succeeds(f"jq -e -s 'any(.[]; .check == \"services\")' {evidence}", timeout=120)

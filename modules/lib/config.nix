@@ -78,6 +78,10 @@ let
   # is 0700) where node_exporter's textfile collector reads it.
   metricsDir = "compliance-agent-metrics";
   metricsFile = "/run/${metricsDir}/compliance-agent.prom";
+  # Likewise for the encryption check: lsblk sees no /dev/mapper under PrivateDevices and
+  # `cryptsetup status` needs root, so a root unit writes both here (snapshots.nix).
+  diskSnapshotDir = "compliance-agent-disks";
+  diskSnapshotFile = "/run/${diskSnapshotDir}/disks.json";
   unitName = "compliance-agent.service";
   credentialsDir = "/run/credentials/${unitName}";
 
@@ -154,6 +158,8 @@ let
 
   # `toString` and never "${path}": interpolating a path literal would copy the secret into the
   # world-readable store.
+  # A path literal (allowed for the public files, a CA or a certificate) is interpolated instead,
+  # so it names the store copy and not a path on the machine that evaluated it.
   loadCredentials =
     cfg:
     concatLists (
@@ -162,7 +168,9 @@ let
         if cfg.${o} == null || (enrolling cfg && identityFiles ? ${o}) then
           [ ]
         else
-          [ "${credentialNames.${o}}:${toString cfg.${o}}" ]
+          [
+            "${credentialNames.${o}}:${if builtins.isPath cfg.${o} then "${cfg.${o}}" else toString cfg.${o}}"
+          ]
       ) fileOptions
     );
 
@@ -195,7 +203,7 @@ let
     // {
       # Interpolated: a path literal is copied to the store (a baseline is public).
       baselinePath = "${cfg.baselinePath}";
-      inherit stateDir healDir rulesetSnapshotFile metricsFile;
+      inherit stateDir healDir rulesetSnapshotFile metricsFile diskSnapshotFile;
       machineIdFile = "/etc/machine-id";
       certRenewBeforeDays = cfg.enrollment.renewBeforeDays or defaults.certRenewBeforeDays;
     };
@@ -204,7 +212,7 @@ let
   urlHost =
     url:
     let
-      m = match "https://(\\[([^]]+)]|([^]/:?#[]+))(:[0-9]+)?([/?#].*)?" url;
+      m = match httpsUrlRegex url;
     in
     if m == null then
       null
@@ -218,7 +226,7 @@ let
   syslogHost =
     target:
     let
-      m = match "(tcp|tls)://(\\[([^]]+)]|([^]/:[]+)):[0-9]{1,5}" target;
+      m = match syslogTargetRegex target;
     in
     if m == null then
       null
@@ -228,6 +236,11 @@ let
         (builtins.elemAt m 3)
       ]);
 
+  # For types.strMatching: an https:// URL that urlHost accepts, a syslog target that syslogHost
+  # accepts, a site or host identifier.
+  httpsUrlRegex = "https://(\\[([^]]+)]|([^]/:?#[]+))(:[0-9]+)?([/?#].*)?";
+  syslogTargetRegex = "(tcp|tls)://(\\[([^]]+)]|([^]/:[]+)):[0-9]{1,5}";
+  identRegex = "[A-Za-z0-9][A-Za-z0-9._-]{0,127}";
   windowRegex = "([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]";
 
   # A flake reference pinned to a git commit, as the agent requires of baseline.patching.flakeRef
@@ -269,6 +282,8 @@ in
     rulesetSnapshotFile
     metricsDir
     metricsFile
+    diskSnapshotDir
+    diskSnapshotFile
     unitName
     credentialsDir
     identityDir
@@ -283,6 +298,9 @@ in
     render
     urlHost
     syslogHost
+    httpsUrlRegex
+    syslogTargetRegex
+    identRegex
     windowRegex
     trustedKeyRegex
     pinnedFlakeRef

@@ -40,10 +40,13 @@ let
     ntpV6 = "ntp_v6";
   };
 
-  isIPv4 =
-    s: match "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}" s != null;
+  ipv4Regex = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}";
   # Hex groups and colons (with at most one `::`, checked by nft itself when it loads the table).
-  isIPv6 = s: match "[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*" s != null;
+  ipv6Regex = "[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*";
+  # Either, for types.strMatching.
+  addressRegex = "${ipv4Regex}|${ipv6Regex}";
+  isIPv4 = s: match ipv4Regex s != null;
+  isIPv6 = s: match ipv6Regex s != null;
 
   check =
     cond: msg: value:
@@ -181,6 +184,12 @@ let
     in
     builtins.foldl' (acc: p: if elem p acc then acc else acc ++ [ p ]) [ ] ports;
 
+  # For networking.nftables.preCheckRuleset: nixpkgs runs `nft --check` on the ruleset in the
+  # build sandbox, which has no such user, and nft resolves `skuid` names while parsing.
+  preCheckRuleset = agentUser: ''
+    sed -i 's/skuid "${agentUser}"/skuid "nobody"/' ruleset.conf
+  '';
+
   # A file `nft -f` loads as one transaction: creates the table if missing, deletes it, and
   # declares it anew, as NixOS's nftables service does on every start and reload (which is why
   # the sets come back empty and egress-refresh must fill them again).
@@ -202,7 +211,9 @@ in
     egressTcpPorts
     renderTableBody
     renderTable
+    preCheckRuleset
     isIPv4
     isIPv6
+    addressRegex
     ;
 }

@@ -20,6 +20,21 @@ let
     high = "160M";
     max = "240M";
   };
+
+  # A oneshot that writes a snapshot for the agent into /run/<dir>: files it creates belong to
+  # the agent's group, which may read them and nobody else; the directory outlives the oneshot,
+  # since the agent reads it between runs.
+  snapshotOutput =
+    { script, dir }:
+    {
+      Type = "oneshot";
+      ExecStart = script;
+      Group = "compliance-agent";
+      RuntimeDirectory = dir;
+      RuntimeDirectoryMode = "0750";
+      RuntimeDirectoryPreserve = true;
+      UMask = "0027";
+    };
 in
 {
   inherit netUser;
@@ -119,18 +134,43 @@ in
       RestrictAddressFamilies = [ "AF_UNIX" ];
     };
 
+  # Fills the allowlist's sets. The module runs it twice: as compliance-agent-egress.service,
+  # which stays active after nftables starts and refills the sets on every nftables reload
+  # (remainAfterExit: ExecReload, ReloadPropagatedFrom=nftables.service), and from a timer as
+  # compliance-agent-egress-refresh.service (a timer cannot start an active unit again).
   egressRefresh =
-    { exe, configFile }:
-    hardening.egressRefresh
-    // {
-      Type = "oneshot";
-      ExecStart = builtins.concatStringsSep " " [
+    {
+      exe,
+      configFile,
+      remainAfterExit ? false,
+    }:
+    let
+      refresh = builtins.concatStringsSep " " [
         exe
         "egress-refresh"
         "--config ${configFile}"
         "--cache %S/compliance-agent-egress/last-good.json"
         "--status %t/compliance-agent-egress/status.json"
       ];
+    in
+    hardening.egressRefresh
+    // {
+      Type = "oneshot";
+      ExecStart = refresh;
+    }
+    # Stays active even when a lookup failed (`-`: the failure is in the journal and the status
+    # file, and the timer unit reports it), or nftables' next reload would not reach it.
+    // (
+      if remainAfterExit then
+        {
+          RemainAfterExit = true;
+          ExecStart = "-${refresh}";
+          ExecReload = "-${refresh}";
+        }
+      else
+        { }
+    )
+    // {
       # Not the agent's identity: the last good addresses must not be writable by the agent, or
       # a compromised agent could widen its own allowlist. A static user, not DynamicUser: the
       # preserved status file must not pass to a recycled uid.
@@ -150,22 +190,49 @@ in
   rulesetSnapshot =
     { script }:
     hardening.egressRefresh
+    // snapshotOutput {
+      inherit script;
+      dir = agentConfig.rulesetSnapshotDir;
+    }
     // {
-      Type = "oneshot";
-      ExecStart = script;
       User = netUser;
-      # Files it creates belong to the agent's group, which may read them.
-      Group = "compliance-agent";
-      RuntimeDirectory = agentConfig.rulesetSnapshotDir;
-      RuntimeDirectoryMode = "0750";
-      # The file must outlive this oneshot: the agent reads it between runs.
-      RuntimeDirectoryPreserve = true;
-      UMask = "0027";
       RestrictAddressFamilies = [
         "AF_UNIX"
         "AF_NETLINK"
       ];
       IPAddressDeny = "any";
+    };
+
+  # `lsblk` and `cryptsetup status` for the encryption check (snapshots.nix, diskScript): root,
+  # since the device-mapper ioctls behind cryptsetup need CAP_SYS_ADMIN, but with that one
+  # capability, no network and a read-only system; the snapshot readable by the agent's group.
+  # No PrivateDevices: seeing /dev/mapper is the point.
+  diskSnapshot =
+    { script }:
+    snapshotOutput {
+      inherit script;
+      dir = agentConfig.diskSnapshotDir;
+    }
+    // {
+      CapabilityBoundingSet = "CAP_SYS_ADMIN";
+      NoNewPrivileges = true;
+      ProtectSystem = "strict";
+      ProtectHome = true;
+      PrivateTmp = true;
+      PrivateNetwork = true;
+      IPAddressDeny = "any";
+      RestrictAddressFamilies = [
+        "AF_UNIX"
+        "AF_NETLINK"
+      ];
+      ProtectKernelTunables = true;
+      ProtectKernelModules = true;
+      ProtectControlGroups = true;
+      ProtectClock = true;
+      RestrictNamespaces = true;
+      LockPersonality = true;
+      MemoryDenyWriteExecute = true;
+      SystemCallArchitectures = "native";
     };
 
   # The root side: re-verifies each request in the drop box itself, holds orders for the window in

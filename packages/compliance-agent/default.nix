@@ -2,6 +2,7 @@
   lib,
   buildNpmPackage,
   importNpmLock,
+  srcOnly,
   nodejs,
   openssl,
   jq,
@@ -32,6 +33,13 @@ let
       (root + "/scripts")
     ];
   };
+
+  # importNpmLock's hook sets npm_config_nodedir to the source of the nodejs it was built with:
+  # build it with this package's nodejs, so an override of `nodejs` also changes the headers
+  # better-sqlite3 is compiled against.
+  npmConfigHook = importNpmLock.npmConfigHook.override { inherit nodejs; };
+
+  stripNodeModules = ./strip-node-modules.sh;
 in
 buildNpmPackage {
   pname = "compliance-agent";
@@ -42,8 +50,7 @@ buildNpmPackage {
   # Every dependency is fetched from package-lock.json's resolved URLs and integrity hashes: no
   # hand-maintained npmDepsHash.
   npmDeps = importNpmLock { npmRoot = src; };
-  npmConfigHook = importNpmLock.npmConfigHook;
-  inherit nodejs;
+  inherit npmConfigHook nodejs;
 
   # better-sqlite3 is compiled from source against this nodejs's headers by node-gyp
   # (buildNpmPackage puts nodejs.python on PATH); without this its install script first tries to
@@ -56,6 +63,11 @@ buildNpmPackage {
     sh scripts/patch-better-sqlite3.sh
     npm rebuild
   '';
+
+  # A regression of the stripping (postInstall) fails the build. Python as a direct reference only: nodejs itself
+  # may reach it through npm's bundled node-gyp, which is nodejs's business, not this package's.
+  disallowedRequisites = [ (srcOnly nodejs) ];
+  disallowedReferences = [ nodejs.python ];
 
   # The unit tests that need neither root nor host tools. test/nix, test/egress and
   # test/checks/ruleset (nft in network namespaces, systemd-analyze, nix-instantiate),
@@ -88,6 +100,8 @@ buildNpmPackage {
       --replace-fail 'pkg=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)' "pkg=$pkgDir" \
       --replace-fail 'node=node' 'node=${lib.getExe nodejs}'
     ln -sf $pkgDir/bin/compliance-agent $out/bin/compliance-agent
+    # node-gyp's intermediates name the nodejs source tree and python (see the script).
+    sh ${stripNodeModules} $pkgDir/node_modules
   '';
 
   meta = {

@@ -5,6 +5,7 @@
   buildNpmPackage,
   importNpmLock,
   makeWrapper,
+  srcOnly,
   nodejs,
   openssl,
   compliance-agent,
@@ -15,7 +16,8 @@ in
 buildNpmPackage {
   pname = "compliance-agent-demo";
   inherit (compliance-agent) version src npmDeps;
-  npmConfigHook = importNpmLock.npmConfigHook;
+  # Headers of this nodejs, as in the agent package.
+  npmConfigHook = importNpmLock.npmConfigHook.override { inherit nodejs; };
   inherit nodejs;
   # better-sqlite3 from the patched source, exactly as the agent package builds it (see there):
   # the demo runs the agent, and an unpatched 12.x aborts on Node >= 24.19.
@@ -33,7 +35,10 @@ buildNpmPackage {
     runHook preInstall
     share=$out/share/compliance-agent-demo
     mkdir -p $share $out/bin
-    cp -r package.json tsconfig.json node_modules src demo $share/
+    cp -r tsconfig.json node_modules src demo $share/
+    # The package.json as written: the config hook's patched one names every dependency tarball.
+    cp .package.json.orig $share/package.json
+    sh ${./strip-node-modules.sh} $share/node_modules
     # The VM test's MCP: the reference MCP plus a record of every bundle it accepted.
     mkdir $share/nixosTests
     cp ${root + "/nixosTests/fake-mcp.ts"} $share/nixosTests/fake-mcp.ts
@@ -44,6 +49,11 @@ buildNpmPackage {
     done
     runHook postInstall
   '';
+
+  # A regression of the above fails the build. Python as a direct reference only: nodejs itself
+  # may reach it through npm's bundled node-gyp, which is nodejs's business, not this package's.
+  disallowedRequisites = [ (srcOnly nodejs) ];
+  disallowedReferences = [ nodejs.python ];
 
   meta = compliance-agent.meta // {
     description = "Demo of compliance-agent: a simulated appliance against the reference MCP over mTLS";

@@ -1,9 +1,9 @@
 import * as z from 'zod';
 import { parseJsonText } from '../common/index.js';
-import type { Host } from '../host/index.js';
-import type { Check } from './types.js';
+import type { Check, CheckContext } from './types.js';
 import { excerpt, runCommand } from './exec.js';
 import { resultMaker } from './result.js';
+import { readSnapshot } from './snapshot.js';
 
 interface BlockDevice {
   name: string;
@@ -23,6 +23,62 @@ const BlockDeviceSchema: z.ZodType<BlockDevice> = z.lazy(() =>
   }),
 );
 const Lsblk = z.object({ blockdevices: z.array(BlockDeviceSchema) });
+
+/** What the root-side snapshot unit writes (modules/lib/snapshots.nix, diskScript). */
+const DiskSnapshot = z.object({
+  version: z.literal(1),
+  lsblk: Lsblk,
+  cryptsetup: z.record(z.string(), z.object({ exitCode: z.number().int(), output: z.string() })),
+});
+
+/** The block devices, and a way to ask `cryptsetup status` about one of them. */
+interface DiskFacts {
+  devices: BlockDevice[];
+  cryptStatus(name: string): Promise<{ exitCode: number; output: string } | { why: string }>;
+  source: string;
+}
+
+const LSBLK_ARGS = ['--json', '-o', 'NAME,TYPE,FSTYPE,MOUNTPOINTS'] as const;
+
+/**
+ * From the snapshot file when configured (the agent's unit hides /dev/mapper and cannot run
+ * cryptsetup), else from lsblk and cryptsetup run here.
+ */
+async function diskFacts(ctx: CheckContext): Promise<{ ok: true; facts: DiskFacts } | { ok: false; why: string }> {
+  const file = ctx.config.diskSnapshotFile;
+  if (file) {
+    const snapshot = await readSnapshot(ctx, file);
+    if (!snapshot.ok) return { ok: false, why: `disk snapshot ${snapshot.why}` };
+    const json = parseJsonText(snapshot.text);
+    const parsed = DiskSnapshot.safeParse(json.ok ? json.value : undefined);
+    if (!parsed.success) return { ok: false, why: `disk snapshot ${file} is not a lsblk/cryptsetup snapshot ("${excerpt(snapshot.text)}")` };
+    const { lsblk, cryptsetup } = parsed.data;
+    return {
+      ok: true,
+      facts: {
+        devices: lsblk.blockdevices,
+        source: file,
+        cryptStatus: async (name) => cryptsetup[name] ?? { why: `${file} has no cryptsetup status for ${name}` },
+      },
+    };
+  }
+  const r = await runCommand(ctx.host, 'lsblk', LSBLK_ARGS);
+  if (!r.ok) return { ok: false, why: r.why };
+  const json = parseJsonText(r.stdout);
+  const parsed = Lsblk.safeParse(json.ok ? json.value : undefined);
+  if (!parsed.success) return { ok: false, why: `lsblk --json printed no block device list ("${excerpt(r.stdout)}")` };
+  return {
+    ok: true,
+    facts: {
+      devices: parsed.data.blockdevices,
+      source: 'lsblk',
+      cryptStatus: async (name) => {
+        const c = await runCommand(ctx.host, 'cryptsetup', ['status', name]);
+        return c.ok ? { exitCode: c.exitCode, output: c.stdout } : { why: c.why };
+      },
+    },
+  };
+}
 
 interface MountFinding {
   mountedAt: string;
@@ -58,20 +114,21 @@ function inspect(chain: readonly BlockDevice[], mountedAt: string): MountFinding
 }
 
 /**
- * `cryptsetup status` needs root; the unprivileged agent usually cannot run it, so lsblk (which
+ * `cryptsetup status` needs root; the unprivileged agent cannot run it itself, so lsblk (which
  * reads sysfs and udev) decides, and cryptsetup only adds the LUKS version and cipher when it can.
  */
-async function cryptDetails(host: Host, name: string): Promise<Record<string, string> | string> {
-  const r = await runCommand(host, 'cryptsetup', ['status', name]);
-  if (!r.ok) return `unavailable: ${r.why}`;
+async function cryptDetails(facts: DiskFacts, name: string): Promise<Record<string, string> | string> {
+  const r = await facts.cryptStatus(name);
+  if ('why' in r) return `unavailable: ${r.why}`;
+  if (r.exitCode !== 0) return `unavailable: cryptsetup status ${name} exited ${r.exitCode} ("${excerpt(r.output)}")`;
   const fields = Object.fromEntries(
-    r.stdout
+    r.output
       .split('\n')
       .map((l) => /^\s+(type|cipher|keysize|mode):\s+(.+)$/.exec(l))
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => [m[1]!, m[2]!.trim()]),
   );
-  if (!/ is active/.test(r.stdout) || !fields.type) return `unavailable: cryptsetup status ${name} printed no status ("${excerpt(r.stdout)}")`;
+  if (!/ is active/.test(r.output) || !fields.type) return `unavailable: cryptsetup status ${name} printed no status ("${excerpt(r.output)}")`;
   return fields;
 }
 
@@ -89,13 +146,11 @@ export const encryptionCheck: Check = {
     const done = resultMaker('encryption', ctx, { requiredMounts: [...required] });
     if (required.length === 0) return done('compliant', 'the baseline requires no encrypted mounts', { mounts: {} });
 
-    const r = await runCommand(ctx.host, 'lsblk', ['--json', '-o', 'NAME,TYPE,FSTYPE,MOUNTPOINTS']);
-    if (!r.ok) return done('error', r.why);
-    const json = parseJsonText(r.stdout);
-    const parsed = Lsblk.safeParse(json.ok ? json.value : undefined);
-    if (!parsed.success) return done('error', `lsblk --json printed no block device list ("${excerpt(r.stdout)}")`);
+    const got = await diskFacts(ctx);
+    if (!got.ok) return done('error', got.why);
+    const { facts } = got;
 
-    const mounts = mountedChains(parsed.data.blockdevices);
+    const mounts = mountedChains(facts.devices);
     const findings: Record<string, MountFinding | null> = {};
     for (const path of required) {
       const m = findMount(path, mounts);
@@ -103,9 +158,9 @@ export const encryptionCheck: Check = {
     }
     const details: Record<string, Record<string, string> | string> = {};
     for (const name of new Set(Object.values(findings).flatMap((f) => (f?.crypt ? [f.crypt] : [])))) {
-      details[name] = await cryptDetails(ctx.host, name);
+      details[name] = await cryptDetails(facts, name);
     }
-    const observed = { mounts: findings, cryptsetup: details };
+    const observed = { source: facts.source, mounts: findings, cryptsetup: details };
 
     const problems: string[] = [];
     for (const path of required) {

@@ -2,13 +2,9 @@ import type { Check, CheckContext } from './types.js';
 import { runCommand } from './exec.js';
 import { resultMaker } from './result.js';
 import { hashNormalised, normaliseRuleset } from './ruleset.js';
+import { readSnapshot } from './snapshot.js';
 
 const short = (h: string): string => `${h.slice(0, 'sha256:'.length + 12)}…`;
-
-/** A snapshot older than this no longer says anything about the running firewall. */
-function snapshotMaxAgeMs(pollIntervalS: number): number {
-  return Math.max(600_000, 3 * pollIntervalS * 1000);
-}
 
 type Listing = { ok: true; text: string; source: string } | { ok: false; why: string };
 
@@ -16,12 +12,8 @@ type Listing = { ok: true; text: string; source: string } | { ok: false; why: st
 async function listRuleset(ctx: CheckContext): Promise<Listing> {
   const file = ctx.config.rulesetSnapshotFile;
   if (file) {
-    const [stat, read] = await Promise.all([ctx.host.stat(file), ctx.host.readFile(file)]);
-    if (!read.ok || !stat) return { ok: false, why: `ruleset snapshot ${file}: ${read.ok ? 'cannot stat' : read.message}` };
-    const age = ctx.host.now() - stat.mtimeMs;
-    const limit = snapshotMaxAgeMs(ctx.config.pollInterval);
-    if (age > limit) return { ok: false, why: `ruleset snapshot ${file} is ${Math.round(age / 1000)} s old (limit ${limit / 1000} s): the snapshot unit is not running` };
-    return { ok: true, text: read.text, source: file };
+    const snapshot = await readSnapshot(ctx, file);
+    return snapshot.ok ? { ok: true, text: snapshot.text, source: file } : { ok: false, why: `ruleset snapshot ${snapshot.why}` };
   }
   const r = await runCommand(ctx.host, 'nft', ['list', 'ruleset']);
   if (!r.ok) {

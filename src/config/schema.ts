@@ -110,6 +110,12 @@ export const ConfigSchema = z
     machineIdFile: absPath.default('/etc/machine-id'),
     /** The agent renews its mTLS certificate this many days before expiry (or at half its lifetime, if shorter). */
     certRenewBeforeDays: positiveInt.max(3650).default(30),
+    /**
+     * The encryption check's facts (`lsblk --json` and `cryptsetup status` per crypt device): the
+     * agent's unit hides /dev/mapper and cryptsetup needs root, so on NixOS a root unit writes them
+     * here on a timer. null: run lsblk and cryptsetup.
+     */
+    diskSnapshotFile: absPath.nullable().default(null),
   })
   .strict()
   .superRefine((c, ctx) => {

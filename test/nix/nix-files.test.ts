@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../src/config/index.js';
@@ -168,3 +169,37 @@ function baseOptions(): Record<string, unknown> {
     trustedOrderKeys: ['msp:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='],
   };
 }
+
+describe("nixpkgs' build-time `nft --check` of the agent-scope ruleset", () => {
+  // A user no machine has, like the agent's user in the build sandbox.
+  const user = 'ca-absent-user';
+  const evalString = (expr: string): string => JSON.parse(run('nix-instantiate', ['--eval', '--strict', '--json', '--expr', expr])) as string;
+  const ruleset = evalString(`(import ./modules/lib/ruleset.nix).renderTable { scope = "agent"; agentUser = "${user}"; }`);
+  const preCheck = evalString(`(import ./modules/lib/ruleset.nix).preCheckRuleset "${user}"`);
+
+  /** As networking.nftables does it: ruleset.conf, the preCheckRuleset script, then nft --check. */
+  function check(withPreCheck: boolean): void {
+    const dir = mkdtempSync(join(tmpdir(), 'ca-nft-check-'));
+    try {
+      writeFileSync(join(dir, 'ruleset.conf'), ruleset);
+      if (withPreCheck) run('sh', ['-c', preCheck], { cwd: dir });
+      run('unshare', ['--net', 'nft', '--check', '--file', 'ruleset.conf'], { cwd: dir });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('the user does not exist here', () => {
+    expect(() => run('id', [user])).toThrow(/no such user/);
+  });
+
+  it('fails on the skuid of a user the sandbox lacks, and passes after preCheckRuleset', () => {
+    expect(() => check(false)).toThrow(new RegExp(user));
+    check(true);
+  });
+
+  it('the module passes its agent user to preCheckRuleset', () => {
+    expect(readFileSync(join(REPO, 'modules/compliance-agent.nix'), 'utf8')).toContain('(ruleset.preCheckRuleset "compliance-agent")');
+    expect(readFileSync(join(REPO, 'modules/compliance-agent.nix'), 'utf8')).toContain('agentUser = "compliance-agent";');
+  });
+});

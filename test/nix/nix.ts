@@ -27,6 +27,12 @@ export interface Rendered {
   agentUnit: string;
   agentUnitAddressAllow: string;
   egressUnit: string;
+  egressReloadUnit: string;
+  diskScript: string;
+  diskUnit: string;
+  agentAddressAllow: { addresses: string[]; unreachable: string[] };
+  agentAddressAllowAssertion: { assertion: boolean; message: string };
+  diskSnapshotFile: string;
   config: Record<string, unknown>;
   loadCredentials: string[];
   healNixAccess: { environment: Record<string, string>; loadCredentials: string[] };

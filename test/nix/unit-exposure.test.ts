@@ -76,6 +76,34 @@ describe('systemd-analyze security of the rendered units', () => {
     expect(r.exitCode).not.toBe(0);
   });
 
+  it('the disk snapshot unit: root with CAP_SYS_ADMIN only, no network, devices visible, output for the agent group only', () => {
+    const unit = rendered.diskUnit;
+    expect(unit).not.toMatch(/\nUser=/);
+    expect(unit).toContain('\nCapabilityBoundingSet=CAP_SYS_ADMIN\n');
+    expect(unit).toContain('\nPrivateNetwork=true\n');
+    expect(unit).not.toMatch(/\n(PrivateDevices|DevicePolicy)=/);
+    expect(unit).toContain('\nGroup=compliance-agent\nIPAddressDeny=any\n');
+    expect(unit).toContain('\nRuntimeDirectoryMode=0750\n');
+    expect(unit).toContain('\nUMask=0027\n');
+    // The agent itself keeps PrivateDevices, which is why it needs the snapshot.
+    expect(rendered.agentUnit).toContain('\nPrivateDevices=true\n');
+    const r = exposure('compliance-agent-disks.service', unit, 10);
+    process.stdout.write(`compliance-agent-disks.service exposure: ${r.score}\n`);
+    expect(r.report).toMatch(/✓ CapabilityBoundingSet=~CAP_NET_ADMIN/);
+    expect(r.report).toMatch(/✗ CapabilityBoundingSet=~CAP_SYS_ADMIN/);
+    expect(r.score).toBeLessThan(7);
+  });
+
+  it('the egress unit refills the sets on every nftables reload and restart, and stays active for it', () => {
+    const unit = rendered.egressReloadUnit;
+    expect(unit).toContain('\nPartOf=nftables.service\nReloadPropagatedFrom=nftables.service\n');
+    expect(unit).toContain('\nRemainAfterExit=true\n');
+    // A failed lookup must not leave it inactive, or the next reload would not reach it.
+    const start = /\nExecStart=-(.+)\n/.exec(unit)![1];
+    expect(unit).toContain(`\nExecReload=-${start}\n`);
+    expect(rendered.egressUnit).not.toMatch(/\n(RemainAfterExit|ExecReload)=/);
+  });
+
   it('the egress-refresh unit holds CAP_NET_ADMIN only and stays low', () => {
     const r = exposure('compliance-agent-egress.service', rendered.egressUnit, 2);
     process.stdout.write(`compliance-agent-egress.service exposure: ${r.score}\n`);
