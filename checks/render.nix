@@ -60,6 +60,12 @@ let
   loadCredentials = agentConfig.loadCredentials options;
   healNixAccess = agentConfig.healNixAccess (options.nixAccessTokensFile or null);
 
+  # Where the units find the agent and its config on the appliance.
+  paths = {
+    exe = "/run/current-system/sw/bin/compliance-agent";
+    configFile = "/etc/compliance-agent/config.json";
+  };
+
   agentUnitWith =
     ipAddressAllow:
     unit.renderUnit {
@@ -68,12 +74,13 @@ let
         Wants = "network-online.target compliance-agent-egress.service";
         After = "network-online.target nftables.service compliance-agent-egress.service";
       };
-      Service = services.agent {
-        exe = "/run/current-system/sw/bin/compliance-agent";
-        configFile = "/etc/compliance-agent/config.json";
-        shell = "/bin/sh";
-        inherit loadCredentials ipAddressAllow;
-      };
+      Service = services.agent (
+        paths
+        // {
+          shell = "/bin/sh";
+          inherit loadCredentials ipAddressAllow;
+        }
+      );
       Install.WantedBy = "multi-user.target";
     };
   agentUnit = agentUnitWith [ ];
@@ -85,10 +92,7 @@ let
 
   egressUnit = unit.renderUnit {
     Unit.Description = "compliance-agent: refresh the nftables egress allowlist from DNS";
-    Service = services.egressRefresh {
-      exe = "/run/current-system/sw/bin/compliance-agent";
-      configFile = "/etc/compliance-agent/config.json";
-    };
+    Service = services.egressRefresh paths;
   };
 
   # The healer's units and tree, as the module installs them.
@@ -122,11 +126,7 @@ let
       PartOf = "nftables.service";
       ReloadPropagatedFrom = "nftables.service";
     };
-    Service = services.egressRefresh {
-      exe = "/run/current-system/sw/bin/compliance-agent";
-      configFile = "/etc/compliance-agent/config.json";
-      remainAfterExit = true;
-    };
+    Service = services.egressRefresh (paths // { remainAfterExit = true; });
   };
 
   # The root disk snapshot unit, with the script rendered for tools on PATH (CI runs it).
