@@ -152,6 +152,10 @@ rec {
         egress.resolvers = [ ];
         # chrony's server line is in extraConfig (below), which the default does not read.
         egress.timeServers = [ "mcp" ];
+        # Every cycle checks afresh: the test swaps the encrypted volume for a plain one and jumps
+        # the clock without a switch, and waits less than the default reuse intervals.
+        stableCheckInterval = 0;
+        timeCheckInterval = 0;
         closureSubstituters = [ "file://${closureCache}" ];
         closureTrustedPublicKeys = [ (lib.fileContents ./snakeoil/cache-vm-test.pub) ];
         # A LUKS2 volume the test script formats and mounts (virtualisation.emptyDiskImages).
