@@ -55,8 +55,10 @@ export class NetnsPair {
   /** A second server address that is not a configured resolver. */
   readonly otherIp4 = `10.${this.octet}.0.3`;
   readonly clientIp4 = `10.${this.octet}.0.2`;
-  readonly serverIp6 = `fd00:ca:${this.id.slice(0, 4)}:${this.id.slice(4)}::1`;
-  readonly clientIp6 = `fd00:ca:${this.id.slice(0, 4)}:${this.id.slice(4)}::2`;
+  /** Groups without leading zeros, as nft and the resolver print them (a random `02` once failed a comparison). */
+  private readonly prefix6 = `fd00:ca:${parseInt(this.id.slice(0, 4), 16).toString(16)}:${parseInt(this.id.slice(4), 16).toString(16)}`;
+  readonly serverIp6 = `${this.prefix6}::1`;
+  readonly clientIp6 = `${this.prefix6}::2`;
   private readonly etcDir = `/etc/netns/${this.client}`;
   private servers: ChildProcess[] = [];
 
