@@ -408,6 +408,27 @@ in
       description = "Seconds the agent reuses a compliant time (NTP) result; 0: every cycle.";
     };
 
+    mcpReceiptKeys = mkOption {
+      type = types.listOf (types.strMatching agentConfig.trustedKeyRegex);
+      default = defaults.mcpReceiptKeys;
+      example = [ "mcp-receipts-2026:Bx9Ag1G2ZXq0xYx7nR2c1s7cWJ6m2eWb0v1mQd0b9nI=" ];
+      description = ''
+        The MCP's Ed25519 receipt keys (`name:base64`, several for rotation). A delivery counts
+        only with a receipt one of them signed for that exact bundle, and `prune` deletes only
+        bundles with such a receipt. Empty: receipts are bound to the bundle but not
+        countersigned, and nothing is ever pruned.
+      '';
+    };
+
+    controlPlaneMaxAge = mkOption {
+      type = types.ints.between 1 2592000;
+      default = defaults.controlPlaneMaxAge;
+      description = ''
+        Seconds without a newer MSP-signed order (the MSP signs a `heartbeat` order more often
+        than this) before the agent raises `control_plane_stale`: an MCP that withholds orders.
+      '';
+    };
+
     syslogCaFile = mkOption {
       type = types.nullOr types.path;
       default = defaults.syslogCaFile;

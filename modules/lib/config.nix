@@ -56,6 +56,8 @@ let
     closureTrustedPublicKeys = [ ];
     timeServers = [ ];
     certRenewBeforeDays = 30;
+    mcpReceiptKeys = [ ];
+    controlPlaneMaxAge = 86400;
   };
 
   stateDir = "/var/lib/compliance-agent";
@@ -154,6 +156,8 @@ let
     "closureSubstituters"
     "closureTrustedPublicKeys"
     "timeServers"
+    "mcpReceiptKeys"
+    "controlPlaneMaxAge"
   ];
 
   # `toString` and never "${path}": interpolating a path literal would copy the secret into the

@@ -8,6 +8,8 @@ const ident = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, '
 const positiveInt = z.number().int().positive();
 export const WINDOW_RE = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$/;
 export const TRUSTED_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}:[A-Za-z0-9+/]{43}=$/;
+/** The longest orderTtl an appliance can be configured with: `order sign --ttl` refuses more. */
+export const MAX_ORDER_TTL_S = 86_400;
 
 function isHttpsUrl(s: string): boolean {
   try {
@@ -37,7 +39,7 @@ export const ConfigSchema = z
     signingKeyFile: absPath,
     webhookSecretFile: absPath.nullable().default(null),
     pollInterval: positiveInt.max(86_400).default(60),
-    orderTtl: positiveInt.max(86_400).default(900),
+    orderTtl: positiveInt.max(MAX_ORDER_TTL_S).default(900),
     maintenanceWindow: z.string().regex(WINDOW_RE, 'must be HH:MM-HH:MM (UTC, 24h)').default('02:00-04:00'),
     allowDisruptiveOutsideWindow: z.boolean().default(false),
     evidenceRetention: positiveInt.default(200),
@@ -84,6 +86,13 @@ export const ConfigSchema = z
     stableCheckInterval: z.number().int().nonnegative().max(86_400).default(900),
     /** Seconds a compliant time (NTP) result is reused by the agent; 0: every cycle. */
     timeCheckInterval: z.number().int().nonnegative().max(86_400).default(300),
+    /**
+     * The MCP's Ed25519 receipt keys (name:base64, several for rotation): a delivery counts only
+     * with a receipt one of them signed, and prune deletes only bundles with such a receipt.
+     */
+    mcpReceiptKeys: z.array(z.string().regex(TRUSTED_KEY_RE, 'must be name:base64 of a 32-byte Ed25519 public key')).default([]),
+    /** Seconds without a newer MSP-signed order (a heartbeat) before control_plane_stale is raised. */
+    controlPlaneMaxAge: positiveInt.max(30 * 86_400).default(86_400),
     /**
      * Listing the ruleset needs CAP_NET_ADMIN, which the agent never holds: on NixOS a root unit
      * writes `nft list ruleset` here on a timer and the firewall check reads it. null: run nft.
@@ -169,6 +178,9 @@ export const ConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['allowedHosts'], message: `must include the closureSubstituters host "${hostOf(u)}" or egress to the cache is blocked` });
       }
     }
+    const receiptNames = c.mcpReceiptKeys.map((k) => k.split(':')[0]);
+    const dupReceipt = receiptNames.find((n, i) => receiptNames.indexOf(n) !== i);
+    if (dupReceipt) ctx.addIssue({ code: 'custom', path: ['mcpReceiptKeys'], message: `key name "${dupReceipt}" appears twice` });
   });
 
 export type ConfigInput = z.input<typeof ConfigSchema>;

@@ -6,6 +6,8 @@ import type { PublicKey, SecretKey } from './keys.js';
 
 export const ORDER_PAYLOAD_TYPE = 'application/vnd.compliance-agent.order+json;version=1';
 export const EVIDENCE_PAYLOAD_TYPE = 'application/vnd.compliance-agent.evidence+json;version=1';
+/** The MCP's countersignature on an evidence bundle it stored (docs/mcp-api.md). */
+export const RECEIPT_PAYLOAD_TYPE = 'application/vnd.compliance-agent.receipt+json;version=1';
 
 const b64 = z.string().refine(isCanonicalBase64, 'must be canonical standard base64 (padded, unused bits zero)');
 

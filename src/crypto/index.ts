@@ -11,6 +11,7 @@ export {
   EnvelopeSchema,
   ORDER_PAYLOAD_TYPE,
   EVIDENCE_PAYLOAD_TYPE,
+  RECEIPT_PAYLOAD_TYPE,
   type Envelope,
   type EnvelopeCheck,
 } from './dsse.js';

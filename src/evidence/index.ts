@@ -3,3 +3,4 @@ export { EvidenceChain, readChainHead, newBundleId, type ChainedEvidence, type C
 export { exportEvidence, pruneEvidence, evidenceDir, evidenceFileName, type PrunePolicy, type PruneReport } from './store.js';
 export { verifyPath, verifyEnvelopeFile, type VerifyReport, type Finding, type FindingKind, type VerifiedBundle } from './verify.js';
 export { rotationKeyOf, KEY_ROTATION_CHECK } from './key-ring.js';
+export { ReceiptSchema, signReceipt, checkReceipt, readStoredReceipts, countersignedBundles, type Receipt, type AcceptedReceipt, type ReceiptExpectation, type ReceiptCheck } from './receipt.js';

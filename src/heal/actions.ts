@@ -94,6 +94,7 @@ export function uniqueActions(actions: readonly HealAction[]): HealAction[] {
 export function allowedActions(order: Order, baseline: Baseline): HealAction[] {
   switch (order.type) {
     case 'run_checks':
+    case 'heartbeat':
       return [];
     case 'apply_baseline':
       return [{ kind: 'rebuild_switch', flakeRef: order.params.flakeRef }];

@@ -140,6 +140,8 @@ export function createAgentHealing(deps: AgentHealingDeps) {
     }
     const order = decision.order;
     logger.info({ order_id: order.order_id, type: order.type, keyid: decision.keyid }, 'order accepted');
+    // Liveness only: verifying it recorded its issued_at as the newest MSP-signed time; nothing to do.
+    if (order.type === 'heartbeat') return { accepted: true, drafts: [], requestId: null };
     if (order.type === 'run_checks') {
       const wanted = order.params.checks;
       const selected = ctx.results.filter((r) => !wanted || wanted.includes(r.check));

@@ -24,6 +24,7 @@ export function planHeal(order: Order, baseline: Baseline, results: readonly Che
   const base = { orderId: order.order_id, orderType: order.type };
   switch (order.type) {
     case 'run_checks':
+    case 'heartbeat':
       return { ...base, checks: orderChecks(order), actions: [], unhealable: [] };
     case 'apply_baseline':
     case 'apply_closure':
@@ -87,6 +88,8 @@ export function orderChecks(order: Order): CheckName[] {
   switch (order.type) {
     case 'run_checks':
       return [...(order.params.checks ?? [])];
+    case 'heartbeat':
+      return [];
     case 'heal':
       return [...order.params.checks];
     case 'apply_baseline':

@@ -1,5 +1,6 @@
 import { AgentError, HttpAgent, oneLine } from '../common/index.js';
-import type { Envelope } from '../crypto/index.js';
+import { envelopeHash, type Envelope, type PublicKey } from '../crypto/index.js';
+import { checkReceipt, type ReceiptExpectation } from '../evidence/index.js';
 import type { DeliveryResult } from '../queue/index.js';
 import { readCapped } from './capped-body.js';
 import { classifyTransportError, type Endpoint } from './failure.js';
@@ -15,11 +16,21 @@ const DEFAULTS = {
   maxResponseBytes: 256 * 1024,
 };
 
-/** The reference MCP takes up to 500 envelopes and 16 MiB per batch; stay well inside both. */
-const BATCH_MAX_ENVELOPES = 500;
+/**
+ * The reference MCP takes up to 500 envelopes and 16 MiB per batch; stay well inside both, and keep
+ * the answer (one countersigned receipt of about 600 bytes per envelope) far below the response cap.
+ */
+const BATCH_MAX_ENVELOPES = 200;
 const BATCH_MAX_BYTES = 8 * 1024 * 1024;
 /** Parallel single posts when the MCP has no batch endpoint. */
 const SINGLE_POST_CONCURRENCY = 4;
+/** After a 404/405 from the batch endpoint, single posts for this long, then the batch endpoint again. */
+const BATCH_RETRY_AFTER_MS = 60 * 60_000;
+
+/** The cycle's flush budget ran out: the exchange was not started, or was aborted in flight. */
+function budgetSpent(method: string, path: string): McpFailure {
+  return { code: 'timeout', message: `${method} ${path} stopped: the cycle's flush budget is spent (the rest waits for the next cycle)`, retryable: true };
+}
 
 type Exchange = { ok: true; status: number; body: Buffer } | { ok: false; error: McpFailure };
 
@@ -47,9 +58,15 @@ function parseJson(body: Buffer): { ok: true; value: unknown } | { ok: false } {
   }
 }
 
-function receiptOf(value: unknown): string | null {
-  const r = (value as { receipt_id?: unknown } | null)?.receipt_id;
-  return typeof r === 'string' && r.length > 0 && r.length <= 256 ? r : null;
+/** What a receipt for `env` must name; null when the envelope is not an evidence bundle we can read. */
+function expectationOf(env: Envelope): ReceiptExpectation | null {
+  try {
+    const b = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { bundle_id?: unknown; seq?: unknown; host_id?: unknown };
+    if (typeof b.bundle_id !== 'string' || typeof b.seq !== 'number' || typeof b.host_id !== 'string') return null;
+    return { bundleId: b.bundle_id, seq: b.seq, hostId: b.host_id, envelopeHash: envelopeHash(env) };
+  } catch {
+    return null;
+  }
 }
 
 /** Envelopes split into batches under the count and size limits, keeping order. */
@@ -82,7 +99,8 @@ function chunk(envelopes: readonly Envelope[]): { envelopes: Envelope[]; body: s
  * It never throws for a failed exchange: every outcome is a value with one clear line.
  */
 export class McpClient {
-  private batchUnsupported = false;
+  /** Until when (this.clock) the batch endpoint is not tried again; 0 = try it. */
+  private batchUnsupportedUntil = 0;
 
   private constructor(
     private readonly dispatcher: HttpAgent,
@@ -91,6 +109,9 @@ export class McpClient {
     private readonly ep: Endpoint,
     private readonly ids: { siteId: string; hostId: string },
     private readonly maxResponseBytes: number,
+    private readonly receiptKeys: readonly PublicKey[],
+    private readonly clock: () => number,
+    private readonly batchRetryAfterMs: number,
   ) {}
 
   /** Reads the TLS files now; a missing or mismatched file is an AgentError('mcp_config') naming it. */
@@ -119,10 +140,21 @@ export class McpClient {
       clientCertNotAfter: tls.clientCertNotAfter,
       ...t,
     };
-    return new McpClient(dispatcher, target.origin, target.pathPrefix, ep, { siteId: opts.siteId, hostId: opts.hostId }, opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes);
+    return new McpClient(
+      dispatcher,
+      target.origin,
+      target.pathPrefix,
+      ep,
+      { siteId: opts.siteId, hostId: opts.hostId },
+      opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
+      opts.receiptKeys ?? [],
+      opts.now ?? Date.now,
+      opts.batchRetryAfterMs ?? BATCH_RETRY_AFTER_MS,
+    );
   }
 
-  private async exchange(method: 'GET' | 'POST', path: string, body?: string): Promise<Exchange> {
+  private async exchange(method: 'GET' | 'POST', path: string, body?: string, budget?: AbortSignal): Promise<Exchange> {
+    if (budget?.aborted) return { ok: false, error: budgetSpent(method, `${this.pathPrefix}${path}`) };
     try {
       const res = await this.dispatcher.request({
         origin: this.origin,
@@ -130,7 +162,7 @@ export class McpClient {
         method,
         headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
         ...(body === undefined ? {} : { body }),
-        signal: AbortSignal.timeout(this.ep.requestTimeoutMs),
+        signal: budget ? AbortSignal.any([AbortSignal.timeout(this.ep.requestTimeoutMs), budget]) : AbortSignal.timeout(this.ep.requestTimeoutMs),
       });
       const declared = Number(res.headers['content-length'] ?? NaN);
       if (declared > this.maxResponseBytes) {
@@ -141,6 +173,7 @@ export class McpClient {
       if (!read.ok) return { ok: false, error: this.tooLarge(method, path, `sent more than ${this.maxResponseBytes} bytes`) };
       return { ok: true, status: res.statusCode, body: read.bytes };
     } catch (e) {
+      if (budget?.aborted) return { ok: false, error: budgetSpent(method, `${this.pathPrefix}${path}`) };
       return { ok: false, error: classifyTransportError(e, this.ep) };
     }
   }
@@ -175,14 +208,27 @@ export class McpClient {
     return { ok: true, envelope: parsed.value };
   }
 
-  /** POST evidence: ok with the receipt, retry on transport trouble or 5xx, reject on a 4xx verdict. */
-  async postEvidence(envelope: Envelope): Promise<DeliveryResult> {
-    const r = await this.exchange('POST', '/evidence', JSON.stringify(envelope));
+  /**
+   * What the MCP's receipt for `env` is worth: ok only for a receipt naming this bundle and this
+   * envelope's hash, countersigned by a pinned key (when any is pinned). Anything else is a failed
+   * delivery, retried later and raised as an alert by the agent: never an acknowledgement.
+   */
+  private receiptResult(env: Envelope, value: unknown, path: string): DeliveryResult {
+    const expected = expectationOf(env);
+    const raw = (value as { receipt?: unknown } | null)?.receipt;
+    if (raw === undefined || expected === null) return { kind: 'retry', error: this.badJson('POST', path, 'no receipt').message, badReceipt: true };
+    const c = checkReceipt(raw, expected, this.receiptKeys);
+    if (!c.ok) return { kind: 'retry', error: `MCP ${this.ep.hostPort} answered POST ${this.pathPrefix}${path} with a receipt the agent refuses: ${c.message}`, badReceipt: true };
+    return { kind: 'ok', receiptId: c.accepted.receipt.receipt_id, receipt: c.accepted };
+  }
+
+  /** POST evidence: ok with the receipt, retry on transport trouble, 5xx or a bad receipt, reject on a 4xx verdict. */
+  async postEvidence(envelope: Envelope, budget?: AbortSignal): Promise<DeliveryResult> {
+    const r = await this.exchange('POST', '/evidence', JSON.stringify(envelope), budget);
     if (!r.ok) return { kind: 'retry', error: r.error.message };
     if (r.status === 200 || r.status === 201) {
       const parsed = parseJson(r.body);
-      const receipt = parsed.ok ? receiptOf(parsed.value) : null;
-      return receipt ? { kind: 'ok', receiptId: receipt } : { kind: 'retry', error: this.badJson('POST', '/evidence', 'no receipt_id').message };
+      return parsed.ok ? this.receiptResult(envelope, parsed.value, '/evidence') : { kind: 'retry', error: this.badJson('POST', '/evidence', 'a body that is not JSON').message };
     }
     const failure = this.statusFailure('POST', '/evidence', r.status, r.body);
     if (r.status >= 400 && r.status < 500 && !failure.retryable) return { kind: 'reject', reason: `HTTP ${r.status}: ${serverText(r.body)}` };
@@ -192,29 +238,32 @@ export class McpClient {
   /**
    * POST evidence/batch, one result per envelope in order. A whole-batch refusal (4xx) is never
    * applied to every envelope: those are posted one by one so each gets its own verdict. An MCP
-   * without the batch endpoint (404/405) is remembered and served by single posts.
+   * without the batch endpoint (404/405) is served by single posts, and asked again after
+   * batchRetryAfterMs (it may have been upgraded, or the 404 came from a proxy's bad minute).
+   * `budget` aborts the exchange in flight: the cycle's flush budget is spent.
    */
-  async postEvidenceBatch(envelopes: Envelope[]): Promise<DeliveryResult[]> {
+  async postEvidenceBatch(envelopes: Envelope[], budget?: AbortSignal): Promise<DeliveryResult[]> {
     const results: DeliveryResult[] = [];
     for (const batch of chunk(envelopes)) {
-      results.push(...(await this.postOneBatch(batch.envelopes, batch.body)));
+      results.push(...(await this.postOneBatch(batch.envelopes, batch.body, budget)));
     }
     return results;
   }
 
-  private async postOneBatch(envelopes: Envelope[], body: string): Promise<DeliveryResult[]> {
-    if (this.batchUnsupported || envelopes.length === 1) return this.postSingles(envelopes);
-    const r = await this.exchange('POST', '/evidence/batch', body);
+  private async postOneBatch(envelopes: Envelope[], body: string, budget?: AbortSignal): Promise<DeliveryResult[]> {
+    if (this.clock() < this.batchUnsupportedUntil || envelopes.length === 1) return this.postSingles(envelopes, budget);
+    const r = await this.exchange('POST', '/evidence/batch', body, budget);
     if (!r.ok) return envelopes.map(() => ({ kind: 'retry', error: r.error.message }));
     if (r.status === 404 || r.status === 405) {
-      this.batchUnsupported = true;
-      return this.postSingles(envelopes);
+      this.batchUnsupportedUntil = this.clock() + this.batchRetryAfterMs;
+      return this.postSingles(envelopes, budget);
     }
     if (r.status !== 200) {
       const failure = this.statusFailure('POST', '/evidence/batch', r.status, r.body);
       if (failure.retryable) return envelopes.map(() => ({ kind: 'retry', error: failure.message }));
-      return this.postSingles(envelopes);
+      return this.postSingles(envelopes, budget);
     }
+    this.batchUnsupportedUntil = 0;
     const parsed = parseJson(r.body);
     const items = parsed.ok ? (parsed.value as { results?: unknown } | null)?.results : undefined;
     if (!Array.isArray(items) || items.length !== envelopes.length) {
@@ -222,21 +271,20 @@ export class McpClient {
       return envelopes.map(() => ({ kind: 'retry', error }));
     }
     return items.map((item: unknown, i): DeliveryResult => {
-      const receipt = receiptOf(item);
-      if (receipt) return { kind: 'ok', receiptId: receipt };
-      const e = item as { index?: unknown; error?: unknown } | null;
+      const e = item as { index?: unknown; error?: unknown; receipt?: unknown } | null;
+      if (e && typeof e === 'object' && e.receipt !== undefined) return this.receiptResult(envelopes[i]!, e, '/evidence/batch');
       if (e && e.index === i && typeof e.error === 'string') return { kind: 'reject', reason: `MCP refused: ${oneLine(e.error)}` };
       return { kind: 'retry', error: this.badJson('POST', '/evidence/batch', `an unreadable result at index ${i}`).message };
     });
   }
 
-  private async postSingles(envelopes: Envelope[]): Promise<DeliveryResult[]> {
+  private async postSingles(envelopes: Envelope[], budget?: AbortSignal): Promise<DeliveryResult[]> {
     const results: DeliveryResult[] = new Array(envelopes.length);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < envelopes.length) {
         const i = next++;
-        results[i] = await this.postEvidence(envelopes[i]!);
+        results[i] = await this.postEvidence(envelopes[i]!, budget);
       }
     };
     await Promise.all(Array.from({ length: Math.min(SINGLE_POST_CONCURRENCY, envelopes.length) }, worker));

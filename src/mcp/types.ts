@@ -1,3 +1,5 @@
+import type { PublicKey } from '../crypto/index.js';
+
 export interface McpClientOptions {
   /** https URL of the MCP; a path prefix is kept (`https://mcp.example/api` → `/api/orders/next`). */
   readonly mcpUrl: string;
@@ -17,6 +19,15 @@ export interface McpClientOptions {
   readonly requestTimeoutMs?: number;
   /** Largest response body read; a larger one is aborted while streaming. Default 256 KiB. */
   readonly maxResponseBytes?: number;
+  /**
+   * The MCP's receipt keys (config mcpReceiptKeys): a receipt counts only when one of them signed
+   * it. Empty: receipts are still bound to the bundle and its hash, but not countersigned.
+   */
+  readonly receiptKeys?: readonly PublicKey[];
+  /** Clock for the batch endpoint's retry after a 404 (default Date.now). */
+  readonly now?: () => number;
+  /** How long single posts serve after the batch endpoint answered 404/405. Default 1 hour. */
+  readonly batchRetryAfterMs?: number;
 }
 
 export type McpFailureCode = 'tls' | 'dns' | 'refused' | 'timeout' | 'reset' | 'http_status' | 'too_large' | 'bad_json' | 'config';

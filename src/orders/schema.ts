@@ -5,7 +5,7 @@ import { PinnedFlakeRefSchema, RevisionSchema, StorePathSchema, explainIssues, p
 /** An order payload is at most 64 KiB (docs/orders.md), checked before anything parses it. */
 export const MAX_ORDER_PAYLOAD_BYTES = 64 * 1024;
 
-export const ORDER_TYPES = ['run_checks', 'heal', 'apply_baseline', 'apply_closure', 'rollback'] as const;
+export const ORDER_TYPES = ['run_checks', 'heal', 'apply_baseline', 'apply_closure', 'rollback', 'heartbeat'] as const;
 export type OrderType = (typeof ORDER_TYPES)[number];
 
 
@@ -62,6 +62,8 @@ export const ORDER_PARAMS = {
     })
     .strict(),
   rollback: z.object({}).strict(),
+  /** No action: the MSP's signed proof of liveness; its issued_at is the newest MSP-signed time. */
+  heartbeat: z.object({}).strict(),
 } as const satisfies Record<OrderType, z.ZodType>;
 
 type Header = Omit<z.output<typeof OrderHeaderSchema>, 'type' | 'params'>;

@@ -1,4 +1,4 @@
-import type { StateDb } from '../state/index.js';
+import { getKv, setKv, type StateDb } from '../state/index.js';
 import type { Order } from './schema.js';
 
 /** An order that failed a check after its signature verified, as recorded in orders_seen. */
@@ -45,6 +45,7 @@ export function sqliteOrderState(db: StateDb): OrderState {
   const accept = db.transaction((order: Order, now: number) => {
     insertSeen.run(order.order_id, order.site_id, order.sequence, 'accepted', null, now);
     bumpSeq.run(order.site_id, order.sequence);
+    recordSignedAt(db, Date.parse(order.issued_at));
   });
   return {
     readOnly: false,
@@ -69,4 +70,19 @@ export function readOnlyOrderState(db: StateDb | null): OrderState {
     recordRejected: () => {},
     atomically: (fn) => fn(),
   };
+}
+
+/** kv key of the newest issued_at of any accepted (so MSP-signed) order, heartbeats included. */
+export const SIGNED_AT_KEY = 'control_plane.signed_at';
+
+/** Every accepted order proves the MSP signed something at its issued_at: keep the newest. */
+function recordSignedAt(db: StateDb, issuedAt: number): void {
+  const prev = Number(getKv(db, SIGNED_AT_KEY) ?? '0');
+  if (issuedAt > prev) setKv(db, SIGNED_AT_KEY, String(issuedAt));
+}
+
+/** The newest MSP-signed time this appliance has accepted, or null before the first order. */
+export function newestSignedAt(db: StateDb): number | null {
+  const v = getKv(db, SIGNED_AT_KEY);
+  return v === null ? null : Number(v);
 }

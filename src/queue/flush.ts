@@ -8,6 +8,11 @@ export interface FlushOptions {
   readonly signal?: AbortSignal;
   /** Stop after this many items have been handed to `deliver`. */
   readonly maxItems?: number;
+  /**
+   * The cycle's time budget: checked between batches and handed to `deliver`, which aborts the
+   * exchange in flight when it fires (that batch is then a retryable failure).
+   */
+  readonly budget?: AbortSignal;
 }
 
 export interface FlushReport {
@@ -15,7 +20,7 @@ export interface FlushReport {
   /** Items put back for a later attempt (only the first failed one is charged an attempt). */
   readonly retried: number;
   readonly dead: number;
-  readonly stoppedBy: 'drained' | 'not_due' | 'retry' | 'aborted' | 'max_items';
+  readonly stoppedBy: 'drained' | 'not_due' | 'retry' | 'aborted' | 'max_items' | 'budget';
 }
 
 /**
@@ -28,7 +33,7 @@ export interface FlushReport {
 export async function flushDestination(
   outbox: Outbox,
   destination: Destination,
-  deliver: (items: OutboxItem[]) => Promise<DeliveryResult[]>,
+  deliver: (items: OutboxItem[], budget?: AbortSignal) => Promise<DeliveryResult[]>,
   options: FlushOptions,
 ): Promise<FlushReport> {
   const max = options.maxItems ?? Infinity;
@@ -40,6 +45,7 @@ export async function flushDestination(
 
   for (;;) {
     if (options.signal?.aborted) return report('aborted');
+    if (options.budget?.aborted) return report('budget');
     if (handed >= max) return report('max_items');
     const items = outbox.lease(destination, Math.min(options.batchSize, max - handed), options.now());
     if (items.length === 0) return report(outbox.pendingCount(destination, options.now()) === 0 ? 'drained' : 'not_due');
@@ -47,7 +53,7 @@ export async function flushDestination(
 
     let results: DeliveryResult[];
     try {
-      results = await deliver(items);
+      results = await deliver(items, options.budget);
       if (results.length !== items.length) {
         results = items.map(() => ({ kind: 'retry', error: `${destination} delivery returned ${results.length} result(s) for ${items.length} item(s)` }));
       }
@@ -62,7 +68,7 @@ export async function flushDestination(
       items.forEach((item, i) => {
         const r = results[i]!;
         if (r.kind === 'ok') {
-          outbox.ack(item.id, r.receiptId, now);
+          outbox.ack(item.id, r.receiptId, now, r.receipt);
           delivered++;
         } else if (r.kind === 'reject') {
           outbox.dead(item.id, r.reason, now);

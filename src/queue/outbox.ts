@@ -1,5 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import { AgentError } from '../common/index.js';
+import type { AcceptedReceipt } from '../evidence/index.js';
 import { storageWrite, type StateDb } from '../state/index.js';
 import { backoffDelay } from './backoff.js';
 import { DESTINATIONS, type DeadLetter, type Destination, type DestinationStats, type OutboxItem, type OutboxOptions } from './types.js';
@@ -49,6 +50,7 @@ export class Outbox {
     | 'deadAll'
     | 'deadOne'
     | 'receipt'
+    | 'storeReceipt'
     | 'prune',
     Statement
   >;
@@ -100,6 +102,10 @@ export class Outbox {
       ),
       receipt: db.prepare(`SELECT receipt_id FROM outbox WHERE destination = ? AND bundle_id = ? AND state = 'done'`),
       prune: db.prepare(`DELETE FROM outbox WHERE state = 'done' AND done_at < ?`),
+      storeReceipt: db.prepare(
+        `INSERT INTO receipts (bundle_id, host_id, seq, envelope_hash, receipt_id, receipt, keyid, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (bundle_id) DO UPDATE SET receipt_id = excluded.receipt_id, receipt = excluded.receipt, keyid = excluded.keyid, received_at = excluded.received_at`,
+      ),
     };
 
     // Nested inside a caller's transaction these become savepoints, so chaining, storing and
@@ -139,8 +145,13 @@ export class Outbox {
     return items;
   }
 
-  ack(id: number, receiptId: string, now: number): void {
+  /** Mark delivered; the MCP's countersigned receipt, when there is one, is kept with it (table receipts). */
+  ack(id: number, receiptId: string, now: number, receipt?: AcceptedReceipt): void {
     if (storageWrite(`record the delivery of outbox item ${id}`, () => this.s.ack.run(receiptId, now, id)).changes === 0) this.mustExist(id);
+    if (receipt) {
+      const r = receipt.receipt;
+      storageWrite(`store the receipt for bundle ${r.bundle_id}`, () => this.s.storeReceipt.run(r.bundle_id, r.host_id, r.seq, r.envelope_hash, r.receipt_id, receipt.envelope, receipt.keyid, now));
+    }
   }
 
   retry(id: number, error: string, now: number): void {

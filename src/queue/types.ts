@@ -1,3 +1,5 @@
+import type { AcceptedReceipt } from '../evidence/index.js';
+
 /** Where a queued bundle goes: the MCP, or one of the reseller sinks. */
 export type Destination = 'mcp' | 'webhook' | 'syslog';
 
@@ -13,8 +15,15 @@ export interface OutboxItem {
   readonly createdAt: number;
 }
 
-/** What a destination said about one item: delivered, try later, or never (dead letter). */
-export type DeliveryResult = { kind: 'ok'; receiptId: string } | { kind: 'retry'; error: string } | { kind: 'reject'; reason: string };
+/**
+ * What a destination said about one item: delivered, try later, or never (dead letter). The MCP's
+ * `ok` carries the receipt it countersigned; a `retry` with `badReceipt` is an MCP that answered
+ * with a receipt that does not acknowledge what was sent (raised as an alert by the agent).
+ */
+export type DeliveryResult =
+  | { kind: 'ok'; receiptId: string; receipt?: AcceptedReceipt }
+  | { kind: 'retry'; error: string; badReceipt?: true }
+  | { kind: 'reject'; reason: string };
 
 export interface OutboxOptions {
   /** Failed attempts after which an item is dead-lettered (default 50). */

@@ -91,4 +91,18 @@ export const MIGRATIONS: readonly string[] = [
     reported_at INTEGER NOT NULL
   );
   `,
+  // 4: the MCP's countersigned receipts, one per acknowledged bundle (docs/mcp-api.md).
+  `
+  CREATE TABLE receipts (
+    bundle_id TEXT PRIMARY KEY,
+    host_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    envelope_hash TEXT NOT NULL,
+    receipt_id TEXT NOT NULL,
+    receipt TEXT NOT NULL,
+    keyid TEXT,
+    received_at INTEGER NOT NULL
+  );
+  CREATE INDEX receipts_by_seq ON receipts (host_id, seq);
+  `,
 ];

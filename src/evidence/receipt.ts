@@ -1,0 +1,111 @@
+import { z } from 'zod';
+import { RECEIPT_PAYLOAD_TYPE, canonicalEnvelope, signEnvelope, verifyEnvelope, EnvelopeSchema, type Envelope, type PublicKey, type SecretKey } from '../crypto/index.js';
+import type { StateDb } from '../state/index.js';
+
+const sha256Ref = z.string().regex(/^sha256:[0-9a-f]{64}$/);
+
+/**
+ * What the MCP signs for each bundle it stored: the bundle it names and the hash of the exact
+ * envelope (the same `sha256:` of the compact envelope the next bundle's prev_hash uses), so a
+ * receipt can acknowledge that envelope and nothing else.
+ */
+export const ReceiptSchema = z
+  .object({
+    receipt_id: z.string().min(1).max(256),
+    bundle_id: z.uuid(),
+    envelope_hash: sha256Ref,
+    site_id: z.string().min(1).max(128),
+    host_id: z.string().min(1).max(128),
+    seq: z.number().int().positive(),
+    received_at: z.iso.datetime(),
+  })
+  .strict();
+export type Receipt = z.infer<typeof ReceiptSchema>;
+
+/** A receipt the agent accepted: its fields, the canonical envelope it came in, and who signed it. */
+export interface AcceptedReceipt {
+  readonly receipt: Receipt;
+  /** Compact DSSE envelope JSON, as stored and as `verify --receipts` reads it. */
+  readonly envelope: string;
+  /** The MCP key that signed it; null when no mcpReceiptKeys are pinned (bound but not countersigned). */
+  readonly keyid: string | null;
+}
+
+/** What the receipt must name: the bundle that was sent, by id, seq, host and envelope hash. */
+export interface ReceiptExpectation {
+  readonly bundleId: string;
+  readonly envelopeHash: string;
+  readonly seq: number;
+  readonly hostId: string;
+}
+
+export type ReceiptCheck = { readonly ok: true; readonly accepted: AcceptedReceipt } | { readonly ok: false; readonly message: string };
+
+/** MCP side: sign a receipt with the MCP's receipt key. */
+export function signReceipt(receipt: Receipt, key: SecretKey): Envelope {
+  return signEnvelope(RECEIPT_PAYLOAD_TYPE, Buffer.from(JSON.stringify(ReceiptSchema.parse(receipt)), 'utf8'), key);
+}
+
+/**
+ * Check a receipt envelope: signed by one of `keys` (skipped only when none is pinned), of the
+ * receipt payload type, and, when `expected` is given, naming exactly that bundle and envelope.
+ * Messages name fields and keys, never echo the server's values.
+ */
+export function checkReceipt(input: unknown, expected: ReceiptExpectation | null, keys: readonly PublicKey[]): ReceiptCheck {
+  const env = EnvelopeSchema.safeParse(input);
+  if (!env.success) return { ok: false, message: 'receipt is not a DSSE envelope' };
+  if (env.data.payloadType !== RECEIPT_PAYLOAD_TYPE) return { ok: false, message: `receipt payloadType is not ${RECEIPT_PAYLOAD_TYPE}` };
+  let keyid: string | null = null;
+  let payload: Buffer;
+  if (keys.length > 0) {
+    const v = verifyEnvelope(env.data, RECEIPT_PAYLOAD_TYPE, keys);
+    if (!v.ok) return { ok: false, message: `receipt is not countersigned by a pinned MCP receipt key (${v.reason}: ${v.message})` };
+    keyid = v.keyid;
+    payload = v.payload;
+  } else {
+    payload = Buffer.from(env.data.payload, 'base64');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return { ok: false, message: 'receipt payload is not JSON' };
+  }
+  const parsed = ReceiptSchema.safeParse(json);
+  if (!parsed.success) return { ok: false, message: `receipt payload is not a receipt (${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message})` };
+  const r = parsed.data;
+  if (expected) {
+    if (r.bundle_id !== expected.bundleId) return { ok: false, message: `receipt names another bundle than ${expected.bundleId}` };
+    if (r.envelope_hash !== expected.envelopeHash) return { ok: false, message: `receipt for bundle ${expected.bundleId} names another envelope hash than ${expected.envelopeHash}` };
+    if (r.seq !== expected.seq || r.host_id !== expected.hostId) return { ok: false, message: `receipt for bundle ${expected.bundleId} names another host or seq than ${expected.hostId} seq ${expected.seq}` };
+  }
+  return { ok: true, accepted: { receipt: r, envelope: canonicalEnvelope(env.data), keyid } };
+}
+
+/** Stored receipts, oldest first; `verify --receipts STATE.db` and `prune` read them. */
+export function readStoredReceipts(db: StateDb): string[] {
+  return (db.prepare('SELECT receipt FROM receipts ORDER BY host_id, seq').all() as { receipt: string }[]).map((r) => r.receipt);
+}
+
+/**
+ * Bundle ids whose stored receipt verifies under `keys` and names the stored envelope's hash:
+ * the only bundles prune may delete. No pinned key, no countersigned receipt, nothing prunable.
+ */
+export function countersignedBundles(db: StateDb, keys: readonly PublicKey[]): Set<string> {
+  const out = new Set<string>();
+  if (keys.length === 0) return out;
+  const rows = db
+    .prepare('SELECT r.receipt, e.bundle_id, e.envelope_hash, e.seq, e.host_id FROM receipts r JOIN evidence e ON e.bundle_id = r.bundle_id')
+    .all() as { receipt: string; bundle_id: string; envelope_hash: string; seq: number; host_id: string }[];
+  for (const row of rows) {
+    let json: unknown;
+    try {
+      json = JSON.parse(row.receipt);
+    } catch {
+      continue;
+    }
+    const c = checkReceipt(json, { bundleId: row.bundle_id, envelopeHash: row.envelope_hash, seq: row.seq, hostId: row.host_id }, keys);
+    if (c.ok) out.add(row.bundle_id);
+  }
+  return out;
+}
