@@ -50,6 +50,8 @@ export interface HarnessOptions {
    * unless `now` gives it its own.
    */
   readonly enrollment?: EnrollmentOptions;
+  /** The MSP signs a heartbeat order this often (simulated clock); the MCP relays it when idle. Off when absent. */
+  readonly heartbeatEveryMs?: number;
 }
 
 /**
@@ -65,11 +67,16 @@ export async function startHarness(dir: string, opts: HarnessOptions = {}): Prom
   // Enrolling: the keys are made on the appliance by `enroll`; otherwise by hand, as before.
   const agentKeys = enrolling ? null : generateKeyFiles('appliance-1', join(dir, 'agent-keys'));
   const identityDir = join(dir, 'identity');
+  // The MSP's side signs heartbeats (set below, once the order signer exists); the MCP only relays them.
+  let signHeartbeat: () => Envelope = () => {
+    throw new Error('heartbeat signer not ready');
+  };
   const mcp = await startReferenceMcp({
     pki,
     agentKeys: agentKeys ? [loadPublicKeyFile(agentKeys.publicPath)] : [],
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(enrolling ? { enrollment: { now: () => host.now(), ...opts.enrollment } } : {}),
+    ...(opts.heartbeatEveryMs ? { heartbeat: { sign: () => signHeartbeat(), everyMs: opts.heartbeatEveryMs, now: () => host.now() } } : {}),
   });
   let tokenFile: string | null = null;
   const machineIdFile = join(dir, 'machine-id');
@@ -98,6 +105,7 @@ export async function startHarness(dir: string, opts: HarnessOptions = {}): Prom
         }),
     caFile: pki.caCert,
     trustedOrderKeys: [orderKeys.publicKey],
+    mcpReceiptKeys: [mcp.receiptKeyText],
     stateDir: join(dir, 'state'),
     healDir: join(dir, 'heal'),
     ...opts.config,
@@ -124,7 +132,7 @@ export async function startHarness(dir: string, opts: HarnessOptions = {}): Prom
         return Promise.resolve();
       },
     }).then(() => undefined);
-  return {
+  const harness: Harness = {
     dir,
     pki,
     mcp,
@@ -165,4 +173,6 @@ export async function startHarness(dir: string, opts: HarnessOptions = {}): Prom
       host.dispose();
     },
   };
+  signHeartbeat = () => harness.signOrder('heartbeat', {});
+  return harness;
 }

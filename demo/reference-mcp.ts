@@ -7,15 +7,22 @@ import type { AddressInfo, Socket } from 'node:net';
 import { isIPv6 } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { EnvelopeSchema, resolvePublicKeyArg, type Envelope, type PublicKey } from '../src/crypto/index.js';
+import { createHash, randomUUID } from 'node:crypto';
+import { EnvelopeSchema, formatPublicKey, loadSecretKeyFile, publicKeyOf, randomSeed, resolvePublicKeyArg, type Envelope, type PublicKey, type SecretKey } from '../src/crypto/index.js';
+import { signReceipt, type Receipt } from '../src/evidence/index.js';
 import { describeError, type Logger } from '../src/common/index.js';
 import { EnrollmentAuthority, type EnrollmentOptions } from './mcp/enroll.js';
 import { EvidenceStore, type StoredEvidence } from './mcp/evidence-store.js';
-import { isResponseFault, sendFaultyResponse, type Fault } from './mcp/faults.js';
+import { isResponseFault, sendFaultyResponse, type Fault, type ReceiptFault } from './mcp/faults.js';
 import { readJsonBody } from './mcp/request-body.js';
 import { generatePki, loadPki, type Pki } from './pki.js';
 
-export type { Fault } from './mcp/faults.js';
+export type { Fault, ReceiptFault } from './mcp/faults.js';
+
+function freshKey(name: string): SecretKey {
+  const seed = randomSeed();
+  return { keyId: name, seed, publicKey: publicKeyOf(seed) };
+}
 
 export const MAX_EVIDENCE_BODY = 1024 * 1024;
 export const MAX_BATCH_BODY = 16 * 1024 * 1024;
@@ -32,6 +39,11 @@ export interface McpStats {
   readonly connections: number;
   /** Body bytes written by response faults since the fault was set (how far a 100 MB body got). */
   readonly faultBytesSent: number;
+  /** POST /evidence/batch requests answered by the batch endpoint. */
+  readonly batchPosts: number;
+  /** GET /orders/next requests. */
+  readonly polls: number;
+  readonly heartbeatsServed: number;
 }
 
 export interface ReferenceMcp {
@@ -46,6 +58,23 @@ export interface ReferenceMcp {
   setFault(f: Fault | null): void;
   /** POST /enroll, POST /renew, GET /identity and revocation, when started with `enrollment`. */
   readonly enrollment: EnrollmentAuthority | null;
+  /** Turn the batch endpoint off (404, like an MCP without it) or on again. */
+  setBatchEndpoint(on: boolean): void;
+  /** The key that countersigns receipts, as the agent pins it (mcpReceiptKeys). */
+  readonly receiptPublicKey: PublicKey;
+  readonly receiptKeyText: string;
+}
+
+/**
+ * Heartbeats: when no order is queued and `everyMs` has passed since the last one served (on
+ * `now`), GET /orders/next serves `sign()`. The MSP signs them; a real MCP never holds the order
+ * key, so the signer here stands for the MSP's side (a pre-signed heartbeat queue, or the MSP's
+ * signing service), not for the MCP.
+ */
+export interface HeartbeatSource {
+  readonly sign: () => Envelope;
+  readonly everyMs: number;
+  readonly now: () => number;
 }
 
 export interface ReferenceMcpOptions {
@@ -59,6 +88,27 @@ export interface ReferenceMcpOptions {
   readonly batchEndpoint?: boolean;
   /** Serve enrollment with the PKI's CA: appliances without a certificate may then connect (for /enroll only). */
   readonly enrollment?: EnrollmentOptions;
+  /** The MCP's receipt key; a fresh one when absent. */
+  readonly receiptKey?: SecretKey;
+  readonly heartbeat?: HeartbeatSource;
+}
+
+/** A receipt as the `receipts` fault makes it lie. */
+function lyingReceipt(kind: ReceiptFault, receipt: Envelope, real: SecretKey, rogue: SecretKey): unknown {
+  const payload = JSON.parse(Buffer.from(receipt.payload, 'base64').toString('utf8')) as Receipt;
+  const sign = (r: Receipt, key: SecretKey) => signReceipt(r, key);
+  switch (kind) {
+    case 'other_bundle':
+      return sign({ ...payload, bundle_id: randomUUID() }, real);
+    case 'wrong_hash':
+      return sign({ ...payload, envelope_hash: `sha256:${createHash('sha256').update('something else').digest('hex')}` }, real);
+    case 'unsigned':
+      return { ...receipt, signatures: [{ keyid: receipt.signatures[0]!.keyid, sig: '' }] };
+    case 'wrong_key':
+      return sign(payload, { ...rogue, keyId: receipt.signatures[0]!.keyid });
+    case 'receipt_id_only':
+      return undefined;
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, close = false): void {
@@ -75,7 +125,23 @@ function sendJson(res: ServerResponse, status: number, body: unknown, close = fa
 export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<ReferenceMcp> {
   const [key, cert, ca] = await Promise.all([readFile(opts.pki.serverKey), readFile(opts.pki.serverCert), readFile(opts.pki.caCert)]);
   const log = opts.logger;
-  const store = new EvidenceStore();
+  const receiptKey = opts.receiptKey ?? freshKey('mcp-receipts');
+  const rogueKey = freshKey('mcp-rogue');
+  const store = new EvidenceStore(receiptKey);
+  let batchEndpoint = opts.batchEndpoint !== false;
+  let batchPosts = 0;
+  let polls = 0;
+  let heartbeatsServed = 0;
+  let lastHeartbeatAt: number | null = null;
+  /** What goes back for one stored envelope: its receipt, or the lie a receipts fault tells. */
+  const receiptBody = (receipt: Envelope, receiptId: string): Record<string, unknown> => {
+    const f = fault;
+    if (typeof f === 'object' && f !== null && 'receipts' in f) {
+      const lie = lyingReceipt(f.receipts, receipt, receiptKey, rogueKey);
+      return lie === undefined ? { receipt_id: receiptId } : { receipt: lie };
+    }
+    return { receipt };
+  };
   for (const k of opts.agentKeys ?? []) store.registerKey(k);
   const authority = opts.enrollment ? await EnrollmentAuthority.create(opts.pki.caCert, opts.pki.caKey, (k) => store.registerKey(k), opts.enrollment) : null;
   const orders: Envelope[] = [];
@@ -102,7 +168,18 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
       sendJson(res, 400, { error: 'site_id and host_id are required' });
       return;
     }
+    polls += 1;
     if (await respondFaulty(res)) return;
+    if (fault === 'withhold_orders') {
+      res.writeHead(204).end();
+      return;
+    }
+    const hb = opts.heartbeat;
+    if (orders.length === 0 && hb && (lastHeartbeatAt === null || hb.now() - lastHeartbeatAt >= hb.everyMs)) {
+      lastHeartbeatAt = hb.now();
+      heartbeatsServed += 1;
+      orders.push(hb.sign());
+    }
     const order = orders.shift();
     if (!order) {
       res.writeHead(204).end();
@@ -122,7 +199,7 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
     if (!r.ok) log?.warn({ reason: r.error }, 'reference MCP rejected an evidence envelope');
     if (await respondFaulty(res)) return;
     if (!r.ok) sendJson(res, r.status, { error: r.error });
-    else sendJson(res, r.duplicate ? 200 : 201, { receipt_id: r.receiptId });
+    else sendJson(res, r.duplicate ? 200 : 201, receiptBody(r.receipt, r.receiptId));
   };
 
   const postBatch = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -143,7 +220,7 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
     const now = Date.now();
     const results = envelopes.map((e, index) => {
       const r = store.accept(e, now);
-      if (r.ok) return { bundle_id: r.bundleId, receipt_id: r.receiptId };
+      if (r.ok) return receiptBody(r.receipt, r.receiptId);
       log?.warn({ index, reason: r.error }, 'reference MCP rejected an evidence envelope');
       return { index, error: r.error };
     });
@@ -158,13 +235,17 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
       return;
     }
     if (typeof f === 'object' && f !== null && 'delayMs' in f) await new Promise((r) => setTimeout(r, f.delayMs));
+    if (typeof f === 'object' && f !== null && 'postDelayMs' in f && req.method === 'POST') await new Promise((r) => setTimeout(r, f.postDelayMs));
     const url = new URL(req.url ?? '/', 'https://mcp.invalid');
     const route = `${req.method ?? ''} ${url.pathname}`;
     if (authority && (await authority.handle(req, res, route, sendJson))) return;
     if (route === 'GET /orders/next') return nextOrder(url, res);
     if (route === 'POST /evidence') return postEvidence(req, res);
-    if (route === 'POST /evidence/batch' && opts.batchEndpoint !== false) return postBatch(req, res);
-    const known = ['/orders/next', '/evidence', ...(opts.batchEndpoint !== false ? ['/evidence/batch'] : [])];
+    if (route === 'POST /evidence/batch' && batchEndpoint) {
+      batchPosts += 1;
+      return postBatch(req, res);
+    }
+    const known = ['/orders/next', '/evidence', ...(batchEndpoint ? ['/evidence/batch'] : [])];
     sendJson(res, known.includes(url.pathname) ? 405 : 404, { error: `no route for ${route}` });
   };
 
@@ -214,8 +295,13 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
       orders.push(e);
     },
     evidence: () => store.byBundleId,
-    stats: () => ({ ...store.counts, ordersServed, connections, faultBytesSent }),
     enrollment: authority,
+    stats: () => ({ ...store.counts, ordersServed, connections, faultBytesSent, batchPosts, polls, heartbeatsServed }),
+    setBatchEndpoint: (on) => {
+      batchEndpoint = on;
+    },
+    receiptPublicKey: { keyId: receiptKey.keyId, publicKey: receiptKey.publicKey },
+    receiptKeyText: formatPublicKey(receiptKey.keyId, receiptKey.publicKey),
     setFault: (f) => {
       fault = f;
       faultBytesSent = 0;
@@ -225,9 +311,10 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
 }
 
 const USAGE =
-  'usage: tsx demo/reference-mcp.ts [--pki DIR] [--host-id ID] [--port N] [--host H] [--agent-key name:base64|FILE]... [--order ENVELOPE.json]...\n' +
+  'usage: tsx demo/reference-mcp.ts [--pki DIR] [--host-id ID] [--port N] [--host H] [--agent-key name:base64|FILE]... [--order ENVELOPE.json]... [--receipt-key SECRET.key]\n' +
   '  --pki: where the PKI is kept or made (default $XDG_STATE_HOME/compliance-agent-reference-mcp/pki, outside any repository)\n' +
-  '  --host-id: CN of the client certificate made with a new PKI, the agent\'s hostId (default appliance-1)';
+  '  --host-id: CN of the client certificate made with a new PKI, the agent\'s hostId (default appliance-1)\n' +
+  '  --receipt-key: the MCP\'s receipt key (compliance-agent keygen); default a fresh one, printed for mcpReceiptKeys';
 
 /** Outside the repository by default: the PKI holds the CA's private key. */
 function defaultPkiDir(): string {
@@ -248,6 +335,7 @@ async function main(argv: string[]): Promise<number> {
         host: { type: 'string', default: '127.0.0.1' },
         'agent-key': { type: 'string', multiple: true, default: [] },
         order: { type: 'string', multiple: true, default: [] },
+        'receipt-key': { type: 'string' },
       },
     }));
   } catch (e) {
@@ -258,9 +346,11 @@ async function main(argv: string[]): Promise<number> {
   const pki = existing ?? (await generatePki(values.pki, { clientCn: values['host-id'] }));
   process.stderr.write(`PKI in ${pki.dir}${existing ? '' : ` (new: client certificate CN = ${values['host-id']})`}\n`);
   const agentKeys = values['agent-key'].map(resolvePublicKeyArg);
-  const mcp = await startReferenceMcp({ pki, port: Number(values.port), host: values.host, agentKeys });
+  const receiptKey = values['receipt-key'] ? loadSecretKeyFile(values['receipt-key']) : undefined;
+  const mcp = await startReferenceMcp({ pki, port: Number(values.port), host: values.host, agentKeys, ...(receiptKey ? { receiptKey } : {}) });
   for (const file of values.order) mcp.enqueueOrder(EnvelopeSchema.parse(JSON.parse(await readFile(file, 'utf8'))));
   process.stdout.write(`${mcp.url}\n`);
+  process.stderr.write(`receipt key (mcpReceiptKeys): ${mcp.receiptKeyText}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

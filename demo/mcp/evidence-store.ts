@@ -1,16 +1,19 @@
 import { createPublicKey, randomUUID, verify, type KeyObject } from 'node:crypto';
-import { EVIDENCE_PAYLOAD_TYPE, EnvelopeSchema, canonicalEnvelope, pae, type Envelope, type PublicKey } from '../../src/crypto/index.js';
-import { EvidenceBundleSchema, rotationKeyOf } from '../../src/evidence/index.js';
+import { EVIDENCE_PAYLOAD_TYPE, EnvelopeSchema, canonicalEnvelope, envelopeHash, pae, type Envelope, type PublicKey, type SecretKey } from '../../src/crypto/index.js';
+import { EvidenceBundleSchema, rotationKeyOf, signReceipt } from '../../src/evidence/index.js';
+import { isoSeconds } from '../../src/common/index.js';
 
 export interface StoredEvidence {
   readonly envelope: Envelope;
   readonly bundle: unknown;
   readonly receiptId: string;
+  /** The countersigned receipt sent back (the same one again for a duplicate). */
+  readonly receipt: Envelope;
   readonly receivedAt: number;
 }
 
 export type Acceptance =
-  | { readonly ok: true; readonly bundleId: string; readonly receiptId: string; readonly duplicate: boolean }
+  | { readonly ok: true; readonly bundleId: string; readonly receiptId: string; readonly receipt: Envelope; readonly duplicate: boolean }
   | { readonly ok: false; readonly status: 400 | 409; readonly error: string };
 
 interface TrustedKey {
@@ -25,6 +28,9 @@ interface TrustedKey {
  */
 export class EvidenceStore {
   private readonly keys: TrustedKey[] = [];
+
+  /** `receiptKey`: the MCP's own Ed25519 key, which countersigns every receipt. */
+  constructor(private readonly receiptKey: SecretKey) {}
   readonly byBundleId = new Map<string, StoredEvidence>();
   readonly counts = { posts: 0, unique: 0, duplicates: 0, rejected: 0 };
 
@@ -67,14 +73,19 @@ export class EvidenceStore {
       if (canonicalEnvelope(known.envelope) !== canonicalEnvelope(env)) {
         return { ok: false, status: 409, error: `bundle_id ${bundleId} was already received with different content` };
       }
-      return { ok: true, bundleId, receiptId: known.receiptId, duplicate: true };
+      return { ok: true, bundleId, receiptId: known.receiptId, receipt: known.receipt, duplicate: true };
     }
     const receiptId = `rcpt-${randomUUID()}`;
-    this.byBundleId.set(bundleId, { envelope: env, bundle: bundle.data, receiptId, receivedAt: now });
+    const b = bundle.data;
+    const receipt = signReceipt(
+      { receipt_id: receiptId, bundle_id: bundleId, envelope_hash: envelopeHash(env), site_id: b.site_id, host_id: b.host_id, seq: b.seq, received_at: isoSeconds(now) },
+      this.receiptKey,
+    );
+    this.byBundleId.set(bundleId, { envelope: env, bundle: b, receiptId, receipt, receivedAt: now });
     // A rotation bundle verified under a registered key: the key it introduces signs what follows.
-    const rotated = rotationKeyOf(bundle.data);
+    const rotated = rotationKeyOf(b);
     if (rotated) this.registerKey(rotated);
-    return { ok: true, bundleId, receiptId, duplicate: false };
+    return { ok: true, bundleId, receiptId, receipt, duplicate: false };
   }
 
   private verifySignatures(env: Envelope, payload: Buffer): 'ok' | string {

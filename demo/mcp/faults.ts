@@ -9,7 +9,15 @@ import type { ServerResponse } from 'node:http';
  *   (evidence stored, orders not dequeued) and the 200 response is lost in that way, so a client
  *   retry tests idempotency.
  * - { delayMs }: the response (processed normally) is held back that long.
+ * - { postDelayMs }: only evidence posts are held back that long (polls are answered at once).
+ * - 'withhold_orders': GET /orders/next answers 204 whatever is queued (a relay freezing orders).
+ * - { receipts }: evidence is stored, but the receipts sent back lie: they name another bundle
+ *   ('other_bundle'), another envelope hash ('wrong_hash'), carry no valid signature ('unsigned'),
+ *   are signed by a key the agent does not pin ('wrong_key'), or are the bare receipt_id of the
+ *   old protocol ('receipt_id_only').
  */
+export type ReceiptFault = 'other_bundle' | 'wrong_hash' | 'unsigned' | 'wrong_key' | 'receipt_id_only';
+
 export type Fault =
   | 'down'
   | 'reset_mid_body'
@@ -17,7 +25,10 @@ export type Fault =
   | { readonly status: number; readonly body?: string }
   | { readonly slowDripMs: number }
   | { readonly hugeBodyBytes: number; readonly declareLength?: boolean }
-  | { readonly delayMs: number };
+  | { readonly delayMs: number }
+  | { readonly postDelayMs: number }
+  | 'withhold_orders'
+  | { readonly receipts: ReceiptFault };
 
 /** Faults that replace a processed request's response. */
 export type ResponseFault = Extract<Fault, 'reset_mid_body' | 'invalid_json' | { slowDripMs: number } | { hugeBodyBytes: number }>;

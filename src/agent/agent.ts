@@ -6,7 +6,7 @@ import { storageWrite, type StateDb } from '../state/index.js';
 import { ALL_CHECKS, CheckCadence, runChecks, systemFacts, type CheckResult, type SystemFacts } from '../checks/index.js';
 import { EvidenceChain, exportEvidence, evidenceDir, readChainHead, type EvidenceDraft } from '../evidence/index.js';
 import { Outbox, flushDestination, type Destination, type DeliveryResult, type OutboxItem } from '../queue/index.js';
-import { nextDeliveryHealth, readDeliveryHealth, writeDeliveryHealth, writeMetrics, type FlushOutcome } from '../observe/index.js';
+import { controlPlaneView, nextDeliveryHealth, readDeliveryHealth, writeDeliveryHealth, writeMetrics, type FlushOutcome } from '../observe/index.js';
 import type { SecretKey, Envelope } from '../crypto/index.js';
 import type { IdentityAssessment, PollOutcome } from '../identity/index.js';
 import { checkEvidence } from './check-evidence.js';
@@ -15,14 +15,23 @@ import { makeDraft } from './drafts.js';
 import { assessPoll } from './mcp-health.js';
 import { stateWriteFailure } from './state-write-failure.js';
 import type { StartAlerts } from './previous-exit.js';
+import { assessControlPlane, assessReceipts, noteBadReceipt } from './control-plane.js';
 
 /** What the agent needs from the MCP client (src/mcp implements it over mTLS). */
 export interface McpPort {
   nextOrder(): Promise<{ ok: true; envelope: unknown | null } | { ok: false; error: { code: string; message: string } }>;
-  postEvidenceBatch(envelopes: Envelope[]): Promise<DeliveryResult[]>;
+  /** `budget` aborts the exchange in flight when the cycle's flush budget is spent. */
+  postEvidenceBatch(envelopes: Envelope[], budget?: AbortSignal): Promise<DeliveryResult[]>;
 }
 
-export type Deliver = (items: OutboxItem[]) => Promise<DeliveryResult[]>;
+export type Deliver = (items: OutboxItem[], budget?: AbortSignal) => Promise<DeliveryResult[]>;
+
+/** Items per destination per cycle: a backlog drains over cycles, never in one long flush. */
+const FLUSH_MAX_ITEMS = 2000;
+/** Longest flush per cycle, whatever the MCP's pace: half the poll interval, at most 30 s. */
+function defaultFlushBudgetMs(pollIntervalS: number): number {
+  return Math.min(30_000, (pollIntervalS * 1000) / 2);
+}
 
 export interface CycleContext {
   readonly results: readonly CheckResult[];
@@ -70,6 +79,10 @@ export interface AgentDeps {
   readonly startAlerts?: StartAlerts;
   /** Absent for an appliance provisioned by hand (no enrollment): its certificate is left as it is. */
   readonly identity?: IdentityPort;
+  /** Per-cycle flush budget in (real) ms; default half the poll interval, at most 30 s. */
+  readonly flushBudgetMs?: number;
+  /** Per-cycle, per-destination item budget; default 2000. */
+  readonly flushMaxItems?: number;
 }
 
 export interface CycleReport {
@@ -105,7 +118,15 @@ export class Agent {
     this.outbox.releaseAll();
     this.chain = new EvidenceChain(deps.db, deps.signingKey, this.outbox);
     this.deliver = {
-      mcp: (items) => deps.mcp.postEvidenceBatch(items.map((i) => JSON.parse(i.body) as Envelope)),
+      mcp: async (items, budget) => {
+        const results = await deps.mcp.postEvidenceBatch(
+          items.map((i) => JSON.parse(i.body) as Envelope),
+          budget,
+        );
+        const bad = results.find((r) => r.kind === 'retry' && r.badReceipt);
+        if (bad?.kind === 'retry') storageWrite('note a refused MCP receipt', () => noteBadReceipt(deps.db, this.now(), bad.error));
+        return results;
+      },
       ...deps.sinks,
     };
     this.destinations = Object.keys(this.deliver) as Destination[];
@@ -168,6 +189,10 @@ export class Agent {
       else this.counters.rejected++;
       drafts.push(...handled.drafts);
     }
+    // After the order: an accepted heartbeat in this poll already counts as fresh.
+    const controlPlane = assessControlPlane(db, this.now(), config.controlPlaneMaxAge * 1000, config.heartbeatInterval * 1000);
+    const receipts = assessReceipts(db, this.now(), config.heartbeatInterval * 1000);
+    for (const spec of [controlPlane.spec, receipts.spec]) if (spec) drafts.push(makeDraft(config, facts, spec));
     if (this.deps.runHealer) await this.deps.runHealer();
     const healed = await this.deps.healing.collectResults({ results, facts, now: this.now() });
     drafts.push(...healed.drafts);
@@ -179,15 +204,20 @@ export class Agent {
     drafts.push(...fromChecks.drafts);
     const operatorActions = operatorActionEvidence(db, config, systemFacts(results), now);
     drafts.push(...operatorActions.drafts);
+    // IMMEDIATE: `prune` (another process) chains a checkpoint; the head is read and moved under one lock.
     storageWrite(`store ${drafts.length} evidence bundle(s)`, () =>
-      db.transaction(() => {
-        this.chain.append(drafts, this.destinations, now);
-        identity.record();
-        fromChecks.record();
-        health.record();
-        operatorActions.record();
-        healed.record();
-      })(),
+      db
+        .transaction(() => {
+          this.chain.append(drafts, this.destinations, now);
+          identity.record();
+          fromChecks.record();
+          health.record();
+          operatorActions.record();
+          healed.record();
+          controlPlane.record();
+          receipts.record();
+        })
+        .immediate(),
     );
     // The drop box is tidied only once the evidence of its answers is durably chained.
     healed.ack();
@@ -266,6 +296,8 @@ export class Agent {
   /** Deliver what is due to every destination, each independently: a dead RMM never delays the MCP. */
   async flush(signal?: AbortSignal): Promise<Partial<Record<Destination, number>>> {
     const out: Partial<Record<Destination, number>> = {};
+    // The checks and the next poll never wait for a slow MCP beyond this budget.
+    const budget = AbortSignal.timeout(this.deps.flushBudgetMs ?? defaultFlushBudgetMs(this.deps.config.pollInterval));
     await Promise.all(
       this.destinations.map(async (d) => {
         try {
@@ -275,6 +307,8 @@ export class Agent {
             batchSize: d === 'mcp' ? (this.deps.flushBatchSize ?? 200) : 100,
             now: () => this.now(),
             signal,
+            budget,
+            maxItems: this.deps.flushMaxItems ?? FLUSH_MAX_ITEMS,
           });
           out[d] = r.delivered;
           this.deadLettered += r.dead;
@@ -343,6 +377,7 @@ export class Agent {
         const h = readDeliveryHealth(this.deps.db, destination);
         return { destination, failing: h?.state === 'failing', kind: h?.kind ?? null, lastErrorAt: h?.lastErrorAt ?? null };
       }),
+      controlPlane: controlPlaneView(this.deps.db, now, this.deps.config.controlPlaneMaxAge * 1000),
     });
   }
 

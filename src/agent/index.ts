@@ -1,5 +1,5 @@
 export { Agent, type AgentDeps, type McpPort, type CycleReport, type Deliver, type HealingPort, type CycleContext } from './agent.js';
-export { openAgentRuntime, type AgentRuntime, type RuntimeOverrides } from './runtime.js';
+export { openAgentRuntime, receiptKeysFromConfig, type AgentRuntime, type RuntimeOverrides } from './runtime.js';
 export { makeDraft } from './drafts.js';
 export { PREVIOUS_EXIT_FILE, readPreviousExit, previousExitAlerts, type PreviousExit, type StartAlerts } from './previous-exit.js';
 export { isoSeconds } from '../common/index.js';

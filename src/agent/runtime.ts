@@ -1,6 +1,6 @@
 import { assertSinkFiles, loadBaseline, type Config } from '../config/index.js';
 import { createSinks } from '../outputs/index.js';
-import { loadSecretKeyFile } from '../crypto/index.js';
+import { loadSecretKeyFile, parsePublicKey, type PublicKey } from '../crypto/index.js';
 import { RealHost, type Host } from '../host/index.js';
 import { McpClient } from '../mcp/index.js';
 import { openStateDb, stateDbPath, type StateDb } from '../state/index.js';
@@ -96,6 +96,7 @@ function wireIdentity(config: Config, db: StateDb, logger: Logger, override: Run
       clientKeyFile: config.clientKeyFile,
       siteId: config.siteId,
       hostId: config.hostId,
+      receiptKeys: receiptKeysFromConfig(config),
     });
   const client = override ? null : swappable(makeMcp());
   const mcp: McpPort & { close?: () => Promise<void> } = override ?? client!.proxy;
@@ -108,4 +109,9 @@ function wireIdentity(config: Config, db: StateDb, logger: Logger, override: Run
         })
       : undefined;
   return { signingKey, mcp, identity };
+}
+
+/** config.mcpReceiptKeys as keys: the MCP countersigns each receipt with one of them. */
+export function receiptKeysFromConfig(config: Pick<Config, 'mcpReceiptKeys'>): PublicKey[] {
+  return config.mcpReceiptKeys.map((k, i) => parsePublicKey(k, `mcpReceiptKeys.${i}`));
 }

@@ -7,7 +7,7 @@ import { existingStateDb, noStateLine } from './state-arg.js';
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'show the last poll, last check results, delivery per destination (failures, queue depth and age, dead letters), and the evidence chain head',
+  summary: 'show the last poll, last check results, delivery per destination (failures, queue depth and age, dead letters), the evidence chain head, control plane freshness and receipts',
   usage: 'compliance-agent status --config C [--json]',
   async run(args) {
     const p = parseWithConfig(args, this.usage, { json: { type: 'boolean' } });
@@ -23,7 +23,7 @@ export const statusCommand: Command = {
     }
     const db = openStateDb(state.path, { readonly: true });
     try {
-      const status = readStatus(db, Date.now());
+      const status = readStatus(db, Date.now(), { controlPlaneMaxAgeMs: p.config.controlPlaneMaxAge * 1000 });
       process.stdout.write(p.values.json ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status, Date.now()));
       return EXIT.ok;
     } finally {

@@ -13,6 +13,8 @@ export interface MetricsSnapshot {
   readonly checks: readonly { check: string; status: 'compliant' | 'drift' | 'error' }[];
   /** Per destination in use: whether deliveries are failing, of which kind, since when the last error. */
   readonly delivery?: readonly { destination: string; failing: boolean; kind: string | null; lastErrorAt: number | null }[];
+  /** Age of the newest MSP-signed time seen (null before the first cycle) and whether it is over the bound. */
+  readonly controlPlane?: { readonly ageMs: number | null; readonly stale: boolean };
 }
 
 const STATUS_VALUE = { compliant: 0, drift: 1, error: 2 } as const;
@@ -57,6 +59,10 @@ export function renderMetrics(m: MetricsSnapshot): string {
     delivery.map((d) => [`{destination="${d.destination}"}`, (d.lastErrorAt ?? 0) / 1000]),
   );
   metric('compliance_agent_check_status', 'Last result per check: 0 compliant, 1 drift, 2 error.', 'gauge', m.checks.map((c) => [`{check="${c.check}"}`, STATUS_VALUE[c.status]]));
+  if (m.controlPlane) {
+    metric('compliance_agent_control_plane_signed_age_seconds', 'Age of the newest MSP-signed order (heartbeat) accepted.', 'gauge', [['', (m.controlPlane.ageMs ?? 0) / 1000]]);
+    metric('compliance_agent_control_plane_stale', '1 when no MSP-signed order is newer than controlPlaneMaxAge.', 'gauge', [['', m.controlPlane.stale ? 1 : 0]]);
+  }
   return lines.join('\n') + '\n';
 }
 

@@ -3,6 +3,7 @@ import { getKv } from '../state/index.js';
 import { hasDeadLetterBookkeeping, listDeadLetters, unsignedOperatorActions, type DeadLetterDetail, type OperatorAction } from '../queue/index.js';
 import { readDeliveryHealth } from './delivery-health.js';
 import { rejectionCounts } from '../orders/index.js';
+import { controlPlaneView, type ControlPlaneView } from './control-plane.js';
 
 /** Per destination: how deliveries go, the last error and when, the queue's depth and age. */
 export interface DestinationStatus {
@@ -31,6 +32,10 @@ export interface AgentStatus {
   readonly operatorActionsAwaitingEvidence: readonly OperatorAction[];
   /** An enrolled appliance's identity as the agent last assessed it (kv identity_status), else null. */
   readonly identity: { state: string; message: string; serial: string; notAfter: string; renewAt: string; at: number } | null;
+  /** Signed liveness: the newest MSP-signed order (heartbeat) accepted, and whether it is too old. */
+  readonly controlPlane: ControlPlaneView;
+  /** The MCP's receipts kept for acknowledged bundles; countersigned ones were signed by a pinned key. */
+  readonly receipts: { stored: number; countersigned: number; newest: { hostId: string; seq: number; envelopeHash: string } | null };
 }
 
 const MAX_DEAD_LETTERS_SHOWN = 100;
@@ -54,7 +59,7 @@ function deliveryStatus(db: StateDb, queue: AgentStatus['queue']): DestinationSt
 }
 
 /** Everything `compliance-agent status` shows, read from the state database only. */
-export function readStatus(db: StateDb, now: number): AgentStatus {
+export function readStatus(db: StateDb, now: number, opts: { controlPlaneMaxAgeMs?: number } = {}): AgentStatus {
   const poll = getKv(db, 'last_poll');
   const identity = getKv(db, 'identity_status');
   const checks = (db.prepare('SELECT check_name, status, result, checked_at FROM check_results ORDER BY check_name').all() as {
@@ -97,7 +102,19 @@ export function readStatus(db: StateDb, now: number): AgentStatus {
     deadLetters: withDeadLetters ? listDeadLetters(db, {}, MAX_DEAD_LETTERS_SHOWN) : [],
     operatorActionsAwaitingEvidence: withDeadLetters ? unsignedOperatorActions(db) : [],
     identity: identity ? (JSON.parse(identity) as AgentStatus['identity']) : null,
+    controlPlane: controlPlaneView(db, now, opts.controlPlaneMaxAgeMs ?? 86_400_000),
+    receipts: readReceiptSummary(db),
   };
+}
+
+function readReceiptSummary(db: StateDb): AgentStatus['receipts'] {
+  // A database an older agent wrote (read-only here, so not migrated) has no receipts yet.
+  if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'receipts'").get() === undefined) return { stored: 0, countersigned: 0, newest: null };
+  const n = db.prepare('SELECT COUNT(*) AS stored, COUNT(keyid) AS countersigned FROM receipts').get() as { stored: number; countersigned: number };
+  const newest = db.prepare('SELECT host_id, seq, envelope_hash FROM receipts ORDER BY received_at DESC, seq DESC LIMIT 1').get() as
+    | { host_id: string; seq: number; envelope_hash: string }
+    | undefined;
+  return { ...n, newest: newest ? { hostId: newest.host_id, seq: newest.seq, envelopeHash: newest.envelope_hash } : null };
 }
 
 /** A duration for humans; a time in the future (the clock stepped back since) reads as 0s, never negative. */
@@ -137,6 +154,11 @@ export function formatStatus(s: AgentStatus, now: number): string {
     .join(', ');
   out.push(`orders:      ${s.orders.accepted} accepted, ${s.orders.rejected} rejected${reasons ? ` (${reasons})` : ''}, last sequence ${s.orders.lastSequence ?? '-'}`);
   out.push(...formatDelivery(s, now));
+  const cp = s.controlPlane;
+  const signed = cp.signedAt === null ? 'no MSP-signed order yet' : `newest MSP-signed order ${new Date(cp.signedAt).toISOString()} (${age(cp.ageMs)} ago)`;
+  out.push(`control plane: ${cp.stale ? 'STALE' : 'fresh'}: ${signed}, bound ${age(cp.maxAgeMs)}${cp.stale ? ' (control_plane_stale: the MCP may be withholding orders)' : ''}`);
+  const r = s.receipts;
+  out.push(`receipts:    ${r.stored} stored, ${r.countersigned} countersigned${r.newest ? `, newest for ${r.newest.hostId} seq ${r.newest.seq} ${r.newest.envelopeHash}` : ''}`);
   return out.join('\n') + '\n';
 }
 

@@ -124,7 +124,7 @@ const REFERENCE_FAULTS: [string, Fault, RegExp][] = [
   ['HTTP 500 on every request', { status: 500 }, /answered 500/],
   ['reset mid-body', 'reset_mid_body', /was reset/],
   ['slow drip (slowloris)', { slowDripMs: 100 }, /did not complete within 1000 ms|stalled the response body/],
-  ['invalid JSON', 'invalid_json', /no results list|not JSON|no receipt_id/],
+  ['invalid JSON', 'invalid_json', /no results list|not JSON|no receipt/],
 ];
 
 describe('reference MCP faults', () => {
