@@ -1,5 +1,5 @@
 import { createPublicKey, randomUUID, verify, type KeyObject } from 'node:crypto';
-import { EVIDENCE_PAYLOAD_TYPE, EnvelopeSchema, canonicalEnvelope, envelopeHash, pae, type Envelope, type PublicKey, type SecretKey } from '../../src/crypto/index.js';
+import { EVIDENCE_PAYLOAD_TYPE, EnvelopeSchema, canonicalEnvelope, envelopeHash, pae, publicKeyOf, randomSeed, type Envelope, type PublicKey, type SecretKey } from '../../src/crypto/index.js';
 import { EvidenceBundleSchema, rotationKeyOf, signReceipt } from '../../src/evidence/index.js';
 import { isoSeconds } from '../../src/common/index.js';
 
@@ -16,6 +16,11 @@ export type Acceptance =
   | { readonly ok: true; readonly bundleId: string; readonly receiptId: string; readonly receipt: Envelope; readonly duplicate: boolean }
   | { readonly ok: false; readonly status: 400 | 409; readonly error: string };
 
+function freshReceiptKey(): SecretKey {
+  const seed = randomSeed();
+  return { keyId: 'mcp-receipts', seed, publicKey: publicKeyOf(seed) };
+}
+
 interface TrustedKey {
   readonly keyId: string | null;
   readonly key: KeyObject;
@@ -29,8 +34,8 @@ interface TrustedKey {
 export class EvidenceStore {
   private readonly keys: TrustedKey[] = [];
 
-  /** `receiptKey`: the MCP's own Ed25519 key, which countersigns every receipt. */
-  constructor(private readonly receiptKey: SecretKey) {}
+  /** `receiptKey`: the MCP's own Ed25519 key, which countersigns every receipt (a fresh one by default). */
+  constructor(private readonly receiptKey: SecretKey = freshReceiptKey()) {}
   readonly byBundleId = new Map<string, StoredEvidence>();
   readonly counts = { posts: 0, unique: 0, duplicates: 0, rejected: 0 };
 

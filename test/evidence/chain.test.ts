@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, writeFileSync, unlinkSync, renameSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { EvidenceChain, exportEvidence, verifyPath, pruneEvidence, readChainHead, evidenceFileName } from '../../src/evidence/index.js';
+import { EvidenceChain, exportEvidence, verifyPath, pruneEvidence, readChainHead, evidenceFileName, type ChainedEvidence } from '../../src/evidence/index.js';
 import { openStateDb } from '../../src/state/index.js';
 import { generateKeyFiles, loadSecretKeyFile, loadPublicKeyFile, envelopeHash, EnvelopeSchema } from '../../src/crypto/index.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -176,11 +176,20 @@ describe('pruning', () => {
     exportEvidence(db, evDir);
     // Bundles 1-5 were delivered; bundle 6 never was.
     for (const o of old.slice(0, 5)) db.prepare("UPDATE outbox SET state = 'done' WHERE bundle_id = ?").run(o.bundle.bundle_id);
-    const report = pruneEvidence(db, evDir, { keepLast: 2, minAgeDays: 90 }, now);
-    expect(report).toEqual({ deleted: 5, keptUndelivered: 1, remaining: 4 });
+    // Only bundles 1-5 have a countersigned receipt.
+    const acknowledged = new Set(old.slice(0, 5).map((o) => o.bundle.bundle_id));
+    const checkpoints: ChainedEvidence[] = [];
+    const report = pruneEvidence(db, evDir, { keepLast: 2, minAgeDays: 90 }, now, {
+      acknowledged,
+      checkpoint: (c) => checkpoints.push(...chain.append([sampleDraft({ check: 'chain', pre_state: { checkpoint: { ...c } } })], ['mcp'], now)),
+    });
+    expect(report).toMatchObject({ deleted: 5, keptUnacknowledged: 1, remaining: 5 });
+    expect(report.checkpoints).toEqual([
+      { host_id: 'appliance-1', first_pruned_seq: 1, first_pruned_prev_hash: null, last_pruned_seq: 5, last_pruned_hash: old[4]!.envelopeHash, last_pruned_bundle_id: old[4]!.bundle.bundle_id, pruned_count: 5 },
+    ]);
     const left = readdirSync(evDir).sort();
-    expect(left).toEqual([...old.slice(5), ...young].map((o) => evidenceFileName(o.bundle.seq, o.bundle.bundle_id)));
-    // What remains still verifies: the first remaining bundle may point at a pruned predecessor.
-    expect(verifyPath(evDir, [pub]).ok).toBe(true);
+    expect(left).toEqual([...old.slice(5), ...young, ...checkpoints].map((o) => evidenceFileName(o.bundle.seq, o.bundle.bundle_id)));
+    // What remains still verifies: the first remaining bundle points at a pruned predecessor the checkpoint names.
+    expect(verifyPath(evDir, [pub]).findings).toEqual([]);
   });
 });
