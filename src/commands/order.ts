@@ -3,15 +3,16 @@ import { parseArgs } from 'node:util';
 import { parseJsonText } from '../common/index.js';
 import { loadSecretKeyFile } from '../crypto/index.js';
 import { loadBaseline, type Baseline } from '../config/index.js';
-import { cosignOrder, prepareOrder, readOnlyOrderState, signOrder, verifyContextFromConfig, verifyOrder, type OrderDecision } from '../orders/index.js';
+import { DEFAULT_ORDER_TTL_S, cosignOrder, prepareOrder, readOnlyOrderState, signOrder, ttlProblem, verifyContextFromConfig, verifyOrder, withNextSequence, type OrderDecision } from '../orders/index.js';
 import { openStateDb, stateDbPath, type StateDb } from '../state/index.js';
 import { parseWithConfig } from './config-arg.js';
 import { EXIT, type Command } from './command.js';
 import { printError } from './output.js';
 
 const USAGE = [
-  'compliance-agent order sign --key KEY [--ttl SECONDS] [--execute-within DURATION] ORDER.json|-',
-  '  fills order_id, issued_at, expires_at (issued_at + ttl, default 900) and sequence when absent,',
+  'compliance-agent order sign --key KEY (--sequence-file PATH | --sequence N) [--ttl SECONDS] [--execute-within DURATION] ORDER.json|-',
+  '  fills order_id, issued_at, expires_at (issued_at + ttl, default 900, at most 86400) and sequence:',
+  '  the next one from the site\'s sequence file (locked, updated atomically), or N;',
   '  --execute-within: execute_by = issued_at + DURATION (e.g. 36h, 7d; at most the appliance\'s maxDeferral),',
   '    how long a disruptive action may wait for the maintenance window once the healer has the order;',
   '  validates the order as the agent will, prints the signed DSSE envelope',
@@ -36,20 +37,46 @@ function readInput(path: string): string {
 async function sign(args: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args, allowPositionals: true, options: { key: { type: 'string' }, ttl: { type: 'string' }, 'execute-within': { type: 'string' }, cosign: { type: 'string' } } });
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        key: { type: 'string' },
+        ttl: { type: 'string' },
+        'execute-within': { type: 'string' },
+        cosign: { type: 'string' },
+        sequence: { type: 'string' },
+        'sequence-file': { type: 'string' },
+      },
+    });
   } catch (e) {
     printError(`${(e as Error).message}\nusage: ${USAGE}`);
     return EXIT.usage;
   }
-  const cosign = parsed.values.cosign;
+  const v = parsed.values;
+  const cosign = v.cosign;
   const [positional, ...extra] = parsed.positionals;
   const file = cosign ?? positional;
-  const ttl = parsed.values.ttl === undefined ? undefined : Number(parsed.values.ttl);
-  const within = parsed.values['execute-within'] === undefined ? undefined : parseDuration(parsed.values['execute-within']);
-  // A co-signer adds a signature to what was signed; it sets nothing (no ttl, no execute_by).
-  const cosignMisuse = cosign !== undefined && (positional !== undefined || ttl !== undefined || within !== undefined);
-  if (!file || extra.length || cosignMisuse || !parsed.values.key || (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) || within === null) {
+  const within = v['execute-within'] === undefined ? undefined : parseDuration(v['execute-within']);
+  // A co-signer adds a signature to what was signed; it sets nothing (no ttl, no execute_by, no sequence).
+  const signsNew = v.ttl !== undefined || within !== undefined || v.sequence !== undefined || v['sequence-file'] !== undefined;
+  if (!file || extra.length || (cosign !== undefined && (positional !== undefined || signsNew)) || !v.key || within === null) {
     printError(`usage: ${USAGE}`);
+    return EXIT.usage;
+  }
+  const ttl = v.ttl === undefined ? undefined : Number(v.ttl);
+  const ttlWhy = v.ttl === undefined ? null : /^\d+$/.test(v.ttl) ? ttlProblem(ttl!) : 'must be a whole number of seconds';
+  if (ttlWhy) {
+    printError(`--ttl ${v.ttl}: ${ttlWhy}`);
+    return EXIT.usage;
+  }
+  if (v.sequence !== undefined && v['sequence-file'] !== undefined) {
+    printError('--sequence and --sequence-file: give one, not both');
+    return EXIT.usage;
+  }
+  const explicit = v.sequence === undefined ? undefined : Number(v.sequence);
+  if (v.sequence !== undefined && !(/^\d+$/.test(v.sequence) && Number.isSafeInteger(explicit))) {
+    printError(`--sequence ${v.sequence}: must be a non-negative integer`);
     return EXIT.usage;
   }
   try {
@@ -65,8 +92,8 @@ async function sign(args: string[]): Promise<number> {
       printError(`${file}: ${draft.message}`);
       return EXIT.failed;
     }
-    const key = loadSecretKeyFile(parsed.values.key);
     if (cosign !== undefined) {
+      const key = loadSecretKeyFile(v.key);
       const { envelope, order } = cosignOrder(draft.value, key);
       // What is being co-signed, so the second signer checks it rather than signing blind.
       const executeBy = order.execute_by ? `, execute by ${order.execute_by}` : '';
@@ -74,8 +101,31 @@ async function sign(args: string[]): Promise<number> {
       process.stdout.write(JSON.stringify(envelope, null, 2) + '\n');
       return EXIT.ok;
     }
-    const order = prepareOrder(draft.value, { now: Date.now(), ttlS: ttl, ...(within === undefined ? {} : { executeWithinS: within }) });
-    process.stdout.write(JSON.stringify(signOrder(order, key), null, 2) + '\n');
+    const inDraft = typeof draft.value === 'object' && draft.value !== null && 'sequence' in draft.value;
+    if (!inDraft && explicit === undefined && v['sequence-file'] === undefined) {
+      printError(
+        'order sign needs a sequence: --sequence-file PATH (the site\'s sequence state the MSP keeps, one file per site) or --sequence N; an appliance refuses an order whose sequence is not above the last it accepted',
+      );
+      return EXIT.usage;
+    }
+    if (inDraft && (explicit !== undefined || v['sequence-file'] !== undefined)) {
+      printError(`${file}: the order already has a sequence; drop it there or drop --sequence/--sequence-file`);
+      return EXIT.usage;
+    }
+    const key = loadSecretKeyFile(v.key);
+    const signWith = (sequence: number | undefined) =>
+      signOrder(
+        prepareOrder(draft.value, {
+          now: Date.now(),
+          ...(ttl === undefined ? {} : { ttlS: ttl }),
+          ...(within === undefined ? {} : { executeWithinS: within }),
+          ...(sequence === undefined ? {} : { sequence }),
+        }),
+        key,
+      );
+    const envelope = v['sequence-file'] !== undefined ? withNextSequence(v['sequence-file'], signWith) : signWith(explicit);
+    if (ttl !== undefined && ttl > DEFAULT_ORDER_TTL_S) process.stderr.write(`note: appliances refuse orders living longer than their orderTtl (default ${DEFAULT_ORDER_TTL_S} s)\n`);
+    process.stdout.write(JSON.stringify(envelope, null, 2) + '\n');
     return EXIT.ok;
   } catch (e) {
     printError(e);

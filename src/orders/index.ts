@@ -12,5 +12,6 @@ export { sqliteOrderState, readOnlyOrderState, newestSignedAt, type OrderState, 
 export { admitRejection, DEFAULT_REJECTION_LIMIT, type RateLimit, type Admission } from './rate-limit.js';
 export { rejectionEvidence, ORDER_CONTROLS } from './evidence.js';
 export { countRejection, rejectionCounts } from './rejection-counts.js';
-export { prepareOrder, signOrder, cosignOrder, DEFAULT_ORDER_TTL_S } from './sign.js';
+export { prepareOrder, signOrder, cosignOrder, ttlProblem, DEFAULT_ORDER_TTL_S } from './sign.js';
+export { withNextSequence } from './sequence-file.js';
 export { trustedKeysFromConfig, verifyContextFromConfig, allowedFlakesFor } from './context.js';

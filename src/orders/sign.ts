@@ -1,17 +1,30 @@
 import { randomUUID } from 'node:crypto';
 import { AgentError, isoSeconds } from '../common/index.js';
 import { EnvelopeSchema, ORDER_PAYLOAD_TYPE, addSignature, signEnvelope, type Envelope, type SecretKey } from '../crypto/index.js';
+import { MAX_ORDER_TTL_S } from '../config/index.js';
 import { MAX_ORDER_PAYLOAD_BYTES, parseOrderPayload, type Order } from './schema.js';
 
 export const DEFAULT_ORDER_TTL_S = 900;
 
 /**
- * MSP side: complete an order draft and validate it exactly as the agent will. Fills `order_id`
- * (uuid), `issued_at` (now), `expires_at` (issued_at + ttl) and, when absent, `sequence` as the
- * issue time in milliseconds, which increases as long as one clock signs a site's orders.
- * `executeWithinS` sets `execute_by` that long after `issued_at`.
+ * Why `ttlS` cannot be an order's lifetime, or null: at least a second, and no longer than the
+ * largest orderTtl an appliance can be configured with (it would refuse the order, ttl_too_long).
  */
-export function prepareOrder(draft: unknown, options: { now: number; ttlS?: number; executeWithinS?: number }): Order {
+export function ttlProblem(ttlS: number): string | null {
+  if (!Number.isInteger(ttlS)) return 'must be a whole number of seconds';
+  if (ttlS < 1) return 'an order must live at least 1 second (issued_at to expires_at)';
+  if (ttlS > MAX_ORDER_TTL_S) return `over ${MAX_ORDER_TTL_S} s, the largest orderTtl an appliance accepts: every appliance would refuse it (ttl_too_long)`;
+  return null;
+}
+
+/**
+ * MSP side: complete an order draft and validate it exactly as the agent will. Fills `order_id`
+ * (uuid), `issued_at` (now), `expires_at` (issued_at + ttl) and `sequence` from `options.sequence`
+ * (the site's sequence state). Without a sequence the order is refused: a clock-derived one
+ * collides within a second and outgrows every explicit one. `executeWithinS` sets `execute_by`
+ * that long after `issued_at`.
+ */
+export function prepareOrder(draft: unknown, options: { now: number; ttlS?: number; executeWithinS?: number; sequence?: number }): Order {
   if (typeof draft !== 'object' || draft === null || Array.isArray(draft)) {
     throw new AgentError('order_invalid', 'an order must be a JSON object');
   }
@@ -23,9 +36,10 @@ export function prepareOrder(draft: unknown, options: { now: number; ttlS?: numb
     order_id: d.order_id ?? randomUUID(),
     issued_at: issuedAt,
     expires_at: d.expires_at ?? (Number.isNaN(issuedMs) ? undefined : isoSeconds(issuedMs + (options.ttlS ?? DEFAULT_ORDER_TTL_S) * 1000)),
-    sequence: d.sequence ?? (Number.isNaN(issuedMs) ? undefined : issuedMs),
+    sequence: options.sequence ?? d.sequence,
     ...(options.executeWithinS !== undefined && !Number.isNaN(issuedMs) ? { execute_by: isoSeconds(issuedMs + options.executeWithinS * 1000) } : {}),
   };
+  if (filled.sequence === undefined) throw new AgentError('order_invalid', 'order has no sequence: give one from the site\'s sequence state (order sign --sequence-file) or explicitly');
   const parsed = parseOrderPayload(filled);
   if (!parsed.ok) throw new AgentError('order_invalid', `order is not valid (${parsed.reason})`, parsed.message.split('; '));
   return parsed.order;

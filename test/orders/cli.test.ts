@@ -33,7 +33,7 @@ beforeAll(() => {
 
 describe('compliance-agent order sign | verify', () => {
   it('signs an order that verify accepts (exit 0) without creating any state', () => {
-    const signed = cli(['order', 'sign', '--key', keyPath, join(tmp.path, 'order.json')]);
+    const signed = cli(['order', 'sign', '--key', keyPath, '--sequence-file', join(tmp.path, 'clinic-001.seq'), join(tmp.path, 'order.json')]);
     expect(signed.stderr).toBe('');
     expect(signed.code).toBe(0);
     const env = JSON.parse(signed.stdout) as { payloadType: string; signatures: Array<{ keyid: string }> };
@@ -47,7 +47,7 @@ describe('compliance-agent order sign | verify', () => {
   });
 
   it('reads the state database read-only: an order the agent already took reads as replayed, and nothing changes', () => {
-    const signed = cli(['order', 'sign', '--key', keyPath, '-'], JSON.stringify(order));
+    const signed = cli(['order', 'sign', '--key', keyPath, '--sequence', '1000', '-'], JSON.stringify(order));
     const config = loadConfig(configPath);
     const db = openStateDb(stateDbPath(config.stateDir));
     expect(verifyOrder(signed.stdout, verifyContextFromConfig(config, Date.now()), sqliteOrderState(db)).decision).toBe('accepted');
@@ -68,17 +68,17 @@ describe('compliance-agent order sign | verify', () => {
   });
 
   it('rejects an order signed by a key of the same name that is not the trusted one, and a TTL over orderTtl', () => {
-    const forged = cli(['order', 'sign', '--key', otherKeyPath, '-'], JSON.stringify(order));
+    const forged = cli(['order', 'sign', '--key', otherKeyPath, '--sequence', '5000', '-'], JSON.stringify(order));
     const v = cli(['order', 'verify', '--config', configPath, '-'], forged.stdout);
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(/^rejected: bad_signature/);
-    const long = cli(['order', 'sign', '--key', keyPath, '--ttl', '3600', '-'], JSON.stringify(order));
+    const long = cli(['order', 'sign', '--key', keyPath, '--ttl', '3600', '--sequence', '5001', '-'], JSON.stringify(order));
     const v2 = cli(['order', 'verify', '--config', configPath, '-'], long.stdout);
     expect(v2.stdout).toMatch(/^rejected: ttl_too_long: order lives 3600 s, over orderTtl 900 s/);
   });
 
   it('sign refuses an order outside the vocabulary, naming the problem, and prints no envelope', () => {
-    const r = cli(['order', 'sign', '--key', keyPath, '-'], JSON.stringify({ ...order, params: { checks: ['services'], unit: 'evil.service' } }));
+    const r = cli(['order', 'sign', '--key', keyPath, '--sequence', '1', '-'], JSON.stringify({ ...order, params: { checks: ['services'], unit: 'evil.service' } }));
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain('bad_params');
