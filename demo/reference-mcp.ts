@@ -133,6 +133,16 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
   let polls = 0;
   let heartbeatsServed = 0;
   let lastHeartbeatAt: number | null = null;
+  /** Held responses, cancelled by stop() so a 59-second hold never outlives the MCP. */
+  const holds = new Set<NodeJS.Timeout>();
+  const hold = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const t = setTimeout(() => {
+        holds.delete(t);
+        resolve();
+      }, ms);
+      holds.add(t);
+    });
   /** What goes back for one stored envelope: its receipt, or the lie a receipts fault tells. */
   const receiptBody = (receipt: Envelope, receiptId: string): Record<string, unknown> => {
     const f = fault;
@@ -234,8 +244,8 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
       sendJson(res, f.status, { error: f.body ?? 'injected fault' });
       return;
     }
-    if (typeof f === 'object' && f !== null && 'delayMs' in f) await new Promise((r) => setTimeout(r, f.delayMs));
-    if (typeof f === 'object' && f !== null && 'postDelayMs' in f && req.method === 'POST') await new Promise((r) => setTimeout(r, f.postDelayMs));
+    if (typeof f === 'object' && f !== null && 'delayMs' in f) await hold(f.delayMs);
+    if (typeof f === 'object' && f !== null && 'postDelayMs' in f && req.method === 'POST') await hold(f.postDelayMs);
     const url = new URL(req.url ?? '/', 'https://mcp.invalid');
     const route = `${req.method ?? ''} ${url.pathname}`;
     if (authority && (await authority.handle(req, res, route, sendJson))) return;
@@ -288,6 +298,7 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
+        for (const t of holds) clearTimeout(t);
         for (const s of sockets.values()) s.destroy();
       }),
     registerAgentKey: (k) => store.registerKey(k),

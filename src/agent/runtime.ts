@@ -18,7 +18,7 @@ export interface RuntimeOverrides {
   readonly host?: Host;
   readonly logger?: Logger;
   readonly mcp?: McpPort & { close?: () => Promise<void> };
-  readonly extra?: Partial<Pick<AgentDeps, 'sinks' | 'runHealer' | 'metricsPath'>>;
+  readonly extra?: Partial<Pick<AgentDeps, 'sinks' | 'runHealer' | 'metricsPath' | 'flushBudgetMs' | 'flushMaxItems'>>;
 }
 
 export interface AgentRuntime {

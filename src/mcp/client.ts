@@ -216,7 +216,7 @@ export class McpClient {
   private receiptResult(env: Envelope, value: unknown, path: string): DeliveryResult {
     const expected = expectationOf(env);
     const raw = (value as { receipt?: unknown } | null)?.receipt;
-    if (raw === undefined || expected === null) return { kind: 'retry', error: this.badJson('POST', path, 'no receipt').message, badReceipt: true };
+    if (raw === undefined || expected === null) return { kind: 'retry', error: this.badJson('POST', path, 'no countersigned receipt').message, badReceipt: true };
     const c = checkReceipt(raw, expected, this.receiptKeys);
     if (!c.ok) return { kind: 'retry', error: `MCP ${this.ep.hostPort} answered POST ${this.pathPrefix}${path} with a receipt the agent refuses: ${c.message}`, badReceipt: true };
     return { kind: 'ok', receiptId: c.accepted.receipt.receipt_id, receipt: c.accepted };
@@ -271,8 +271,9 @@ export class McpClient {
       return envelopes.map(() => ({ kind: 'retry', error }));
     }
     return items.map((item: unknown, i): DeliveryResult => {
-      const e = item as { index?: unknown; error?: unknown; receipt?: unknown } | null;
-      if (e && typeof e === 'object' && e.receipt !== undefined) return this.receiptResult(envelopes[i]!, e, '/evidence/batch');
+      const e = item as { index?: unknown; error?: unknown; receipt?: unknown; receipt_id?: unknown } | null;
+      // A bare receipt_id (no countersigned receipt) is a receipt the agent refuses, not an unreadable result.
+      if (e && typeof e === 'object' && (e.receipt !== undefined || e.receipt_id !== undefined)) return this.receiptResult(envelopes[i]!, e, '/evidence/batch');
       if (e && e.index === i && typeof e.error === 'string') return { kind: 'reject', reason: `MCP refused: ${oneLine(e.error)}` };
       return { kind: 'retry', error: this.badJson('POST', '/evidence/batch', `an unreadable result at index ${i}`).message };
     });
