@@ -6,7 +6,8 @@ import fc from 'fast-check';
 import { MockAgent } from 'undici';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generatePki, type Pki } from '../../demo/pki.js';
-import { ORDER_PAYLOAD_TYPE, signEnvelope, type Envelope } from '../../src/crypto/index.js';
+import { ORDER_PAYLOAD_TYPE, envelopeHash, signEnvelope, type Envelope } from '../../src/crypto/index.js';
+import { signReceipt } from '../../src/evidence/index.js';
 import { McpClient, type McpFailure } from '../../src/mcp/index.js';
 import { checkOrder, REJECT_REASONS } from '../../src/orders/index.js';
 import type { DeliveryResult } from '../../src/queue/index.js';
@@ -45,6 +46,15 @@ const VALID_ORDER = JSON.stringify({
   signatures: [{ keyid: 'placeholder', sig: '' }],
 });
 const ENVELOPES: Envelope[] = Array.from({ length: 3 }, (_, i) => evidenceEnvelope(agent.secret, i + 1));
+// The MCP's receipt key, pinned in every client: genuine receipts for ENVELOPES, as the only way to an `ok`.
+const mcpReceipts = agentKey('mcp-receipts');
+const RECEIPTS: Envelope[] = ENVELOPES.map((env, i) => {
+  const b = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { bundle_id: string; seq: number };
+  return signReceipt(
+    { receipt_id: `rcpt-${i}`, bundle_id: b.bundle_id, envelope_hash: envelopeHash(env), site_id: 'clinic-001', host_id: 'appliance-1', seq: b.seq, received_at: '2026-11-23T12:00:00Z' },
+    mcpReceipts.secret,
+  );
+});
 
 interface Reply {
   readonly status: number;
@@ -63,6 +73,8 @@ const mock = new MockAgent();
 let signedOrder: string;
 let current: Reply = { status: 204, headers: {}, body: Buffer.alloc(0) };
 let currentRaw: Buffer = Buffer.alloc(0);
+/** Deliveries that ended in `ok`: the fuzzer must reach the acceptance path, not only refusals. */
+let oks = 0;
 
 beforeAll(async () => {
   pki = await generatePki(tmp.path, { clientCn: 'appliance-1' });
@@ -89,7 +101,7 @@ beforeAll(async () => {
     s.on('error', () => undefined);
   });
   await Promise.all([new Promise<void>((r) => server.listen(0, '127.0.0.1', r)), new Promise<void>((r) => raw.listen(0, '127.0.0.1', r))]);
-  const opts = { caFile: pki.caCert, clientCertFile: pki.clientCert, clientKeyFile: pki.clientKey, siteId: 'clinic-001', hostId: 'appliance-1', headersTimeoutMs: 2000, bodyTimeoutMs: 2000, requestTimeoutMs: 3000 };
+  const opts = { receiptKeys: [mcpReceipts.pub], caFile: pki.caCert, clientCertFile: pki.clientCert, clientKeyFile: pki.clientKey, siteId: 'clinic-001', hostId: 'appliance-1', headersTimeoutMs: 2000, bodyTimeoutMs: 2000, requestTimeoutMs: 3000 };
   client = McpClient.create({ ...opts, mcpUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}` });
   rawClient = McpClient.create({ ...opts, mcpUrl: `https://127.0.0.1:${(raw.address() as AddressInfo).port}` });
   mocked = McpClient.create({ ...opts, mcpUrl: 'https://mcp.invalid:8443' });
@@ -121,6 +133,12 @@ const bodyArb: fc.Arbitrary<Buffer> = fc.oneof(
   { weight: 2, arbitrary: jsonish.map((v) => Buffer.from(JSON.stringify(v) ?? 'null')) },
   { weight: 2, arbitrary: fc.oneof(fc.string({ unit: 'grapheme', maxLength: 300 }), fc.constant('r'.repeat(300)), fc.constant('\u0000\u001b[2J\n')).map((receipt) => Buffer.from(JSON.stringify({ receipt_id: receipt }))) },
   { weight: 1, arbitrary: fc.constant(Buffer.from('{"receipt_id":"rcpt-1"}')) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.constantFrom(JSON.stringify({ receipt: RECEIPTS[0] }), JSON.stringify({ results: RECEIPTS.map((receipt) => ({ receipt })) }), JSON.stringify({ results: [...RECEIPTS].reverse().map((receipt) => ({ receipt })) })), fc.option(fc.tuple(fc.nat(), fc.nat({ max: 255 }))))
+      .map(([text, flip]) => (flip ? flipByte(Buffer.from(text), flip[0], flip[1]) : Buffer.from(text))),
+  },
   {
     weight: 3,
     arbitrary: fc
@@ -156,11 +174,13 @@ function checkFailure(e: McpFailure): void {
   expect(typeof e.retryable).toBe('boolean');
 }
 
-function checkDelivery(r: DeliveryResult, status: number | null, receipts: readonly unknown[]): void {
+function checkDelivery(r: DeliveryResult, status: number | null, receipts: readonly unknown[], sent: Envelope): void {
   if (r.kind === 'ok') {
-    // A receipt only from a 2xx answer that carried it, never longer than 256 characters.
+    // A receipt only from a 2xx answer that carried it, countersigned by the pinned key, for exactly this envelope.
     expect(status === null || [200, 201].includes(status)).toBe(true);
     expect(receipts).toContain(r.receiptId);
+    expect(r.receipt?.keyid).toBe('mcp-receipts');
+    expect(r.receipt?.receipt.envelope_hash).toBe(envelopeHash(sent));
     expect(r.receiptId.length).toBeGreaterThan(0);
     expect(r.receiptId.length).toBeLessThanOrEqual(256);
   } else if (r.kind === 'reject') {
@@ -170,11 +190,18 @@ function checkDelivery(r: DeliveryResult, status: number | null, receipts: reado
   }
 }
 
-/** Every receipt_id the body holds, wherever: the only strings a delivery may report as receipts. */
+/** Every receipt_id inside a receipt the body holds, wherever: the only strings a delivery may report as receipts. */
 function receiptsIn(body: Buffer): unknown[] {
+  const idOf = (receipt: unknown): unknown => {
+    try {
+      return (JSON.parse(Buffer.from((receipt as { payload: string }).payload, 'base64').toString('utf8')) as { receipt_id?: unknown }).receipt_id;
+    } catch {
+      return undefined;
+    }
+  };
   try {
-    const v = JSON.parse(body.toString('utf8')) as { receipt_id?: unknown; results?: { receipt_id?: unknown }[] };
-    return [v?.receipt_id, ...(Array.isArray(v?.results) ? v.results.map((x) => x?.receipt_id) : [])];
+    const v = JSON.parse(body.toString('utf8')) as { receipt?: unknown; results?: { receipt?: unknown }[] };
+    return [idOf(v?.receipt), ...(Array.isArray(v?.results) ? v.results.map((x) => idOf(x?.receipt)) : [])];
   } catch {
     return [];
   }
@@ -198,7 +225,8 @@ async function exercise(c: McpClient, call: Call, status: number | null, body: B
   const envs = call === 'evidence' ? ENVELOPES.slice(0, 1) : ENVELOPES;
   const results = call === 'evidence' ? [await c.postEvidence(envs[0]!)] : await c.postEvidenceBatch(envs);
   expect(results).toHaveLength(envs.length);
-  for (const r of results) checkDelivery(r, status, receiptsIn(body));
+  results.forEach((r, i) => checkDelivery(r, status, receiptsIn(body), envs[i]!));
+  if (results.some((r) => r.kind === 'ok')) oks++;
 }
 
 const exchangeArb = fc.tuple(statusArb, headersArb, bodyArb, fc.constantFrom<Call>('order', 'order', 'evidence', 'batch'));
@@ -218,6 +246,7 @@ async function fuzzExchanges(c: McpClient, runs: number): Promise<number> {
 
 it(`${FUZZ_RUNS} fuzzed responses through the client's response handling: no throw, bounded one-line outcomes, receipts only from well-formed successes`, async () => {
   expect(await fuzzExchanges(mocked, FUZZ_RUNS)).toBeGreaterThan(200);
+  expect(oks).toBeGreaterThan(0);
   expect(mockedRequests).toBeGreaterThanOrEqual(FUZZ_RUNS);
 });
 
