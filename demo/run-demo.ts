@@ -5,15 +5,19 @@
  * Drift is injected, the MCP goes down and comes back, signed orders heal inside the maintenance
  * window, a forged order is rejected, a disruptive heal ordered in the afternoon is held by the
  * root healer and applied in the next night's window, a switch that fails its health check is
- * rolled back; every bundle is verified at the end. Exit 0 only if all holds.
+ * rolled back, the MCP's countersigned receipt is verified offline (the agent's verify and openssl
+ * alone), an MCP withholding orders is caught by the MSP's signed heartbeats going stale; every
+ * bundle is verified at the end. Exit 0 only if all holds.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHarness, type Harness } from './harness.js';
 import { verifyEnvelope, generateKeyFiles, loadSecretKeyFile, EVIDENCE_PAYLOAD_TYPE, type PublicKey } from '../src/crypto/index.js';
 import { stageKeyRotation } from '../src/identity/index.js';
-import { verifyPath, EvidenceBundleSchema, readChainHead, type EvidenceBundle } from '../src/evidence/index.js';
+import { verifyPath, EvidenceBundleSchema, readChainHead, readStoredReceipts, type EvidenceBundle } from '../src/evidence/index.js';
+import { readStatus } from '../src/observe/index.js';
 import { prepareOrder, signOrder } from '../src/orders/index.js';
 import type { AgentRuntime, CycleReport } from '../src/agent/index.js';
 import { openStateDb, stateDbPath } from '../src/state/index.js';
@@ -64,11 +68,29 @@ function clockTo(h: Harness, hh: number, mm: number): void {
   h.host.setNow(target > h.host.now() ? target : target + 86_400_000);
 }
 
+/** The README's openssl recipe, run on `envelopeFile` with `pub`: no code of ours in the loop. */
+function runOpensslRecipe(envelopeFile: string, pub: string, cwd: string): { verified: boolean; payload: string } {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const m = /<!-- openssl-recipe:start -->\n```sh\n([\s\S]*?)```\n<!-- openssl-recipe:end -->/.exec(readme);
+  if (!m) return { verified: false, payload: 'README.md has no openssl recipe' };
+  const script = m[1]!.replace(/^ENV=.*$/m, `ENV='${envelopeFile}'`).replace(/^PUB=.*$/m, `PUB='${pub}'`);
+  const r = spawnSync('bash', ['-euo', 'pipefail', '-c', script], { cwd, encoding: 'utf8' });
+  const payload = (() => {
+    try {
+      return JSON.stringify(JSON.parse(readFileSync(join(cwd, 'payload.bin'), 'utf8')));
+    } catch {
+      return '(no payload)';
+    }
+  })();
+  return { verified: r.status === 0 && /Signature Verified Successfully/.test(r.stdout + r.stderr), payload };
+}
+
 async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'compliance-agent-demo-'));
   step(1, 'Site setup: the MSP issues a one-time enrollment token; the appliance has only that token and the CA file');
+  // The MSP signs a heartbeat order every 6 hours; the MCP relays it when it has nothing else.
   // Two-day certificates, so the demo's clock reaches the renewal (at half the lifetime).
-  const h = await startHarness(dir, { config: { maintenanceWindow: '02:00-04:00' }, enrollment: { certLifetimeMs: 2 * 86_400_000 } });
+  const h = await startHarness(dir, { config: { maintenanceWindow: '02:00-04:00' }, enrollment: { certLifetimeMs: 2 * 86_400_000 }, heartbeatEveryMs: 6 * 3_600_000 });
   info(`MCP ${h.mcp.url} (CA ${h.pki.caCert}; client certificates required except for POST /enroll)`);
   info(`appliance ${h.host.hostname()} running generation ${h.host.currentGeneration().number}, window ${h.config.maintenanceWindow} UTC`);
   info(`token file ${h.tokenFile} (one use, site clinic-001, 24 h); no key, no certificate yet`);
@@ -185,7 +207,37 @@ async function main(): Promise<number> {
     info(`new evidence key ${h.agentPublicKeyText}`);
     expectThat(rotated[0]?.check === 'key_rotation' && rotated.length > 1, 'rotation bundle signed by the old key; the drift after it signed by the new key, accepted by the MCP');
 
-    step(14, 'Summary');
+    step(14, 'Receipts: the MCP countersigned every bundle it stored; the newest receipt checked offline');
+    const stateDb = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+    const receipts = readStoredReceipts(stateDb);
+    stateDb.close();
+    const receiptFile = join(dir, 'newest-receipt.json');
+    writeFileSync(receiptFile, receipts.at(-1) ?? '{}');
+    const withReceipts = verifyPath(join(h.config.stateDir, 'evidence'), [agentKeys[0]!], { receipts: { source: receiptFile, envelopes: receipts, mcpKeys: [h.mcp.receiptPublicKey] } });
+    info(`${receipts.length} receipts stored; verify --receipts: ${withReceipts.receipts?.acknowledged} bundles acknowledged, newest seq ${withReceipts.receipts?.newest?.seq}`);
+    expectThat(withReceipts.ok && withReceipts.receipts?.acknowledged === withReceipts.verified.length, 'every bundle on disk acknowledged by a receipt the MCP key countersigned (compliance-agent verify --receipts)');
+    const openssl = runOpensslRecipe(receiptFile, h.mcp.receiptKeyText, dir);
+    info(`openssl: ${openssl.verified ? 'Signature Verified Successfully' : 'FAILED'}; receipt names ${openssl.payload.slice(0, 120)}`);
+    expectThat(openssl.verified, 'the receipt verifies with openssl alone (README recipe, MCP receipt key)');
+
+    step(15, 'The MCP withholds orders (204 for 25 h): the MSP-signed heartbeats go stale');
+    h.mcp.setFault('withhold_orders');
+    let staleSeen: EvidenceBundle | undefined;
+    for (let i = 0; i < 5; i++) {
+      h.host.advance(5 * 3_600_000);
+      staleSeen ??= (await cycle(h, rt)).find((b) => b.check === 'control_plane' && b.outcome === 'failed');
+    }
+    const statusDb = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+    const staleStatus = readStatus(statusDb, h.host.now(), { controlPlaneMaxAgeMs: h.config.controlPlaneMaxAge * 1000 }).controlPlane;
+    statusDb.close();
+    const staleMetric = readFileSync(join(h.config.stateDir, 'metrics.prom'), 'utf8').includes('compliance_agent_control_plane_stale 1');
+    expectThat(staleSeen !== undefined && /^control_plane_stale/.test(staleSeen.reason ?? '') && staleStatus.stale && staleMetric, 'control_plane_stale raised: alert bundle, status STALE, metric compliance_agent_control_plane_stale 1');
+    h.mcp.setFault(null);
+    h.host.advance(60_000);
+    const fresh = await cycle(h, rt);
+    expectThat(fresh.some((b) => b.check === 'control_plane' && b.outcome === 'compliant'), 'a signed heartbeat gets through: control plane fresh again');
+
+    step(16, 'Summary');
     h.host.advance(60_000);
     await rt.agent.cycle();
     const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
