@@ -161,9 +161,11 @@ export const ConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['allowedHosts'], message: `must include the syslogTarget host "${syslog.target.host}" or egress to syslog is blocked` });
       }
     }
-    const names = c.trustedOrderKeys.map((k) => k.split(':')[0]);
-    const dup = names.find((n, i) => names.indexOf(n) !== i);
-    if (dup) ctx.addIssue({ code: 'custom', path: ['trustedOrderKeys'], message: `key name "${dup}" appears twice` });
+    for (const list of ['trustedOrderKeys', 'mcpReceiptKeys'] as const) {
+      const names = c[list].map((k) => k.split(':')[0]);
+      const dup = names.find((n, i) => names.indexOf(n) !== i);
+      if (dup) ctx.addIssue({ code: 'custom', path: [list], message: `key name "${dup}" appears twice` });
+    }
     // A threshold above the number of distinct keys could never be met: every such order would be refused.
     const distinct = new Set(c.trustedOrderKeys.map((k) => k.slice(k.indexOf(':') + 1))).size;
     for (const [type, n] of Object.entries(c.orderSignaturesRequired)) {
@@ -178,9 +180,6 @@ export const ConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['allowedHosts'], message: `must include the closureSubstituters host "${hostOf(u)}" or egress to the cache is blocked` });
       }
     }
-    const receiptNames = c.mcpReceiptKeys.map((k) => k.split(':')[0]);
-    const dupReceipt = receiptNames.find((n, i) => receiptNames.indexOf(n) !== i);
-    if (dupReceipt) ctx.addIssue({ code: 'custom', path: ['mcpReceiptKeys'], message: `key name "${dupReceipt}" appears twice` });
   });
 
 export type ConfigInput = z.input<typeof ConfigSchema>;

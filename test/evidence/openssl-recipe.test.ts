@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { EvidenceChain, exportEvidence } from '../../src/evidence/index.js';
+import { EvidenceChain, exportEvidence, signReceipt } from '../../src/evidence/index.js';
 import { openStateDb } from '../../src/state/index.js';
 import { generateKeyFiles, loadSecretKeyFile } from '../../src/crypto/index.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -49,6 +49,22 @@ describe('README openssl recipe', () => {
     const r = runRecipe(forged, keys.publicKey);
     expect(r.status).not.toBe(0);
     expect(r.stderr + r.stdout).toMatch(/Signature Verification Failure/);
+  });
+
+  it('verifies an MCP receipt with the MCP receipt key, and not with the agent key', () => {
+    const mcp = generateKeyFiles('mcp-receipts', join(tmp.path, 'keys'));
+    const b = out[1]!.bundle;
+    const receipt = signReceipt(
+      { receipt_id: 'rcpt-1', bundle_id: b.bundle_id, envelope_hash: out[1]!.envelopeHash, site_id: b.site_id, host_id: b.host_id, seq: b.seq, received_at: '2026-11-23T12:00:00Z' },
+      loadSecretKeyFile(mcp.secretPath),
+    );
+    const file = join(tmp.path, 'receipt.json');
+    writeFileSync(file, JSON.stringify(receipt));
+    const r = runRecipe(file, mcp.publicKey);
+    expect(r.stderr + r.stdout).toContain('Signature Verified Successfully');
+    expect(r.status).toBe(0);
+    expect(readFileSync(join(tmp.path, 'payload.bin'), 'utf8')).toContain(out[1]!.envelopeHash);
+    expect(runRecipe(file, keys.publicKey).status).not.toBe(0);
   });
 
   it('fails against another public key', () => {
