@@ -2,7 +2,7 @@ import type { Config } from '../config/index.js';
 import { loadSecretKeyFile, type SecretKey } from '../crypto/index.js';
 import { makeDraft, receiptKeysFromConfig } from '../agent/index.js';
 import { openStateDb, type StateDb } from '../state/index.js';
-import { EvidenceChain, checkpointEvidence, countersignedBundles, evidenceDir, pruneEvidence, type PruneReport } from '../evidence/index.js';
+import { EvidenceChain, checkpointEvidence, evidenceDir, receiptAcknowledges, pruneEvidence, type PruneReport } from '../evidence/index.js';
 import { Outbox, type Destination } from '../queue/index.js';
 import { EXIT, type Command } from './command.js';
 import { parseWithConfig } from './config-arg.js';
@@ -28,7 +28,7 @@ export function pruneStore(config: Config, db: StateDb, signingKey: SecretKey, n
   const outbox = new Outbox(db);
   const chain = new EvidenceChain(db, signingKey, outbox);
   const report = pruneEvidence(db, evidenceDir(config.stateDir), { keepLast: config.evidenceRetention, minAgeDays: config.pruneRetentionDays }, now, {
-    acknowledged: countersignedBundles(db, receiptKeysFromConfig(config)),
+    acknowledged: receiptAcknowledges(db, receiptKeysFromConfig(config)),
     checkpoint: (c) => chain.append([{ ...makeDraft(config, NO_FACTS, checkpointEvidence(c, now)), host_id: c.host_id }], destinationsOf(config), now),
   });
   // Delivered outbox rows keep their receipts as long as the evidence they acknowledge.

@@ -3,4 +3,4 @@ export { EvidenceChain, readChainHead, newBundleId, type ChainedEvidence, type C
 export { exportEvidence, pruneEvidence, checkpointEvidence, CHECKPOINT_CHECK, evidenceDir, evidenceFileName, type PrunePolicy, type PruneReport, type PruneOptions, type Checkpoint } from './store.js';
 export { verifyPath, verifyEnvelopeFile, type VerifyReport, type VerifyOptions, type Finding, type FindingKind, type VerifiedBundle } from './verify.js';
 export { rotationKeyOf, KEY_ROTATION_CHECK } from './key-ring.js';
-export { ReceiptSchema, signReceipt, checkReceipt, readStoredReceipts, countersignedBundles, type Receipt, type AcceptedReceipt, type ReceiptExpectation, type ReceiptCheck } from './receipt.js';
+export { ReceiptSchema, signReceipt, checkReceipt, readStoredReceipts, receiptAcknowledges, type Receipt, type AcceptedReceipt, type ReceiptExpectation, type ReceiptCheck } from './receipt.js';

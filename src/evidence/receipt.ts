@@ -88,24 +88,22 @@ export function readStoredReceipts(db: StateDb): string[] {
 }
 
 /**
- * Bundle ids whose stored receipt verifies under `keys` and names the stored envelope's hash:
- * the only bundles prune may delete. No pinned key, no countersigned receipt, nothing prunable.
+ * Whether a stored bundle has a stored receipt that verifies under `keys` and names its exact
+ * envelope hash: the only bundles prune may delete. No pinned key, nothing is acknowledged.
+ * Checked per bundle, so a prune verifies only the receipts of the bundles it may delete.
  */
-export function countersignedBundles(db: StateDb, keys: readonly PublicKey[]): Set<string> {
-  const out = new Set<string>();
-  if (keys.length === 0) return out;
-  const rows = db
-    .prepare('SELECT r.receipt, e.bundle_id, e.envelope_hash, e.seq, e.host_id FROM receipts r JOIN evidence e ON e.bundle_id = r.bundle_id')
-    .all() as { receipt: string; bundle_id: string; envelope_hash: string; seq: number; host_id: string }[];
-  for (const row of rows) {
+export function receiptAcknowledges(db: StateDb, keys: readonly PublicKey[]): (bundle: ReceiptExpectation) => boolean {
+  const get = db.prepare('SELECT receipt FROM receipts WHERE bundle_id = ?');
+  return (bundle) => {
+    if (keys.length === 0) return false;
+    const row = get.get(bundle.bundleId) as { receipt: string } | undefined;
+    if (!row) return false;
     let json: unknown;
     try {
       json = JSON.parse(row.receipt);
     } catch {
-      continue;
+      return false;
     }
-    const c = checkReceipt(json, { bundleId: row.bundle_id, envelopeHash: row.envelope_hash, seq: row.seq, hostId: row.host_id }, keys);
-    if (c.ok) out.add(row.bundle_id);
-  }
-  return out;
+    return checkReceipt(json, bundle, keys).ok;
+  };
 }

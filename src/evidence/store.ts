@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../common/index.js';
 import type { StateDb } from '../state/index.js';
 import type { EvidenceSpec } from './bundle.js';
+import type { ReceiptExpectation } from './receipt.js';
 
 const DAY_MS = 86_400_000;
 
@@ -60,8 +61,8 @@ export interface Checkpoint {
 }
 
 export interface PruneOptions {
-  /** Bundles whose stored receipt verifies under one of these keys may go; no key, nothing goes. */
-  readonly acknowledged: ReadonlySet<string>;
+  /** Whether the MCP acknowledged this exact bundle with a countersigned receipt; only those may go. */
+  readonly acknowledged: (bundle: ReceiptExpectation) => boolean;
   /** Chain the checkpoint bundle; called inside the prune's transaction. */
   readonly checkpoint: (c: Checkpoint) => void;
 }
@@ -128,7 +129,7 @@ export function pruneEvidence(db: StateDb, dir: string, policy: PrunePolicy, now
         .all(host_id, last - policy.keepLast) as PruneRow[];
       const run: PruneRow[] = [];
       for (const r of rows) {
-        if (r.created_at >= cutoff || !options.acknowledged.has(r.bundle_id)) break;
+        if (r.created_at >= cutoff || !options.acknowledged({ bundleId: r.bundle_id, envelopeHash: r.envelope_hash, seq: r.seq, hostId: r.host_id })) break;
         run.push(r);
       }
       keptUnacknowledged += rows.filter((x) => x.created_at < cutoff).length - run.length;

@@ -180,7 +180,7 @@ describe('pruning', () => {
     const acknowledged = new Set(old.slice(0, 5).map((o) => o.bundle.bundle_id));
     const checkpoints: ChainedEvidence[] = [];
     const report = pruneEvidence(db, evDir, { keepLast: 2, minAgeDays: 90 }, now, {
-      acknowledged,
+      acknowledged: (b) => acknowledged.has(b.bundleId),
       checkpoint: (c) => checkpoints.push(...chain.append([sampleDraft({ check: 'chain', pre_state: { checkpoint: { ...c } } })], ['mcp'], now)),
     });
     expect(report).toMatchObject({ deleted: 5, keptUnacknowledged: 1, remaining: 5 });
