@@ -7,7 +7,8 @@
  *
  * The backlog is made by the evidence chain (signed, chained, stored, enqueued in group commits of
  * 500) in a real state database; the reference MCP runs in its own process and verifies every
- * envelope with node:crypto before storing it. Timed: Agent.flush from the first lease to the
+ * envelope with node:crypto before storing it, answering with a receipt it countersigns, which
+ * the agent verifies against its pinned key before it counts the bundle delivered. Timed: Agent.flush from the first lease to the
  * queue drained; the MCP's own count must then show every bundle once.
  */
 import { spawn } from 'node:child_process';
@@ -36,8 +37,11 @@ export interface BacklogFigures {
   readonly cpuSeconds: number;
 }
 
-async function startMcp(pkiDir: string, agentKey: string): Promise<{ url: string; stop: () => Promise<string> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'demo', 'reference-mcp.ts'), '--pki', pkiDir, '--agent-key', agentKey], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+async function startMcp(pkiDir: string, agentKey: string, receiptKeyFile: string): Promise<{ url: string; stop: () => Promise<string> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'demo', 'reference-mcp.ts'), '--pki', pkiDir, '--agent-key', agentKey, '--receipt-key', receiptKeyFile], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const first = await lines.next();
   if (first.done || !String(first.value).startsWith('https://')) throw new Error(`reference MCP did not start: ${String(first.value)}`);
@@ -62,7 +66,9 @@ export async function measureBacklog(count = 10_000): Promise<BacklogFigures> {
     const host = simulatedAppliance({ root: join(dir, 'appliance') });
     const baselinePath = join(dir, 'baseline.json');
     writeFileSync(baselinePath, JSON.stringify(baselineFor(host)));
-    const mcp = await startMcp(pki.dir, keys.publicKey);
+    // The MCP countersigns every receipt and the agent pins its key, as in production.
+    const receiptKeys = generateKeyFiles('mcp-receipts', join(dir, 'mcp'));
+    const mcp = await startMcp(pki.dir, keys.publicKey, receiptKeys.secretPath);
     try {
       const config = parseConfig({
         mcpUrl: mcp.url,
@@ -76,6 +82,7 @@ export async function measureBacklog(count = 10_000): Promise<BacklogFigures> {
         signingKeyFile: keys.secretPath,
         caFile: pki.caCert,
         trustedOrderKeys: [orderKeys.publicKey],
+        mcpReceiptKeys: [receiptKeys.publicKey],
         stateDir: join(dir, 'state'),
       });
 
@@ -89,7 +96,8 @@ export async function measureBacklog(count = 10_000): Promise<BacklogFigures> {
       db.close();
       const fillSeconds = (performance.now() - fillStart) / 1000;
 
-      const rt = openAgentRuntime(config, { host, logger: silentLogger });
+      // One flush for the whole backlog: the per-cycle budgets are lifted to measure the pipeline.
+      const rt = openAgentRuntime(config, { host, logger: silentLogger, extra: { flushMaxItems: count, flushBudgetMs: 600_000 } });
       try {
         const cpu = process.cpuUsage();
         const start = performance.now();

@@ -1,5 +1,5 @@
 /**
- * Ed25519 sign and verify rates: @noble/ed25519 (pure JS, the agent's verifier) against node:crypto
+ * Ed25519 sign and verify rates: @noble/ed25519 (pure JS, the reference the agent's node:crypto verifier is fuzzed against) against node:crypto
  * (OpenSSL), on the bytes the agent really signs: the DSSE PAE of a typical evidence bundle.
  *
  *   npx tsx bench/ed25519.ts [SECONDS_PER_ROW]      (default 1)

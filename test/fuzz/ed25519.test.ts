@@ -4,8 +4,9 @@ import * as noble from '@noble/ed25519';
 import { publicKeyOf, sign, verify } from '../../src/crypto/index.js';
 import { seeded } from '../helpers/fuzz.js';
 
-// The agent signs with node:crypto and verifies with @noble/ed25519: Ed25519 is deterministic, so
-// for any key and message the two must produce the same bytes, and each must accept the other's.
+// The agent signs and verifies with node:crypto; @noble/ed25519 is the reference: Ed25519 is
+// deterministic, so for any key and message the two must produce the same bytes, and each must
+// accept the other's (disagreements on bad signatures: test/fuzz/ed25519-verify.test.ts).
 it('1,000 random keys and messages: the agent public key and signature are byte for byte @noble/ed25519, and verify', () => {
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 4096 }), (seed, message) => {
