@@ -399,10 +399,10 @@ function observed(deliver: Deliver): { deliver: Deliver; outcome: { error: strin
   const outcome = { error: null as string | null, rejected: [] as string[] };
   return {
     outcome,
-    deliver: async (items) => {
+    deliver: async (items, budget) => {
       let results: DeliveryResult[];
       try {
-        results = await deliver(items);
+        results = await deliver(items, budget);
       } catch (e) {
         outcome.error ??= describeError(e);
         throw e;
