@@ -397,7 +397,7 @@ rec {
             f"jq -e -s 'any(.[]; .check == \"services\" and .outcome == \"drift_detected\")' {evidence}", timeout=120
         )
         mcp.succeed(
-            "compliance-agent order sign --key ${mspKey} ${healOrder} > /var/lib/fake-mcp/orders/001.json.tmp"
+            "compliance-agent order sign --key ${mspKey} --sequence-file /var/lib/fake-mcp/clinic-001.seq ${healOrder} > /var/lib/fake-mcp/orders/001.json.tmp"
             " && mv /var/lib/fake-mcp/orders/001.json.tmp /var/lib/fake-mcp/orders/001.json"
         )
         order_id = mcp.succeed("jq -r .payload /var/lib/fake-mcp/orders/001.json | base64 -d | jq -r .order_id").strip()
