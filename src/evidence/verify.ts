@@ -115,6 +115,9 @@ function checkReceipts(opts: NonNullable<VerifyOptions['receipts']>, verified: r
       if (v.hash !== r.envelope_hash || v.bundle.seq !== r.seq) {
         findings.push({ kind: 'receipt_mismatch', file: v.file, message: `${basename(v.file)}: the MCP acknowledged bundle ${r.bundle_id} seq ${r.seq} with hash ${r.envelope_hash}, the file holds seq ${v.bundle.seq} with hash ${v.hash} (replaced)` });
       } else acknowledged++;
+    } else if (hosts.length === 0) {
+      // One envelope verified, not a chain: receipts for other bundles say nothing about it.
+      return;
     } else if (host && r.seq < host.first) {
       forPruned++;
     } else if (!host || r.seq > host.last) {
