@@ -114,7 +114,8 @@ describe('reporting across a backward step', () => {
     h.host.advance(h.config.heartbeatInterval * 1000);
     await rt.agent.cycle();
     // (backup reports its stamp "in the future" as an error, which is a change of its own.)
-    const checks = new Set(received().slice(before).map((b) => b.check));
+    // (control_plane: 40 days without an MSP-signed order is rightly stale; not what this test is about.)
+    const checks = new Set(received().slice(before).map((b) => b.check).filter((c) => c !== 'control_plane'));
     expect([...checks].sort()).toEqual(['backup', 'encryption', 'firewall', 'patching', 'services', 'time']);
   });
 
