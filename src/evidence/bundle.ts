@@ -34,7 +34,11 @@ export const EvidenceBundleSchema = z
     nixos_revision: z.string().nullable(),
     derivation_digest: sha256Ref.nullable(),
     ntp_offset_ms: z.number().nullable(),
-    /** A check name, `order` for an order decision, `mcp` and `delivery` for the agent's alerts about the MCP and about evidence delivery. */
+    /**
+     * A check name, `order` for an order decision, `mcp` and `delivery` for the agent's alerts about
+     * the MCP and about evidence delivery, `control_plane` for signed liveness (control_plane_stale),
+     * `chain` for the checkpoint a prune chains.
+     */
     check: z.string(),
     pre_state: z.record(z.string(), z.unknown()).nullable(),
     action_taken: z.array(ActionTakenSchema),
