@@ -135,3 +135,19 @@ describe('config', () => {
     expect(r.stderr).toMatch(/pollInterval: /);
   });
 });
+
+describe('mcpReceiptKeys and controlPlaneMaxAge', () => {
+  const key = (name: string, fill: number) => `${name}:${Buffer.alloc(32, fill).toString('base64')}`;
+
+  it('default to no pinned receipt key and a 24-hour bound', () => {
+    expect(parseConfig(validConfig)).toMatchObject({ mcpReceiptKeys: [], controlPlaneMaxAge: 86_400 });
+    expect(parseConfig({ ...validConfig, mcpReceiptKeys: [key('mcp-2026', 1), key('mcp-2027', 2)] }).mcpReceiptKeys).toHaveLength(2);
+  });
+
+  it('refuse a malformed or twice-named receipt key and a bound that is not a positive number of seconds up to 30 days', () => {
+    expect(problems({ ...validConfig, mcpReceiptKeys: ['mcp-2026:short'] }).join('\n')).toMatch(/mcpReceiptKeys\.0: must be name:base64 of a 32-byte Ed25519 public key/);
+    expect(problems({ ...validConfig, mcpReceiptKeys: [key('mcp', 1), key('mcp', 2)] }).join('\n')).toMatch(/mcpReceiptKeys: key name "mcp" appears twice/);
+    expect(problems({ ...validConfig, controlPlaneMaxAge: 0 }).join('\n')).toMatch(/controlPlaneMaxAge/);
+    expect(problems({ ...validConfig, controlPlaneMaxAge: 31 * 86_400 }).join('\n')).toMatch(/controlPlaneMaxAge/);
+  });
+});
