@@ -73,7 +73,7 @@ export function readOnlyOrderState(db: StateDb | null): OrderState {
 }
 
 /** kv key of the newest issued_at of any accepted (so MSP-signed) order, heartbeats included. */
-export const SIGNED_AT_KEY = 'control_plane.signed_at';
+const SIGNED_AT_KEY = 'control_plane.signed_at';
 
 /** Every accepted order proves the MSP signed something at its issued_at: keep the newest. */
 function recordSignedAt(db: StateDb, issuedAt: number): void {
