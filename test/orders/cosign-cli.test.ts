@@ -26,7 +26,7 @@ function save(name: string, env: unknown): string {
 }
 
 function signed(key: string): string {
-  const r = cli(['order', 'sign', '--key', keys[key]!, save('rollback-draft', rollback)]);
+  const r = cli(['order', 'sign', '--key', keys[key]!, '--sequence-file', join(tmp.path, 'clinic-001.seq'), save('rollback-draft', rollback)]);
   expect(r.code, r.stderr).toBe(0);
   return r.stdout;
 }
@@ -137,7 +137,7 @@ describe('threshold signatures through order sign --cosign and order verify', ()
   });
 
   it('a type with no threshold set needs one signer', () => {
-    const r = cli(['order', 'sign', '--key', keys.b!, save('heal', { ...rollback, type: 'heal', params: { checks: ['services'] } })]);
+    const r = cli(['order', 'sign', '--key', keys.b!, '--sequence-file', join(tmp.path, 'clinic-001.seq'), save('heal', { ...rollback, type: 'heal', params: { checks: ['services'] } })]);
     expect(verify(r.stdout).stdout).toMatch(/^accepted: heal order .* signed by msp-b,/);
   });
 
