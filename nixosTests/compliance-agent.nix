@@ -473,7 +473,7 @@ rec {
 
     def send_order(name):
         mcp.succeed(
-            f"compliance-agent order sign --key ${mspKey} ${closureOrder "${nodes.applianceNext.system.build.toplevel}"} > /var/lib/fake-mcp/orders/{name}.json.tmp"
+            f"compliance-agent order sign --key ${mspKey} --sequence-file /var/lib/fake-mcp/clinic-001.seq ${closureOrder "${nodes.applianceNext.system.build.toplevel}"} > /var/lib/fake-mcp/orders/{name}.json.tmp"
             f" && mv /var/lib/fake-mcp/orders/{name}.json.tmp /var/lib/fake-mcp/orders/{name}.json"
         )
         return mcp.succeed(f"jq -r .payload /var/lib/fake-mcp/orders/{name}.json | base64 -d | jq -r .order_id").strip()
