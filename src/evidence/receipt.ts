@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { RECEIPT_PAYLOAD_TYPE, canonicalEnvelope, signEnvelope, verifyEnvelope, EnvelopeSchema, type Envelope, type PublicKey, type SecretKey } from '../crypto/index.js';
 import type { StateDb } from '../state/index.js';
 

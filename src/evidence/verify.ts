@@ -2,7 +2,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, basename } from 'node:path';
 import { verifyEnvelope, envelopeHash, EnvelopeSchema, EVIDENCE_PAYLOAD_TYPE, type PublicKey } from '../crypto/index.js';
 import { parseJsonText } from '../common/index.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { EvidenceBundleSchema, type EvidenceBundle } from './bundle.js';
 import { KeyRing } from './key-ring.js';
 import { checkReceipt } from './receipt.js';
