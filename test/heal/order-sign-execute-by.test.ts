@@ -14,7 +14,7 @@ function cli(args: string[], input: string): { code: number | null; stdout: stri
 
 function sign(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const order = { site_id: 'clinic-001', host_id: 'appliance-1', policy_version: '1.0', type: 'heal', params: { checks: ['patching'] } };
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'order', 'sign', ...args, '-'], { encoding: 'utf8', input: JSON.stringify(order) });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'order', 'sign', ...args, '--sequence', '7', '-'], { encoding: 'utf8', input: JSON.stringify(order) });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
