@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import type { Harness } from '../../demo/harness.js';
 import { generatePki } from '../../demo/pki.js';
@@ -49,6 +50,18 @@ function atMcp(): Bundle[] {
 /** Heartbeats every second: each `once` at least a second after the last has new evidence to send. */
 async function nextSecond(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1100));
+}
+
+/** Waits out the backoff of every pending item: a failed delivery is retried up to base * 2^failures later (full jitter). */
+async function untilQueueDue(): Promise<void> {
+  const db = new Database(join(h.config.stateDir, 'state.db'), { readonly: true, fileMustExist: true });
+  try {
+    const { last } = db.prepare(`SELECT max(next_attempt_at) AS last FROM outbox WHERE state = 'pending'`).get() as { last: number | null };
+    const wait = (last ?? 0) - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait + 50));
+  } finally {
+    db.close();
+  }
 }
 
 beforeAll(async () => {
@@ -186,6 +199,7 @@ describe('dead letters from the command line', () => {
 
       // Unset, Node's roots (here with the other CA added the standard way) decide.
       rewriteConfig({ webhookCaFile: null });
+      await untilQueueDue();
       const unpinned = await cli(['once', '--config', h.configPath], { NODE_EXTRA_CA_CERTS: other.caCert });
       expect(unpinned.stdout).toContain('0 item(s) still queued');
       expect(unpinned.code).toBe(0);
