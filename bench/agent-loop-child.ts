@@ -9,7 +9,7 @@
  * Usage: node agent-loop-child.mjs CONFIG_PATH APPLIANCE_ROOT CYCLES
  */
 import { loadBaseline, loadConfig } from '../src/config/index.js';
-import { simulatedAppliance } from '../src/host/index.js';
+import { simulatedAppliance } from '../testing/simulated-host/index.js';
 import { openAgentRuntime } from '../src/agent/index.js';
 import { runChecks } from '../src/checks/index.js';
 import { silentLogger } from '../src/common/index.js';

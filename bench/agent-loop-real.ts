@@ -16,8 +16,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { startHarness } from '../demo/harness.js';
-import { baselineFor } from '../src/host/index.js';
+import { startHarness, baselineFor } from '../testing/index.js';
 import { receivedBundles } from '../test/helpers/evidence.js';
 import { bundle, installPackage, machine, median, percentile } from './lib.js';
 import type { Checkpoint } from './agent-loop-probe.js';

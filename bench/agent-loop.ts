@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { startHarness } from '../demo/harness.js';
+import { startHarness } from '../testing/index.js';
 import { bundle, machine, median, percentile, runNode } from './lib.js';
 
 export interface AgentLoopFigures {

@@ -17,13 +17,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
-import { generatePki } from '../demo/pki.js';
+import { generatePki, baselineFor, simulatedAppliance } from '../testing/index.js';
 import { openAgentRuntime } from '../src/agent/index.js';
 import { silentLogger } from '../src/common/index.js';
 import { parseConfig } from '../src/config/index.js';
 import { generateKeyFiles, loadSecretKeyFile } from '../src/crypto/index.js';
 import { EvidenceChain } from '../src/evidence/index.js';
-import { baselineFor, simulatedAppliance } from '../src/host/index.js';
 import { Outbox } from '../src/queue/index.js';
 import { openStateDb, stateDbPath } from '../src/state/index.js';
 import { sampleDraft } from '../test/helpers/evidence.js';
@@ -38,7 +37,7 @@ export interface BacklogFigures {
 }
 
 async function startMcp(pkiDir: string, agentKey: string, receiptKeyFile: string): Promise<{ url: string; stop: () => Promise<string> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'demo', 'reference-mcp.ts'), '--pki', pkiDir, '--agent-key', agentKey, '--receipt-key', receiptKeyFile], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'testing', 'reference-mcp', 'server.ts'), '--pki', pkiDir, '--agent-key', agentKey, '--receipt-key', receiptKeyFile], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'inherit'],
   });

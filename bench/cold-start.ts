@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { startHarness } from '../demo/harness.js';
+import { startHarness } from '../testing/index.js';
 import { REPO, machine, median } from './lib.js';
 
 export interface ColdStartFigures {

@@ -16,7 +16,7 @@ import { AGENT_VERSION } from '../src/common/index.js';
 import { EVIDENCE_PAYLOAD_TYPE, formatPublicKey, publicKeyOf, randomSeed, signEnvelope, type Envelope, type SecretKey } from '../src/crypto/index.js';
 import type { EvidenceBundle } from '../src/evidence/index.js';
 import { McpClient } from '../src/mcp/index.js';
-import { generatePki, type Pki } from '../demo/pki.js';
+import { generatePki, type Pki } from '../testing/index.js';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '10000' }, batches: { type: 'string', default: '1,50,200' } } });
 const COUNT = Number(values.count);
@@ -63,7 +63,7 @@ interface RunningMcp {
 }
 
 async function startMcp(pki: Pki, agentKey: string): Promise<RunningMcp> {
-  const script = join(import.meta.dirname, '..', 'demo', 'reference-mcp.ts');
+  const script = join(import.meta.dirname, '..', 'testing', 'reference-mcp', 'server.ts');
   // node itself (not npx) so SIGTERM reaches the MCP process.
   const child: ResultPromise = execa(process.execPath, ['--import', 'tsx', script, '--pki', pki.dir, '--agent-key', agentKey], {
     stdout: 'pipe',

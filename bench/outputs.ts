@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { generatePki } from '../demo/pki.js';
+import { generatePki } from '../testing/index.js';
 import { readWebhookSecret } from '../src/config/index.js';
 import { SyslogSink, WebhookSink } from '../src/outputs/index.js';
 import { EvidenceQueue } from '../test/outputs/evidence-queue.js';

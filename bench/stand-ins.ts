@@ -13,7 +13,8 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runChecks } from '../src/checks/index.js';
 import type { Baseline, Config } from '../src/config/index.js';
-import type { ExecResult, SimulatedHost } from '../src/host/index.js';
+import type { ExecResult } from '../src/host/index.js';
+import type { SimulatedHost } from '../testing/index.js';
 
 export interface StandIns {
   /** Directory to put first on the agent's PATH. */

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startHarness, type Harness } from './harness.js';
+import { startHarness, type Harness } from '../testing/index.js';
 import { verifyEnvelope, generateKeyFiles, loadSecretKeyFile, EVIDENCE_PAYLOAD_TYPE, type PublicKey } from '../src/crypto/index.js';
 import { stageKeyRotation } from '../src/identity/index.js';
 import { verifyPath, EvidenceBundleSchema, readChainHead, readStoredReceipts, type EvidenceBundle } from '../src/evidence/index.js';

@@ -16,8 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, describeError } from '../src/common/index.js';
 import { EnvelopeSchema, resolvePublicKeyArg } from '../src/crypto/index.js';
-import { generatePki, loadPki } from '../demo/pki.js';
-import { startReferenceMcp } from '../demo/reference-mcp.js';
+import { generatePki, loadPki, startReferenceMcp } from '../testing/index.js';
 
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({

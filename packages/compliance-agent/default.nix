@@ -27,6 +27,8 @@ let
       (root + "/vitest.config.ts")
       (root + "/src")
       (root + "/test")
+      # The test doubles the tests run against: in the source only, never in dist/ or the install.
+      (root + "/testing")
       (root + "/demo")
       (root + "/bench")
       (root + "/patches")

@@ -35,14 +35,14 @@ buildNpmPackage {
     runHook preInstall
     share=$out/share/compliance-agent-demo
     mkdir -p $share $out/bin
-    cp -r tsconfig.json node_modules src demo $share/
+    cp -r tsconfig.json node_modules src testing demo $share/
     # The package.json as written: the config hook's patched one names every dependency tarball.
     cp .package.json.orig $share/package.json
     sh ${./strip-node-modules.sh} $share/node_modules
     # The VM test's MCP: the reference MCP plus a record of every bundle it accepted.
     mkdir $share/nixosTests
     cp ${root + "/nixosTests/fake-mcp.ts"} $share/nixosTests/fake-mcp.ts
-    for tool in demo:demo/run-demo reference-mcp:demo/reference-mcp fake-mcp:nixosTests/fake-mcp; do
+    for tool in demo:demo/run-demo reference-mcp:testing/reference-mcp/server fake-mcp:nixosTests/fake-mcp; do
       makeWrapper ${lib.getExe nodejs} $out/bin/compliance-agent-''${tool%%:*} \
         --add-flags "$share/node_modules/tsx/dist/cli.mjs $share/''${tool#*:}.ts" \
         --prefix PATH : ${lib.makeBinPath [ openssl ]}

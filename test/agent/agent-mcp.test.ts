@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync, existsSync } from 'node:fs';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import { verifyPath, EvidenceBundleSchema, type EvidenceBundle } from '../../src/evidence/index.js';
 import { verifyEnvelope, EVIDENCE_PAYLOAD_TYPE } from '../../src/crypto/index.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -4,7 +4,7 @@ import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, statSync
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import { ORDER_PAYLOAD_TYPE, EVIDENCE_PAYLOAD_TYPE, signEnvelope } from '../../src/crypto/index.js';
 import { makeKey } from '../orders/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';

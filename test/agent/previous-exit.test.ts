@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import { createLogger } from '../../src/common/index.js';
 import { PREVIOUS_EXIT_FILE, readPreviousExit } from '../../src/agent/index.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ALL_CHECKS, CheckCadence, runChecks, systemFacts, type CheckResult } from '../../src/checks/index.js';
 import { checkEvidence } from '../../src/agent/check-evidence.js';
 import { openStateDb, stateDbPath } from '../../src/state/index.js';
-import type { SimulatedHost } from '../../src/host/index.js';
+import type { SimulatedHost } from '../../testing/index.js';
 import { applianceContext, testConfig } from '../helpers/appliance.js';
 import { tempDir } from '../helpers/tmp.js';
 

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCheckCommand } from '../../src/commands/check.js';
 import { COMMAND_NAMES, loadCommand } from '../../src/commands/index.js';
-import { baselineFor, simulatedAppliance, type SimulatedHost } from '../../src/host/index.js';
+import { baselineFor, simulatedAppliance, type SimulatedHost } from '../../testing/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir('check-cmd-');

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { getCheck, healIsDisruptive, type CheckName, type CheckResult } from '../../src/checks/index.js';
-import type { Fault, SimulatedHost } from '../../src/host/index.js';
+import type { HostFault, SimulatedHost } from '../../testing/index.js';
 import { applianceContext, testConfig } from '../helpers/appliance.js';
 
 const hosts: SimulatedHost[] = [];
@@ -16,10 +16,10 @@ async function run(name: CheckName, s: ReturnType<typeof setup>): Promise<CheckR
   return getCheck(name)!.run(s.ctx);
 }
 
-const FAULTS: Fault[] = ['missing', 'nonzero', 'hang', 'garbage'];
+const FAULTS: HostFault[] = ['missing', 'nonzero', 'hang', 'garbage'];
 
 /** For each check and command it needs, what each fault's error summary says. */
-const ERROR_CASES: { check: CheckName; command: string; summaries: Record<Exclude<Fault, 'stall'>, RegExp> }[] = [
+const ERROR_CASES: { check: CheckName; command: string; summaries: Record<Exclude<HostFault, 'stall'>, RegExp> }[] = [
   {
     check: 'patching',
     command: 'nixos-version',
@@ -94,7 +94,7 @@ describe('a failing command makes the check an error with a specific summary, ne
         if (c.check === 'time' && fault === 'missing') s.host.setFault('timedatectl', 'missing');
         const r = await run(c.check, s);
         expect(r.status).toBe('error');
-        expect(r.summary).toMatch(c.summaries[fault as Exclude<Fault, 'stall'>]);
+        expect(r.summary).toMatch(c.summaries[fault as Exclude<HostFault, 'stall'>]);
         expect(s.host.actions()).toEqual([]);
       });
     }

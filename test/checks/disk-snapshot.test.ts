@@ -3,7 +3,8 @@ import { chmodSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getCheck, type CheckResult } from '../../src/checks/index.js';
-import { RealHost, simulatedAppliance, baselineFor } from '../../src/host/index.js';
+import { RealHost } from '../../src/host/index.js';
+import { simulatedAppliance, baselineFor } from '../../testing/index.js';
 import { testConfig } from '../helpers/appliance.js';
 import { tempDir } from '../helpers/tmp.js';
 import { render, run } from '../nix/nix.js';

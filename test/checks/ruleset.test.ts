@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { normaliseRuleset, rulesetHash } from '../../src/checks/index.js';
-import { sampleRuleset } from '../../src/host/index.js';
+import { sampleRuleset } from '../../testing/index.js';
 import { AgentError } from '../../src/common/index.js';
 import { tempDir } from '../helpers/tmp.js';
 

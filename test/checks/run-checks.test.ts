@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ALL_CHECKS, CHECK_NAMES, getCheck, healIsDisruptive, isDisruptiveUnit, runChecks, systemFacts, rulesetHash } from '../../src/checks/index.js';
-import { sampleRuleset, type SimulatedHost } from '../../src/host/index.js';
+import { sampleRuleset, type SimulatedHost } from '../../testing/index.js';
 import { applianceContext } from '../helpers/appliance.js';
 
 const hosts: SimulatedHost[] = [];

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EvidenceStore } from '../../demo/mcp/evidence-store.js';
+import { EvidenceStore } from '../../testing/index.js';
 import { decodeBase64Strict, verifyEnvelope, ORDER_PAYLOAD_TYPE, type Envelope } from '../../src/crypto/index.js';
 import { verifyPath } from '../../src/evidence/index.js';
 import { checkOrder } from '../../src/orders/index.js';

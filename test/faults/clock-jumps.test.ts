@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import { isoSeconds, type AgentRuntime } from '../../src/agent/index.js';
 import { EVIDENCE_PAYLOAD_TYPE, verifyEnvelope, type Envelope } from '../../src/crypto/index.js';
 import { EvidenceBundleSchema, type EvidenceBundle } from '../../src/evidence/index.js';

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import { AgentError, createLogger } from '../../src/common/index.js';
 import { EVIDENCE_PAYLOAD_TYPE, verifyEnvelope } from '../../src/crypto/index.js';
 import { EvidenceBundleSchema, evidenceDir, readChainHead, verifyPath } from '../../src/evidence/index.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { KILL_SITE_CONFIG, bundleChild, drainAndVerify, killLoop } from './kill-loop.js';
 

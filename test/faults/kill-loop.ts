@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { expect } from 'vitest';
-import type { Harness } from '../../demo/harness.js';
+import type { Harness } from '../../testing/index.js';
 import { EVIDENCE_PAYLOAD_TYPE, publicKeyOf, randomSeed, verifyEnvelope, type Envelope } from '../../src/crypto/index.js';
 import { EvidenceBundleSchema, evidenceDir, evidenceFileName, readChainHead, verifyPath, type EvidenceBundle } from '../../src/evidence/index.js';
 import { prepareOrder, signOrder } from '../../src/orders/index.js';

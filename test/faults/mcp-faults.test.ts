@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../../demo/harness.js';
-import type { Fault } from '../../demo/reference-mcp.js';
+import { startHarness, type Harness, type McpFault } from '../../testing/index.js';
 import type { McpPort } from '../../src/agent/index.js';
 import { McpClient, type McpClientOptions } from '../../src/mcp/index.js';
 import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
@@ -119,7 +118,7 @@ async function recovers(expectOrder: boolean): Promise<void> {
   expect(seqs).toEqual(seqs.map((_, i) => i + 1));
 }
 
-const REFERENCE_FAULTS: [string, Fault, RegExp][] = [
+const REFERENCE_FAULTS: [string, McpFault, RegExp][] = [
   ['connections reset (MCP down)', 'down', /reset \(ECONNRESET\)/],
   ['HTTP 500 on every request', { status: 500 }, /answered 500/],
   ['reset mid-body', 'reset_mid_body', /was reset/],

@@ -5,7 +5,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import fc from 'fast-check';
 import { MockAgent } from 'undici';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { generatePki, type Pki } from '../../demo/pki.js';
+import { generatePki, type Pki } from '../../testing/index.js';
 import { ORDER_PAYLOAD_TYPE, envelopeHash, signEnvelope, type Envelope } from '../../src/crypto/index.js';
 import { signReceipt } from '../../src/evidence/index.js';
 import { McpClient, type McpFailure } from '../../src/mcp/index.js';

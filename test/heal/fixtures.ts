@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { parseConfig, type Baseline, type Config } from '../../src/config/index.js';
 import { runChecks, systemFacts } from '../../src/checks/index.js';
-import { simulatedAppliance, baselineFor, type SimulatedHost } from '../../src/host/index.js';
+import { simulatedAppliance, baselineFor, type SimulatedHost } from '../../testing/index.js';
 import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
 import { makeDraft } from '../../src/agent/index.js';
 import { EvidenceBundleSchema, type EvidenceDraft } from '../../src/evidence/index.js';

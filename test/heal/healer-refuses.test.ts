@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { HealerState, healerStatePath, healPaths, writeHealRequest, type HealAction, type HealRequest } from '../../src/heal/index.js';
 import type { Order } from '../../src/orders/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
-import { SAMPLE_FLAKE_SOURCE, type Host } from '../../src/host/index.js';
+import { type Host } from '../../src/host/index.js';
+import { SAMPLE_FLAKE_SOURCE } from '../../testing/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 import { setup, type Setup } from './fixtures.js';
 

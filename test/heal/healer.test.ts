@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { healPaths, recordHealerFailure, HEAL_RESULT_BOUND_MS, type HealerDeps } from '../../src/heal/index.js';
 import { CheckCadence, runChecks } from '../../src/checks/index.js';
-import { SAMPLE_FLAKE_SOURCE } from '../../src/host/index.js';
+import { SAMPLE_FLAKE_SOURCE } from '../../testing/index.js';
 import { activateSteps, assertValidDrafts, rollbackSteps, setup, type Setup } from './fixtures.js';
 
 let s: Setup | undefined;

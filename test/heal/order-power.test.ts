@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { addSignature, type Envelope } from '../../src/crypto/index.js';
 import { healPaths } from '../../src/heal/index.js';
-import { SAMPLE_FLAKE_SOURCE, type GenerationSpec } from '../../src/host/index.js';
+import { SAMPLE_FLAKE_SOURCE, type GenerationSpec } from '../../testing/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 import { activateSteps, msp, rollbackSteps, setup, type Setup } from './fixtures.js';
 

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { clockSanity, decideTiming, healPaths, parseWindow, writeHealRequest, type HealAction } from '../../src/heal/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
 import type { CheckResult } from '../../src/checks/index.js';
-import { SAMPLE_FLAKE_REF } from '../../src/host/index.js';
+import { SAMPLE_FLAKE_REF } from '../../testing/index.js';
 import { iso, makeKey } from '../orders/fixtures.js';
 import { activateSteps, assertValidDrafts, IN_WINDOW, OUT_OF_WINDOW, setup, type Setup } from './fixtures.js';
 

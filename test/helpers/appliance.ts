@@ -1,5 +1,5 @@
 import { parseConfig, type Baseline, type Config, type ConfigInput } from '../../src/config/index.js';
-import { baselineFor, simulatedAppliance, type ApplianceOptions, type SimulatedHost } from '../../src/host/index.js';
+import { baselineFor, simulatedAppliance, type ApplianceOptions, type SimulatedHost } from '../../testing/index.js';
 import type { CheckContext } from '../../src/checks/index.js';
 
 /** A valid direct-mode config for tests; paths need not exist unless a test reads them. */

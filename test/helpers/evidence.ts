@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EvidenceBundleSchema, type EvidenceBundle, type EvidenceDraft } from '../../src/evidence/index.js';
 import { EVIDENCE_PAYLOAD_TYPE, verifyEnvelope, type PublicKey } from '../../src/crypto/index.js';
-import type { ReferenceMcp } from '../../demo/reference-mcp.js';
+import type { ReferenceMcp } from '../../testing/index.js';
 
 /** A valid draft with overridable fields, for tests that need many bundles quickly. */
 export function sampleDraft(overrides: Partial<EvidenceDraft> = {}): EvidenceDraft {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { simulatedAppliance, SAMPLE_FLAKE_REF, SAMPLE_REVISION, SAMPLE_PREVIOUS_REVISION, SAMPLE_NOW, type SimulatedHost } from '../../src/host/index.js';
+import { simulatedAppliance, SAMPLE_FLAKE_REF, SAMPLE_REVISION, SAMPLE_PREVIOUS_REVISION, SAMPLE_NOW, type SimulatedHost } from '../../testing/index.js';
 
 const hosts: SimulatedHost[] = [];
 function appliance(...args: Parameters<typeof simulatedAppliance>): SimulatedHost {

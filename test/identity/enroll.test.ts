@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import { EVIDENCE_PAYLOAD_TYPE, loadSecretKeyFile, verifyEnvelope } from '../../src/crypto/index.js';
 import { EvidenceBundleSchema } from '../../src/evidence/index.js';
 import { tempDir } from '../helpers/tmp.js';

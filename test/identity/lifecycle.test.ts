@@ -2,12 +2,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync, renameSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness, SAMPLE_NOW } from '../../testing/index.js';
 import { EvidenceBundleSchema, type EvidenceBundle } from '../../src/evidence/index.js';
 import { formatStatus, readStatus } from '../../src/observe/index.js';
 import { openStateDb, stateDbPath } from '../../src/state/index.js';
 import type { AgentRuntime } from '../../src/agent/index.js';
-import { SAMPLE_NOW } from '../../src/host/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const DAY = 86_400_000;

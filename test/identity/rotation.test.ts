@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import { canonicalEnvelope, generateKeyFiles, loadSecretKeyFile, signEnvelope, EVIDENCE_PAYLOAD_TYPE, type Envelope } from '../../src/crypto/index.js';
 import { EvidenceBundleSchema, type EvidenceBundle } from '../../src/evidence/index.js';
 import { tempDir } from '../helpers/tmp.js';

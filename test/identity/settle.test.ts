@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import { identityPaths } from '../../src/identity/index.js';
 import { verifyPath } from '../../src/evidence/index.js';
 import { parsePublicKey } from '../../src/crypto/index.js';

@@ -3,8 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ORDER_PAYLOAD_TYPE, signEnvelope } from '../../src/crypto/index.js';
 import type { McpClient, McpFailure } from '../../src/mcp/index.js';
-import { generatePki, type Pki } from '../../demo/pki.js';
-import { startReferenceMcp, type ReferenceMcp } from '../../demo/reference-mcp.js';
+import { generatePki, type Pki, startReferenceMcp, type ReferenceMcp } from '../../testing/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { agentKey, bundleIdOf, clientFor, evidenceEnvelope } from './fixtures.js';
 

@@ -3,7 +3,7 @@ import { AGENT_VERSION } from '../../src/common/index.js';
 import { EVIDENCE_PAYLOAD_TYPE, publicKeyOf, randomSeed, signEnvelope, type Envelope, type PublicKey, type SecretKey } from '../../src/crypto/index.js';
 import type { EvidenceBundle } from '../../src/evidence/index.js';
 import { McpClient, type McpClientOptions } from '../../src/mcp/index.js';
-import type { Pki } from '../../demo/pki.js';
+import type { Pki } from '../../testing/index.js';
 import { sampleDraft } from '../helpers/evidence.js';
 
 export function agentKey(name = 'appliance-1', seed: Uint8Array = randomSeed()): { secret: SecretKey; pub: PublicKey } {

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ORDER_PAYLOAD_TYPE, EVIDENCE_PAYLOAD_TYPE, signEnvelope, verifyEnvelope, type Envelope } from '../../src/crypto/index.js';
-import { generatePki, type Pki } from '../../demo/pki.js';
-import { MAX_BATCH_ENVELOPES, startReferenceMcp, type ReferenceMcp } from '../../demo/reference-mcp.js';
+import { generatePki, type Pki, MAX_BATCH_ENVELOPES, startReferenceMcp, type ReferenceMcp } from '../../testing/index.js';
 import type { McpClient } from '../../src/mcp/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { agentKey, bundle, bundleIdOf, clientFor, evidenceEnvelope } from './fixtures.js';

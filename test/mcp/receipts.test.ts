@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECEIPT_PAYLOAD_TYPE, envelopeHash, verifyEnvelope } from '../../src/crypto/index.js';
-import { generatePki, type Pki } from '../../demo/pki.js';
-import { startReferenceMcp, type ReceiptFault, type ReferenceMcp } from '../../demo/reference-mcp.js';
+import { generatePki, type Pki, startReferenceMcp, type ReceiptFault, type ReferenceMcp } from '../../testing/index.js';
 import type { McpClient } from '../../src/mcp/index.js';
 import type { DeliveryResult } from '../../src/queue/index.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ORDER_PAYLOAD_TYPE, formatPublicKey, signEnvelope } from '../../src/crypto/index.js';
-import { loadPki } from '../../demo/pki.js';
+import { loadPki } from '../../testing/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { agentKey, clientFor, evidenceEnvelope } from './fixtures.js';
 
@@ -18,7 +18,7 @@ describe('reference MCP as a standalone process', () => {
     const orderFile = join(tmp.path, 'order.json');
     writeFileSync(orderFile, JSON.stringify(order));
     const pkiDir = join(tmp.path, 'pki');
-    const script = join(import.meta.dirname, '..', '..', 'demo', 'reference-mcp.ts');
+    const script = join(import.meta.dirname, '..', '..', 'testing', 'reference-mcp', 'server.ts');
     const child = execa(process.execPath, ['--import', 'tsx', script, '--pki', pkiDir, '--agent-key', formatPublicKey('appliance-1', key.pub.publicKey), '--order', orderFile]);
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     try {
@@ -43,7 +43,7 @@ describe('reference MCP as a standalone process', () => {
   });
 
   it('exits 2 with usage on an unknown option', async () => {
-    const script = join(import.meta.dirname, '..', '..', 'demo', 'reference-mcp.ts');
+    const script = join(import.meta.dirname, '..', '..', 'testing', 'reference-mcp', 'server.ts');
     const r = await execa(process.execPath, ['--import', 'tsx', script, '--pki-dir', 'x'], { reject: false });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/Unknown option '--pki-dir'[\s\S]*\nusage: /);
@@ -51,7 +51,7 @@ describe('reference MCP as a standalone process', () => {
 
   it('without --pki keeps its PKI under XDG_STATE_HOME, outside the repository, with CN = --host-id', async () => {
     const state = join(tmp.path, 'xdg-state');
-    const script = join(import.meta.dirname, '..', '..', 'demo', 'reference-mcp.ts');
+    const script = join(import.meta.dirname, '..', '..', 'testing', 'reference-mcp', 'server.ts');
     const child = execa(process.execPath, ['--import', 'tsx', script, '--host-id', 'front-desk-1'], { env: { XDG_STATE_HOME: state } });
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     try {

@@ -4,8 +4,7 @@ import { connect, type ConnectionOptions } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentError } from '../../src/common/index.js';
-import { generatePki, type Pki } from '../../demo/pki.js';
-import { startReferenceMcp, type ReferenceMcp } from '../../demo/reference-mcp.js';
+import { generatePki, type Pki, startReferenceMcp, type ReferenceMcp } from '../../testing/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { agentKey, clientFor, evidenceEnvelope } from './fixtures.js';
 

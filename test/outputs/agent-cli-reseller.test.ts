@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { Rsyslog } from './rsyslog.js';
 import { WebhookReceiver } from './webhook-receiver.js';

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { createSinks, type Sinks } from '../../src/outputs/index.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHarness, type Harness } from '../../demo/harness.js';
+import { startHarness, type Harness } from '../../testing/index.js';
 import type { ConfigInput } from '../../src/config/index.js';
 import type { Rsyslog } from './rsyslog.js';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { generatePki, type Pki } from '../../demo/pki.js';
+import { generatePki, type Pki } from '../../testing/index.js';
 import { SyslogSink } from '../../src/outputs/index.js';
 import { OUTCOMES, type Outcome } from '../../src/evidence/index.js';
 import { tempDir } from '../helpers/tmp.js';

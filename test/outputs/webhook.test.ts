@@ -5,7 +5,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
-import { generatePki, type Pki } from '../../demo/pki.js';
+import { generatePki, type Pki } from '../../testing/index.js';
 import { readWebhookSecret } from '../../src/config/index.js';
 import { signWebhook, WebhookSink, type WebhookSinkOptions } from '../../src/outputs/index.js';
 import { tempDir } from '../helpers/tmp.js';

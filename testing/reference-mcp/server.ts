@@ -8,16 +8,16 @@ import { isIPv6 } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createHash, randomUUID } from 'node:crypto';
-import { EnvelopeSchema, formatPublicKey, loadSecretKeyFile, publicKeyOf, randomSeed, resolvePublicKeyArg, type Envelope, type PublicKey, type SecretKey } from '../src/crypto/index.js';
-import { signReceipt, type Receipt } from '../src/evidence/index.js';
-import { describeError, type Logger } from '../src/common/index.js';
-import { EnrollmentAuthority, type EnrollmentOptions } from './mcp/enroll.js';
-import { EvidenceStore, type StoredEvidence } from './mcp/evidence-store.js';
-import { isResponseFault, sendFaultyResponse, type Fault, type ReceiptFault } from './mcp/faults.js';
-import { readJsonBody } from './mcp/request-body.js';
-import { generatePki, loadPki, type Pki } from './pki.js';
+import { EnvelopeSchema, formatPublicKey, loadSecretKeyFile, publicKeyOf, randomSeed, resolvePublicKeyArg, type Envelope, type PublicKey, type SecretKey } from '../../src/crypto/index.js';
+import { signReceipt, type Receipt } from '../../src/evidence/index.js';
+import { describeError, type Logger } from '../../src/common/index.js';
+import { EnrollmentAuthority, type EnrollmentOptions } from './enroll.js';
+import { EvidenceStore, type StoredEvidence } from './evidence-store.js';
+import { isResponseFault, sendFaultyResponse, type Fault, type ReceiptFault } from './faults.js';
+import { readJsonBody } from './request-body.js';
+import { generatePki, loadPki, type Pki } from '../pki.js';
 
-export type { Fault, ReceiptFault } from './mcp/faults.js';
+export type { Fault, ReceiptFault } from './faults.js';
 
 function freshKey(name: string): SecretKey {
   const seed = randomSeed();
@@ -322,7 +322,7 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
 }
 
 const USAGE =
-  'usage: tsx demo/reference-mcp.ts [--pki DIR] [--host-id ID] [--port N] [--host H] [--agent-key name:base64|FILE]... [--order ENVELOPE.json]... [--receipt-key SECRET.key]\n' +
+  'usage: tsx testing/reference-mcp/server.ts [--pki DIR] [--host-id ID] [--port N] [--host H] [--agent-key name:base64|FILE]... [--order ENVELOPE.json]... [--receipt-key SECRET.key]\n' +
   '  --pki: where the PKI is kept or made (default $XDG_STATE_HOME/compliance-agent-reference-mcp/pki, outside any repository)\n' +
   '  --host-id: CN of the client certificate made with a new PKI, the agent\'s hostId (default appliance-1)\n' +
   '  --receipt-key: the MCP\'s receipt key (compliance-agent keygen); default a fresh one, printed for mcpReceiptKeys';

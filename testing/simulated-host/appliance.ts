@@ -1,5 +1,5 @@
-import type { Baseline } from '../../config/index.js';
-import { rulesetHash } from '../../checks/index.js';
+import type { Baseline } from '../../src/config/index.js';
+import { rulesetHash } from '../../src/checks/index.js';
 import { SimulatedHost, type ApplianceProfile } from './simulated-host.js';
 import { nixpkgsRevisionFor, type GenerationSpec } from './generations.js';
 import { sampleRuleset } from './firewall.js';

@@ -1,4 +1,4 @@
-export { SimulatedHost, type Fault, type ExecutedCommand, type ApplianceProfile, type SimulatedHostInit } from './simulated-host.js';
+export { SimulatedHost, type Fault as HostFault, type ExecutedCommand, type ApplianceProfile, type SimulatedHostInit } from './simulated-host.js';
 export { simulatedAppliance, baselineFor, SAMPLE_FLAKE_REF, SAMPLE_FLAKE_SOURCE, sampleFlakeRef, SAMPLE_REVISION, SAMPLE_PREVIOUS_REVISION, SAMPLE_NOW, type ApplianceOptions } from './appliance.js';
 export { sampleRuleset } from './firewall.js';
 export { nixosVersionScript, SYSTEM_PROFILE } from './generations.js';

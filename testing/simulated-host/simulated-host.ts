@@ -1,8 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, posix, resolve } from 'node:path';
-import type { ExecOptions, ExecResult, ExecStatus, FileStat, Host, ReadResult } from '../host.js';
-import { DEFAULT_MAX_READ_BYTES, linkTarget, readFileBounded, statPath } from '../fs-read.js';
+import { DEFAULT_MAX_READ_BYTES, linkTarget, readFileBounded, statPath, type ExecOptions, type ExecResult, type ExecStatus, type FileStat, type Host, type ReadResult } from '../../src/host/index.js';
 import type { SimReply } from './reply.js';
 import { UnitTable, type ActiveState } from './units.js';
 import { Generations, SYSTEM_PROFILE, nixosVersionScript, type Generation, type GenerationSpec, type RebuildScript, type RollbackMode, type SystemClosure } from './generations.js';
