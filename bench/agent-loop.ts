@@ -5,7 +5,7 @@
  *   BENCH_NODE_FLAGS="--max-semi-space-size=1 --expose-gc" npx tsx bench/agent-loop.ts 6000
  *     node flags for the measured child; with --expose-gc the heap figures are after a full GC.
  *
- * A complete site (demo/harness.ts: PKI, reference MCP over mTLS in this process, simulated
+ * A complete site (testing/harness.ts: PKI, reference MCP over mTLS in this process, simulated
  * appliance, config, baseline, keys) and the agent in a child process on plain node (bundled with
  * esbuild, as the built agent runs), which measures itself: RSS after a 20-cycle warm-up and every
  * 100 cycles, process.cpuUsage and wall time per cycle, and the six checks alone on the simulated host.

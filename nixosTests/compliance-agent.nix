@@ -94,7 +94,7 @@ rec {
       };
 
       systemd.services.fake-mcp = {
-        description = "fake MCP (reference MCP from demo/)";
+        description = "fake MCP (reference MCP from testing/)";
         wantedBy = [ "multi-user.target" ];
         serviceConfig = {
           ExecStart = lib.concatStringsSep " " [

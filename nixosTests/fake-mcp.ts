@@ -1,7 +1,7 @@
 /**
  * The MCP node of the NixOS VM test (nixosTests/compliance-agent.nix): the reference MCP from
- * demo/, with
- *   - a PKI made on first start for the name the appliance dials (DIR/pki/, demo/pki.ts),
+ * testing/, with
+ *   - a PKI made on first start for the name the appliance dials (DIR/pki/, testing/pki.ts),
  *   - orders picked up from DIR/orders/*.json (signed envelopes, served FIFO; rename them into
  *     place, a half-written file is read once and refused),
  *   - every evidence bundle it accepted written to DIR/evidence/<bundle_id>.json,

@@ -83,7 +83,7 @@ const blocks = runnableBlocks(readFileSync(join(REPO, 'README.md'), 'utf8'));
 describe('README.md runnable blocks', () => {
   it('marks the getting-started, outside-Nix and reference MCP blocks', () => {
     expect(blocks.length).toBeGreaterThanOrEqual(3);
-    expect(blocks.map((b) => b.code).join('\n')).toMatch(/npm run build[\s\S]*compliance-agent once[\s\S]*reference-mcp\.ts/);
+    expect(blocks.map((b) => b.code).join('\n')).toMatch(/npm run build[\s\S]*compliance-agent once[\s\S]*reference-mcp\/server\.ts/);
   });
 
   // Sequential: the first builds dist/, which the others run.
