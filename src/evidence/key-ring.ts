@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { formatPublicKey, parsePublicKey, type PublicKey } from '../crypto/index.js';
 import type { EvidenceBundle } from './bundle.js';
-import type { Finding } from './verify.js';
+import type { Finding } from './finding.js';
 
 /** The check name of the bundle that introduces a new evidence key, signed by the key before it. */
 export const KEY_ROTATION_CHECK = 'key_rotation';

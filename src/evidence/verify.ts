@@ -7,27 +7,7 @@ import { EvidenceBundleSchema, type EvidenceBundle } from './bundle.js';
 import { KeyRing } from './key-ring.js';
 import { checkReceipt } from './receipt.js';
 import { CHECKPOINT_CHECK } from './store.js';
-
-export type FindingKind =
-  | 'unreadable'
-  | 'bad_envelope'
-  | 'bad_signature'
-  | 'unknown_key'
-  | 'bad_bundle'
-  | 'gap'
-  | 'broken_link'
-  | 'duplicate_seq'
-  | 'misnamed'
-  | 'truncated_start'
-  | 'truncated_end'
-  | 'bad_receipt'
-  | 'receipt_mismatch';
-
-export interface Finding {
-  readonly kind: FindingKind;
-  readonly file: string;
-  readonly message: string;
-}
+import type { Finding, FindingKind } from './finding.js';
 
 export interface VerifiedBundle {
   readonly file: string;
