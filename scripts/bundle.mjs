@@ -8,28 +8,12 @@
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { agentBundleOptions } from './agent-bundle.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const outdir = `${root}dist/bundle`;
 rmSync(outdir, { recursive: true, force: true });
-const result = await build({
-  absWorkingDir: root,
-  entryPoints: { 'compliance-agent': 'src/cli.ts' },
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  outdir,
-  outExtension: { '.js': '.mjs' },
-  chunkNames: 'chunks/[name]-[hash]',
-  external: ['better-sqlite3', 'undici'],
-  // Bundled CommonJS (pino) calls require(); ESM has none of its own.
-  banner: { js: "import { createRequire as __agentRequire } from 'node:module'; const require = __agentRequire(import.meta.url);" },
-  legalComments: 'none',
-  metafile: true,
-  logLevel: 'warning',
-});
+const result = await build(agentBundleOptions(root, outdir));
 // `import { z } from 'zod'` keeps the whole namespace object, with every locale (~580 KB);
 // `import * as z from 'zod'` lets esbuild keep what is used. Fail rather than ship them again.
 const locales = Object.values(result.metafile.outputs)

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import ts from 'typescript';
 import { build } from 'esbuild';
+import { agentBundleOptions } from '../../scripts/agent-bundle.mjs';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const rel = (abs: string): string => relative(REPO, abs).split(sep).join('/');
@@ -107,23 +108,7 @@ describe('the product stays apart from its test doubles', () => {
   });
 
   it("the agent's bundle (the graph of src/cli.ts, lazy chunks included) holds no test double", async () => {
-    // The options of scripts/bundle.mjs that decide what the graph holds: the entry, splitting
-    // (commands load on first use) and the packages resolved at run time.
-    const result = await build({
-      absWorkingDir: REPO,
-      entryPoints: { 'compliance-agent': 'src/cli.ts' },
-      bundle: true,
-      splitting: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node20',
-      outdir: join(REPO, 'dist', 'bundle'),
-      outExtension: { '.js': '.mjs' },
-      external: ['better-sqlite3', 'undici'],
-      metafile: true,
-      write: false,
-      logLevel: 'silent',
-    });
+    const result = await build({ ...agentBundleOptions(REPO, join(REPO, 'dist', 'bundle')), write: false, logLevel: 'silent' });
     const ours = Object.keys(result.metafile.inputs).filter((f) => !/(^|\/)node_modules\//.test(f));
     expect(ours).toContain('src/host/real-host.ts');
     expect(ours.filter((f) => !f.startsWith('src/'))).toEqual([]);
