@@ -58,10 +58,10 @@ const t0 = performance.now();
 for (let i = 0; i < rounds; i++) {
   s.sim.stopService('sshd.service');
   const env = s.order('heal', { checks: ['services'] }, { expires_at: iso(s.sim.now() + 600_000) });
-  await s.healing.handleOrder(env, await s.cycle());
+  await s.handleOrder(env, await s.cycle());
   const run = await s.heal();
   if (run.results[0]?.result.outcome !== 'healed') throw new Error('heal did not heal');
-  const collected = await s.healing.collectResults(await s.cycle());
+  const collected = await s.collectResults(await s.cycle());
   collected.record();
   collected.ack();
 }

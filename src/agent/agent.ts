@@ -4,18 +4,20 @@ import type { Baseline, Config } from '../config/index.js';
 import type { Host } from '../host/index.js';
 import { storageWrite, type StateDb } from '../state/index.js';
 import { ALL_CHECKS, CheckCadence, runChecks, systemFacts, type CheckResult, type SystemFacts } from '../checks/index.js';
+import type { Collected, HealingContext } from '../heal/index.js';
 import { EvidenceChain, exportEvidence, evidenceDir, readChainHead, type EvidenceDraft } from '../evidence/index.js';
 import { Outbox, flushDestination, type Destination, type DeliveryResult, type OutboxItem } from '../queue/index.js';
 import { controlPlaneView, nextDeliveryHealth, readDeliveryHealth, writeDeliveryHealth, writeMetrics, type FlushOutcome } from '../observe/index.js';
 import type { SecretKey, Envelope } from '../crypto/index.js';
 import type { IdentityAssessment, PollOutcome } from '../identity/index.js';
-import { checkEvidence } from './check-evidence.js';
+import { dueCheckEvidence } from './due-check-evidence.js';
 import { deadLetterAlerts, operatorActionEvidence } from './delivery-evidence.js';
 import { makeDraft } from './drafts.js';
 import { assessPoll } from './mcp-health.js';
 import { stateWriteFailure } from './state-write-failure.js';
 import type { StartAlerts } from './previous-exit.js';
 import { assessControlPlane, assessReceipts, noteBadReceipt } from './control-plane.js';
+import { OrderDispatch, type HealRequester } from './order-dispatch.js';
 
 /** What the agent needs from the MCP client (src/mcp implements it over mTLS). */
 export interface McpPort {
@@ -33,20 +35,13 @@ function defaultFlushBudgetMs(pollIntervalS: number): number {
   return Math.min(30_000, (pollIntervalS * 1000) / 2);
 }
 
-export interface CycleContext {
-  readonly results: readonly CheckResult[];
-  readonly facts: SystemFacts;
-  readonly now: number;
-}
-
-/** The unprivileged half of healing (src/heal): order decisions, heal requests, healer results. */
-export interface HealingPort {
-  handleOrder(envelope: unknown, ctx: CycleContext): Promise<{ accepted: boolean; drafts: EvidenceDraft[]; requestId: string | null }>;
+/** The unprivileged half of healing (src/heal's Healing): heal requests for orders, the healer's answers as evidence. */
+export interface HealingPort extends HealRequester {
   /**
    * The healer's new results as evidence: `record` marks them read inside the transaction that
    * chains the evidence, `ack` tidies the drop box after it committed.
    */
-  collectResults(ctx: CycleContext): Promise<{ drafts: EvidenceDraft[]; record(): void; ack(): void }>;
+  collect(ctx: HealingContext): Collected;
 }
 
 /** The appliance identity (src/identity): enrollment and renewal evidence, renewal, identity alerts, key rotation. */
@@ -99,6 +94,7 @@ export class Agent {
   private readonly chain: EvidenceChain;
   private readonly destinations: Destination[];
   private readonly deliver: Partial<Record<Destination, Deliver>>;
+  private readonly orders: OrderDispatch;
   /** Compliant results the agent may reuse between idle cycles (patching, encryption, time); never for an order or the healer. */
   private readonly cadence = new CheckCadence();
   private counters = { cycles: 0, bundles: 0, accepted: 0, rejected: 0 };
@@ -131,6 +127,7 @@ export class Agent {
     };
     this.destinations = Object.keys(this.deliver) as Destination[];
     this.startAlerts = deps.startAlerts;
+    this.orders = new OrderDispatch({ config: deps.config, baseline: deps.baseline, db: deps.db, healing: deps.healing, logger: deps.logger });
   }
 
   private now(): number {
@@ -184,24 +181,28 @@ export class Agent {
       polled = 'order';
       // An order (run_checks, a heal's plan) answers for the appliance as it is now: nothing reused.
       if (results.some((r) => r.reusedFrom !== undefined)) results = await runChecks({ host, config, baseline });
-      const handled = await this.deps.healing.handleOrder(poll.envelope, { results, facts: systemFacts(results), now: this.now() });
+      const handled = this.orders.handle(poll.envelope, { results, now: this.now() });
       if (handled.accepted) this.counters.accepted++;
       else this.counters.rejected++;
-      drafts.push(...handled.drafts);
+      const orderFacts = systemFacts(results);
+      drafts.push(...handled.specs.map((spec) => makeDraft(config, orderFacts, spec)));
     }
     // After the order: an accepted heartbeat in this poll already counts as fresh.
     const controlPlane = assessControlPlane(db, this.now(), config.controlPlaneMaxAge * 1000, config.heartbeatInterval * 1000);
     const receipts = assessReceipts(db, this.now(), config.heartbeatInterval * 1000);
     for (const spec of [controlPlane.spec, receipts.spec]) if (spec) drafts.push(makeDraft(config, facts, spec));
+    // The healer answers first (where it runs in-process), then its answers are collected: a heal
+    // requested in this cycle is in this cycle's evidence when the healer acted on it at once.
     if (this.deps.runHealer) await this.deps.runHealer();
-    const healed = await this.deps.healing.collectResults({ results, facts, now: this.now() });
-    drafts.push(...healed.drafts);
+    const healed = this.deps.healing.collect({ results, now: this.now() });
+    drafts.push(...healed.specs.map((spec) => makeDraft(config, facts, spec)));
     // After a heal the pre-heal results are stale: check again, all of them fresh, so the state evidence is current.
-    if (healed.drafts.length > 0) results = await runChecks({ host, config, baseline });
+    if (healed.specs.length > 0) results = await runChecks({ host, config, baseline });
 
     const now = this.now();
-    const fromChecks = checkEvidence(db, config, ALL_CHECKS, results, systemFacts(results), started, now);
-    drafts.push(...fromChecks.drafts);
+    const fromChecks = dueCheckEvidence(db, config, ALL_CHECKS, results, started, now);
+    const checkFacts = systemFacts(results);
+    drafts.push(...fromChecks.specs.map((spec) => makeDraft(config, checkFacts, spec)));
     const operatorActions = operatorActionEvidence(db, config, systemFacts(results), now);
     drafts.push(...operatorActions.drafts);
     // IMMEDIATE: `prune` (another process) chains a checkpoint; the head is read and moved under one lock.

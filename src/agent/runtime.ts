@@ -6,11 +6,10 @@ import { McpClient } from '../mcp/index.js';
 import { openStateDb, stateDbPath, type StateDb } from '../state/index.js';
 import { createLogger, type Logger } from '../common/index.js';
 import { join } from 'node:path';
-import { createAgentHealing } from '../heal/index.js';
+import { Healing, Spool } from '../heal/index.js';
 import { existsSync } from 'node:fs';
 import { IdentityLifecycle, identityPaths, settleRenewal, settleRotation } from '../identity/index.js';
 import { Agent, type AgentDeps, type McpPort } from './agent.js';
-import { makeDraft } from './drafts.js';
 import { previousExitAlerts } from './previous-exit.js';
 import { swappable } from './swappable.js';
 
@@ -55,7 +54,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
     mcp,
     logger,
     ...(sinks ? { sinks: sinks.deliver } : {}),
-    healing: createAgentHealing({ config, baseline, db, logger, makeDraft: (facts, spec) => makeDraft(config, facts, spec) }),
+    healing: new Healing({ baseline, db, spool: new Spool(config.healDir), logger }),
     metricsPath: config.metricsFile ?? join(config.stateDir, 'metrics.prom'),
     ...(startAlerts ? { startAlerts } : {}),
     ...(identity ? { identity } : {}),

@@ -4,7 +4,6 @@ export { HealActionSchema, actionCommand, actionIsDisruptive, actionKey, allowed
 export { planHeal, decideTiming, orderChecks, evidenceCheckName, controlsFor, type HealPlan, type Timing, type TimingContext } from './plan.js';
 export {
   healPaths,
-  writeHealRequest,
   HealRequestSchema,
   HealResultSchema,
   HEAL_OUTCOMES,
@@ -15,6 +14,7 @@ export {
 export { waitHealthy, healthProblems, type HealthSpec, type HealthOutcome } from './health.js';
 export { generationInfo, type GenerationInfo } from './system-state.js';
 export { applyHealRequests, planProblem, DEFAULT_HEAL_TIMEOUTS, type HealerDeps, type HealerRun, type HealTimeouts } from './apply.js';
-export { createAgentHealing, healResultEvidence, HEAL_RESULT_BOUND_MS, type AgentHealing, type AgentHealingDeps, type CycleContext, type HandledOrder, type CollectedResults } from './agent-side.js';
+export { Healing, HEAL_RESULT_BOUND_MS, type HealingDeps, type HealingContext, type Requested, type Collected } from './healing.js';
+export { Spool } from './request-spool.js';
 export { HealerState, initHealerState, healerStatePath } from './healer-state.js';
 export { initHealTree, resolveAgentIdentity, recordHealerFailure } from './install.js';

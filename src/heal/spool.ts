@@ -1,8 +1,7 @@
-import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
-import { AgentError, oneLine } from '../common/index.js';
-import { EnvelopeSchema, type Envelope } from '../crypto/index.js';
+import { oneLine } from '../common/index.js';
+import { EnvelopeSchema } from '../crypto/index.js';
 import { ActionTakenSchema } from '../evidence/index.js';
 import { HealActionSchema } from './actions.js';
 
@@ -89,113 +88,4 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], max = 5): st
     return `${where}: ${what}`;
   });
   return safeReason(lines.join('; ') + (issues.length > max ? `; and ${issues.length - max} more` : ''));
-}
-
-// The agent's side of the drop box: plain file calls as the agent user, in a directory the
-// agent may write; nothing here runs as root.
-
-/** Write a request into the drop box: a temp name of the agent's own, then renamed into place. */
-export function writeHealRequest(healDir: string, request: HealRequest): string {
-  const dir = healPaths(healDir).requests;
-  const text = JSON.stringify(HealRequestSchema.parse(request)) + '\n';
-  const final = join(dir, `${request.request_id}.json`);
-  const tmp = join(dir, `.${request.request_id}.tmp`);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o640);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, final);
-  return final;
-}
-
-/** The agent's entries in the drop box with their age: requests by id, anything else as a stray name. */
-export function listOwnRequests(healDir: string): { requests: Array<{ id: string; mtimeMs: number }>; strays: Array<{ name: string; mtimeMs: number }> } {
-  const dir = healPaths(healDir).requests;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (e) {
-    // No healer installed (yet): nothing of the agent's is there.
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { requests: [], strays: [] };
-    throw new AgentError('spool_read', `${dir}: cannot list the heal drop box (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  const requests: Array<{ id: string; mtimeMs: number }> = [];
-  const strays: Array<{ name: string; mtimeMs: number }> = [];
-  for (const name of names.sort()) {
-    let mtimeMs: number;
-    try {
-      mtimeMs = lstatSync(join(dir, name)).mtimeMs;
-    } catch {
-      continue;
-    }
-    const id = entryId(name);
-    if (id) requests.push({ id, mtimeMs });
-    else strays.push({ name, mtimeMs });
-  }
-  return { requests, strays };
-}
-
-export function removeOwnRequest(healDir: string, name: string): void {
-  rmSync(join(healPaths(healDir).requests, name), { force: true, recursive: true });
-}
-
-/** Result files root wrote, by name order. */
-export function listResults(healDir: string): string[] {
-  const dir = healPaths(healDir).results;
-  try {
-    return readdirSync(dir).filter((n) => entryId(n) !== null).sort();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new AgentError('spool_read', `${dir}: cannot list heal results (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
-/** Read a result file without following a link and only if it is a small regular file. */
-export function readResultFile(healDir: string, name: string): { ok: true; result: HealResult } | { ok: false; message: string } {
-  let fd: number;
-  try {
-    fd = openSync(join(healPaths(healDir).results, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (e) {
-    return { ok: false, message: `cannot open (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return { ok: false, message: 'not a regular file' };
-    if (st.size > MAX_SPOOL_FILE) return { ok: false, message: `${st.size} bytes, over the ${MAX_SPOOL_FILE}-byte limit` };
-    const buf = Buffer.alloc(st.size);
-    let off = 0;
-    while (off < st.size) {
-      const n = readSync(fd, buf, off, st.size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(buf.subarray(0, off).toString('utf8'));
-    } catch {
-      return { ok: false, message: 'not JSON' };
-    }
-    const parsed = HealResultSchema.safeParse(value);
-    if (!parsed.success) return { ok: false, message: describeIssues(parsed.error.issues) };
-    if (`${parsed.data.result_id}.json` !== name) return { ok: false, message: 'result_id does not match the file name' };
-    return { ok: true, result: parsed.data };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-export function asEnvelope(input: unknown): Envelope | null {
-  let value = input;
-  if (typeof input === 'string') {
-    try {
-      value = JSON.parse(input);
-    } catch {
-      return null;
-    }
-  }
-  const parsed = EnvelopeSchema.safeParse(value);
-  return parsed.success ? parsed.data : null;
 }

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ALL_CHECKS, CheckCadence, runChecks, systemFacts, type CheckResult } from '../../src/checks/index.js';
-import { checkEvidence } from '../../src/agent/check-evidence.js';
+import { dueCheckEvidence } from '../../src/agent/due-check-evidence.js';
+import { makeDraft } from '../../src/agent/index.js';
 import { openStateDb, stateDbPath } from '../../src/state/index.js';
 import type { SimulatedHost } from '../../testing/index.js';
 import { applianceContext, testConfig } from '../helpers/appliance.js';
@@ -129,13 +130,14 @@ describe('evidence of a reused result says when it was observed', () => {
     cleanups.unshift(() => db.close());
     const t0 = s.host.now();
     const first = await s.cycle();
-    checkEvidence(db, config, ALL_CHECKS, Object.values(first.results), systemFacts(Object.values(first.results)), t0, s.host.now()).record();
+    dueCheckEvidence(db, config, ALL_CHECKS, Object.values(first.results), t0, s.host.now()).record();
 
     s.host.advance(2 * MINUTE);
     const second = Object.values((await s.cycle()).results);
     const now = s.host.now();
-    const { drafts, record } = checkEvidence(db, config, ALL_CHECKS, second, systemFacts(second), now, now);
+    const { specs, record } = dueCheckEvidence(db, config, ALL_CHECKS, second, now, now);
     record();
+    const drafts = specs.map((spec) => makeDraft(config, systemFacts(second), spec));
     const enc = drafts.find((d) => d.check === 'encryption')!;
     expect(enc.timestamp_start).toBe(new Date(t0).toISOString().replace(/\.\d{3}Z$/, 'Z'));
     expect(enc.pre_state).toMatchObject({ reusedFrom: enc.timestamp_start });

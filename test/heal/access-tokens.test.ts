@@ -3,8 +3,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createLogger } from '../../src/common/index.js';
-import { makeDraft } from '../../src/agent/index.js';
-import { applyHealRequests, createAgentHealing, healPaths } from '../../src/heal/index.js';
+import { applyHealRequests, healPaths } from '../../src/heal/index.js';
 import { RealHost, REBUILD_ENV } from '../../src/host/index.js';
 import { iso } from '../orders/fixtures.js';
 import { nixEval, render, type Rendered } from '../nix/nix.js';
@@ -54,15 +53,14 @@ describe('a Nix access token stays out of URLs, logs, evidence and rendered conf
   });
 
   it('an order carrying the token in its flake URL is refused by agent and healer; logs, bundles and state hold no token', async () => {
-    s = setup();
-    const t = s;
     const lines: string[] = [];
     const logger = createLogger('DEBUG', { write: (line: string) => void lines.push(line) });
-    const healing = createAgentHealing({ config: t.config, baseline: t.baseline, db: t.db, makeDraft: (f, spec) => makeDraft(t.config, f, spec), logger });
+    s = setup({ logger });
+    const t = s;
     const leaky = `git+https://oauth2:${TOKEN}@git.msp.example/sites/clinic-001?rev=${REV}#appliance`;
     const drafts: unknown[] = [];
 
-    const refused = await healing.handleOrder(t.order('apply_baseline', { revision: REV, flakeRef: leaky }), await t.cycle());
+    const refused = await t.handleOrder(t.order('apply_baseline', { revision: REV, flakeRef: leaky }), await t.cycle());
     expect(refused.accepted).toBe(false);
     drafts.push(...refused.drafts);
 
@@ -76,10 +74,10 @@ describe('a Nix access token stays out of URLs, logs, evidence and rendered conf
     );
     // And a heal that does build the (pinned, token-free) baseline flake.
     t.sim.setRunningRevision('0'.repeat(40));
-    expect((await healing.handleOrder(t.order('heal', { checks: ['patching'] }), await t.cycle())).accepted).toBe(true);
+    expect((await t.handleOrder(t.order('heal', { checks: ['patching'] }), await t.cycle())).accepted).toBe(true);
     const run = await applyHealRequests({ ...t.healer, logger });
     expect(run.results.map((r) => r.result.outcome).sort()).toEqual(['healed', 'rejected']);
-    const collected = await healing.collectResults(await t.cycle());
+    const collected = await t.collectResults(await t.cycle());
     t.db.transaction(() => collected.record())();
     drafts.push(...collected.drafts);
     // The agent's state, and root's: its own state and the results it wrote (the drop box holds what the test planted).

@@ -2,8 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { EVIDENCE_PAYLOAD_TYPE, type Envelope } from '../../src/crypto/index.js';
 import { REJECT_REASONS, type RejectReason } from '../../src/orders/index.js';
-import { createAgentHealing, healPaths } from '../../src/heal/index.js';
-import { makeDraft } from '../../src/agent/index.js';
+import { healPaths } from '../../src/heal/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 import { assertValidDrafts, msp, setup, type Setup } from './fixtures.js';
 
@@ -44,7 +43,7 @@ describe('every rejected order becomes evidence and causes no action', () => {
     s.sim.stopService('sshd.service');
     const envelope = make(s);
     s.sim.clearExecuted();
-    const handled = await s.healing.handleOrder(envelope, await s.cycle());
+    const handled = await s.handleOrder(envelope, await s.cycle());
     expect(handled.accepted).toBe(false);
     expect(handled.requestId).toBeNull();
     expect(handled.drafts).toHaveLength(1);
@@ -61,11 +60,11 @@ describe('every rejected order becomes evidence and causes no action', () => {
     s = setup();
     s.sim.stopService('sshd.service');
     const env = s.order('heal', { checks: ['services'] });
-    expect((await s.healing.handleOrder(env, await s.cycle())).accepted).toBe(true);
+    expect((await s.handleOrder(env, await s.cycle())).accepted).toBe(true);
     await s.heal();
     s.sim.stopService('sshd.service');
     s.sim.clearExecuted();
-    const again = await s.healing.handleOrder(env, await s.cycle());
+    const again = await s.handleOrder(env, await s.cycle());
     expect(again.accepted).toBe(false);
     expect(again.drafts[0]!.reason).toMatch(/^replayed: /);
     expect(again.drafts[0]!.order_id).toBe(payloadOf(env).order_id);
@@ -78,9 +77,9 @@ describe('every rejected order becomes evidence and causes no action', () => {
     s.sim.stopService('sshd.service');
     const older = s.order('heal', { checks: ['services'] });
     const newer = s.order('run_checks', {});
-    expect((await s.healing.handleOrder(newer, await s.cycle())).accepted).toBe(true);
+    expect((await s.handleOrder(newer, await s.cycle())).accepted).toBe(true);
     s.sim.clearExecuted();
-    const h = await s.healing.handleOrder(older, await s.cycle());
+    const h = await s.handleOrder(older, await s.cycle());
     expect(h.drafts[0]!.reason).toMatch(/^stale_sequence: /);
     expect((await s.heal()).results).toEqual([]);
     expect(s.sim.actions()).toEqual([]);
@@ -92,15 +91,14 @@ describe('every rejected order becomes evidence and causes no action', () => {
   });
 
   it('rejection evidence is rate-limited; the next emitted one reports how many were suppressed', async () => {
-    s = setup();
-    const healing = createAgentHealing({ config: s.config, baseline: s.baseline, db: s.db, makeDraft: (f, spec) => makeDraft(s!.config, f, spec), rejectionLimit: { perHour: 1, burst: 3 } });
+    s = setup({ rejectionLimit: { perHour: 1, burst: 3 } });
     const ctx = await s.cycle();
     const forger = makeKey('forger');
     const counts: number[] = [];
-    for (let i = 0; i < 10; i++) counts.push((await healing.handleOrder(signPayload(payloadOf(s.order('rollback', {})), forger.secret), ctx)).drafts.length);
+    for (let i = 0; i < 10; i++) counts.push((await s.handleOrder(signPayload(payloadOf(s.order('rollback', {})), forger.secret), ctx)).drafts.length);
     expect(counts).toEqual([1, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
     const later = { ...ctx, now: ctx.now + 3_600_000 };
-    const next = await healing.handleOrder(signPayload(payloadOf(s.order('rollback', {})), forger.secret), later);
+    const next = await s.handleOrder(signPayload(payloadOf(s.order('rollback', {})), forger.secret), later);
     expect(next.drafts[0]!.reason).toMatch(/\(7 earlier rejection\(s\) not reported: rate limit\)$/);
   });
 });
@@ -110,7 +108,7 @@ describe('accepted orders that need no healer', () => {
     s = setup();
     s.sim.stopService('sshd.service');
     const env = s.order('run_checks', { checks: ['services', 'time'] });
-    const h = await s.healing.handleOrder(env, await s.cycle());
+    const h = await s.handleOrder(env, await s.cycle());
     assertValidDrafts(h.drafts);
     expect(h.drafts.map((d) => [d.check, d.outcome, d.order_id])).toEqual([
       ['services', 'drift_detected', payloadOf(env).order_id],
@@ -121,10 +119,10 @@ describe('accepted orders that need no healer', () => {
 
   it('heal of a compliant check: compliant, nothing spooled; heal of encryption drift: failed, report only', async () => {
     s = setup();
-    const ok = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    const ok = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     expect(ok.drafts[0]).toMatchObject({ outcome: 'compliant', reason: 'nothing to heal: services compliant' });
     s.sim.unencryptMount('/var/backup');
-    const enc = await s.healing.handleOrder(s.order('heal', { checks: ['encryption'] }), await s.cycle());
+    const enc = await s.handleOrder(s.order('heal', { checks: ['encryption'] }), await s.cycle());
     expect(enc.drafts[0]).toMatchObject({ outcome: 'failed', check: 'encryption' });
     expect(enc.drafts[0]!.reason).toMatch(/^cannot heal: encryption: .*never done automatically/);
     expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
@@ -133,7 +131,7 @@ describe('accepted orders that need no healer', () => {
   it('a unit that is down but not in the baseline is never restarted', async () => {
     s = setup();
     s.sim.stopService('compliance-agent.service');
-    const h = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    const h = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     expect(h.drafts[0]).toMatchObject({ outcome: 'compliant' });
     expect(h.requestId).toBeNull();
   });
@@ -144,7 +142,7 @@ describe('accepted orders that need no healer', () => {
     const dir = healPaths(s.healDir).requests;
     rmSync(dir, { recursive: true });
     writeFileSync(dir, 'not a directory');
-    const h = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    const h = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     expect(h.accepted).toBe(true);
     expect(h.requestId).toBeNull();
     expect(h.drafts[0]).toMatchObject({ outcome: 'failed', check: 'services', action_taken: [] });

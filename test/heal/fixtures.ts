@@ -3,13 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { parseConfig, type Baseline, type Config } from '../../src/config/index.js';
-import { runChecks, systemFacts } from '../../src/checks/index.js';
+import { runChecks, systemFacts, type SystemFacts } from '../../src/checks/index.js';
 import { simulatedAppliance, baselineFor, type SimulatedHost } from '../../testing/index.js';
 import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
-import { makeDraft } from '../../src/agent/index.js';
+import { makeDraft, OrderDispatch } from '../../src/agent/index.js';
 import { EvidenceBundleSchema, type EvidenceDraft } from '../../src/evidence/index.js';
-import { applyHealRequests, createAgentHealing, initHealTree, type AgentHealing, type CollectedResults, type CycleContext, type HealerDeps } from '../../src/heal/index.js';
+import { applyHealRequests, Healing, initHealTree, Spool, type HealerDeps, type HealingContext } from '../../src/heal/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
+import { silentLogger, type Logger } from '../../src/common/index.js';
+import type { RateLimit } from '../../src/orders/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 
 /** 2026-11-23T02:30:00Z: inside the default maintenance window 02:00-04:00 UTC. */
@@ -19,29 +21,53 @@ export const OUT_OF_WINDOW = Date.UTC(2026, 10, 23, 12, 0, 0);
 
 export const msp = makeKey('msp-2026');
 
+/** The agent's view in one cycle: its check results, the facts its bundles carry, its time. */
+export interface CycleView extends HealingContext {
+  readonly facts: SystemFacts;
+}
+
+/** What the agent makes of an order: its evidence as bundles (drafts), and the request it dropped. */
+export interface HandledOrderDrafts {
+  readonly accepted: boolean;
+  readonly drafts: EvidenceDraft[];
+  readonly requestId: string | null;
+}
+
+export interface CollectedDrafts {
+  readonly drafts: EvidenceDraft[];
+  record(): void;
+  ack(): void;
+}
+
 export interface Setup {
   readonly sim: SimulatedHost;
   readonly config: Config;
   readonly baseline: Baseline;
   readonly db: StateDb;
   readonly stateDir: string;
-  readonly healing: AgentHealing;
+  readonly healing: Healing;
+  /** The agent's order dispatch, over `healing`. */
+  readonly orders: OrderDispatch;
   readonly healer: HealerDeps;
   /** The agent's view this cycle: fresh check results on the simulated host. */
-  cycle(): Promise<CycleContext>;
+  cycle(): Promise<CycleView>;
+  /** The agent takes an order as its cycle does: dispatched, its evidence specs made bundles. */
+  handleOrder(envelope: unknown, view: CycleView): Promise<HandledOrderDrafts>;
+  /** The agent reads the healer's answers as its cycle does, without recording them read. */
+  collectResults(view: CycleView): Promise<CollectedDrafts>;
   /** A signed order for this appliance, issued now on the simulated clock. */
   order(type: string, params: Record<string, unknown>, overrides?: Record<string, unknown>): Envelope;
   /** Run the healer over the drop box and its held orders (what the path unit and timer start). */
   heal(extra?: Partial<HealerDeps>): ReturnType<typeof applyHealRequests>;
   /** The agent reads the healer's results: marked read and the drop box tidied, as one cycle does. */
-  collect(): Promise<CollectedResults>;
+  collect(): Promise<CollectedDrafts>;
   readonly healDir: string;
   cleanup(): void;
 }
 
 let sequence = 1;
 
-export function setup(opts: { now?: number; config?: Record<string, unknown> } = {}): Setup {
+export function setup(opts: { now?: number; config?: Record<string, unknown>; logger?: Logger; rejectionLimit?: RateLimit } = {}): Setup {
   const stateDir = mkdtempSync(join(tmpdir(), 'ca-heal-'));
   const sim = simulatedAppliance({ now: opts.now ?? IN_WINDOW, root: join(stateDir, 'appliance') });
   const baseline = baselineFor(sim);
@@ -63,7 +89,13 @@ export function setup(opts: { now?: number; config?: Record<string, unknown> } =
   const agent = { uid: process.getuid!(), gid: process.getgid!() };
   initHealTree(config.healDir, agent, sim.now());
   const db = openStateDb(stateDbPath(stateDir));
-  const healing = createAgentHealing({ config, baseline, db, makeDraft: (facts, spec) => makeDraft(config, facts, spec) });
+  const logger = opts.logger ?? silentLogger;
+  const healing = new Healing({ baseline, db, spool: new Spool(config.healDir), logger });
+  const orders = new OrderDispatch({ config, baseline, db, healing, logger, ...(opts.rejectionLimit ? { rejectionLimit: opts.rejectionLimit } : {}) });
+  const collectResults = (view: CycleView): Promise<CollectedDrafts> => {
+    const collected = healing.collect(view);
+    return Promise.resolve({ ...collected, drafts: collected.specs.map((spec) => makeDraft(config, view.facts, spec)) });
+  };
   const healer: HealerDeps = {
     host: sim,
     config,
@@ -81,11 +113,17 @@ export function setup(opts: { now?: number; config?: Record<string, unknown> } =
     db,
     stateDir,
     healing,
+    orders,
     healer,
     async cycle() {
       const results = await runChecks({ host: sim, config, baseline });
       return { results, facts: systemFacts(results), now: sim.now() };
     },
+    handleOrder(envelope, view) {
+      const handled = orders.handle(envelope, view);
+      return Promise.resolve({ accepted: handled.accepted, requestId: handled.requestId, drafts: handled.specs.map((spec) => makeDraft(config, view.facts, spec)) });
+    },
+    collectResults,
     order(type, params, overrides = {}) {
       const now = sim.now();
       return signPayload(
@@ -108,7 +146,7 @@ export function setup(opts: { now?: number; config?: Record<string, unknown> } =
     healDir: config.healDir,
     async collect() {
       const results = await runChecks({ host: sim, config, baseline });
-      const collected = await healing.collectResults({ results, facts: systemFacts(results), now: sim.now() });
+      const collected = await collectResults({ results, facts: systemFacts(results), now: sim.now() });
       db.transaction(() => collected.record())();
       collected.ack();
       return collected;

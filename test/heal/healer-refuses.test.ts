@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { HealerState, healerStatePath, healPaths, writeHealRequest, type HealAction, type HealRequest } from '../../src/heal/index.js';
+import { HealerState, healerStatePath, healPaths, Spool, type HealAction, type HealRequest } from '../../src/heal/index.js';
 import type { Order } from '../../src/orders/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
 import { type Host } from '../../src/host/index.js';
@@ -24,7 +24,7 @@ const orderIdOf = (env: Envelope) => (JSON.parse(Buffer.from(env.payload, 'base6
 /** Write a request as a (possibly compromised) agent could, bypassing the agent's own checks. */
 function spool(t: Setup, env: Envelope, actions: HealAction[], overrides: Partial<HealRequest> = {}): string {
   const request: HealRequest = { version: 1, request_id: randomUUID(), created_at: iso(t.sim.now()), envelope: env, plan: { order_id: orderIdOf(env), actions }, ...overrides };
-  writeHealRequest(t.healDir, request);
+  new Spool(t.healDir).write(request);
   return request.request_id;
 }
 
@@ -41,7 +41,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
   it('an envelope altered after the agent wrote the request (order changed, signature kept): bad_signature', async () => {
     s = setup();
     s.sim.stopService('sshd.service');
-    const handled = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    const handled = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     const path = join(healPaths(s.healDir).requests, `${handled.requestId}.json`);
     const req = JSON.parse(readFileSync(path, 'utf8')) as HealRequest;
     const payload = JSON.parse(Buffer.from(req.envelope.payload, 'base64').toString()) as Record<string, unknown>;
@@ -108,7 +108,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
   it('an order that expired between the agent and the healer: expired', async () => {
     s = setup();
     s.sim.stopService('sshd.service');
-    await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     s.sim.advance(16 * 60_000);
     const r = await healNothing(s);
     expect(r.reason).toMatch(/^expired: order expired at/);
@@ -123,7 +123,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
   it('a replayed request (same request again after it was applied) and a new request for an applied order: replayed', async () => {
     s = setup();
     s.sim.stopService('sshd.service');
-    const handled = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    const handled = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     const path = join(healPaths(s.healDir).requests, `${handled.requestId}.json`);
     const saved = readFileSync(path);
     expect((await s.heal()).results[0]?.result.outcome).toBe('healed');

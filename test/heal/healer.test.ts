@@ -14,7 +14,7 @@ afterEach(() => {
 
 /** The agent takes the order this cycle, then the healer runs, then the agent collects the result. */
 async function orderThroughHealer(t: Setup, envelope: unknown, extra: Partial<HealerDeps> = {}) {
-  const handled = await t.healing.handleOrder(envelope, await t.cycle());
+  const handled = await t.handleOrder(envelope, await t.cycle());
   expect(handled.accepted).toBe(true);
   t.sim.clearExecuted();
   const run = await t.heal(extra);
@@ -40,7 +40,7 @@ describe('heal-apply acts from the fixed repertoire and health-checks', () => {
     const reused = t.sim.executed.map((e) => e.command);
     expect(reused).not.toContain('nixos-version');
     t.sim.stopService('postgresql.service');
-    expect((await t.healing.handleOrder(t.order('heal', { checks: ['services'] }), await t.cycle())).accepted).toBe(true);
+    expect((await t.handleOrder(t.order('heal', { checks: ['services'] }), await t.cycle())).accepted).toBe(true);
     t.sim.clearExecuted();
     expect((await t.heal()).results[0]?.result.outcome).toBe('healed');
     const healerRan = t.sim.executed.map((e) => [e.command, ...e.args].join(' '));
@@ -207,7 +207,7 @@ describe('crash safety of the drop box', () => {
   it('a request answered once is never answered or run again, even when the agent drops it again', async () => {
     s = setup();
     s.sim.stopService('sshd.service');
-    await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     const [request] = readdirSync(healPaths(s.healDir).requests);
     const saved = readFileSync(join(healPaths(s.healDir).requests, request!));
     const first = await s.heal();
@@ -225,15 +225,15 @@ describe('crash safety of the drop box', () => {
   it('results are read once: a crash before the evidence is chained re-reads them; once recorded they are not read again', async () => {
     s = setup();
     s.sim.stopService('sshd.service');
-    await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     await s.heal();
-    const first = await s.healing.collectResults(await s.cycle());
-    const again = await s.healing.collectResults(await s.cycle());
+    const first = await s.collectResults(await s.cycle());
+    const again = await s.collectResults(await s.cycle());
     expect(first.drafts.map((d) => d.outcome)).toEqual(['healed']);
     expect(again.drafts.map((d) => d.order_id)).toEqual(first.drafts.map((d) => d.order_id));
     again.record();
     again.ack();
-    expect((await s.healing.collectResults(await s.cycle())).drafts).toEqual([]);
+    expect((await s.collectResults(await s.cycle())).drafts).toEqual([]);
     expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
   });
 
@@ -241,7 +241,7 @@ describe('crash safety of the drop box', () => {
     s = setup({ now: Date.UTC(2026, 10, 23, 1, 55, 0) });
     s.sim.setRunningRevision('9999999999999999999999999999999999999999');
     const env = s.order('heal', { checks: ['patching'] });
-    expect((await s.healing.handleOrder(env, await s.cycle())).drafts).toEqual([]);
+    expect((await s.handleOrder(env, await s.cycle())).drafts).toEqual([]);
     await s.heal();
     expect((await s.collect()).drafts.map((d) => d.outcome)).toEqual(['deferred']);
     expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
@@ -258,7 +258,7 @@ describe('the agent notices a healer that does not answer (finding 4)', () => {
   it('a request with no result after the bound is failed evidence, reported once; a later result is still reported', async () => {
     s = setup();
     s.sim.stopService('sshd.service');
-    const handled = await s.healing.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    const handled = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     expect((await s.collect()).drafts).toEqual([]);
     const file = join(healPaths(s.healDir).requests, `${handled.requestId}.json`);
     const old = (Date.now() - HEAL_RESULT_BOUND_MS - 60_000) / 1000;

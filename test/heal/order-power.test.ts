@@ -50,7 +50,7 @@ describe('pinned sources: refused by the agent and, dropped directly, by the hea
   it.each(REFUSED)('%s', async (_what, flakeRef, reason) => {
     s = setup();
     const env = s.order('apply_baseline', { revision: rev('e'), flakeRef });
-    const handled = await s.healing.handleOrder(env, await s.cycle());
+    const handled = await s.handleOrder(env, await s.cycle());
     expect(handled.accepted).toBe(false);
     expect(handled.drafts[0]!.reason).toMatch(new RegExp(`^${reason}: `));
     expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
@@ -71,7 +71,7 @@ describe('pinned sources: refused by the agent and, dropped directly, by the hea
     s = setup();
     const target = rev('c');
     s.sim.defineFlake(siteRef(target), specOf(s, target));
-    await s.healing.handleOrder(s.order('apply_baseline', { revision: target, flakeRef: siteRef(target) }), await s.cycle());
+    await s.handleOrder(s.order('apply_baseline', { revision: target, flakeRef: siteRef(target) }), await s.cycle());
     s.sim.clearExecuted();
     const result = (await s.heal()).results[0]!.result;
     expect(result.outcome).toBe('healed');
@@ -93,7 +93,7 @@ describe('closure orders: substituted only from listed caches signed by listed k
     const closure = s.sim.closureFor(specOf(s, rev('f')));
     s.sim.publishClosure(CACHE, closure, trustedCache.text);
     expect(s.sim.inStore(closure.storePath)).toBe(false);
-    await s.healing.handleOrder(s.order('apply_closure', { storePath: closure.storePath, revision: rev('f') }), await s.cycle());
+    await s.handleOrder(s.order('apply_closure', { storePath: closure.storePath, revision: rev('f') }), await s.cycle());
     s.sim.clearExecuted();
     const result = (await s.heal()).results[0]!.result;
     expect(result.outcome).toBe('healed');
@@ -110,7 +110,7 @@ describe('closure orders: substituted only from listed caches signed by listed k
     const closure = s.sim.closureFor(specOf(s, rev('f')));
     s.sim.publishClosure(CACHE, closure, otherCache.text);
     const before = s.sim.currentGeneration();
-    await s.healing.handleOrder(s.order('apply_closure', { storePath: closure.storePath, revision: rev('f') }), await s.cycle());
+    await s.handleOrder(s.order('apply_closure', { storePath: closure.storePath, revision: rev('f') }), await s.cycle());
     s.sim.clearExecuted();
     const result = (await s.heal()).results[0]!.result;
     expect(result.outcome).toBe('rejected');
@@ -124,7 +124,7 @@ describe('closure orders: substituted only from listed caches signed by listed k
     s = setup({ config: closureConfig });
     const closure = s.sim.closureFor(specOf(s, rev('a')));
     s.sim.publishClosure(CACHE, closure, trustedCache.text);
-    await s.healing.handleOrder(s.order('apply_closure', { storePath: closure.storePath, revision: rev('f') }), await s.cycle());
+    await s.handleOrder(s.order('apply_closure', { storePath: closure.storePath, revision: rev('f') }), await s.cycle());
     s.sim.clearExecuted();
     const result = (await s.heal()).results[0]!.result;
     expect(result.outcome).toBe('rejected');
@@ -134,7 +134,7 @@ describe('closure orders: substituted only from listed caches signed by listed k
 
   it('with no cache configured, a closure order is refused by the agent and, dropped directly, by the healer; nothing runs', async () => {
     s = setup();
-    const refused = await s.healing.handleOrder(s.order('apply_closure', { storePath: s.sim.closureFor(specOf(s, rev('f'))).storePath, revision: rev('f') }), await s.cycle());
+    const refused = await s.handleOrder(s.order('apply_closure', { storePath: s.sim.closureFor(specOf(s, rev('f'))).storePath, revision: rev('f') }), await s.cycle());
     expect(refused.drafts[0]!.reason).toMatch(/^closure_not_allowed: /);
     const closure = s.sim.closureFor(specOf(s, rev('f')));
     dropRaw(s, s.order('apply_closure', { storePath: closure.storePath, revision: rev('f') }), [{ kind: 'switch_closure', storePath: closure.storePath, revision: rev('f') }]);
@@ -151,11 +151,11 @@ describe('threshold signatures, counted by the agent and again by the healer', (
   it('1 signer of a rollback that needs 2: refused by the agent, not burned, accepted once co-signed', async () => {
     s = setup({ config: twoOfN });
     const one = s.order('rollback', {});
-    const handled = await s.healing.handleOrder(one, await s.cycle());
+    const handled = await s.handleOrder(one, await s.cycle());
     expect(handled.accepted).toBe(false);
     expect(handled.drafts[0]!.reason).toBe('insufficient_signatures: rollback needs 2 distinct trusted signers, has 1 (msp-2026)');
     const two = addSignature(one, msp2.secret);
-    expect((await s.healing.handleOrder(two, await s.cycle())).accepted).toBe(true);
+    expect((await s.handleOrder(two, await s.cycle())).accepted).toBe(true);
     expect((await s.heal()).results[0]!.result.outcome).toBe('healed');
   });
 
@@ -194,7 +194,7 @@ describe('rollback returns to the exact generation that ran before the switch', 
     for (const [i, c] of [[1, '1'], [2, '2']] as const) {
       s.sim.defineFlake(siteRef(rev(c)), specOf(s, rev(c)));
       s.sim.scriptRebuild({ mode: 'unhealthy', failUnit: 'postgresql.service' });
-      await s.healing.handleOrder(s.order('apply_baseline', { revision: rev(c), flakeRef: siteRef(rev(c)) }), await s.cycle());
+      await s.handleOrder(s.order('apply_baseline', { revision: rev(c), flakeRef: siteRef(rev(c)) }), await s.cycle());
       s.sim.clearExecuted();
       const result = (await s.heal()).results[0]!.result;
       expect(result.outcome, `switch ${i}`).toBe('rolled_back');

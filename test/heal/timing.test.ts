@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { clockSanity, decideTiming, healPaths, parseWindow, writeHealRequest, type HealAction } from '../../src/heal/index.js';
+import { clockSanity, decideTiming, healPaths, parseWindow, Spool, type HealAction } from '../../src/heal/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
 import type { CheckResult } from '../../src/checks/index.js';
 import { SAMPLE_FLAKE_REF } from '../../testing/index.js';
@@ -65,7 +65,7 @@ describe('decideTiming (invariant 2)', () => {
 
 /** The agent takes the order, root answers: the one bundle the agent then makes from root's result. */
 async function throughRoot(t: Setup, env: Envelope) {
-  const handled = await t.healing.handleOrder(env, await t.cycle());
+  const handled = await t.handleOrder(env, await t.cycle());
   expect(handled.accepted).toBe(true);
   expect(handled.drafts).toEqual([]);
   t.sim.clearExecuted();
@@ -177,12 +177,12 @@ describe('deferral: root holds the order in its own state and acts when the wind
   it('execute_by beyond maxDeferral, or before expires_at, is refused by the agent and by root', async () => {
     s = setup({ now: OUT_OF_WINDOW, config: { maxDeferral: 86_400 } });
     const tooLate = s.order('heal', { checks: ['patching'] }, { execute_by: iso(OUT_OF_WINDOW + 2 * 86_400_000) });
-    const h = await s.healing.handleOrder(tooLate, await s.cycle());
+    const h = await s.handleOrder(tooLate, await s.cycle());
     expect(h.accepted).toBe(false);
     expect(h.drafts[0]!.reason).toMatch(/execute_by is 172800 s after issued_at, over maxDeferral 86400 s/);
     const early = s.order('heal', { checks: ['patching'] }, { execute_by: iso(OUT_OF_WINDOW + 60_000) });
-    expect((await s.healing.handleOrder(early, await s.cycle())).drafts[0]!.reason).toMatch(/execute_by must not be before expires_at/);
-    writeHealRequest(s.healDir, { version: 1, request_id: randomUUID(), created_at: iso(s.sim.now()), envelope: tooLate, plan: { order_id: orderIdOf(tooLate), actions: [{ kind: 'rebuild_switch', flakeRef: s.baseline.patching.flakeRef }] } });
+    expect((await s.handleOrder(early, await s.cycle())).drafts[0]!.reason).toMatch(/execute_by must not be before expires_at/);
+    new Spool(s.healDir).write({ version: 1, request_id: randomUUID(), created_at: iso(s.sim.now()), envelope: tooLate, plan: { order_id: orderIdOf(tooLate), actions: [{ kind: 'rebuild_switch', flakeRef: s.baseline.patching.flakeRef }] } });
     const run = await s.heal();
     expect(run.results[0]?.result.reason).toMatch(/^ttl_too_long: execute_by/);
   });

@@ -1,11 +1,15 @@
-import type { CheckResult, Check, SystemFacts } from '../checks/index.js';
+import type { CheckResult, CheckStatus, Check } from '../checks/index.js';
 import type { Config } from '../config/index.js';
-import type { EvidenceDraft, Outcome } from '../evidence/index.js';
+import type { EvidenceSpec, Outcome } from '../evidence/index.js';
 import type { StateDb } from '../state/index.js';
 import { isoSeconds } from '../common/index.js';
-import { makeDraft } from './drafts.js';
 
-const OUTCOME: Record<CheckResult['status'], Outcome> = { compliant: 'compliant', drift: 'drift_detected', error: 'failed' };
+const OUTCOME: Record<CheckStatus, Outcome> = { compliant: 'compliant', drift: 'drift_detected', error: 'failed' };
+
+/** A check's status as the evidence outcome, for the cycle's check bundles and run_checks alike. */
+export function checkOutcome(status: CheckStatus): Outcome {
+  return OUTCOME[status];
+}
 
 /**
  * What makes a check's state "changed": its status and, for drift, which units drifted, for errors
@@ -23,24 +27,23 @@ interface StoredResult {
 }
 
 /**
- * Decide which check results become evidence this cycle (state changed, or heartbeatInterval
- * passed since the last bundle for that check); `record` stores every result for `status`.
+ * The check results due as evidence this cycle: state changed, or heartbeatInterval passed since
+ * the last bundle for that check. `record` stores every result, due or not, for `status`.
  */
-export function checkEvidence(
+export function dueCheckEvidence(
   db: StateDb,
-  config: Config,
+  config: Pick<Config, 'heartbeatInterval'>,
   checks: readonly Check[],
   results: readonly CheckResult[],
-  facts: SystemFacts,
   startedAt: number,
   now: number,
-): { drafts: EvidenceDraft[]; record: () => void } {
+): { specs: EvidenceSpec[]; record: () => void } {
   const get = db.prepare('SELECT check_name, status, result, last_emitted_at FROM check_results WHERE check_name = ?');
   const put = db.prepare(
     `INSERT INTO check_results (check_name, status, result, checked_at, last_emitted_at) VALUES (?, ?, ?, ?, ?)
      ON CONFLICT(check_name) DO UPDATE SET status = excluded.status, result = excluded.result, checked_at = excluded.checked_at, last_emitted_at = excluded.last_emitted_at`,
   );
-  const drafts: EvidenceDraft[] = [];
+  const specs: EvidenceSpec[] = [];
   const rows: unknown[][] = [];
   for (const r of results) {
     const prev = get.get(r.check) as StoredResult | undefined;
@@ -51,22 +54,20 @@ export function checkEvidence(
     const emit = fp !== prevFingerprint || heartbeatDue;
     if (emit) {
       const check = checks.find((c) => c.name === r.check);
-      drafts.push(
-        makeDraft(config, facts, {
+      specs.push({
           check: r.check,
-          outcome: OUTCOME[r.status],
+          outcome: checkOutcome(r.status),
           // A reused result says when it was observed, not when it was reused.
           startedAt: r.reusedFrom ?? startedAt,
           endedAt: now,
           controls: check?.controls ?? [],
           preState: { summary: r.summary, observed: r.observed, expected: r.expected, ...(r.reusedFrom === undefined ? {} : { reusedFrom: isoSeconds(r.reusedFrom) }) },
           reason: r.status === 'compliant' ? null : r.summary,
-        }),
-      );
+      });
     }
     rows.push([r.check, r.status, JSON.stringify({ fingerprint: fp, summary: r.summary, observed: r.observed }), r.reusedFrom ?? now, emit ? now : (prev?.last_emitted_at ?? null)]);
   }
   // `record` runs in the same transaction that chains the drafts: a crash cannot record a change
   // as seen without its evidence.
-  return { drafts, record: () => rows.forEach((row) => put.run(...row)) };
+  return { specs, record: () => rows.forEach((row) => put.run(...row)) };
 }
