@@ -8,14 +8,13 @@ import type { ExecResult, Host } from '../host/index.js';
 import { checkOrder, verifyContextFromConfig, type Order } from '../orders/index.js';
 import { actionCommand, actionKey, allowedActions, isSwitch, type HealAction, type UnitAction } from './actions.js';
 import { performSwitch, switchToGeneration, type SwitchDeps } from './activate.js';
-import { clockSanity } from './clock.js';
 import { waitHealthy } from './health.js';
 import { HealerState, healerStatePath, type OrderRow } from './healer-state.js';
-import { controlsFor, decideTiming, evidenceCheckName, orderChecks, planHeal } from './plan.js';
+import { controlsFor, evidenceCheckName, orderChecks, planHeal, timingFor, type Timing } from './plan.js';
 import { assertRootOnlyDir, listNames, openDropBox, readAgentFile, removeOlderThan, removeStaleTemps, writeRootFile, type DirHandle, type Identity } from './safe-fs.js';
 import { HealRequestSchema, MAX_SPOOL_FILE, describeIssues, entryId, healPaths, safeReason, HealResultSchema, type HealPaths, type HealRequest, type HealResult } from './spool.js';
 import { generationInfo, stateSnapshot, type GenerationInfo } from './system-state.js';
-import { parseWindow } from './window.js';
+import { parseWindow, type MaintenanceWindow } from './window.js';
 
 export interface HealTimeouts {
   /** nixos-rebuild switch --flake: builds may download and compile. */
@@ -217,6 +216,8 @@ function deadlineOf(order: Order): number {
 class Healer {
   readonly results: Array<{ path: string; result: HealResult }> = [];
   private readonly now: () => number;
+  /** config.maintenanceWindow, parsed once per run. */
+  private readonly window: MaintenanceWindow;
 
   constructor(
     private readonly deps: HealerDeps,
@@ -225,6 +226,7 @@ class Healer {
     private readonly logger: Logger,
   ) {
     this.now = () => deps.host.now();
+    this.window = parseWindow(deps.config.maintenanceWindow);
   }
 
   private blank(requestId: string | null, startedAt: number, order: Order | null = null): Draft {
@@ -351,16 +353,7 @@ class Healer {
       if (problem) return this.answer(id, { ...base, reason: `plan_not_allowed: ${problem}` });
 
       const { preResults, pre, preState, timing } = await this.assess(req.plan.actions);
-      if (!timing.act) {
-        const deadline = deadlineOf(order);
-        if (timing.retryAt !== null && timing.retryAt > deadline) {
-          this.state.recordOrder(order, id, 'held', req.envelope, this.now());
-          this.state.setOrderState(order.order_id, 'dropped', this.now());
-          return this.answer(id, { ...base, outcome: 'failed', pre_state: preState, reason: `${timing.reason}, after ${isoSeconds(deadline)}, the latest this order may run (execute_by, or expires_at): not applied` });
-        }
-        this.state.recordOrder(order, id, 'held', req.envelope, this.now());
-        return this.answer(id, { ...base, outcome: 'deferred', pre_state: preState, rollback_available: pre.rollbackAvailable, reason: `${timing.reason}; held by the healer until ${isoSeconds(deadline)} at the latest` });
-      }
+      if (!timing.act) return this.defer(id, req, order, base, timing, pre, preState);
       this.state.recordOrder(order, id, 'applying', req.envelope, this.now());
       await this.apply(run, base, order, req.plan.actions, pre, preResults, preState);
     } catch (e) {
@@ -368,16 +361,26 @@ class Healer {
     }
   }
 
+  /**
+   * Not now (the window is closed or the clock in doubt): hold the order in root's own state, up to
+   * its deadline, and say so in a `deferred` result; one whose window opens only after its
+   * deadline fails at once instead of waiting. `promote` runs what was held.
+   */
+  private defer(id: string, req: HealRequest, order: Order, base: Draft, timing: Extract<Timing, { act: false }>, pre: GenerationInfo, preState: Record<string, unknown>): void {
+    const deadline = deadlineOf(order);
+    this.state.recordOrder(order, id, 'held', req.envelope, this.now());
+    if (timing.retryAt !== null && timing.retryAt > deadline) {
+      this.state.setOrderState(order.order_id, 'dropped', this.now());
+      return this.answer(id, { ...base, outcome: 'failed', pre_state: preState, reason: `${timing.reason}, after ${isoSeconds(deadline)}, the latest this order may run (execute_by, or expires_at): not applied` });
+    }
+    this.answer(id, { ...base, outcome: 'deferred', pre_state: preState, rollback_available: pre.rollbackAvailable, reason: `${timing.reason}; held by the healer until ${isoSeconds(deadline)} at the latest` });
+  }
+
   private async assess(actions: readonly HealAction[]) {
     const { host, config, baseline } = this.deps;
     const [preResults, pre] = await Promise.all([runChecks({ host, config, baseline }), generationInfo(host)]);
     const preState = stateSnapshot(pre, preResults, { planned: actions.map(actionKey) });
-    const timing = decideTiming(actions, {
-      window: parseWindow(config.maintenanceWindow),
-      allowDisruptiveOutsideWindow: config.allowDisruptiveOutsideWindow,
-      clock: clockSanity(preResults, config.ntpMaxSkewMs),
-      now: host.now(),
-    });
+    const timing = timingFor(actions, config, this.window, preResults, host.now());
     return { preResults, pre, preState, timing };
   }
 
@@ -408,7 +411,7 @@ class Healer {
    * a key still trusted, this site and host), then acted on once the window and the clock allow,
    * re-planned from root's own check results. Past execute_by (or expires_at) they are dropped.
    */
-  async runHeld(): Promise<void> {
+  async promote(): Promise<void> {
     for (const row of this.state.ordersIn('held')) {
       const startedAt = this.now();
       const run = new RequestRun(this.deps, row.requestId);
@@ -435,7 +438,7 @@ class Healer {
           this.write({ ...base, outcome: 'failed', reason: `held since ${isoSeconds(row.firstSeenAt)}, not applied: the window did not open with a sane clock before ${isoSeconds(deadline)} (execute_by, or expires_at)` });
           continue;
         }
-        await this.runHeldOrder(run, base, row, order);
+        await this.promoteOne(run, base, row, order);
       } catch (e) {
         this.state.setOrderState(row.orderId, 'dropped', this.now());
         this.write({ ...base, outcome: 'failed', reason: `healer error: ${describeError(e)}`, action_taken: run.actionsTaken });
@@ -443,7 +446,7 @@ class Healer {
     }
   }
 
-  private async runHeldOrder(run: RequestRun, base: Draft, row: OrderRow, order: Order): Promise<void> {
+  private async promoteOne(run: RequestRun, base: Draft, row: OrderRow, order: Order): Promise<void> {
     const { host, config, baseline } = this.deps;
     const results = await runChecks({ host, config, baseline });
     const plan = planHeal(order, baseline, results);
@@ -498,7 +501,7 @@ export async function applyHealRequests(deps: HealerDeps): Promise<HealerRun> {
     } finally {
       box.close();
     }
-    await healer.runHeld();
+    await healer.promote();
     // File times against the real clock, both from this machine: results the agent had a month to read go.
     removeOlderThan(paths.results, Date.now() - RESULT_KEEP_MS);
     state.forgetOldRequests(deps.host.now());

@@ -1,8 +1,8 @@
-import type { Baseline } from '../config/index.js';
+import type { Baseline, Config } from '../config/index.js';
 import { getCheck, type CheckName, type CheckResult } from '../checks/index.js';
 import { ORDER_CONTROLS, type Order, type OrderType } from '../orders/index.js';
 import { actionIsDisruptive, actionKey, allowedActions, hintActions, uniqueActions, type HealAction } from './actions.js';
-import type { ClockSanity } from './clock.js';
+import { clockSanity, type ClockSanity } from './clock.js';
 import { inWindow, nextWindowOpen, type MaintenanceWindow } from './window.js';
 
 export interface HealPlan {
@@ -81,6 +81,17 @@ export function decideTiming(actions: readonly HealAction[], t: TimingContext): 
     };
   }
   return { act: true };
+}
+
+/** The one place a plan's timing is decided from config: the window, the exception to it, and the clock the `time` check saw. */
+export function timingFor(
+  actions: readonly HealAction[],
+  config: Pick<Config, 'allowDisruptiveOutsideWindow' | 'ntpMaxSkewMs'>,
+  window: MaintenanceWindow,
+  results: readonly CheckResult[],
+  now: number,
+): Timing {
+  return decideTiming(actions, { window, allowDisruptiveOutsideWindow: config.allowDisruptiveOutsideWindow, clock: clockSanity(results, config.ntpMaxSkewMs), now });
 }
 
 /** The checks an order is about: the evidence `check` field of its bundles. */

@@ -169,4 +169,22 @@ describe('agent against the reference MCP over mTLS', () => {
     expect(withOrder.results.every((r) => r.reusedFrom === undefined)).toBe(true);
     await rt.close();
   });
+
+  it('a heal order is answered within its cycle: request, healer, collect, then the state checked again', async () => {
+    const rt = h.openAgent();
+    h.host.stopService('sshd.service');
+    h.host.advance(60_000);
+    await rt.agent.cycle();
+    const lastSeq = received().at(-1)!.seq;
+    h.mcp.enqueueOrder(h.signOrder('heal', { checks: ['services'] }));
+    h.host.advance(60_000);
+    h.host.clearExecuted();
+    const healCycle = await rt.agent.cycle();
+    expect(h.host.actions()).toContain('systemctl restart -- sshd.service');
+    // The healer's answer is collected after it ran, in this cycle, before the fresh check's bundle.
+    const services = received().filter((b) => b.seq > lastSeq && b.check === 'services');
+    expect(services.map((b) => b.outcome)).toEqual(['healed', 'compliant']);
+    expect(healCycle.results.find((r) => r.check === 'services')?.status).toBe('compliant');
+    await rt.close();
+  });
 });

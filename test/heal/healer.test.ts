@@ -275,6 +275,17 @@ describe('the agent notices a healer that does not answer (finding 4)', () => {
     expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
   });
 
+  it('results are read before overdue requests are counted: a late answer in the same collect is reported, not also overdue', async () => {
+    s = setup();
+    s.sim.stopService('sshd.service');
+    const handled = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
+    const old = (Date.now() - HEAL_RESULT_BOUND_MS - 60_000) / 1000;
+    utimesSync(join(healPaths(s.healDir).requests, `${handled.requestId}.json`), old, old);
+    await s.heal();
+    expect((await s.collect()).drafts.map((d) => [d.check, d.outcome])).toEqual([['services', 'healed']]);
+    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+  });
+
   it('a healer tree the agent cannot read stops nothing: no results this cycle, no exception', async () => {
     s = setup();
     rmSync(healPaths(s.healDir).results, { recursive: true });
