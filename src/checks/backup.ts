@@ -12,7 +12,6 @@ const hours = (ms: number): number => Math.round((ms / HOUR_MS) * 10) / 10;
 export const backupCheck: Check = {
   name: 'backup',
   controls: ['HIPAA 164.308(a)(7)(ii)(A)', 'HIPAA 164.310(d)(2)(iv)', 'SOC 2 A1.2', 'SOC 2 CC7.5'],
-  disruptive: false,
   heal: { kind: 'start_backup' },
   async run(ctx) {
     const { stampFile, maxAgeHours, unit } = ctx.baseline.backup;

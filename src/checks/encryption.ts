@@ -139,7 +139,6 @@ async function cryptDetails(facts: DiskFacts, name: string): Promise<Record<stri
 export const encryptionCheck: Check = {
   name: 'encryption',
   controls: ['HIPAA 164.312(a)(2)(iv)', 'HIPAA 164.310(d)(1)', 'SOC 2 CC6.1', 'SOC 2 CC6.7'],
-  disruptive: false,
   heal: { kind: 'report_only', why: 'encrypting a volume needs a reinstall or a data migration; never done automatically' },
   async run(ctx) {
     const required = ctx.baseline.encryption.requiredMounts;

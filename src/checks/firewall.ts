@@ -30,7 +30,6 @@ async function listRuleset(ctx: CheckContext): Promise<Listing> {
 export const firewallCheck: Check = {
   name: 'firewall',
   controls: ['HIPAA 164.312(e)(1)', 'HIPAA 164.312(a)(1)', 'SOC 2 CC6.1', 'SOC 2 CC6.6'],
-  disruptive: true,
   heal: { kind: 'rebuild' },
   async run(ctx) {
     const expected = { rulesetHash: ctx.baseline.firewall.rulesetHash };

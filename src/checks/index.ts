@@ -1,7 +1,7 @@
 import type { Check, CheckContext, CheckName, CheckResult } from './types.js';
 import { CHECK_NAMES } from './types.js';
 import { patchingCheck } from './patching.js';
-import { servicesCheck, isDisruptiveUnit } from './services.js';
+import { servicesCheck } from './services.js';
 import { backupCheck } from './backup.js';
 import { firewallCheck } from './firewall.js';
 import { encryptionCheck } from './encryption.js';
@@ -36,13 +36,4 @@ export function runChecks(
   opts: { timeoutMs?: number; cadence?: CheckCadence } = {},
 ): Promise<CheckResult[]> {
   return runChecksIn(opts.cadence ? opts.cadence.wrap(ALL_CHECKS) : ALL_CHECKS, ctx, names, opts.timeoutMs ?? CHECK_TIMEOUT_MS);
-}
-
-/**
- * Whether healing this result may interrupt the appliance: the check's own flag, or for services
- * any drifted unit whose restart is disruptive (systemd-journald and friends).
- */
-export function healIsDisruptive(result: CheckResult): boolean {
-  const check = getCheck(result.check);
-  return (check?.disruptive ?? true) || (result.driftUnits ?? []).some(isDisruptiveUnit);
 }

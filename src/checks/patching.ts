@@ -22,7 +22,6 @@ const STORE_PATH_RE = /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+$/
 export const patchingCheck: Check = {
   name: 'patching',
   controls: ['HIPAA 164.308(a)(1)(ii)(B)', 'HIPAA 164.308(a)(5)(ii)(B)', 'SOC 2 CC7.1', 'SOC 2 CC8.1'],
-  disruptive: true,
   heal: { kind: 'rebuild' },
   async run(ctx) {
     const expected = { configurationRevision: ctx.baseline.patching.configurationRevision, flakeRef: ctx.baseline.patching.flakeRef };

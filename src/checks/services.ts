@@ -28,7 +28,6 @@ export function isDisruptiveUnit(unit: string): boolean {
 export const servicesCheck: Check = {
   name: 'services',
   controls: ['HIPAA 164.312(b)', 'HIPAA 164.308(a)(1)(ii)(D)', 'SOC 2 CC7.1', 'SOC 2 CC7.2', 'SOC 2 A1.2'],
-  disruptive: false,
   heal: { kind: 'restart_units' },
   async run(ctx) {
     const required = ctx.baseline.services.required;

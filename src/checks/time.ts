@@ -55,7 +55,6 @@ async function fromTimedatectl(ctx: CheckContext, done: Done): Promise<CheckResu
 export const timeCheck: Check = {
   name: 'time',
   controls: ['HIPAA 164.312(b)', 'SOC 2 CC7.2', 'SOC 2 CC4.1'],
-  disruptive: false,
   heal: { kind: 'report_only', why: 'the agent does not set the clock; fix the NTP source or the time daemon (disruptive heals wait for a sane clock)' },
   async run(ctx) {
     const done = resultMaker('time', ctx, { maxSkewMs: ctx.config.ntpMaxSkewMs });

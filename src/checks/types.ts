@@ -42,8 +42,6 @@ export interface Check {
   readonly name: CheckName;
   /** HIPAA 164.312 / SOC 2 control identifiers this check gives evidence for. */
   readonly controls: readonly string[];
-  /** Whether healing it may interrupt the appliance (needs the maintenance window). */
-  readonly disruptive: boolean;
   readonly heal: HealHint;
   run(ctx: CheckContext): Promise<CheckResult>;
 }

@@ -1,6 +1,7 @@
 import { loadBaseline, type Baseline, type Config } from '../config/index.js';
 import { RealHost, type Host } from '../host/index.js';
 import { CHECK_NAMES, getCheck, isCheckName, runChecks, systemFacts, type CheckName, type CheckResult } from '../checks/index.js';
+import { healIsDisruptive } from '../heal/index.js';
 import { EXIT, type Command } from './command.js';
 import { parseWithConfig } from './config-arg.js';
 import { exitCodeFor, printError } from './output.js';
@@ -21,7 +22,7 @@ function formatTable(results: readonly CheckResult[], hostId: string): string {
   return lines.join('\n') + '\n';
 }
 
-function toJson(results: readonly CheckResult[], config: Config, checkedAt: number): unknown {
+function toJson(results: readonly CheckResult[], config: Config, baseline: Baseline, checkedAt: number): unknown {
   return {
     site_id: config.siteId,
     host_id: config.hostId,
@@ -30,7 +31,7 @@ function toJson(results: readonly CheckResult[], config: Config, checkedAt: numb
     facts: systemFacts(results),
     results: results.map((r) => {
       const check = getCheck(r.check);
-      return { ...r, controls: check?.controls ?? [], disruptive: check?.disruptive ?? null, heal: check?.heal ?? null };
+      return { ...r, controls: check?.controls ?? [], disruptive: check ? healIsDisruptive(r, baseline) : null, heal: check?.heal ?? null };
     }),
   };
 }
@@ -67,7 +68,7 @@ export function createCheckCommand(makeHost: (config: Config) => Host): Command 
       }
       const host = makeHost(p.config);
       const results = await runChecks({ host, config: p.config, baseline }, names);
-      process.stdout.write(p.values.json ? JSON.stringify(toJson(results, p.config, host.now()), null, 2) + '\n' : formatTable(results, p.config.hostId));
+      process.stdout.write(p.values.json ? JSON.stringify(toJson(results, p.config, baseline, host.now()), null, 2) + '\n' : formatTable(results, p.config.hostId));
       return results.every((r) => r.status === 'compliant') ? EXIT.ok : EXIT.failed;
     },
   };

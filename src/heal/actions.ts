@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { PinnedFlakeRefSchema, RevisionSchema, StorePathSchema, UnitNameSchema, type Baseline } from '../config/index.js';
-import { getCheck, isDisruptiveUnit, type HealHint } from '../checks/index.js';
+import { getCheck, isDisruptiveUnit, type CheckResult, type HealHint } from '../checks/index.js';
 import type { Order } from '../orders/index.js';
 
 /**
@@ -77,6 +77,16 @@ export function hintActions(hint: HealHint, baseline: Baseline, units: readonly 
     case 'report_only':
       return [];
   }
+}
+
+/**
+ * Whether healing this result may interrupt the appliance: whether an action its check's heal
+ * leads to is disruptive (actionIsDisruptive), for services the restart of the units found down.
+ * The one answer to the question, for the `check` command as for the healer's timing.
+ */
+export function healIsDisruptive(result: CheckResult, baseline: Baseline): boolean {
+  const hint = getCheck(result.check)?.heal;
+  return hint ? hintActions(hint, baseline, result.driftUnits ?? []).some(actionIsDisruptive) : true;
 }
 
 /** Each action once, first occurrence kept. */

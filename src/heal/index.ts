@@ -1,6 +1,6 @@
 export { parseWindow, inWindow, nextWindowOpen, type MaintenanceWindow } from './window.js';
 export { clockSanity, type ClockSanity } from './clock.js';
-export { HealActionSchema, actionCommand, actionIsDisruptive, actionKey, allowedActions, type HealAction } from './actions.js';
+export { HealActionSchema, actionCommand, actionIsDisruptive, healIsDisruptive, actionKey, allowedActions, type HealAction } from './actions.js';
 export { planHeal, decideTiming, orderChecks, evidenceCheckName, controlsFor, type HealPlan, type Timing, type TimingContext } from './plan.js';
 export {
   healPaths,

@@ -105,6 +105,15 @@ describe('compliance-agent check', () => {
     expect(doc.results.find((x: { check: string }) => x.check === 'encryption').heal).toEqual({ kind: 'report_only', why: expect.any(String) });
   });
 
+  it('--json says a heal is disruptive exactly when the healer would wait for the window: a services drift is, once journald is down', async () => {
+    const f = files();
+    f.host.stopService('sshd.service');
+    const services = async () => (JSON.parse((await runCheck(f.host, ['--config', f.configPath, '--json', '--only', 'services'])).out) as { results: Array<{ disruptive: boolean }> }).results[0];
+    expect(await services()).toMatchObject({ status: 'drift', disruptive: false });
+    f.host.stopService('systemd-journald.service');
+    expect(await services()).toMatchObject({ status: 'drift', disruptive: true });
+  });
+
   it('--only runs the named checks; an unknown name is a usage error (exit 2)', async () => {
     const f = files();
     const r = await runCheck(f.host, ['--config', f.configPath, '--only', 'time,firewall', '--json']);

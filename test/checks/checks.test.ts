@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { getCheck, healIsDisruptive, type CheckName, type CheckResult } from '../../src/checks/index.js';
+import { getCheck, type CheckName, type CheckResult } from '../../src/checks/index.js';
+import { healIsDisruptive } from '../../src/heal/index.js';
 import type { HostFault, SimulatedHost } from '../../testing/index.js';
 import { applianceContext, testConfig } from '../helpers/appliance.js';
 
@@ -174,7 +175,7 @@ describe('services', () => {
     expect(r.driftUnits).toEqual(['sshd.service', 'postgresql.service']);
     expect(r.summary).toBe('2 of 5 required units not active: sshd.service (failed), postgresql.service (inactive)');
     expect(r.observed.units).toMatchObject({ 'sshd.service': 'failed', 'postgresql.service': 'inactive', 'chronyd.service': 'active' });
-    expect(healIsDisruptive(r)).toBe(false);
+    expect(healIsDisruptive(r, s.baseline)).toBe(false);
     expect(s.host.actions()).toEqual([]);
   });
 
@@ -183,7 +184,7 @@ describe('services', () => {
     s.host.stopService('systemd-journald.service');
     const r = await run('services', s);
     expect(r.driftUnits).toEqual(['systemd-journald.service']);
-    expect(healIsDisruptive(r)).toBe(true);
+    expect(healIsDisruptive(r, s.baseline)).toBe(true);
   });
 
   it('a required unit the host does not have reads inactive (systemd\'s answer) and drifts', async () => {
@@ -374,7 +375,8 @@ describe('declarations', () => {
   for (const [name, e] of Object.entries(expectations)) {
     it(`${name} declares HIPAA and SOC 2 controls, disruptive=${e.disruptive}, heal ${e.heal}`, () => {
       const c = getCheck(name)!;
-      expect(c.disruptive).toBe(e.disruptive);
+      const s = setup();
+      expect(healIsDisruptive({ check: c.name, status: 'drift', summary: '', observed: {}, expected: {}, durationMs: 0 }, s.baseline)).toBe(e.disruptive);
       expect(c.heal.kind).toBe(e.heal);
       expect(c.controls.some((x) => /^HIPAA 164\.3(08|10|12)\([a-e]\)(\(\d+\))?(\((i|ii|iii|iv|v)\))?(\([A-F]\))?$/.test(x))).toBe(true);
       expect(c.controls.some((x) => /^SOC 2 (CC[1-9]\.\d|A1\.[1-3])$/.test(x))).toBe(true);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ALL_CHECKS, CHECK_NAMES, getCheck, healIsDisruptive, isDisruptiveUnit, runChecks, systemFacts, rulesetHash } from '../../src/checks/index.js';
+import { ALL_CHECKS, CHECK_NAMES, getCheck, isDisruptiveUnit, runChecks, systemFacts, rulesetHash } from '../../src/checks/index.js';
+import { healIsDisruptive } from '../../src/heal/index.js';
 import { sampleRuleset, type SimulatedHost } from '../../testing/index.js';
 import { applianceContext } from '../helpers/appliance.js';
 
@@ -96,11 +97,12 @@ describe('disruptive heals', () => {
 
   it('healIsDisruptive: rebuild-based heals always, service restarts only for disruptive units', () => {
     const base = { summary: '', observed: {}, expected: {}, durationMs: 0 } as const;
-    expect(healIsDisruptive({ ...base, check: 'patching', status: 'drift' })).toBe(true);
-    expect(healIsDisruptive({ ...base, check: 'firewall', status: 'drift' })).toBe(true);
-    expect(healIsDisruptive({ ...base, check: 'backup', status: 'drift' })).toBe(false);
-    expect(healIsDisruptive({ ...base, check: 'services', status: 'drift', driftUnits: ['sshd.service'] })).toBe(false);
-    expect(healIsDisruptive({ ...base, check: 'services', status: 'drift', driftUnits: ['sshd.service', 'systemd-journald.service'] })).toBe(true);
+    const { baseline } = setup();
+    expect(healIsDisruptive({ ...base, check: 'patching', status: 'drift' }, baseline)).toBe(true);
+    expect(healIsDisruptive({ ...base, check: 'firewall', status: 'drift' }, baseline)).toBe(true);
+    expect(healIsDisruptive({ ...base, check: 'backup', status: 'drift' }, baseline)).toBe(false);
+    expect(healIsDisruptive({ ...base, check: 'services', status: 'drift', driftUnits: ['sshd.service'] }, baseline)).toBe(false);
+    expect(healIsDisruptive({ ...base, check: 'services', status: 'drift', driftUnits: ['sshd.service', 'systemd-journald.service'] }, baseline)).toBe(true);
     expect(getCheck('nope')).toBeUndefined();
   });
 });
