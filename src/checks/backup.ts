@@ -1,5 +1,5 @@
 import type { Check } from './types.js';
-import { resultMaker } from './result.js';
+import { startResult } from './result.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -15,7 +15,7 @@ export const backupCheck: Check = {
   heal: { kind: 'start_backup' },
   async run(ctx) {
     const { stampFile, maxAgeHours, unit } = ctx.baseline.backup;
-    const done = resultMaker('backup', ctx, { stampFile, maxAgeHours, unit });
+    const done = startResult('backup', ctx, { stampFile, maxAgeHours, unit });
     const st = await ctx.host.stat(stampFile);
     if (!st) return done('drift', `no backup stamp at ${stampFile}: no successful backup recorded`, { stampFile, lastSuccessAt: null, ageHours: null });
     const ageMs = ctx.host.now() - st.mtimeMs;

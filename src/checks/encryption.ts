@@ -2,7 +2,7 @@ import * as z from 'zod';
 import { parseJsonText } from '../common/index.js';
 import type { Check, CheckContext } from './types.js';
 import { excerpt, runCommand } from './exec.js';
-import { resultMaker } from './result.js';
+import { startResult } from './result.js';
 import { readSnapshot } from './snapshot.js';
 
 interface BlockDevice {
@@ -142,7 +142,7 @@ export const encryptionCheck: Check = {
   heal: { kind: 'report_only', why: 'encrypting a volume needs a reinstall or a data migration; never done automatically' },
   async run(ctx) {
     const required = ctx.baseline.encryption.requiredMounts;
-    const done = resultMaker('encryption', ctx, { requiredMounts: [...required] });
+    const done = startResult('encryption', ctx, { requiredMounts: [...required] });
     if (required.length === 0) return done('compliant', 'the baseline requires no encrypted mounts', { mounts: {} });
 
     const got = await diskFacts(ctx);

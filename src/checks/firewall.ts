@@ -1,6 +1,6 @@
 import type { Check, CheckContext } from './types.js';
 import { runCommand } from './exec.js';
-import { resultMaker } from './result.js';
+import { startResult } from './result.js';
 import { hashNormalised, normaliseRuleset } from './ruleset.js';
 import { readSnapshot } from './snapshot.js';
 
@@ -33,7 +33,7 @@ export const firewallCheck: Check = {
   heal: { kind: 'rebuild' },
   async run(ctx) {
     const expected = { rulesetHash: ctx.baseline.firewall.rulesetHash };
-    const done = resultMaker('firewall', ctx, expected);
+    const done = startResult('firewall', ctx, expected);
     const listing = await listRuleset(ctx);
     if (!listing.ok) return done('error', listing.why);
     const n = normaliseRuleset(listing.text);

@@ -3,7 +3,7 @@ import * as z from 'zod';
 import { parseJsonText } from '../common/index.js';
 import type { Check } from './types.js';
 import { excerpt, runCommand } from './exec.js';
-import { resultMaker } from './result.js';
+import { startResult } from './result.js';
 
 const NixosVersion = z.object({
   nixosVersion: z.string().min(1),
@@ -25,7 +25,7 @@ export const patchingCheck: Check = {
   heal: { kind: 'rebuild' },
   async run(ctx) {
     const expected = { configurationRevision: ctx.baseline.patching.configurationRevision, flakeRef: ctx.baseline.patching.flakeRef };
-    const done = resultMaker('patching', ctx, expected);
+    const done = startResult('patching', ctx, expected);
 
     const version = await runCommand(ctx.host, 'nixos-version', ['--json']);
     if (!version.ok) return done('error', version.why);

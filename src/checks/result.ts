@@ -1,7 +1,10 @@
 import type { CheckContext, CheckName, CheckResult, CheckStatus } from './types.js';
 
-/** Builds a check's result, timing it on the host's clock (the simulated one in tests). */
-export function resultMaker(check: CheckName, ctx: CheckContext, expected: Record<string, unknown>) {
+/**
+ * Start a check's result: the clock starts now (the host's, simulated in tests); the returned
+ * function takes the verdict and builds the timed CheckResult.
+ */
+export function startResult(check: CheckName, ctx: CheckContext, expected: Record<string, unknown>) {
   const started = ctx.host.now();
   return (status: CheckStatus, summary: string, observed: Record<string, unknown> = {}, driftUnits?: readonly string[]): CheckResult => ({
     check,

@@ -1,6 +1,6 @@
 import type { Check } from './types.js';
 import { excerpt, runCommand } from './exec.js';
-import { resultMaker } from './result.js';
+import { startResult } from './result.js';
 
 const STATES = new Set(['active', 'inactive', 'failed', 'activating', 'deactivating', 'reloading', 'refreshing', 'maintenance', 'unknown']);
 
@@ -31,7 +31,7 @@ export const servicesCheck: Check = {
   heal: { kind: 'restart_units' },
   async run(ctx) {
     const required = ctx.baseline.services.required;
-    const done = resultMaker('services', ctx, { required: [...required] });
+    const done = startResult('services', ctx, { required: [...required] });
     if (required.length === 0) return done('compliant', 'the baseline requires no units', { units: {} });
 
     // is-active exits 3 when a unit is not active: that is an answer, not a failure.

@@ -1,8 +1,8 @@
 import type { Check, CheckContext, CheckResult } from './types.js';
 import { excerpt, runCommand } from './exec.js';
-import { resultMaker } from './result.js';
+import { startResult } from './result.js';
 
-type Done = ReturnType<typeof resultMaker>;
+type Done = ReturnType<typeof startResult>;
 
 const NUMBER_RE = /^[+-]?\d+(\.\d+)?$/;
 
@@ -57,7 +57,7 @@ export const timeCheck: Check = {
   controls: ['HIPAA 164.312(b)', 'SOC 2 CC7.2', 'SOC 2 CC4.1'],
   heal: { kind: 'report_only', why: 'the agent does not set the clock; fix the NTP source or the time daemon (disruptive heals wait for a sane clock)' },
   async run(ctx) {
-    const done = resultMaker('time', ctx, { maxSkewMs: ctx.config.ntpMaxSkewMs });
+    const done = startResult('time', ctx, { maxSkewMs: ctx.config.ntpMaxSkewMs });
     const r = await runCommand(ctx.host, 'chronyc', ['-c', 'tracking']);
     if (r.ok) return fromChrony(ctx, r.stdout, done);
     // chronyc absent means another time daemon; chronyc failing means chronyd is broken: an error.
