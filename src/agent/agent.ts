@@ -107,7 +107,7 @@ export class Agent {
 
   constructor(private readonly deps: AgentDeps) {
     this.signingKey = deps.signingKey;
-    // Evidence must survive a 72-hour outage (invariant 4): with a 15-minute backoff cap, 2,000
+    // Evidence must survive a 72-hour outage: with a 15-minute backoff cap, 2,000
     // attempts of the head item is about ten days before "too many attempts" dead-letters it.
     this.outbox = new Outbox(deps.db, { maxAttempts: 2000 });
     // One agent owns this database: leases left by a killed predecessor are void, not 60 s waits.

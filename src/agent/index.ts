@@ -1,5 +1,5 @@
 export { Agent, type AgentDeps, type McpPort, type CycleReport, type Deliver, type HealingPort } from './agent.js';
-export { OrderDispatch, type OrderDispatchDeps, type HandledOrder, type HealRequester } from './order-dispatch.js';
+export { OrderDispatch } from './order-dispatch.js';
 export { openAgentRuntime, receiptKeysFromConfig, type AgentRuntime, type RuntimeOverrides } from './runtime.js';
 export { makeDraft } from './drafts.js';
 export { PREVIOUS_EXIT_FILE, readPreviousExit, previousExitAlerts, type PreviousExit, type StartAlerts } from './previous-exit.js';

@@ -64,7 +64,7 @@ export interface TimingContext {
 export type Timing = { act: true } | { act: false; reason: string; retryAt: number | null };
 
 /**
- * Invariant 2: nothing disruptive outside the window (unless allowed) or with an insane clock.
+ * Nothing disruptive outside the window (unless allowed) or with an insane clock.
  * Non-disruptive actions run at once. A plan is deferred whole, so an order is applied once.
  */
 export function decideTiming(actions: readonly HealAction[], t: TimingContext): Timing {

@@ -168,7 +168,7 @@ export function checkOrder(input: unknown, ctx: VerifyContext): OrderCheck {
 }
 
 /**
- * Full verification (invariant 1): checkOrder, then replay and sequence against the state, and
+ * Full verification: checkOrder, then replay and sequence against the state, and
  * the decision recorded in the same transaction. Rejections of authenticated orders are recorded
  * too, so an order once refused is never accepted later; unauthenticated junk is not, so a
  * hostile relay can neither grow the table nor burn a real order's id.

@@ -16,7 +16,7 @@ const payloadOf = (env: Envelope) => JSON.parse(Buffer.from(env.payload, 'base64
 const resign = (env: Envelope, change: Record<string, unknown>) => signPayload({ ...payloadOf(env), ...change }, msp.secret);
 
 /**
- * Invariant 1, end to end: each bad order, even one that would heal real drift, is
+ * End to end: each bad order, even one that would heal real drift, is
  * rejected with evidence naming the reason, nothing is spooled, and the healer then runs no command.
  */
 const CASES: Array<[RejectReason, string, (t: Setup) => unknown]> = [

@@ -91,7 +91,7 @@ describe('heal-apply acts from the fixed repertoire and health-checks', () => {
   });
 });
 
-describe('a failed switch or failed health check ends rolled back (invariant 3)', () => {
+describe('a failed switch or failed health check ends rolled back', () => {
   it('unhealthy generation: the health check fails within rebuildHealthCheckTimeout, rolled_back to the previous generation', async () => {
     s = setup();
     const drifted = driftPatching(s);
@@ -254,7 +254,7 @@ describe('crash safety of the drop box', () => {
   });
 });
 
-describe('the agent notices a healer that does not answer (finding 4)', () => {
+describe('the agent notices a healer that does not answer', () => {
   it('a request with no result after the bound is failed evidence, reported once; a later result is still reported', async () => {
     s = setup();
     s.sim.stopService('sshd.service');

@@ -34,7 +34,7 @@ describe('clock sanity from the time check', () => {
   });
 });
 
-describe('decideTiming (invariant 2)', () => {
+describe('decideTiming', () => {
   const sane = { sane: true as const, offsetMs: 1 };
   const window = parseWindow('02:00-04:00');
   const rebuild: HealAction = { kind: 'rebuild_switch', flakeRef: SAMPLE_FLAKE_REF };
@@ -212,7 +212,7 @@ describe('deferral: root holds the order in its own state and acts when the wind
   });
 });
 
-describe('a skewed clock defers (invariant 2)', () => {
+describe('a skewed clock defers', () => {
   it('inside the window with the clock 30 s off: held; applied once NTP is back in sync', async () => {
     s = setup();
     s.sim.setRunningRevision('5555555555555555555555555555555555555555');
