@@ -10,7 +10,7 @@ import { actionCommand, actionKey, allowedActions, isSwitch, type HealAction, ty
 import { performSwitch, switchToGeneration, type SwitchDeps } from './activate.js';
 import { waitHealthy } from './health.js';
 import { HealerState, healerStatePath, type OrderRow } from './healer-state.js';
-import { controlsFor, evidenceCheckName, orderChecks, planHeal, timingFor, type Timing } from './plan.js';
+import { cannotHeal, controlsFor, evidenceCheckName, orderChecks, planHeal, timingFor, type Timing } from './plan.js';
 import { assertRootOnlyDir, listNames, openDropBox, readAgentFile, removeOlderThan, removeStaleTemps, writeRootFile, type DirHandle, type Identity } from './safe-fs.js';
 import { HealRequestSchema, MAX_SPOOL_FILE, describeIssues, entryId, healPaths, safeReason, HealResultSchema, type HealPaths, type HealRequest, type HealResult } from './spool.js';
 import { generationInfo, stateSnapshot, type GenerationInfo } from './system-state.js';
@@ -451,14 +451,14 @@ class Healer {
     const results = await runChecks({ host, config, baseline });
     const plan = planHeal(order, baseline, results);
     if (plan.actions.length === 0) {
-      const unhealable = plan.unhealable.map((u) => `${u.check}: ${u.why}`).join('; ');
+      const unhealable = cannotHeal(plan);
       this.state.setOrderState(row.orderId, 'done', this.now());
       this.write({
         ...base,
         outcome: unhealable ? 'failed' : 'compliant',
         pre_state: stateSnapshot(null, results),
         post_state: stateSnapshot(null, results),
-        reason: unhealable ? `cannot heal: ${unhealable}` : `nothing left to heal when the window opened: ${plan.checks.join(', ')} compliant`,
+        reason: unhealable ?? `nothing left to heal when the window opened: ${plan.checks.join(', ')} compliant`,
       });
       return;
     }

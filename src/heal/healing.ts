@@ -7,7 +7,7 @@ import type { EvidenceSpec } from '../evidence/index.js';
 import { ORDER_CONTROLS, type Order } from '../orders/index.js';
 import type { StateDb } from '../state/index.js';
 import { actionKey } from './actions.js';
-import { controlsFor, evidenceCheckName, planHeal, type HealPlan } from './plan.js';
+import { cannotHeal, controlsFor, evidenceCheckName, planHeal, type HealPlan } from './plan.js';
 import type { Spool } from './request-spool.js';
 import type { HealResult } from './spool.js';
 import { stateSnapshot } from './system-state.js';
@@ -209,19 +209,17 @@ export class Healing {
 /** Evidence for a plan with nothing to act on: all compliant, or only drift the repertoire cannot heal. */
 function nothingToDo(order: Order, plan: HealPlan, ctx: HealingContext): EvidenceSpec {
   const preState = stateSnapshot(null, ctx.results.filter((r) => plan.checks.includes(r.check)));
-  const reason = plan.unhealable.length
-    ? `cannot heal: ${plan.unhealable.map((u) => `${u.check}: ${u.why}`).join('; ')}`
-    : `nothing to heal: ${plan.checks.join(', ')} compliant`;
+  const unhealable = cannotHeal(plan);
   return {
     check: evidenceCheckName(plan.checks),
-    outcome: plan.unhealable.length ? 'failed' : 'compliant',
+    outcome: unhealable ? 'failed' : 'compliant',
     startedAt: ctx.now,
     endedAt: ctx.now,
     controls: controlsFor(plan.checks),
     preState,
     postState: preState,
     actions: [],
-    reason,
+    reason: unhealable ?? `nothing to heal: ${plan.checks.join(', ')} compliant`,
     orderId: order.order_id,
   };
 }

@@ -54,6 +54,11 @@ export function planHeal(order: Order, baseline: Baseline, results: readonly Che
   }
 }
 
+/** For a plan with no action: `cannot heal: ...` naming what the repertoire cannot heal, or null when all is compliant. */
+export function cannotHeal(plan: HealPlan): string | null {
+  return plan.unhealable.length ? `cannot heal: ${plan.unhealable.map((u) => `${u.check}: ${u.why}`).join('; ')}` : null;
+}
+
 export interface TimingContext {
   readonly window: MaintenanceWindow;
   readonly allowDisruptiveOutsideWindow: boolean;
