@@ -1,73 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { describeError, isoSeconds, silentLogger, type Logger } from '../common/index.js';
-import type { Baseline, Config } from '../config/index.js';
-import { getCheck, runChecks, type CheckContext, type CheckName, type CheckResult } from '../checks/index.js';
+import type { Baseline } from '../config/index.js';
+import { runChecks, type CheckResult } from '../checks/index.js';
 import type { Envelope, PublicKey } from '../crypto/index.js';
-import type { ActionTaken } from '../evidence/index.js';
-import type { ExecResult, Host } from '../host/index.js';
 import { checkOrder, verifyContextFromConfig, type Order } from '../orders/index.js';
-import { actionCommand, actionKey, allowedActions, isSwitch, type HealAction, type UnitAction } from './actions.js';
-import { performSwitch, switchToGeneration, type SwitchDeps } from './activate.js';
-import { waitHealthy } from './health.js';
+import { actionKey, allowedActions, type HealAction } from './actions.js';
 import { HealerState, healerStatePath, type OrderRow } from './healer-state.js';
 import { cannotHeal, controlsFor, evidenceCheckName, orderChecks, planHeal, timingFor, type Timing } from './plan.js';
+import { RequestRun, type ActOutcome, type RunDeps } from './request-run.js';
 import { assertRootOnlyDir, listNames, openDropBox, readAgentFile, removeOlderThan, removeStaleTemps, writeRootFile, type DirHandle, type Identity } from './safe-fs.js';
 import { HealRequestSchema, MAX_SPOOL_FILE, describeIssues, entryId, healPaths, safeReason, HealResultSchema, type HealPaths, type HealRequest, type HealResult } from './spool.js';
 import { generationInfo, stateSnapshot, type GenerationInfo } from './system-state.js';
 import { parseWindow, type MaintenanceWindow } from './window.js';
 
-export interface HealTimeouts {
-  /** nixos-rebuild switch --flake: builds may download and compile. */
-  readonly switchMs: number;
-  readonly rollbackMs: number;
-  readonly restartMs: number;
-  /** systemctl start of the backup unit waits for the backup to finish. */
-  readonly backupMs: number;
-}
-
-export const DEFAULT_HEAL_TIMEOUTS: HealTimeouts = { switchMs: 3_600_000, rollbackMs: 1_800_000, restartMs: 300_000, backupMs: 6 * 3_600_000 };
-
-export interface HealerDeps {
-  readonly host: Host;
-  readonly config: Config;
-  readonly baseline: Baseline;
+export interface HealerDeps extends RunDeps {
   /** Defaults to config.trustedOrderKeys. */
   readonly trustedKeys?: readonly PublicKey[];
   /** The agent's uid and gid: the drop box's group, and the only owner a request file may have. */
   readonly agent: Identity;
-  readonly logger?: Logger;
-  /** How the health check waits between polls; tests move a simulated clock instead. */
-  readonly sleep?: (ms: number) => Promise<void>;
-  readonly timeouts?: Partial<HealTimeouts>;
-  readonly healthPollMs?: number;
 }
 
 export interface HealerRun {
   readonly results: ReadonlyArray<{ readonly path: string; readonly result: HealResult }>;
   /** Names in the drop box that are not requests: never opened, never removed, counted. */
   readonly ignored: number;
-}
-
-const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function lastLine(text: string): string {
-  const line = text.trim().split('\n').pop() ?? '';
-  return line.length > 200 ? `${line.slice(0, 200)}...` : line;
-}
-
-function describeExec(r: ExecResult, timeoutMs: number): string {
-  switch (r.status) {
-    case 'ok':
-      return 'succeeded';
-    case 'nonzero':
-      return `exited ${r.exitCode}${lastLine(r.stderr) ? ` (${lastLine(r.stderr)})` : ''}`;
-    case 'timeout':
-      return `did not finish within ${Math.round(timeoutMs / 1000)} s and was killed`;
-    case 'missing':
-      return 'is not installed';
-    case 'error':
-      return `could not run${lastLine(r.stderr) ? ` (${lastLine(r.stderr)})` : ''}`;
-  }
 }
 
 /**
@@ -85,117 +41,6 @@ export function planProblem(plan: HealRequest['plan'], order: Order, baseline: B
     seen.add(key);
   }
   return null;
-}
-
-type Outcome = Pick<HealResult, 'outcome' | 'reason'>;
-
-/** The privileged side, for one request: act, health-check, roll back. */
-class RequestRun {
-  private readonly taken: ActionTaken[] = [];
-  private readonly ctx: CheckContext;
-  private readonly timeouts: HealTimeouts;
-  private readonly sleep: (ms: number) => Promise<void>;
-
-  constructor(
-    private readonly deps: HealerDeps,
-    private readonly requestId: string,
-  ) {
-    this.ctx = { host: deps.host, config: deps.config, baseline: deps.baseline };
-    this.timeouts = { ...DEFAULT_HEAL_TIMEOUTS, ...deps.timeouts };
-    this.sleep = deps.sleep ?? realSleep;
-  }
-
-  private timeoutFor(a: UnitAction): number {
-    return { restart_unit: this.timeouts.restartMs, start_backup: this.timeouts.backupMs }[a.kind];
-  }
-
-  private readonly exec = async (command: string, args: readonly string[], timeoutMs: number): Promise<ExecResult> => {
-    this.deps.logger?.info({ request_id: this.requestId, command, args }, 'healer action');
-    const result = await this.deps.host.exec(command, args, { timeoutMs });
-    this.taken.push({ command, args: [...args], status: result.status, exit_code: result.exitCode, duration_ms: result.durationMs });
-    return result;
-  };
-
-  private async run(a: UnitAction): Promise<{ result: ExecResult; text: string }> {
-    const { command, args } = actionCommand(a);
-    const timeoutMs = this.timeoutFor(a);
-    const result = await this.exec(command, args, timeoutMs);
-    return { result, text: `${actionKey(a)} ${describeExec(result, timeoutMs)}` };
-  }
-
-  private get switchDeps(): SwitchDeps {
-    return {
-      host: this.deps.host,
-      config: this.deps.config,
-      baseline: this.deps.baseline,
-      exec: this.exec,
-      describe: (command, args, r, timeoutMs) => `${[command, ...args].join(' ')} ${describeExec(r, timeoutMs)}`,
-      timeouts: { buildMs: this.timeouts.switchMs, activateMs: this.timeouts.rollbackMs },
-    };
-  }
-
-  /** Back to exactly the generation recorded before this request switched, and to the system that ran then. */
-  private async rollBack(why: string, pre: GenerationInfo): Promise<Outcome> {
-    if (pre.generation === null) return { outcome: 'failed', reason: `${why}; no rollback: the generation before the switch was not known` };
-    const { result, text } = await switchToGeneration(this.switchDeps, pre.generation);
-    const after = await generationInfo(this.deps.host);
-    if (result.status === 'ok' && after.generation === pre.generation && (pre.system === null || after.system === pre.system)) {
-      return { outcome: 'rolled_back', reason: `${why}; rolled back to generation ${after.generation ?? '?'}` };
-    }
-    return { outcome: 'failed', reason: `${why}; rollback failed too: ${text}, running generation ${after.generation ?? '?'}` };
-  }
-
-  private health(mustBeHealthy: readonly CheckName[], expectRevision: string | null) {
-    return waitHealthy(this.ctx, { mustBeHealthy, expectRevision }, {
-      timeoutMs: this.deps.config.rebuildHealthCheckTimeout * 1000,
-      pollMs: this.deps.healthPollMs ?? 5000,
-      sleep: this.sleep,
-    });
-  }
-
-  /**
-   * Act. A switch must be followed by a healthy system within rebuildHealthCheckTimeout: the
-   * baseline's units up, the order's targets compliant, what was compliant before still so, and
-   * the signed revision running; otherwise roll back. A switch that fails without activating
-   * anything leaves nothing to roll back, and the evidence says so.
-   */
-  async act(order: Order, actions: readonly HealAction[], pre: GenerationInfo, preResults: readonly CheckResult[]): Promise<Outcome> {
-    const targets = order.type === 'heal' ? order.params.checks.filter((c) => getCheck(c)?.heal.kind !== 'report_only') : [];
-    const expectRevision = order.type === 'apply_baseline' || order.type === 'apply_closure' ? order.params.revision : null;
-    const leavesBaseline = order.type === 'rollback' || (expectRevision !== null && expectRevision !== this.deps.baseline.patching.configurationRevision);
-    // Patching and firewall follow the configuration itself: a switch away from the baseline changes them by design.
-    const stay = preResults.filter((r) => r.status === 'compliant' && !(leavesBaseline && (r.check === 'patching' || r.check === 'firewall'))).map((r) => r.check);
-    const timeoutS = this.deps.config.rebuildHealthCheckTimeout;
-
-    for (const a of actions) {
-      const ran = isSwitch(a) ? await performSwitch(this.switchDeps, a, pre.generation) : await this.run(a);
-      // Refused before anything changed: not built, not trusted, or not the signed revision.
-      if ('refused' in ran) return ran.refused;
-      const { result, text } = ran;
-      if (!isSwitch(a)) continue;
-      const after = await generationInfo(this.deps.host);
-      const moved = after.generation !== pre.generation || after.system !== pre.system;
-      if (result.status !== 'ok') {
-        if (!moved) return { outcome: 'failed', reason: `${text}; nothing was activated, still on generation ${pre.generation ?? '?'}` };
-        return this.rollBack(`${text} after activating generation ${after.generation ?? '?'}`, pre);
-      }
-      const health = await this.health([...stay, ...targets], expectRevision);
-      if (!health.healthy) {
-        const why = `health check failed within ${timeoutS} s after switching to generation ${after.generation ?? '?'}: ${health.problems.join('; ')}`;
-        // A failed rollback order has nowhere safer to go: report it, do not roll back again.
-        if (a.kind === 'rollback') return { outcome: 'failed', reason: why };
-        return this.rollBack(why, pre);
-      }
-    }
-    const health = await this.health(targets, expectRevision);
-    const summary = this.taken.map((t) => `${[t.command, ...t.args].join(' ')}: ${t.status}`).join('; ');
-    if (health.healthy) return { outcome: 'healed', reason: summary };
-    return { outcome: 'failed', reason: `${summary}; still unhealthy after ${timeoutS} s: ${health.problems.join('; ')}` };
-  }
-
-  get actionsTaken(): ActionTaken[] {
-    return [...this.taken];
-  }
 }
 
 /** New requests read per run; a flood of files waits for later runs instead of holding this one. */
@@ -388,7 +233,7 @@ class Healer {
   private async apply(run: RequestRun, base: Draft, order: Order, actions: readonly HealAction[], pre: GenerationInfo, preResults: readonly CheckResult[], preState: Record<string, unknown>): Promise<void> {
     const { host, config, baseline } = this.deps;
     this.state.recordPreGeneration(order.order_id, pre.generation, this.now());
-    let outcome: Outcome;
+    let outcome: ActOutcome;
     try {
       outcome = await run.act(order, actions, pre, preResults);
     } catch (e) {

@@ -13,7 +13,8 @@ export {
 } from './spool.js';
 export { waitHealthy, healthProblems, type HealthSpec, type HealthOutcome } from './health.js';
 export { generationInfo, type GenerationInfo } from './system-state.js';
-export { applyHealRequests, planProblem, DEFAULT_HEAL_TIMEOUTS, type HealerDeps, type HealerRun, type HealTimeouts } from './apply.js';
+export { applyHealRequests, planProblem, type HealerDeps, type HealerRun } from './apply.js';
+export { DEFAULT_HEAL_TIMEOUTS, type HealTimeouts } from './request-run.js';
 export { Healing, HEAL_RESULT_BOUND_MS, type HealingContext, type Requested, type Collected } from './healing.js';
 export { Spool } from './request-spool.js';
 export { HealerState, initHealerState, healerStatePath } from './healer-state.js';
