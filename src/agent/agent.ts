@@ -203,7 +203,7 @@ export class Agent {
     const fromChecks = dueCheckEvidence(db, config, ALL_CHECKS, results, started, now);
     const checkFacts = systemFacts(results);
     drafts.push(...fromChecks.specs.map((spec) => makeDraft(config, checkFacts, spec)));
-    const operatorActions = operatorActionEvidence(db, config, systemFacts(results), now);
+    const operatorActions = operatorActionEvidence(db, config, checkFacts, now);
     drafts.push(...operatorActions.drafts);
     // IMMEDIATE: `prune` (another process) chains a checkpoint; the head is read and moved under one lock.
     storageWrite(`store ${drafts.length} evidence bundle(s)`, () =>
