@@ -8,8 +8,10 @@
  * (/proc/self/smaps_rollup) as the agent has them, then the V8 heap after a full GC. Every 50 cycles
  * it puts the appliance's clock off (stand-ins' drift file, cycle 25) and back (cycle 30). After
  * BENCH_CYCLES it writes BENCH_REPORT and sends itself SIGTERM: the agent stops as under systemd.
+ * With BENCH_CPU_PROF set, a V8 CPU profile of the measured cycles goes to that file.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -24,6 +26,7 @@ const REPORT = need('BENCH_REPORT');
 const DRIFT = need('BENCH_DRIFT_FILE');
 const METRICS = need('BENCH_METRICS');
 const WARMUP = 20;
+const CPU_PROF = process.env.BENCH_CPU_PROF;
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -86,6 +89,9 @@ function bundlesCreated(): number {
   return Number(m[1]);
 }
 
+const profiler = new Session();
+if (CPU_PROF) profiler.connect();
+
 const cpuUs = new Float64Array(CYCLES);
 const wallMs = new Float64Array(CYCLES);
 const bundles = new Int32Array(CYCLES);
@@ -107,11 +113,19 @@ function cycleEnded(): void {
   }
   lastBundles = created;
   if (i === 0 || (i > 0 && i % 100 === 0)) checkpoint(i);
+  if (i === 0 && CPU_PROF) profiler.post('Profiler.enable', () => profiler.post('Profiler.start'));
   if (i % 50 === 25) writeFileSync(DRIFT, '');
   if (i % 50 === 30) rmSync(DRIFT, { force: true });
   if (i === CYCLES) {
     const samples = Array.from({ length: CYCLES }, (_, k) => ({ cpuUs: cpuUs[k]!, wallMs: wallMs[k]!, bundles: bundles[k]! }));
     writeFileSync(REPORT, JSON.stringify({ node: process.version, execArgv: process.execArgv, checkpoints, samples, byMapping: rssByMapping(), peakRssMb: process.resourceUsage().maxRSS / 1024 }));
+    if (CPU_PROF) {
+      // A session on this thread answers synchronously.
+      profiler.post('Profiler.stop', (err, r) => {
+        if (err) throw err;
+        writeFileSync(CPU_PROF, JSON.stringify(r.profile));
+      });
+    }
     process.kill(process.pid, 'SIGTERM');
   }
   cpuMark = process.cpuUsage();

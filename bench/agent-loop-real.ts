@@ -10,6 +10,8 @@
  *   npm run build && npx tsx bench/agent-loop-real.ts [CYCLES] [NODE] [BETTER_SQLITE3_DIR]
  *     CYCLES default 5000; NODE default this node; BETTER_SQLITE3_DIR: a better-sqlite3 built for
  *     NODE when that is not this repository's node (see bench/RESULTS.md for Node 24).
+ *     BENCH_CPU_PROF=FILE: the probe writes a V8 CPU profile of the measured cycles to FILE
+ *     (.cpuprofile, as node --cpu-prof would; NODE_OPTIONS refuses that flag).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -105,6 +107,7 @@ export async function measureRealLoop(cycles = 5000, node = process.execPath, be
         env: {
           PATH: `${standIns.binDir}:/usr/bin:/bin`,
           NODE_OPTIONS: `--import=${pathToFileURL(probe.path).href}`,
+          ...(process.env.BENCH_CPU_PROF ? { BENCH_CPU_PROF: process.env.BENCH_CPU_PROF } : {}),
           BENCH_CYCLES: String(cycles),
           BENCH_POLL_MS: String(POLL_INTERVAL_S * 1000),
           BENCH_REPORT: report,

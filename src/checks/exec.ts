@@ -32,10 +32,10 @@ export async function runCommand(
   host: Host,
   command: string,
   args: readonly string[],
-  opts: { okExitCodes?: readonly number[]; timeoutMs?: number } = {},
+  opts: { okExitCodes?: readonly number[]; timeoutMs?: number; everyCycle?: boolean } = {},
 ): Promise<CommandOutcome> {
   const timeoutMs = opts.timeoutMs ?? EXEC_TIMEOUT_MS;
-  const r = await host.exec(command, args, { timeoutMs });
+  const r = await host.exec(command, args, { timeoutMs, ...(opts.everyCycle ? { everyCycle: true } : {}) });
   const okCodes = opts.okExitCodes ?? [0];
   if ((r.status === 'ok' || r.status === 'nonzero') && r.exitCode !== null && okCodes.includes(r.exitCode)) {
     return { ok: true, stdout: r.stdout, exitCode: r.exitCode };

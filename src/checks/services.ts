@@ -34,8 +34,9 @@ export const servicesCheck: Check = {
     const done = startResult('services', ctx, { required: [...required] });
     if (required.length === 0) return done('compliant', 'the baseline requires no units', { units: {} });
 
-    // is-active exits 3 when a unit is not active: that is an answer, not a failure.
-    const r = await runCommand(ctx.host, 'systemctl', ['is-active', ...required], { okExitCodes: [0, 3, 4] });
+    // is-active exits 3 when a unit is not active: that is an answer, not a failure. Unit states
+    // live in systemd, not in files, so this is the one command an idle cycle runs (everyCycle).
+    const r = await runCommand(ctx.host, 'systemctl', ['is-active', ...required], { okExitCodes: [0, 3, 4], everyCycle: true });
     if (!r.ok) return done('error', r.why);
     const lines = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
     if (lines.length !== required.length || !lines.every((l) => STATES.has(l))) {

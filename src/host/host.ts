@@ -27,6 +27,11 @@ export interface ExecOptions {
   /** Hard limit; the process is killed (SIGKILL after a grace period) when it passes. */
   readonly timeoutMs: number;
   readonly input?: string;
+  /**
+   * A query the agent runs every cycle: the real host spawns it without execa's per-command CPU
+   * cost, with the same timeout, process-group kill and output cap.
+   */
+  readonly everyCycle?: boolean;
 }
 
 export type ReadResult = { ok: true; text: string } | { ok: false; code: 'ENOENT' | 'EACCES' | 'EISDIR' | 'EIO' | 'TOO_LARGE'; message: string };

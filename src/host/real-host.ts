@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { ExecOptions, ExecResult, FileStat, Host, ReadResult } from './host.js';
 import { DEFAULT_MAX_READ_BYTES, linkTarget, readFileBounded, resolvedPath, statPath } from './fs-read.js';
+import { describeOutcome, groupDeadline, killGroup } from './process-outcome.js';
+import { spawnLight } from './spawn-light.js';
 
 /** PATH when the agent's own environment has none; the NixOS system profile first. */
 const FALLBACK_PATH = '/run/wrappers/bin:/run/current-system/sw/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -39,7 +41,10 @@ export const REBUILD_ENV: readonly string[] = [
   'NO_PROXY',
 ];
 
-/** The Host port on the real machine: execa without a shell, bounded reads, the real clock. */
+/**
+ * The Host port on the real machine: execa without a shell (node:child_process alone for a query
+ * run every cycle, with the same limits), bounded reads, the real clock.
+ */
 export class RealHost implements Host {
   private readonly maxOutputBytes: number;
   private readonly killGraceMs: number;
@@ -58,6 +63,10 @@ export class RealHost implements Host {
   }
 
   async exec(command: string, args: readonly string[], options: ExecOptions): Promise<ExecResult> {
+    if (options.everyCycle && options.input === undefined) {
+      const o = await spawnLight(command, args, { env: this.env, timeoutMs: options.timeoutMs, killGraceMs: this.killGraceMs, maxOutputBytes: this.maxOutputBytes });
+      return describeOutcome(command, o, this.maxOutputBytes);
+    }
     // Loaded on first use: the agent's first poll does not wait for execa's ~50 ms of imports.
     const { execa } = await import('execa');
     const started = performance.now();
@@ -75,37 +84,26 @@ export class RealHost implements Host {
       stripFinalNewline: false,
       encoding: 'utf8',
     });
-    let timedOut = false;
-    let forceKill: NodeJS.Timeout | undefined;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup(subprocess.pid, 'SIGTERM');
-      forceKill = setTimeout(() => killGroup(subprocess.pid, 'SIGKILL'), this.killGraceMs);
-    }, options.timeoutMs);
+    const deadline = groupDeadline(subprocess.pid, options.timeoutMs, this.killGraceMs);
     const r = await subprocess;
-    clearTimeout(timer);
-    clearTimeout(forceKill);
-    const durationMs = Math.round(performance.now() - started);
-    const stdout = typeof r.stdout === 'string' ? r.stdout : '';
-    const stderr = typeof r.stderr === 'string' ? r.stderr : '';
-    if (timedOut) {
-      // Members that ignored SIGTERM but closed their pipes must not outlive the call.
-      killGroup(subprocess.pid, 'SIGKILL');
-      return { status: 'timeout', exitCode: null, stdout, stderr, durationMs };
-    }
-    if (r.failed && 'code' in r && r.code === 'ENOENT') {
-      return { status: 'missing', exitCode: null, stdout: '', stderr: `${command}: command not found`, durationMs };
-    }
-    if (r.isMaxBuffer) {
-      killGroup(subprocess.pid, 'SIGKILL');
-      return { status: 'error', exitCode: null, stdout, stderr: `${withNewline(stderr)}${command}: output exceeded ${this.maxOutputBytes} bytes, killed`, durationMs };
-    }
-    if (r.signal) return { status: 'error', exitCode: null, stdout, stderr: `${withNewline(stderr)}${command}: killed by ${r.signal}`, durationMs };
-    if (typeof r.exitCode !== 'number') {
-      const why = 'shortMessage' in r ? String(r.shortMessage) : 'could not be started';
-      return { status: 'error', exitCode: null, stdout, stderr: `${command}: ${why}`, durationMs };
-    }
-    return { status: r.exitCode === 0 ? 'ok' : 'nonzero', exitCode: r.exitCode, stdout, stderr, durationMs };
+    const timedOut = deadline.settle();
+    if (r.isMaxBuffer) killGroup(subprocess.pid, 'SIGKILL');
+    const startError = r.failed && 'code' in r && typeof r.code === 'string' && r.exitCode === undefined ? r.code : null;
+    return describeOutcome(
+      command,
+      {
+        stdout: typeof r.stdout === 'string' ? r.stdout : '',
+        stderr: typeof r.stderr === 'string' ? r.stderr : '',
+        durationMs: Math.round(performance.now() - started),
+        timedOut,
+        startError,
+        startMessage: 'shortMessage' in r ? String(r.shortMessage) : 'could not be started',
+        overflowed: r.isMaxBuffer,
+        signal: r.signal ?? null,
+        exitCode: typeof r.exitCode === 'number' ? r.exitCode : null,
+      },
+      this.maxOutputBytes,
+    );
   }
 
   readFile(path: string, maxBytes = DEFAULT_MAX_READ_BYTES): Promise<ReadResult> {
@@ -131,17 +129,4 @@ export class RealHost implements Host {
   hostname(): string {
     return hostname();
   }
-}
-
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group is already gone, which is what we wanted.
-  }
-}
-
-function withNewline(s: string): string {
-  return s && !s.endsWith('\n') ? `${s}\n` : s;
 }

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { RealHost, REBUILD_ENV } from '../../src/host/index.js';
+import { RealHost, REBUILD_ENV, type ExecOptions } from '../../src/host/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir('real-host-');
@@ -21,8 +21,13 @@ function liveCommandLines(): string[] {
   return out;
 }
 
-describe('RealHost.exec', () => {
-  const host = new RealHost({ killGraceMs: 300, maxOutputBytes: 64 * 1024 });
+// Every guarantee holds on both paths: execa, and node:child_process alone for a query run every cycle.
+describe.each([
+  { path: 'execa', everyCycle: false },
+  { path: 'every cycle (node:child_process)', everyCycle: true },
+])('RealHost.exec, $path', ({ everyCycle }) => {
+  const real = new RealHost({ killGraceMs: 300, maxOutputBytes: 64 * 1024 });
+  const host = { exec: (command: string, args: readonly string[], o: ExecOptions) => real.exec(command, args, { ...o, everyCycle }) };
 
   it('returns stdout and stderr exactly as printed, with exit code 0', async () => {
     const r = await host.exec('sh', ['-c', 'printf "one\\ntwo\\n"; printf "warn\\n" >&2'], { timeoutMs: 10_000 });
@@ -95,7 +100,7 @@ describe('RealHost.exec', () => {
     process.env.https_proxy = 'http://proxy.clinic.example:3128';
     try {
       const healer = new RealHost({ passEnv: REBUILD_ENV });
-      const r = await healer.exec('env', [], { timeoutMs: 10_000 });
+      const r = await healer.exec('env', [], { timeoutMs: 10_000, everyCycle });
       expect(r.stdout).toContain('https_proxy=http://proxy.clinic.example:3128\n');
       expect(r.stdout).toContain(`HOME=${process.env.HOME}\n`);
       expect(r.stdout).not.toContain('do-not-leak');
@@ -105,7 +110,7 @@ describe('RealHost.exec', () => {
     }
   });
 
-  it('passes input on stdin when given', async () => {
+  it('passes input on stdin when given (execa: the every-cycle path runs queries without input)', async () => {
     const r = await host.exec('cat', [], { timeoutMs: 10_000, input: 'order\n' });
     expect(r).toMatchObject({ status: 'ok', stdout: 'order\n' });
   });
