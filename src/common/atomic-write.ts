@@ -6,8 +6,11 @@ import { basename, dirname, join } from 'node:path';
  * Write-then-rename with fsync of file and directory, so readers never see a torn file. The temp
  * name is random and opened O_CREAT|O_EXCL|O_NOFOLLOW: a name planted in advance (a link, a file)
  * makes the write fail, never lands it somewhere else. `group`: hand the file to that group.
+ * `durable: false` skips both fsyncs, for a file rewritten every cycle that nothing relies on
+ * after a power loss (the metrics file): readers still see the old file or the new one, whole.
  */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600, opts: { group?: number } = {}): void {
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600, opts: { group?: number; durable?: boolean } = {}): void {
+  const durable = opts.durable ?? true;
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
   let fd: number;
   try {
@@ -24,7 +27,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
     unlinkSync(tmp);
@@ -32,6 +35,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   }
   closeSync(fd);
   renameSync(tmp, path);
+  if (!durable) return;
   const dfd = openSync(dirname(path), 'r');
   try {
     fsyncSync(dfd);

@@ -67,6 +67,8 @@ export function renderMetrics(m: MetricsSnapshot): string {
 }
 
 export function writeMetrics(path: string, m: MetricsSnapshot): void {
-  // 0644: node_exporter runs as another user and only needs to read numbers.
-  writeFileAtomic(path, renderMetrics(m), 0o644);
+  // 0644: node_exporter runs as another user and only needs to read numbers. Not fsynced: the file
+  // is rewritten every cycle and is not state (a power loss costs at most the last cycle's
+  // numbers, and the next cycle writes them again); the rename still keeps it whole for readers.
+  writeFileAtomic(path, renderMetrics(m), 0o644, { durable: false });
 }
