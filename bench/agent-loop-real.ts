@@ -4,8 +4,9 @@
  * `compliance-agent run` unmodified with RealHost, whose checks spawn real processes (the stand-ins
  * of bench/stand-ins.ts, first on PATH), against the reference MCP over mTLS in this process. The
  * config is the module's: the firewall check reads a ruleset snapshot file, the backup stamp is a
- * real file, /run/current-system and the system profile are links (in the agent's own mount
- * namespace: needs root). bench/agent-loop-probe.ts, preloaded through NODE_OPTIONS, measures from inside.
+ * real file, /run/current-system and the system profile are links and the metrics file is in
+ * /run/compliance-agent-metrics (tmpfs), in the agent's own mount namespace (needs root).
+ * bench/agent-loop-probe.ts, preloaded through NODE_OPTIONS, measures from inside.
  *
  *   npm run build && npx tsx bench/agent-loop-real.ts [CYCLES] [NODE] [BETTER_SQLITE3_DIR]
  *     CYCLES default 5000; NODE default this node; BETTER_SQLITE3_DIR: a better-sqlite3 built for
@@ -16,7 +17,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startHarness, baselineFor } from '../testing/index.js';
 import { receivedBundles } from '../test/helpers/evidence.js';
@@ -31,14 +32,17 @@ import { writeStandIns } from './stand-ins.js';
  */
 const SYSTEM_LINKS = [
   'set -e',
-  'store=$1; link=$2; shift 2',
+  'store=$1; link=$2; metrics=$3; shift 3',
   'for d in /nix/store /nix/var/nix/profiles /run; do mount -t tmpfs tmpfs "$d"; done',
-  'mkdir -p "$store"',
+  'mkdir -p "$store" "$metrics"',
   'ln -s "$store" "/nix/var/nix/profiles/$link"',
   'ln -s "$link" /nix/var/nix/profiles/system',
   'ln -s "$store" /run/current-system',
   'exec "$@"',
 ].join('\n');
+
+/** Where the module has the agent write its metrics: a runtime directory (tmpfs) node_exporter reads. */
+const METRICS_FILE = '/run/compliance-agent-metrics/compliance-agent.prom';
 
 /** An exact delay nothing but the agent's sleep between cycles uses (the probe keys on it). */
 const POLL_INTERVAL_S = 61;
@@ -96,13 +100,13 @@ export async function measureRealLoop(cycles = 5000, node = process.execPath, be
     const stateDir = join(dir, 'state');
     const configPath = join(dir, 'config.json');
     const site = JSON.parse(readFileSync(h.configPath, 'utf8')) as Record<string, unknown>;
-    writeFileSync(configPath, JSON.stringify({ ...site, baselinePath, stateDir, rulesetSnapshotFile: snapshot, pollInterval: POLL_INTERVAL_S }));
+    writeFileSync(configPath, JSON.stringify({ ...site, baselinePath, stateDir, rulesetSnapshotFile: snapshot, metricsFile: METRICS_FILE, pollInterval: POLL_INTERVAL_S }));
     const standIns = await writeStandIns(join(dir, 'stand-ins'), h.host, h.config, simBaseline);
     const launcher = installPackage(join(dir, 'package'), node, betterSqlite3);
     const report = join(dir, 'report.json');
     const load = loadavg().map((x) => x.toFixed(2)).join(' ');
     await new Promise<void>((resolve, reject) => {
-      const system = [h.host.runningSystem().storePath, `system-${h.host.currentGeneration().number}-link`];
+      const system = [h.host.runningSystem().storePath, `system-${h.host.currentGeneration().number}-link`, dirname(METRICS_FILE)];
       const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', SYSTEM_LINKS, 'sh', ...system, launcher, 'run', '--config', configPath], {
         env: {
           PATH: `${standIns.binDir}:/usr/bin:/bin`,
@@ -112,7 +116,7 @@ export async function measureRealLoop(cycles = 5000, node = process.execPath, be
           BENCH_POLL_MS: String(POLL_INTERVAL_S * 1000),
           BENCH_REPORT: report,
           BENCH_DRIFT_FILE: standIns.driftFile,
-          BENCH_METRICS: join(stateDir, 'metrics.prom'),
+          BENCH_METRICS: METRICS_FILE,
         },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
