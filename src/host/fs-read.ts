@@ -18,9 +18,14 @@ function readCode(e: unknown): Extract<ReadResult, { ok: false }>['code'] {
   }
 }
 
+/** What is read at a time past the size the file had when opened (growing files, /proc, devices). */
+const READ_CHUNK = 64 * 1024;
+
 /**
- * Read a text file without ever holding more than maxBytes + 1 bytes: a huge or endless file
- * (a device, a log someone pointed the baseline at) cannot exhaust the agent's memory.
+ * Read a text file, never more than maxBytes + 1 bytes of it: a huge or endless file (a device, a
+ * log someone pointed the baseline at) cannot exhaust the agent's memory. Buffers
+ * are sized from the file, not from the bound: the checks read small files every cycle, and a
+ * buffer of the bound each time (1 MiB) would be garbage for the collector to chase.
  */
 export async function readFileBounded(path: string, maxBytes = DEFAULT_MAX_READ_BYTES): Promise<ReadResult> {
   let handle;
@@ -32,15 +37,20 @@ export async function readFileBounded(path: string, maxBytes = DEFAULT_MAX_READ_
   try {
     const info = await handle.stat();
     if (info.isDirectory()) return { ok: false, code: 'EISDIR', message: `${path}: is a directory` };
-    const buf = Buffer.alloc(maxBytes + 1);
+    const chunks: Buffer[] = [];
     let filled = 0;
-    while (filled < buf.length) {
-      const { bytesRead } = await handle.read(buf, filled, buf.length - filled, null);
+    // One read for a regular file (its size plus one byte, to see it end), then a chunk at a time.
+    let want = info.size > 0 ? info.size + 1 : READ_CHUNK;
+    while (filled <= maxBytes) {
+      const buf = Buffer.allocUnsafe(Math.min(want, maxBytes + 1 - filled));
+      const { bytesRead } = await handle.read(buf, 0, buf.length, null);
       if (bytesRead === 0) break;
+      chunks.push(buf.subarray(0, bytesRead));
       filled += bytesRead;
+      want = READ_CHUNK;
     }
     if (filled > maxBytes) return { ok: false, code: 'TOO_LARGE', message: `${path}: larger than ${maxBytes} bytes` };
-    return { ok: true, text: buf.subarray(0, filled).toString('utf8') };
+    return { ok: true, text: (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, filled)).toString('utf8') };
   } catch (e) {
     return { ok: false, code: readCode(e), message: `${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
   } finally {

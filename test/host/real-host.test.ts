@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -133,6 +133,23 @@ describe('RealHost files, clock and name', () => {
     expect(await host.readFile(join(dir, 'large'), 5000)).toEqual({ ok: true, text: 'x'.repeat(5000) });
     expect(await host.readFile(join(dir, 'large'), 4999)).toMatchObject({ ok: false, code: 'TOO_LARGE' });
     expect(await host.readFile('/dev/zero', 1024)).toMatchObject({ ok: false, code: 'TOO_LARGE' });
+  });
+
+  it('sizes its buffers from the file, not from the bound; a file whose size says 0 (/proc) is read a chunk at a time', async () => {
+    writeFileSync(join(dir, 'snapshot'), 'table inet filter {}\n');
+    const alloc = vi.spyOn(Buffer, 'alloc');
+    const allocUnsafe = vi.spyOn(Buffer, 'allocUnsafe');
+    try {
+      expect(await host.readFile(join(dir, 'snapshot'), 1024 * 1024)).toEqual({ ok: true, text: 'table inet filter {}\n' });
+      const sizes = [...alloc.mock.calls, ...allocUnsafe.mock.calls].map((c) => c[0]);
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(64 * 1024);
+    } finally {
+      alloc.mockRestore();
+      allocUnsafe.mockRestore();
+    }
+    // /proc files report size 0: read a chunk at a time to their end.
+    const status = await host.readFile('/proc/self/status');
+    expect(status.ok && status.text).toContain('VmRSS:');
   });
 
   it('maps missing files and directories to their codes', async () => {
