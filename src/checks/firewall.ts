@@ -23,6 +23,23 @@ async function listRuleset(ctx: CheckContext): Promise<Listing> {
   return { ok: true, text: r.stdout, source: 'nft list ruleset' };
 }
 
+type Digest = { ok: true; rulesetHash: string; tables: string[] } | { ok: false; reason: string };
+
+/**
+ * The last listing and what it normalised to: the snapshot is read every cycle and is almost always
+ * the same text, so an identical text is not tokenised and hashed again. Keyed on the whole text:
+ * any change, even a byte, is normalised afresh.
+ */
+let last: { text: string; digest: Digest } | null = null;
+
+function digest(text: string): Digest {
+  if (last?.text === text) return last.digest;
+  const n = normaliseRuleset(text);
+  const d: Digest = n.ok ? { ok: true, rulesetHash: hashNormalised(n.text), tables: n.tables } : { ok: false, reason: n.reason };
+  last = { text, digest: d };
+  return d;
+}
+
 /**
  * sha256 of the normalised `nft list ruleset` against the baseline. Heals by a rebuild, which
  * reloads the declared ruleset: disruptive (the reload briefly drops the egress allowlist).
@@ -36,10 +53,10 @@ export const firewallCheck: Check = {
     const done = startResult('firewall', ctx, expected);
     const listing = await listRuleset(ctx);
     if (!listing.ok) return done('error', listing.why);
-    const n = normaliseRuleset(listing.text);
+    const n = digest(listing.text);
     if (!n.ok) return done('error', `${listing.source} is not a ruleset: ${n.reason}`);
-    const rulesetHash = hashNormalised(n.text);
-    const observed = { rulesetHash, tables: n.tables };
+    const rulesetHash = n.rulesetHash;
+    const observed = { rulesetHash, tables: [...n.tables] };
     if (n.tables.length === 0) return done('drift', 'the firewall ruleset is empty: nothing is filtered', observed);
     if (rulesetHash !== expected.rulesetHash) {
       return done('drift', `ruleset ${short(rulesetHash)} differs from the baseline ${short(expected.rulesetHash)} (tables: ${n.tables.join(', ')})`, observed);
