@@ -8,10 +8,12 @@
  * (/proc/self/smaps_rollup) as the agent has them, then the V8 heap after a full GC. Every 50 cycles
  * it puts the appliance's clock off (stand-ins' drift file, cycle 25) and back (cycle 30). After
  * BENCH_CYCLES it writes BENCH_REPORT and sends itself SIGTERM: the agent stops as under systemd.
- * With BENCH_CPU_PROF set, a V8 CPU profile of the measured cycles goes to that file.
+ * It counts the garbage collections of the measured cycles by kind (count, pause time). With
+ * BENCH_CPU_PROF set, a V8 CPU profile of the measured cycles goes to that file.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
+import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -53,7 +55,9 @@ function checkpoint(cycle: number): void {
   const smaps = readFileSync('/proc/self/smaps_rollup', 'utf8');
   const rssMb = smapsKb('Rss', smaps) / 1024;
   const anonMb = smapsKb('Anonymous', smaps) / 1024;
+  const forcedFrom = performance.now();
   gc();
+  forcedGc.push([forcedFrom, performance.now()]);
   const m = process.memoryUsage();
   checkpoints.push({ cycle, rssMb, anonMb, fileMb: rssMb - anonMb, heapUsedMb: m.heapUsed / MB, heapTotalMb: m.heapTotal / MB, externalMb: m.external / MB, arrayBuffersMb: m.arrayBuffers / MB });
 }
@@ -89,6 +93,26 @@ function bundlesCreated(): number {
   return Number(m[1]);
 }
 
+/** When the checkpoints forced a full GC: those are the probe's, not the agent's. */
+const forcedGc: [number, number][] = [];
+/** Garbage collections over the measured cycles, by kind: count and pause time. */
+const gcByKind: Record<string, { count: number; ms: number }> = {};
+const GC_KINDS: Record<number, string> = {
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'scavenge',
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'mark-compact',
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental marking',
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak callbacks',
+};
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (forcedGc.some(([from, to]) => e.startTime >= from && e.startTime <= to)) continue;
+    const kind = GC_KINDS[(e as PerformanceEntry & { detail: { kind: number } }).detail.kind] ?? 'other';
+    const k = (gcByKind[kind] ??= { count: 0, ms: 0 });
+    k.count++;
+    k.ms += e.duration;
+  }
+});
+
 const profiler = new Session();
 if (CPU_PROF) profiler.connect();
 
@@ -113,12 +137,13 @@ function cycleEnded(): void {
   }
   lastBundles = created;
   if (i === 0 || (i > 0 && i % 100 === 0)) checkpoint(i);
+  if (i === 0) gcObserver.observe({ entryTypes: ['gc'] });
   if (i === 0 && CPU_PROF) profiler.post('Profiler.enable', () => profiler.post('Profiler.start'));
   if (i % 50 === 25) writeFileSync(DRIFT, '');
   if (i % 50 === 30) rmSync(DRIFT, { force: true });
   if (i === CYCLES) {
     const samples = Array.from({ length: CYCLES }, (_, k) => ({ cpuUs: cpuUs[k]!, wallMs: wallMs[k]!, bundles: bundles[k]! }));
-    writeFileSync(REPORT, JSON.stringify({ node: process.version, execArgv: process.execArgv, checkpoints, samples, byMapping: rssByMapping(), peakRssMb: process.resourceUsage().maxRSS / 1024 }));
+    writeFileSync(REPORT, JSON.stringify({ node: process.version, execArgv: process.execArgv, checkpoints, samples, gc: gcByKind, byMapping: rssByMapping(), peakRssMb: process.resourceUsage().maxRSS / 1024 }));
     if (CPU_PROF) {
       // A session on this thread answers synchronously.
       profiler.post('Profiler.stop', (err, r) => {

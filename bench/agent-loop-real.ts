@@ -68,6 +68,8 @@ export interface RealLoopFigures {
   readonly commandsPerFullCycle: number;
   /** Stand-in processes the agent spawned over the run, per cycle (the stand-ins log each run). */
   readonly commandsPerCycle: number;
+  /** Garbage collections per measured cycle, by kind: count and main-thread pause in ms. */
+  readonly gcPerCycle: Readonly<Record<string, { count: number; ms: number }>>;
   /** RSS by mapping after the last cycle, largest first. */
   readonly byMapping: readonly { mapping: string; rssMb: number; anonMb: number }[];
   /** Evidence the MCP received, by check and outcome: every check ran and answered. */
@@ -79,6 +81,7 @@ interface ProbeReport {
   execArgv: string[];
   checkpoints: Checkpoint[];
   samples: { cpuUs: number; wallMs: number; bundles: number }[];
+  gc: Record<string, { count: number; ms: number }>;
   byMapping: { mapping: string; rssMb: number; anonMb: number }[];
   peakRssMb: number;
 }
@@ -149,6 +152,7 @@ export async function measureRealLoop(cycles = 5000, node = process.execPath, be
       evidenceCycles: busy.length,
       evidenceCpuMs: busy.length ? median(busy.map((s) => s.cpuUs / 1000)) : 0,
       byMapping: r.byMapping,
+      gcPerCycle: Object.fromEntries(Object.entries(r.gc).map(([k, v]) => [k, { count: v.count / cycles, ms: v.ms / cycles }])),
       commandsPerFullCycle: standIns.commandLines.filter((l) => !l.startsWith('nft ')).length,
       commandsPerCycle: spawned(standIns.commandLog) / cycles,
       outcomes,
@@ -177,6 +181,7 @@ export function describeRealLoop(f: RealLoopFigures): string[] {
     `growth ${f.at1000.cycle.toLocaleString('en')} -> ${f.cycles.toLocaleString('en')}: ${f.growthMb.toFixed(1)} MB; peak RSS ${f.peakRssMb.toFixed(1)} MB`,
     `commands: ${f.commandsPerCycle.toFixed(2)} spawned per cycle over the run (${f.commandsPerFullCycle} in a cycle that reuses nothing)`,
     `idle cycle (${f.idleCycles}): CPU ${f.idleCpuMs.toFixed(2)} ms median, ${f.idleCpuP95Ms.toFixed(2)} ms p95, wall ${f.idleWallMs.toFixed(2)} ms; cycle with evidence (${f.evidenceCycles}): CPU ${f.evidenceCpuMs.toFixed(2)} ms`,
+    `garbage collection per cycle: ${Object.entries(f.gcPerCycle).map(([k, v]) => `${k} ${v.count.toFixed(2)} (${v.ms.toFixed(2)} ms)`).join(', ')}`,
     `by cycle, RSS/anonymous/heap after GC MB: ${f.checkpoints.map((x) => `${x.cycle}:${x.rssMb.toFixed(1)}/${x.anonMb.toFixed(1)}/${x.heapUsedMb.toFixed(1)}`).join(' ')}`,
     `RSS by mapping after the last cycle, MB (anonymous part): ${f.byMapping.map((x) => `${x.mapping} ${x.rssMb.toFixed(1)} (${x.anonMb.toFixed(1)})`).join('; ')}`,
     `evidence at the MCP: ${Object.entries(f.outcomes).map(([k, n]) => `${k} ${n}`).join(', ')}`,
