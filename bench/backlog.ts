@@ -24,7 +24,7 @@ import { parseConfig } from '../src/config/index.js';
 import { generateKeyFiles, loadSecretKeyFile } from '../src/crypto/index.js';
 import { EvidenceChain } from '../src/evidence/index.js';
 import { Outbox } from '../src/queue/index.js';
-import { openStateDb, stateDbPath } from '../src/state/index.js';
+import { openStateDb, stateLayout } from '../src/state/index.js';
 import { sampleDraft } from '../test/helpers/evidence.js';
 import { REPO, machine } from './lib.js';
 
@@ -87,7 +87,7 @@ export async function measureBacklog(count = 10_000): Promise<BacklogFigures> {
 
       // The backlog an outage leaves: every bundle signed, chained, stored and queued for the MCP.
       const fillStart = performance.now();
-      const db = openStateDb(stateDbPath(config.stateDir));
+      const db = openStateDb(stateLayout(config.stateDir).db);
       const chain = new EvidenceChain(db, loadSecretKeyFile(keys.secretPath), new Outbox(db));
       for (let done = 0; done < count; done += 500) {
         chain.append(Array.from({ length: Math.min(500, count - done) }, () => sampleDraft()), ['mcp'], Date.now());

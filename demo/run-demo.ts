@@ -20,7 +20,7 @@ import { verifyPath, EvidenceBundleSchema, readChainHead, readStoredReceipts, ty
 import { readStatus } from '../src/observe/index.js';
 import { prepareOrder, signOrder } from '../src/orders/index.js';
 import type { AgentRuntime, CycleReport } from '../src/agent/index.js';
-import { openStateDb, stateDbPath } from '../src/state/index.js';
+import { openStateDb, stateLayout } from '../src/state/index.js';
 
 const keep = process.argv.includes('--keep');
 const color = process.stdout.isTTY ? (c: number, s: string) => `\x1b[${c}m${s}\x1b[0m` : (_c: number, s: string) => s;
@@ -208,7 +208,7 @@ async function main(): Promise<number> {
     expectThat(rotated[0]?.check === 'key_rotation' && rotated.length > 1, 'rotation bundle signed by the old key; the drift after it signed by the new key, accepted by the MCP');
 
     step(14, 'Receipts: the MCP countersigned every bundle it stored; the newest receipt checked offline');
-    const stateDb = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+    const stateDb = openStateDb(stateLayout(h.config.stateDir).db, { readonly: true });
     const receipts = readStoredReceipts(stateDb);
     stateDb.close();
     const receiptFile = join(dir, 'newest-receipt.json');
@@ -227,10 +227,10 @@ async function main(): Promise<number> {
       h.host.advance(5 * 3_600_000);
       staleSeen ??= (await cycle(h, rt)).find((b) => b.check === 'control_plane' && b.outcome === 'failed');
     }
-    const statusDb = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+    const statusDb = openStateDb(stateLayout(h.config.stateDir).db, { readonly: true });
     const staleStatus = readStatus(statusDb, h.host.now(), { controlPlaneMaxAgeMs: h.config.controlPlaneMaxAge * 1000 }).controlPlane;
     statusDb.close();
-    const staleMetric = readFileSync(join(h.config.stateDir, 'metrics.prom'), 'utf8').includes('compliance_agent_control_plane_stale 1');
+    const staleMetric = readFileSync(stateLayout(h.config.stateDir).metrics, 'utf8').includes('compliance_agent_control_plane_stale 1');
     expectThat(staleSeen !== undefined && /^control_plane_stale/.test(staleSeen.reason ?? '') && staleStatus.stale && staleMetric, 'control_plane_stale raised: alert bundle, status STALE, metric compliance_agent_control_plane_stale 1');
     h.mcp.setFault(null);
     h.host.advance(60_000);
@@ -240,7 +240,7 @@ async function main(): Promise<number> {
     step(16, 'Summary');
     h.host.advance(60_000);
     await rt.agent.cycle();
-    const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+    const db = openStateDb(stateLayout(h.config.stateDir).db, { readonly: true });
     const created = readChainHead(db, h.config.hostId).seq;
     db.close();
     const received = h.mcp.evidence().size;

@@ -61,8 +61,9 @@ let
   };
 
   stateDir = "/var/lib/compliance-agent";
-  # The root healer's tree (src/heal/spool.ts): state/ root 0700, requests/ the drop box the
-  # agent's group may only add its own files to (sticky), results/ root writes and the agent reads.
+  # The root healer's tree (named in src/state/layout.ts): state/ root 0700, requests/ the drop
+  # box the agent's group may only add its own files to (sticky), results/ root writes and the
+  # agent reads.
   healDir = "/var/lib/compliance-agent-heal";
   healUser = "compliance-agent";
   # systemd-tmpfiles lines for that tree; `d` also corrects a wrong mode or owner at every boot.

@@ -9,7 +9,7 @@ let
   inherit (agentConfig) stateDir healDir healUser;
   # The user of the two helpers that need CAP_NET_ADMIN (egress refresh, ruleset snapshot).
   netUser = "compliance-agent-net";
-  # Written by the agent unit's ExecStopPost=, read by the agent at start (src/agent/previous-exit.ts).
+  # Written by the agent unit's ExecStopPost=, read by the agent at start (named in src/state/layout.ts).
   previousExitFile = "previous-exit";
   # The agent unit's memory limits (systemd.resource-control MemoryHigh=/MemoryMax=), from
   # bench/RESULTS.md: at most ~80 MB RSS after 5,000 cycles (Node 24; ~70 on Node 20), of which

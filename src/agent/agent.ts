@@ -2,10 +2,10 @@ import type { Logger } from '../common/index.js';
 import { describeError } from '../common/index.js';
 import type { Baseline, Config } from '../config/index.js';
 import type { Host } from '../host/index.js';
-import { storageWrite, type StateDb } from '../state/index.js';
+import { stateLayout, storageWrite, type StateDb } from '../state/index.js';
 import { ALL_CHECKS, CheckCadence, runChecks, systemFacts, type CheckResult, type SystemFacts } from '../checks/index.js';
 import type { Collected, HealingContext } from '../heal/index.js';
-import { EvidenceChain, exportEvidence, evidenceDir, readChainHead, type EvidenceDraft } from '../evidence/index.js';
+import { EvidenceChain, exportEvidence, readChainHead, type EvidenceDraft } from '../evidence/index.js';
 import { Outbox, flushDestination, type Destination, type DeliveryResult, type OutboxItem } from '../queue/index.js';
 import { controlPlaneView, nextDeliveryHealth, readDeliveryHealth, writeDeliveryHealth, writeMetrics, type FlushOutcome } from '../observe/index.js';
 import type { SecretKey, Envelope } from '../crypto/index.js';
@@ -227,7 +227,7 @@ export class Agent {
       this.startAlerts = undefined;
     }
     this.counters.bundles += drafts.length;
-    exportEvidence(db, evidenceDir(config.stateDir));
+    exportEvidence(db, stateLayout(config.stateDir).evidence);
 
     const flushed = await this.flush(signal);
     // Alerts for what this flush dead-lettered go out in the same cycle.

@@ -2,5 +2,5 @@ export { Agent, type AgentDeps, type McpPort, type CycleReport, type Deliver, ty
 export { OrderDispatch } from './order-dispatch.js';
 export { openAgentRuntime, receiptKeysFromConfig, type AgentRuntime, type RuntimeOverrides } from './runtime.js';
 export { makeDraft } from './drafts.js';
-export { PREVIOUS_EXIT_FILE, readPreviousExit, previousExitAlerts, type PreviousExit, type StartAlerts } from './previous-exit.js';
+export { readPreviousExit, previousExitAlerts, type PreviousExit, type StartAlerts } from './previous-exit.js';
 export { isoSeconds } from '../common/index.js';

@@ -1,17 +1,10 @@
 import { readFileSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Logger } from '../common/index.js';
 import type { Config } from '../config/index.js';
 import type { SystemFacts } from '../checks/index.js';
 import type { EvidenceDraft } from '../evidence/index.js';
+import { stateLayout } from '../state/index.js';
 import { makeDraft } from './drafts.js';
-
-/**
- * In the state directory: how the agent's previous run ended, one line written by the unit's
- * ExecStopPost= from systemd's $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS
- * (modules/lib/services.nix). systemd passes nothing of the previous run to the next ExecStart=.
- */
-export const PREVIOUS_EXIT_FILE = 'previous-exit';
 
 /** systemd's $SERVICE_RESULT when the kernel's OOM killer ended the unit: here, its MemoryMax=. */
 const OOM_KILL = 'oom-kill';
@@ -30,7 +23,7 @@ export interface PreviousExit {
 export type PreviousExitRead = { readonly kind: 'none' } | { readonly kind: 'exit'; readonly exit: PreviousExit } | { readonly kind: 'bad'; readonly why: string };
 
 export function readPreviousExit(stateDir: string): PreviousExitRead {
-  const path = join(stateDir, PREVIOUS_EXIT_FILE);
+  const path = stateLayout(stateDir).previousExit;
   let text: string;
   let at: number;
   try {
@@ -62,7 +55,7 @@ export interface StartAlerts {
 export function previousExitAlerts(config: Config, logger: Logger): StartAlerts | undefined {
   const read = readPreviousExit(config.stateDir);
   if (read.kind === 'none') return undefined;
-  const path = join(config.stateDir, PREVIOUS_EXIT_FILE);
+  const path = stateLayout(config.stateDir).previousExit;
   const ack = () => rmSync(path, { force: true });
   if (read.kind === 'bad') {
     logger.warn(`ignoring the record of the previous run: ${read.why}`);

@@ -3,9 +3,8 @@ import { createSinks } from '../outputs/index.js';
 import { loadSecretKeyFile, parsePublicKey, type PublicKey } from '../crypto/index.js';
 import { RealHost, type Host } from '../host/index.js';
 import { McpClient } from '../mcp/index.js';
-import { openStateDb, stateDbPath, type StateDb } from '../state/index.js';
+import { openStateDb, stateLayout, type StateDb } from '../state/index.js';
 import { createLogger, type Logger } from '../common/index.js';
-import { join } from 'node:path';
 import { Healing, Spool } from '../heal/index.js';
 import { existsSync } from 'node:fs';
 import { IdentityLifecycle, identityPaths, settleRenewal, settleRotation } from '../identity/index.js';
@@ -34,7 +33,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
   const logger = overrides.logger ?? createLogger(config.logLevel);
   if (!overrides.extra?.sinks) assertSinkFiles(config);
   const baseline = loadBaseline(config.baselinePath);
-  const db = openStateDb(stateDbPath(config.stateDir));
+  const db = openStateDb(stateLayout(config.stateDir).db);
   let wired;
   try {
     wired = wireIdentity(config, db, logger, overrides.mcp);
@@ -55,7 +54,7 @@ export function openAgentRuntime(config: Config, overrides: RuntimeOverrides = {
     logger,
     ...(sinks ? { sinks: sinks.deliver } : {}),
     healing: new Healing({ baseline, db, spool: new Spool(config.healDir), logger }),
-    metricsPath: config.metricsFile ?? join(config.stateDir, 'metrics.prom'),
+    metricsPath: config.metricsFile ?? stateLayout(config.stateDir).metrics,
     ...(startAlerts ? { startAlerts } : {}),
     ...(identity ? { identity } : {}),
     ...overrides.extra,

@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { describeError } from '../common/index.js';
 import { applyOperatorAction, DESTINATIONS, hasDeadLetterBookkeeping, listDeadLetters, type DeadLetterSelection, type Destination, type OperatorIdentity } from '../queue/index.js';
-import { openStateDb, stateDbPath } from '../state/index.js';
+import { openStateDb, stateLayout } from '../state/index.js';
 import { EXIT, type Command } from './command.js';
 import { parseWithConfig } from './config-arg.js';
 import { printError } from './output.js';
@@ -67,7 +67,7 @@ export const deadLettersCommand: Command = {
     if (reason !== null && (reason.length === 0 || reason.length > MAX_REASON_CHARS)) return usage(`--reason must be 1 to ${MAX_REASON_CHARS} characters`);
     const selection: DeadLetterSelection = { ...(destination ? { destination: destination as Destination } : {}), ...(ids ? { ids } : {}) };
 
-    const path = stateDbPath(p.config.stateDir);
+    const path = stateLayout(p.config.stateDir).db;
     if (!existsSync(path)) {
       printError(`${path}: no state yet (the agent has not run)`);
       return EXIT.failed;

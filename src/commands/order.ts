@@ -4,7 +4,7 @@ import { parseJsonText } from '../common/index.js';
 import { loadSecretKeyFile } from '../crypto/index.js';
 import { loadBaseline, type Baseline } from '../config/index.js';
 import { DEFAULT_ORDER_TTL_S, cosignOrder, prepareOrder, readOnlyOrderState, signOrder, ttlProblem, verifyContextFromConfig, verifyOrder, withNextSequence, type OrderDecision } from '../orders/index.js';
-import { openStateDb, stateDbPath, type StateDb } from '../state/index.js';
+import { openStateDb, stateLayout, type StateDb } from '../state/index.js';
 import { parseWithConfig } from './config-arg.js';
 import { EXIT, type Command } from './command.js';
 import { printError } from './output.js';
@@ -155,7 +155,7 @@ async function verify(args: string[]): Promise<number> {
     printError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
     return EXIT.usage;
   }
-  const dbPath = stateDbPath(p.config.stateDir);
+  const dbPath = stateLayout(p.config.stateDir).db;
   let db: StateDb | null = null;
   let note: string | null = null;
   if (existsSync(dbPath)) {

@@ -1,8 +1,8 @@
 import type { Config } from '../config/index.js';
 import { loadSecretKeyFile, type SecretKey } from '../crypto/index.js';
 import { makeDraft, receiptKeysFromConfig } from '../agent/index.js';
-import { openStateDb, type StateDb } from '../state/index.js';
-import { EvidenceChain, checkpointEvidence, evidenceDir, receiptAcknowledges, pruneEvidence, type PruneReport } from '../evidence/index.js';
+import { openStateDb, stateLayout, type StateDb } from '../state/index.js';
+import { EvidenceChain, checkpointEvidence, receiptAcknowledges, pruneEvidence, type PruneReport } from '../evidence/index.js';
 import { Outbox, type Destination } from '../queue/index.js';
 import { EXIT, type Command } from './command.js';
 import { parseWithConfig } from './config-arg.js';
@@ -27,7 +27,7 @@ function destinationsOf(config: Config): Destination[] {
 export function pruneStore(config: Config, db: StateDb, signingKey: SecretKey, now: number): PruneReport & { queueRows: number } {
   const outbox = new Outbox(db);
   const chain = new EvidenceChain(db, signingKey, outbox);
-  const report = pruneEvidence(db, evidenceDir(config.stateDir), { keepLast: config.evidenceRetention, minAgeDays: config.pruneRetentionDays }, now, {
+  const report = pruneEvidence(db, stateLayout(config.stateDir).evidence, { keepLast: config.evidenceRetention, minAgeDays: config.pruneRetentionDays }, now, {
     acknowledged: receiptAcknowledges(db, receiptKeysFromConfig(config)),
     checkpoint: (c) => chain.append([{ ...makeDraft(config, NO_FACTS, checkpointEvidence(c, now)), host_id: c.host_id }], destinationsOf(config), now),
   });
@@ -54,7 +54,7 @@ export const pruneCommand: Command = {
     }
     const key = loadSecretKeyFile(p.config.signingKeyFile);
     const bar = progress();
-    bar.show(`pruning the evidence in ${evidenceDir(p.config.stateDir)} and delivered queue rows`, true);
+    bar.show(`pruning the evidence in ${stateLayout(p.config.stateDir).evidence} and delivered queue rows`, true);
     const db = openStateDb(state.path);
     try {
       const report = pruneStore(p.config, db, key, Date.now());

@@ -1,12 +1,12 @@
 import { statSync } from 'node:fs';
-import { stateDbPath } from '../state/index.js';
+import { stateLayout } from '../state/index.js';
 
 /**
  * The state database of a command that only reads or trims state (`status`, `prune`): `none` before
  * the agent first ran, which is not an error; a stateDir that is not a directory is one.
  */
 export function existingStateDb(stateDir: string): { kind: 'db' | 'none'; path: string } | { kind: 'error'; message: string } {
-  const path = stateDbPath(stateDir);
+  const path = stateLayout(stateDir).db;
   for (const [p, wantDir] of [
     [stateDir, true],
     [path, false],

@@ -12,10 +12,6 @@ export function evidenceFileName(seq: number, bundleId: string): string {
   return `${String(seq).padStart(10, '0')}-${bundleId}.json`;
 }
 
-export function evidenceDir(stateDir: string): string {
-  return join(stateDir, 'evidence');
-}
-
 /**
  * Write every stored-but-not-exported envelope to the evidence directory. The database is the
  * source of truth; a crash between writing a file and marking it only rewrites the same file.

@@ -4,12 +4,13 @@ import type { Baseline } from '../config/index.js';
 import { runChecks, type CheckResult } from '../checks/index.js';
 import type { Envelope, PublicKey } from '../crypto/index.js';
 import { checkOrder, verifyContextFromConfig, type Order } from '../orders/index.js';
+import { healLayout, type HealLayout } from '../state/index.js';
 import { actionKey, allowedActions, type HealAction } from './actions.js';
-import { HealerState, healerStatePath, type OrderRow } from './healer-state.js';
+import { HealerState, type OrderRow } from './healer-state.js';
 import { cannotHeal, controlsFor, evidenceCheckName, orderChecks, planHeal, timingFor, type Timing } from './plan.js';
 import { RequestRun, type ActOutcome, type RunDeps } from './request-run.js';
 import { assertRootOnlyDir, listNames, openDropBox, readAgentFile, removeOlderThan, removeStaleTemps, writeRootFile, type DirHandle, type Identity } from './safe-fs.js';
-import { HealRequestSchema, MAX_SPOOL_FILE, describeIssues, entryId, healPaths, safeReason, HealResultSchema, type HealPaths, type HealRequest, type HealResult } from './spool.js';
+import { HealRequestSchema, MAX_SPOOL_FILE, describeIssues, entryId, safeReason, HealResultSchema, type HealRequest, type HealResult } from './spool.js';
 import { generationInfo, stateSnapshot, type GenerationInfo } from './system-state.js';
 import { parseWindow, type MaintenanceWindow } from './window.js';
 
@@ -67,7 +68,7 @@ class Healer {
   constructor(
     private readonly deps: HealerDeps,
     private readonly state: HealerState,
-    private readonly paths: HealPaths,
+    private readonly paths: HealLayout,
     private readonly logger: Logger,
   ) {
     this.now = () => deps.host.now();
@@ -316,7 +317,7 @@ class Healer {
 }
 
 /** Where the healer's tree is wrong, the healer does not start: an AgentError, loud. */
-function assertTree(paths: HealPaths, rootUid: number): void {
+function assertTree(paths: HealLayout, rootUid: number): void {
   assertRootOnlyDir(paths.root, rootUid);
   assertRootOnlyDir(paths.state, rootUid, { private: true });
   assertRootOnlyDir(paths.results, rootUid);
@@ -330,10 +331,10 @@ function assertTree(paths: HealPaths, rootUid: number): void {
  */
 export async function applyHealRequests(deps: HealerDeps): Promise<HealerRun> {
   const logger = deps.logger ?? silentLogger;
-  const paths = healPaths(deps.config.healDir);
+  const paths = healLayout(deps.config.healDir);
   const rootUid = process.getuid?.() ?? 0;
   assertTree(paths, rootUid);
-  const state = HealerState.open(healerStatePath(paths.state));
+  const state = HealerState.open(paths.healerDb);
   try {
     removeStaleTemps(paths.results);
     removeStaleTemps(paths.state);

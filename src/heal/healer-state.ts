@@ -1,6 +1,5 @@
 import Database from 'better-sqlite3';
 import { existsSync, linkSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AgentError } from '../common/index.js';
 import type { Envelope } from '../crypto/index.js';
@@ -69,10 +68,6 @@ const toRow = (r: RawOrderRow): OrderRow => ({
 
 /** Requests answered longer ago than this are forgotten; their orders are not (a re-sent one is a replay). */
 const REQUEST_MEMORY_MS = 30 * 86_400_000;
-
-export function healerStatePath(stateDir: string): string {
-  return join(stateDir, 'healer.db');
-}
 
 function pragmas(db: Database.Database): void {
   db.pragma('journal_mode = WAL');

@@ -3,7 +3,6 @@ export { clockSanity, type ClockSanity } from './clock.js';
 export { HealActionSchema, actionCommand, actionIsDisruptive, healIsDisruptive, actionKey, allowedActions, type HealAction } from './actions.js';
 export { planHeal, decideTiming, orderChecks, evidenceCheckName, controlsFor, type HealPlan, type Timing, type TimingContext } from './plan.js';
 export {
-  healPaths,
   HealRequestSchema,
   HealResultSchema,
   HEAL_OUTCOMES,
@@ -17,5 +16,5 @@ export { applyHealRequests, planProblem, type HealerDeps, type HealerRun } from 
 export { DEFAULT_HEAL_TIMEOUTS, type HealTimeouts } from './request-run.js';
 export { Healing, HEAL_RESULT_BOUND_MS, type HealingContext, type Requested, type Collected } from './healing.js';
 export { Spool } from './request-spool.js';
-export { HealerState, initHealerState, healerStatePath } from './healer-state.js';
+export { HealerState, initHealerState } from './healer-state.js';
 export { initHealTree, resolveAgentIdentity, recordHealerFailure } from './install.js';

@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { dirname, relative, resolve, isAbsolute } from 'node:path';
 import { AgentError, isoSeconds } from '../common/index.js';
-import { initHealerState, healerStatePath } from './healer-state.js';
+import { healLayout } from '../state/index.js';
+import { initHealerState } from './healer-state.js';
 import { controlsFor } from './plan.js';
 import { assertRootOnlyDir, assertTrustedChain, openDropBox, writeRootFile, type Identity } from './safe-fs.js';
-import { healPaths, safeReason, type HealResult } from './spool.js';
+import { safeReason, type HealResult } from './spool.js';
 
 /** Whether `inner` is `outer` or below it. */
 export function isWithin(inner: string, outer: string): boolean {
@@ -71,7 +72,7 @@ function ensureDir(path: string, mode: number, gid: number): void {
 export function initHealTree(healDir: string, agent: Identity, now: number): void {
   const rootUid = process.getuid?.() ?? 0;
   const rootGid = process.getgid?.() ?? 0;
-  const p = healPaths(healDir);
+  const p = healLayout(healDir);
   assertTrustedChain(dirname(resolve(healDir)), rootUid);
   ensureDir(p.root, 0o755, rootGid);
   ensureDir(p.state, 0o700, rootGid);
@@ -80,7 +81,7 @@ export function initHealTree(healDir: string, agent: Identity, now: number): voi
   assertRootOnlyDir(p.state, rootUid, { private: true });
   assertRootOnlyDir(p.results, rootUid);
   openDropBox(p.requests, rootUid, agent.gid).close();
-  initHealerState(healerStatePath(p.state), now);
+  initHealerState(p.healerDb, now);
 }
 
 /**
@@ -88,7 +89,7 @@ export function initHealTree(healDir: string, agent: Identity, now: number): voi
  * turns into evidence, so a healer that crashed or hit its start limit is not silent.
  */
 export function recordHealerFailure(healDir: string, agent: Identity, now: number, what: string): HealResult {
-  const p = healPaths(healDir);
+  const p = healLayout(healDir);
   assertRootOnlyDir(p.results, process.getuid?.() ?? 0);
   const result: HealResult = {
     version: 1,

@@ -1,7 +1,8 @@
 import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentError } from '../common/index.js';
-import { HealRequestSchema, HealResultSchema, MAX_SPOOL_FILE, describeIssues, entryId, healPaths, type HealPaths, type HealRequest, type HealResult } from './spool.js';
+import { healLayout, type HealLayout } from '../state/index.js';
+import { HealRequestSchema, HealResultSchema, MAX_SPOOL_FILE, describeIssues, entryId, type HealRequest, type HealResult } from './spool.js';
 
 export interface SpoolEntry {
   readonly name: string;
@@ -14,10 +15,10 @@ export interface SpoolEntry {
  * the agent may write; nothing here runs as root.
  */
 export class Spool {
-  readonly paths: HealPaths;
+  readonly paths: HealLayout;
 
   constructor(healDir: string) {
-    this.paths = healPaths(healDir);
+    this.paths = healLayout(healDir);
   }
 
   /** Write a request into the drop box: a temp name of the agent's own, then renamed into place. */

@@ -1,22 +1,8 @@
-import { join } from 'node:path';
 import * as z from 'zod';
 import { oneLine } from '../common/index.js';
 import { EnvelopeSchema } from '../crypto/index.js';
 import { ActionTakenSchema } from '../evidence/index.js';
 import { HealActionSchema } from './actions.js';
-
-/**
- * The healer's tree (config.healDir), owned by root:
- *   state/     root 0700: the healer's own database; the agent cannot even list it.
- *   requests/  root:<agent group> 1770: the drop box. The agent creates its requests here and,
- *              the directory being sticky, can remove or rename only its own entries. Root reads
- *              them without following links and never removes or renames anything here.
- *   results/   root:<agent group> 0750: results root writes (0640) for the agent to read.
- */
-export function healPaths(healDir: string) {
-  return { root: healDir, state: join(healDir, 'state'), requests: join(healDir, 'requests'), results: join(healDir, 'results') };
-}
-export type HealPaths = ReturnType<typeof healPaths>;
 
 const isoTime = z.iso.datetime();
 /** The largest request or result file either side reads. */

@@ -70,7 +70,3 @@ function migrate(db: StateDb): void {
     })();
   }
 }
-
-export function stateDbPath(stateDir: string): string {
-  return `${stateDir}/state.db`;
-}

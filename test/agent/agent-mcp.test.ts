@@ -6,7 +6,7 @@ import { verifyPath, EvidenceBundleSchema, type EvidenceBundle } from '../../src
 import { verifyEnvelope, EVIDENCE_PAYLOAD_TYPE } from '../../src/crypto/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { McpClient } from '../../src/mcp/index.js';
-import { openStateDb, stateDbPath } from '../../src/state/index.js';
+import { openStateDb, stateLayout } from '../../src/state/index.js';
 
 const tmp = tempDir();
 let h: Harness;
@@ -123,7 +123,7 @@ describe('agent against the reference MCP over mTLS', () => {
     const r = await rt.agent.cycle();
     expect(r.polled).toBe('failed');
     expect(h.host.actions()).toEqual([]);
-    const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+    const db = openStateDb(stateLayout(h.config.stateDir).db, { readonly: true });
     const last = db.prepare("SELECT envelope FROM evidence WHERE check_name = 'mcp' ORDER BY seq DESC LIMIT 1").get() as { envelope: string };
     db.close();
     const bundle = JSON.parse(Buffer.from((JSON.parse(last.envelope) as { payload: string }).payload, 'base64').toString()) as EvidenceBundle;
@@ -144,7 +144,7 @@ describe('agent against the reference MCP over mTLS', () => {
     expect(report.findings).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.hosts[0]!.count).toBe(received().length);
-    const metrics = readFileSync(join(h.config.stateDir, 'metrics.prom'), 'utf8');
+    const metrics = readFileSync(stateLayout(h.config.stateDir).metrics, 'utf8');
     expect(metrics).toMatch(/compliance_agent_queue_depth\{destination="mcp"\} 0/);
     expect(metrics).toMatch(/compliance_agent_check_status\{check="time"\} 0/);
     expect(existsSync(join(h.config.stateDir, 'state.db'))).toBe(true);

@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../../testing/index.js';
 import { createLogger } from '../../src/common/index.js';
-import { PREVIOUS_EXIT_FILE, readPreviousExit } from '../../src/agent/index.js';
+import { readPreviousExit } from '../../src/agent/index.js';
+import { stateLayout } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { receivedBundles } from '../helpers/evidence.js';
 
@@ -20,7 +21,7 @@ afterAll(async () => {
 });
 
 const agentAlerts = () => receivedBundles(h.mcp, h.agentPublicKey).filter((b) => b.check === 'agent');
-const file = () => join(h.config.stateDir, PREVIOUS_EXIT_FILE);
+const file = () => stateLayout(h.config.stateDir).previousExit;
 
 /** What the unit's ExecStopPost= writes (its rendering is run for real in test/nix). */
 function stopped(line: string, atMs?: number): void {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ALL_CHECKS, CheckCadence, runChecks, systemFacts, type CheckResult } from '../../src/checks/index.js';
 import { dueCheckEvidence } from '../../src/agent/due-check-evidence.js';
 import { makeDraft } from '../../src/agent/index.js';
-import { openStateDb, stateDbPath } from '../../src/state/index.js';
+import { openStateDb, stateLayout } from '../../src/state/index.js';
 import type { SimulatedHost } from '../../testing/index.js';
 import { applianceContext, testConfig } from '../helpers/appliance.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -126,7 +126,7 @@ describe('evidence of a reused result says when it was observed', () => {
     cleanups.push(dir.cleanup);
     const config = testConfig({ stateDir: dir.path, heartbeatInterval: 60 });
     const s = setup(config);
-    const db = openStateDb(stateDbPath(dir.path));
+    const db = openStateDb(stateLayout(dir.path).db);
     cleanups.unshift(() => db.close());
     const t0 = s.host.now();
     const first = await s.cycle();

@@ -3,7 +3,7 @@ import { startHarness, type Harness } from '../../testing/index.js';
 import { isoSeconds, type AgentRuntime } from '../../src/agent/index.js';
 import { EVIDENCE_PAYLOAD_TYPE, verifyEnvelope, type Envelope } from '../../src/crypto/index.js';
 import { EvidenceBundleSchema, type EvidenceBundle } from '../../src/evidence/index.js';
-import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
+import { openStateDb, stateLayout, type StateDb } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // The appliance's clock steps (a dead RTC corrected by NTP, a VM restored from a snapshot): the
@@ -20,7 +20,7 @@ beforeAll(async () => {
   // Window 02:00-04:00 UTC (the default); orders live 6 hours.
   h = await startHarness(tmp.path, { config: { orderTtl: 6 * 3600, heartbeatInterval: 3600 }, appliance: { now: T0 } });
   rt = h.openAgent();
-  db = openStateDb(stateDbPath(h.config.stateDir));
+  db = openStateDb(stateLayout(h.config.stateDir).db);
 });
 afterAll(async () => {
   db?.close();

@@ -5,10 +5,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness, type ReceiptFault } from '../../testing/index.js';
 import { pruneStore } from '../../src/commands/prune.js';
 import { loadSecretKeyFile, publicKeyOf, randomSeed } from '../../src/crypto/index.js';
-import { evidenceDir, signReceipt, type EvidenceBundle } from '../../src/evidence/index.js';
+import { signReceipt, type EvidenceBundle } from '../../src/evidence/index.js';
 import { McpClient } from '../../src/mcp/index.js';
 import { readStatus } from '../../src/observe/index.js';
-import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
+import { openStateDb, stateLayout, type StateDb } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // The agent's real mTLS client, outbox, chain and prune against a reference MCP that lies about
@@ -23,7 +23,7 @@ afterAll(async () => {
 async function harness(name: string, opts: Parameters<typeof startHarness>[1] = {}): Promise<{ h: Harness; db: StateDb }> {
   const h = await startHarness(join(tmp.path, name), opts);
   harnesses.push(h);
-  const db = openStateDb(stateDbPath(h.config.stateDir));
+  const db = openStateDb(stateLayout(h.config.stateDir).db);
   return { h, db };
 }
 
@@ -91,7 +91,7 @@ describe('an MCP whose receipts do not acknowledge what was sent', () => {
     expect(pruned.checkpoints).toHaveLength(1);
     expect(bundles(db, 'chain')).toHaveLength(1);
     // The auditor's check: the pruned directory starts where the checkpoint says, and the receipts verify.
-    const v = cli(['verify', evidenceDir(h.config.stateDir), '--pubkey', h.agentPublicKeyText, '--receipts', stateDbPath(h.config.stateDir), '--mcp-key', h.mcp.receiptKeyText]);
+    const v = cli(['verify', stateLayout(h.config.stateDir).evidence, '--pubkey', h.agentPublicKeyText, '--receipts', stateLayout(h.config.stateDir).db, '--mcp-key', h.mcp.receiptKeyText]);
     expect(v.stdout).toMatch(/receipts: \d+ checked, \d+ bundle\(s\) in the chain acknowledged by the MCP/);
     expect(v.code, v.stdout).toBe(0);
     await rt.close();
@@ -123,7 +123,7 @@ describe('an MCP that answers 204 for longer than controlPlaneMaxAge', () => {
     // status reads the wall clock; the simulated one is ahead of it, so compare the signed time.
     expect(JSON.parse(status.stdout).controlPlane).toMatchObject({ signedAt, maxAgeMs: 86_400_000 });
     expect(readStatus(db, h.host.now()).controlPlane.stale).toBe(true);
-    expect(readFileSync(join(h.config.stateDir, 'metrics.prom'), 'utf8')).toContain('compliance_agent_control_plane_stale 1');
+    expect(readFileSync(stateLayout(h.config.stateDir).metrics, 'utf8')).toContain('compliance_agent_control_plane_stale 1');
     // Still stale an hour later: no second alert until heartbeatInterval has passed.
     h.host.advance(30 * 60_000);
     await rt.agent.cycle();
@@ -134,7 +134,7 @@ describe('an MCP that answers 204 for longer than controlPlaneMaxAge', () => {
     await rt.agent.cycle();
     expect(bundles(db, 'control_plane').map((b) => b.outcome)).toEqual(['failed', 'compliant']);
     expect(readStatus(db, h.host.now()).controlPlane.stale).toBe(false);
-    expect(readFileSync(join(h.config.stateDir, 'metrics.prom'), 'utf8')).toContain('compliance_agent_control_plane_stale 0');
+    expect(readFileSync(stateLayout(h.config.stateDir).metrics, 'utf8')).toContain('compliance_agent_control_plane_stale 0');
     await rt.close();
   });
 });
@@ -191,10 +191,10 @@ describe('an evidence directory cut at either end', () => {
       await rt.agent.cycle();
     }
     await rt.close();
-    const dir = evidenceDir(h.config.stateDir);
+    const dir = stateLayout(h.config.stateDir).evidence;
     const files = readdirSync(dir).sort();
     const args = ['verify', dir, '--pubkey', h.agentPublicKeyText];
-    const withReceipts = [...args, '--receipts', stateDbPath(h.config.stateDir), '--mcp-key', h.mcp.receiptKeyText];
+    const withReceipts = [...args, '--receipts', stateLayout(h.config.stateDir).db, '--mcp-key', h.mcp.receiptKeyText];
     const headHash = (cli([...args, '--json']).stdout && JSON.parse(cli([...args, '--json']).stdout).hosts[0].headHash) as string;
     expect(cli(withReceipts).code).toBe(0);
     expect(cli([...args, '--head', headHash]).code).toBe(0);

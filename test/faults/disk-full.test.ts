@@ -5,8 +5,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../../testing/index.js';
 import { AgentError, createLogger } from '../../src/common/index.js';
 import { EVIDENCE_PAYLOAD_TYPE, verifyEnvelope } from '../../src/crypto/index.js';
-import { EvidenceBundleSchema, evidenceDir, readChainHead, verifyPath } from '../../src/evidence/index.js';
-import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
+import { EvidenceBundleSchema, readChainHead, verifyPath } from '../../src/evidence/index.js';
+import { openStateDb, stateLayout, type StateDb } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // The agent's whole state directory on a real 1 MiB tmpfs (root, as CI runs): a mount failure fails the test.
@@ -105,7 +105,7 @@ it('a full state directory: clear error naming it, no corruption, nothing half-c
 
   // Restarted while still full: the database opens, is intact and self-consistent.
   {
-    const db = openStateDb(stateDbPath(stateDir));
+    const db = openStateDb(stateLayout(stateDir).db);
     expectConsistent(db);
     db.close();
   }
@@ -122,7 +122,7 @@ it('a full state directory: clear error naming it, no corruption, nothing half-c
   expect(again.agent.pending()).toBe(0);
   await again.close();
 
-  const db = openStateDb(stateDbPath(stateDir));
+  const db = openStateDb(stateLayout(stateDir).db);
   const n = expectConsistent(db);
   db.close();
   // Everything queued before, during and after the full disk reached the MCP once, as one unbroken chain.
@@ -139,7 +139,7 @@ it('a full state directory: clear error naming it, no corruption, nothing half-c
   // Outage alerts: when it began, again on the first cycle that could write (a heartbeat had passed
   // and the failed cycles never marked an alert as sent), and its end.
   expect(bundles.filter((b) => b.check === 'mcp').map((b) => b.outcome)).toEqual(['failed', 'failed', 'compliant']);
-  const report = verifyPath(evidenceDir(stateDir), [h.agentPublicKey]);
+  const report = verifyPath(stateLayout(stateDir).evidence, [h.agentPublicKey]);
   expect(report.findings).toEqual([]);
   expect(report.hosts[0]).toMatchObject({ first: 1, last: n, count: n });
 });

@@ -6,9 +6,9 @@ import { build } from 'esbuild';
 import { expect } from 'vitest';
 import type { Harness } from '../../testing/index.js';
 import { EVIDENCE_PAYLOAD_TYPE, publicKeyOf, randomSeed, verifyEnvelope, type Envelope } from '../../src/crypto/index.js';
-import { EvidenceBundleSchema, evidenceDir, evidenceFileName, readChainHead, verifyPath, type EvidenceBundle } from '../../src/evidence/index.js';
+import { EvidenceBundleSchema, evidenceFileName, readChainHead, verifyPath, type EvidenceBundle } from '../../src/evidence/index.js';
 import { prepareOrder, signOrder } from '../../src/orders/index.js';
-import { openStateDb, stateDbPath } from '../../src/state/index.js';
+import { openStateDb, stateLayout } from '../../src/state/index.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/agent-child.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -99,7 +99,7 @@ async function runOnce(
   phaseWaitMs: number,
   sink: { execs: string[]; clock: number },
 ): Promise<KillRun> {
-  const dir = evidenceDir(h.config.stateDir);
+  const dir = stateLayout(h.config.stateDir).evidence;
   const key = h.agentPublicKey;
   await child.loaded;
   let last = 'start';
@@ -199,7 +199,7 @@ export async function drainAndVerify(h: Harness, loop: KillLoopResult): Promise<
   }
   await rt.close();
 
-  const db = openStateDb(stateDbPath(h.config.stateDir));
+  const db = openStateDb(stateLayout(h.config.stateDir).db);
   try {
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     const head = readChainHead(db, h.config.hostId);
@@ -227,7 +227,7 @@ export async function drainAndVerify(h: Harness, loop: KillLoopResult): Promise<
     const byId = new Map(received.map((r) => [r.bundle.bundle_id, JSON.stringify(r.envelope)]));
     for (const s of stored) expect(byId.get(s.bundle_id)).toBe(s.envelope);
     // The auditor's on-disk copy verifies too (its first file may follow a pruned bundle).
-    const local = verifyPath(evidenceDir(h.config.stateDir), [h.agentPublicKey]);
+    const local = verifyPath(stateLayout(h.config.stateDir).evidence, [h.agentPublicKey]);
     expect(local.findings).toEqual([]);
     expect(local.hosts[0]!.last).toBe(head.seq);
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness, type McpFault } from '../../testing/index.js';
 import type { McpPort } from '../../src/agent/index.js';
 import { McpClient, type McpClientOptions } from '../../src/mcp/index.js';
-import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
+import { openStateDb, stateLayout, type StateDb } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // The agent's real mTLS client and outbox against a misbehaving MCP: whatever the MCP does, the
@@ -17,7 +17,7 @@ let db: StateDb;
 beforeAll(async () => {
   // Orders live a day, so the one waiting through a fault is still valid when the fault clears.
   h = await startHarness(tmp.path, { config: { orderTtl: 86_400 } });
-  db = openStateDb(stateDbPath(h.config.stateDir));
+  db = openStateDb(stateLayout(h.config.stateDir).db);
 });
 afterAll(async () => {
   db?.close();

@@ -3,7 +3,8 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createLogger } from '../../src/common/index.js';
-import { applyHealRequests, healPaths } from '../../src/heal/index.js';
+import { applyHealRequests } from '../../src/heal/index.js';
+import { healLayout } from '../../src/state/index.js';
 import { RealHost, REBUILD_ENV } from '../../src/host/index.js';
 import { iso } from '../orders/fixtures.js';
 import { nixEval, render, type Rendered } from '../nix/nix.js';
@@ -69,7 +70,7 @@ describe('a Nix access token stays out of URLs, logs, evidence and rendered conf
     const orderId = (JSON.parse(Buffer.from(env.payload, 'base64').toString()) as { order_id: string }).order_id;
     const id = randomUUID();
     writeFileSync(
-      join(healPaths(t.healDir).requests, `${id}.json`),
+      join(healLayout(t.healDir).requests, `${id}.json`),
       JSON.stringify({ version: 1, request_id: id, created_at: iso(t.sim.now()), envelope: env, plan: { order_id: orderId, actions: [{ kind: 'rebuild_switch', flakeRef: leaky }] } }),
     );
     // And a heal that does build the (pinned, token-free) baseline flake.
@@ -81,7 +82,7 @@ describe('a Nix access token stays out of URLs, logs, evidence and rendered conf
     t.db.transaction(() => collected.record())();
     drafts.push(...collected.drafts);
     // The agent's state, and root's: its own state and the results it wrote (the drop box holds what the test planted).
-    const heal = healPaths(t.healDir);
+    const heal = healLayout(t.healDir);
     const onDisk = [everyFile(t.stateDir), everyFile(heal.state), everyFile(heal.results)].join('\n');
     collected.ack();
 

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { EVIDENCE_PAYLOAD_TYPE, type Envelope } from '../../src/crypto/index.js';
 import { REJECT_REASONS, type RejectReason } from '../../src/orders/index.js';
-import { healPaths } from '../../src/heal/index.js';
+import { healLayout } from '../../src/state/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 import { assertValidDrafts, msp, setup, type Setup } from './fixtures.js';
 
@@ -50,7 +50,7 @@ describe('every rejected order becomes evidence and causes no action', () => {
     assertValidDrafts(handled.drafts);
     expect(handled.drafts[0]).toMatchObject({ check: 'order', outcome: 'rejected', action_taken: [], post_state: null });
     expect(handled.drafts[0]!.reason).toMatch(new RegExp(`^${reason}: `));
-    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+    expect(readdirSync(healLayout(s.healDir).requests)).toEqual([]);
     expect((await s.heal()).results).toEqual([]);
     expect(s.sim.actions()).toEqual([]);
     expect(s.sim.unitState('sshd.service')?.active).toBe('inactive');
@@ -125,7 +125,7 @@ describe('accepted orders that need no healer', () => {
     const enc = await s.handleOrder(s.order('heal', { checks: ['encryption'] }), await s.cycle());
     expect(enc.drafts[0]).toMatchObject({ outcome: 'failed', check: 'encryption' });
     expect(enc.drafts[0]!.reason).toMatch(/^cannot heal: encryption: .*never done automatically/);
-    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+    expect(readdirSync(healLayout(s.healDir).requests)).toEqual([]);
   });
 
   it('a unit that is down but not in the baseline is never restarted', async () => {
@@ -139,7 +139,7 @@ describe('accepted orders that need no healer', () => {
   it('an accepted heal that cannot be spooled is evidence of failure, not silence', async () => {
     s = setup();
     s.sim.stopService('sshd.service');
-    const dir = healPaths(s.healDir).requests;
+    const dir = healLayout(s.healDir).requests;
     rmSync(dir, { recursive: true });
     writeFileSync(dir, 'not a directory');
     const h = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());

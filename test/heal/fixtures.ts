@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { parseConfig, type Baseline, type Config } from '../../src/config/index.js';
 import { runChecks, systemFacts, type SystemFacts } from '../../src/checks/index.js';
 import { simulatedAppliance, baselineFor, type SimulatedHost } from '../../testing/index.js';
-import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
+import { openStateDb, stateLayout, type StateDb } from '../../src/state/index.js';
 import { makeDraft, OrderDispatch } from '../../src/agent/index.js';
 import { EvidenceBundleSchema, type EvidenceDraft } from '../../src/evidence/index.js';
 import { applyHealRequests, Healing, initHealTree, Spool, type HealerDeps, type HealingContext } from '../../src/heal/index.js';
@@ -88,7 +88,7 @@ export function setup(opts: { now?: number; config?: Record<string, unknown>; lo
   });
   const agent = { uid: process.getuid!(), gid: process.getgid!() };
   initHealTree(config.healDir, agent, sim.now());
-  const db = openStateDb(stateDbPath(stateDir));
+  const db = openStateDb(stateLayout(stateDir).db);
   const logger = opts.logger ?? silentLogger;
   const healing = new Healing({ baseline, db, spool: new Spool(config.healDir), logger });
   const orders = new OrderDispatch({ config, baseline, db, healing, logger, ...(opts.rejectionLimit ? { rejectionLimit: opts.rejectionLimit } : {}) });

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { HealerState, healerStatePath, healPaths, Spool, type HealAction, type HealRequest } from '../../src/heal/index.js';
+import { HealerState, Spool, type HealAction, type HealRequest } from '../../src/heal/index.js';
+import { healLayout } from '../../src/state/index.js';
 import type { Order } from '../../src/orders/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
 import { type Host } from '../../src/host/index.js';
@@ -42,7 +43,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     s = setup();
     s.sim.stopService('sshd.service');
     const handled = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
-    const path = join(healPaths(s.healDir).requests, `${handled.requestId}.json`);
+    const path = join(healLayout(s.healDir).requests, `${handled.requestId}.json`);
     const req = JSON.parse(readFileSync(path, 'utf8')) as HealRequest;
     const payload = JSON.parse(Buffer.from(req.envelope.payload, 'base64').toString()) as Record<string, unknown>;
     payload.type = 'apply_baseline';
@@ -124,7 +125,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     s = setup();
     s.sim.stopService('sshd.service');
     const handled = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
-    const path = join(healPaths(s.healDir).requests, `${handled.requestId}.json`);
+    const path = join(healLayout(s.healDir).requests, `${handled.requestId}.json`);
     const saved = readFileSync(path);
     expect((await s.heal()).results[0]?.result.outcome).toBe('healed');
     await s.collect();
@@ -146,7 +147,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     s = setup();
     const env = s.order('rollback', {});
     const order = JSON.parse(Buffer.from(env.payload, 'base64').toString()) as Order;
-    const state = HealerState.open(healerStatePath(healPaths(s.healDir).state));
+    const state = HealerState.open(healLayout(s.healDir).healerDb);
     state.recordOrder(order, randomUUID(), 'applying', env, s.sim.now());
     state.close();
     const r = await healNothing(s);
@@ -196,7 +197,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
   it('a missing or corrupt healer state is refused loudly, never read as empty', async () => {
     s = setup();
     spool(s, s.order('rollback', {}), [{ kind: 'rollback' }]);
-    const db = healerStatePath(healPaths(s.healDir).state);
+    const db = healLayout(s.healDir).healerDb;
     writeFileSync(db, 'this is not a database, it is garbage of the same size as a header');
     s.sim.clearExecuted();
     await expect(s.heal()).rejects.toThrow(/the healer's state cannot be used/);
@@ -207,7 +208,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
 
   it('a symlink planted in the drop box is not followed, garbage is refused, stray names are ignored and left', async () => {
     s = setup();
-    const dir = healPaths(s.healDir).requests;
+    const dir = healLayout(s.healDir).requests;
     const secret = join(s.stateDir, 'secret.json');
     writeFileSync(secret, JSON.stringify({ token: 'do-not-echo' }));
     symlinkSync(secret, join(dir, `${randomUUID()}.json`));

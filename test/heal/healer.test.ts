@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { healPaths, recordHealerFailure, HEAL_RESULT_BOUND_MS, type HealerDeps } from '../../src/heal/index.js';
+import { recordHealerFailure, HEAL_RESULT_BOUND_MS, type HealerDeps } from '../../src/heal/index.js';
+import { healLayout } from '../../src/state/index.js';
 import { CheckCadence, runChecks } from '../../src/checks/index.js';
 import { SAMPLE_FLAKE_SOURCE } from '../../testing/index.js';
 import { activateSteps, assertValidDrafts, rollbackSteps, setup, type Setup } from './fixtures.js';
@@ -65,8 +66,8 @@ describe('heal-apply acts from the fixed repertoire and health-checks', () => {
     expect(drafts[0]!.pre_state).toMatchObject({ checks: { services: { status: 'drift', drift_units: ['postgresql.service'] } } });
     expect(drafts[0]!.post_state).toMatchObject({ checks: { services: { status: 'compliant' } } });
     // The agent removed its answered request; the result stays in root's directory, read once.
-    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
-    expect(readdirSync(healPaths(s.healDir).results)).toHaveLength(1);
+    expect(readdirSync(healLayout(s.healDir).requests)).toEqual([]);
+    expect(readdirSync(healLayout(s.healDir).results)).toHaveLength(1);
     expect((await s.collect()).drafts).toEqual([]);
   });
 
@@ -208,13 +209,13 @@ describe('crash safety of the drop box', () => {
     s = setup();
     s.sim.stopService('sshd.service');
     await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
-    const [request] = readdirSync(healPaths(s.healDir).requests);
-    const saved = readFileSync(join(healPaths(s.healDir).requests, request!));
+    const [request] = readdirSync(healLayout(s.healDir).requests);
+    const saved = readFileSync(join(healLayout(s.healDir).requests, request!));
     const first = await s.heal();
     expect(first.results[0]?.result.outcome).toBe('healed');
     await s.collect();
-    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
-    writeFileSync(join(healPaths(s.healDir).requests, request!), saved);
+    expect(readdirSync(healLayout(s.healDir).requests)).toEqual([]);
+    writeFileSync(join(healLayout(s.healDir).requests, request!), saved);
     s.sim.clearExecuted();
     s.sim.stopService('sshd.service');
     const second = await s.heal();
@@ -234,7 +235,7 @@ describe('crash safety of the drop box', () => {
     again.record();
     again.ack();
     expect((await s.collectResults(await s.cycle())).drafts).toEqual([]);
-    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+    expect(readdirSync(healLayout(s.healDir).requests)).toEqual([]);
   });
 
   it('a disruptive heal outside the window: held by root, one deferred bundle, then one healed bundle when the window opens', async () => {
@@ -244,7 +245,7 @@ describe('crash safety of the drop box', () => {
     expect((await s.handleOrder(env, await s.cycle())).drafts).toEqual([]);
     await s.heal();
     expect((await s.collect()).drafts.map((d) => d.outcome)).toEqual(['deferred']);
-    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+    expect(readdirSync(healLayout(s.healDir).requests)).toEqual([]);
     s.sim.setNow(Date.UTC(2026, 10, 23, 2, 1, 0));
     await s.heal();
     const done = await s.collect();
@@ -260,7 +261,7 @@ describe('the agent notices a healer that does not answer', () => {
     s.sim.stopService('sshd.service');
     const handled = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     expect((await s.collect()).drafts).toEqual([]);
-    const file = join(healPaths(s.healDir).requests, `${handled.requestId}.json`);
+    const file = join(healLayout(s.healDir).requests, `${handled.requestId}.json`);
     const old = (Date.now() - HEAL_RESULT_BOUND_MS - 60_000) / 1000;
     utimesSync(file, old, old);
     const late = (await s.collect()).drafts;
@@ -272,7 +273,7 @@ describe('the agent notices a healer that does not answer', () => {
     s.sim.advance(60_000);
     await s.heal();
     expect((await s.collect()).drafts.map((d) => d.outcome)).toEqual(['healed']);
-    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+    expect(readdirSync(healLayout(s.healDir).requests)).toEqual([]);
   });
 
   it('results are read before overdue requests are counted: a late answer in the same collect is reported, not also overdue', async () => {
@@ -280,16 +281,16 @@ describe('the agent notices a healer that does not answer', () => {
     s.sim.stopService('sshd.service');
     const handled = await s.handleOrder(s.order('heal', { checks: ['services'] }), await s.cycle());
     const old = (Date.now() - HEAL_RESULT_BOUND_MS - 60_000) / 1000;
-    utimesSync(join(healPaths(s.healDir).requests, `${handled.requestId}.json`), old, old);
+    utimesSync(join(healLayout(s.healDir).requests, `${handled.requestId}.json`), old, old);
     await s.heal();
     expect((await s.collect()).drafts.map((d) => [d.check, d.outcome])).toEqual([['services', 'healed']]);
-    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+    expect(readdirSync(healLayout(s.healDir).requests)).toEqual([]);
   });
 
   it('a healer tree the agent cannot read stops nothing: no results this cycle, no exception', async () => {
     s = setup();
-    rmSync(healPaths(s.healDir).results, { recursive: true });
-    writeFileSync(healPaths(s.healDir).results, 'not a directory');
+    rmSync(healLayout(s.healDir).results, { recursive: true });
+    writeFileSync(healLayout(s.healDir).results, 'not a directory');
     await expect(s.collect()).resolves.toMatchObject({ drafts: [] });
   });
 

@@ -3,8 +3,8 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { addSignature, type Envelope } from '../../src/crypto/index.js';
-import { healPaths } from '../../src/heal/index.js';
 import { SAMPLE_FLAKE_SOURCE, type GenerationSpec } from '../../testing/index.js';
+import { healLayout } from '../../src/state/index.js';
 import { iso, makeKey, signPayload } from '../orders/fixtures.js';
 import { activateSteps, msp, rollbackSteps, setup, type Setup } from './fixtures.js';
 
@@ -25,7 +25,7 @@ const orderIdOf = (env: Envelope) => (JSON.parse(Buffer.from(env.payload, 'base6
 function dropRaw(t: Setup, env: Envelope, actions: unknown[]): void {
   const id = randomUUID();
   const req = { version: 1, request_id: id, created_at: iso(t.sim.now()), envelope: env, plan: { order_id: orderIdOf(env), actions } };
-  writeFileSync(join(healPaths(t.healDir).requests, `${id}.json`), JSON.stringify(req));
+  writeFileSync(join(healLayout(t.healDir).requests, `${id}.json`), JSON.stringify(req));
 }
 
 function specOf(t: Setup, revision: string): GenerationSpec {
@@ -53,7 +53,7 @@ describe('pinned sources: refused by the agent and, dropped directly, by the hea
     const handled = await s.handleOrder(env, await s.cycle());
     expect(handled.accepted).toBe(false);
     expect(handled.drafts[0]!.reason).toMatch(new RegExp(`^${reason}: `));
-    expect(readdirSync(healPaths(s.healDir).requests)).toEqual([]);
+    expect(readdirSync(healLayout(s.healDir).requests)).toEqual([]);
 
     dropRaw(s, s.order('apply_baseline', { revision: rev('e'), flakeRef }), [{ kind: 'rebuild_switch', flakeRef }]);
     s.sim.clearExecuted();

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { clockSanity, decideTiming, healPaths, parseWindow, Spool, type HealAction } from '../../src/heal/index.js';
+import { clockSanity, decideTiming, parseWindow, Spool, type HealAction } from '../../src/heal/index.js';
+import { healLayout } from '../../src/state/index.js';
 import type { Envelope } from '../../src/crypto/index.js';
 import type { CheckResult } from '../../src/checks/index.js';
 import { SAMPLE_FLAKE_REF } from '../../testing/index.js';
@@ -14,7 +15,7 @@ afterEach(() => {
   s = undefined;
 });
 
-const requests = (t: Setup) => readdirSync(healPaths(t.healDir).requests);
+const requests = (t: Setup) => readdirSync(healLayout(t.healDir).requests);
 const orderIdOf = (env: Envelope) => (JSON.parse(Buffer.from(env.payload, 'base64').toString()) as { order_id: string }).order_id;
 
 function timeResult(status: CheckResult['status'], observed: Record<string, unknown>): CheckResult[] {

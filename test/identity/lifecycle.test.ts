@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { startHarness, type Harness, SAMPLE_NOW } from '../../testing/index.js';
 import { EvidenceBundleSchema, type EvidenceBundle } from '../../src/evidence/index.js';
 import { formatStatus, readStatus } from '../../src/observe/index.js';
-import { openStateDb, stateDbPath } from '../../src/state/index.js';
+import { openStateDb, stateLayout } from '../../src/state/index.js';
 import type { AgentRuntime } from '../../src/agent/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -39,7 +39,7 @@ function localBundles(h: Harness): EvidenceBundle[] {
 }
 
 function statusText(h: Harness): string {
-  const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+  const db = openStateDb(stateLayout(h.config.stateDir).db, { readonly: true });
   try {
     return formatStatus(readStatus(db, h.host.now()), h.host.now());
   } finally {

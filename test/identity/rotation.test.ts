@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { startHarness, type Harness } from '../../testing/index.js';
 import { canonicalEnvelope, generateKeyFiles, loadSecretKeyFile, signEnvelope, EVIDENCE_PAYLOAD_TYPE, type Envelope } from '../../src/crypto/index.js';
 import { EvidenceBundleSchema, type EvidenceBundle } from '../../src/evidence/index.js';
+import { stateLayout } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { cli } from '../helpers/cli.js';
 
@@ -36,7 +37,7 @@ beforeAll(async () => {
   h.host.stopService('postgresql.service');
   h.host.advance(60_000);
   await rt.agent.cycle();
-  evidenceDir = join(h.config.stateDir, 'evidence');
+  evidenceDir = stateLayout(h.config.stateDir).evidence;
 });
 afterAll(async () => {
   await h?.close();

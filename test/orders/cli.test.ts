@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyFiles } from '../../src/crypto/index.js';
-import { openStateDb, stateDbPath } from '../../src/state/index.js';
+import { openStateDb, stateLayout } from '../../src/state/index.js';
 import { sqliteOrderState, verifyContextFromConfig, verifyOrder } from '../../src/orders/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -49,7 +49,7 @@ describe('compliance-agent order sign | verify', () => {
   it('reads the state database read-only: an order the agent already took reads as replayed, and nothing changes', () => {
     const signed = cli(['order', 'sign', '--key', keyPath, '--sequence', '1000', '-'], JSON.stringify(order));
     const config = loadConfig(configPath);
-    const db = openStateDb(stateDbPath(config.stateDir));
+    const db = openStateDb(stateLayout(config.stateDir).db);
     expect(verifyOrder(signed.stdout, verifyContextFromConfig(config, Date.now()), sqliteOrderState(db)).decision).toBe('accepted');
     const count = () => (db.prepare('SELECT count(*) AS n FROM orders_seen').get() as { n: number }).n;
     const before = count();

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { openStateDb, stateDbPath } from '../../src/state/index.js';
+import { openStateDb, stateLayout } from '../../src/state/index.js';
 import { admitRejection, rejectionEvidence, verifyOrder, readOnlyOrderState } from '../../src/orders/index.js';
 import { EvidenceBundleSchema } from '../../src/evidence/index.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -11,7 +11,7 @@ afterAll(() => tmp.cleanup());
 
 describe('rejection evidence rate limit (token bucket in kv)', () => {
   it('lets a burst through, then suppresses, then reports the suppressed count with the next emitted one', () => {
-    const db = openStateDb(stateDbPath(`${tmp.path}/a`));
+    const db = openStateDb(stateLayout(`${tmp.path}/a`).db);
     const limit = { perHour: 10, burst: 20 };
     const admissions = Array.from({ length: 1000 }, (_, i) => admitRejection(db, NOW + i, limit));
     expect(admissions.filter((a) => a.emit)).toHaveLength(20);
@@ -24,7 +24,7 @@ describe('rejection evidence rate limit (token bucket in kv)', () => {
   });
 
   it('survives a restart: reopening the database does not refill the bucket', () => {
-    const path = stateDbPath(`${tmp.path}/b`);
+    const path = stateLayout(`${tmp.path}/b`).db;
     const limit = { perHour: 1, burst: 2 };
     let db = openStateDb(path);
     expect(admitRejection(db, NOW, limit).emit).toBe(true);
@@ -38,7 +38,7 @@ describe('rejection evidence rate limit (token bucket in kv)', () => {
   });
 
   it('a clock stepping backwards refills nothing', () => {
-    const db = openStateDb(stateDbPath(`${tmp.path}/c`));
+    const db = openStateDb(stateLayout(`${tmp.path}/c`).db);
     const limit = { perHour: 10, burst: 1 };
     expect(admitRejection(db, NOW, limit).emit).toBe(true);
     expect(admitRejection(db, NOW - 86_400_000, limit).emit).toBe(false);
@@ -47,7 +47,7 @@ describe('rejection evidence rate limit (token bucket in kv)', () => {
   });
 
   it('a hostile relay sending 2,000 forged orders in an hour produces at most the burst plus the refill in bundles', () => {
-    const db = openStateDb(stateDbPath(`${tmp.path}/d`));
+    const db = openStateDb(stateLayout(`${tmp.path}/d`).db);
     const attacker = makeKey('attacker');
     const ctx = context([makeKey('msp').pub]);
     let emitted = 0;

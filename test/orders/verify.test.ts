@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { openStateDb, stateDbPath, type StateDb } from '../../src/state/index.js';
+import { openStateDb, stateLayout, type StateDb } from '../../src/state/index.js';
 import { EVIDENCE_PAYLOAD_TYPE } from '../../src/crypto/index.js';
 import { checkOrder, readOnlyOrderState, sqliteOrderState, verifyOrder, REJECT_REASONS, type RejectReason } from '../../src/orders/index.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -11,7 +11,7 @@ const tmp = tempDir('ca-orders-');
 afterAll(() => tmp.cleanup());
 let dbCount = 0;
 function freshDb(): StateDb {
-  return openStateDb(stateDbPath(`${tmp.path}/db${dbCount++}`));
+  return openStateDb(stateLayout(`${tmp.path}/db${dbCount++}`).db);
 }
 
 const msp = makeKey('msp-2026');
@@ -212,8 +212,8 @@ describe('verifyOrder rejects, with a reason and the order_id when there is one'
 
   it('two connections to the same database: the second sees the first one\'s order as replayed', () => {
     const dir = `${tmp.path}/shared`;
-    const a = openStateDb(stateDbPath(dir));
-    const b = openStateDb(stateDbPath(dir));
+    const a = openStateDb(stateLayout(dir).db);
+    const b = openStateDb(stateLayout(dir).db);
     const env = signPayload(orderPayload(), msp.secret);
     expect(verifyOrder(env, ctx, sqliteOrderState(a)).decision).toBe('accepted');
     expectRejected(verifyOrder(env, ctx, sqliteOrderState(b)), 'replayed');

@@ -10,7 +10,7 @@ import { createLogger } from '../../src/common/index.js';
 import type { AgentRuntime } from '../../src/agent/index.js';
 import { readStatus } from '../../src/observe/index.js';
 import { createSinks, type Deliver, type Sinks } from '../../src/outputs/index.js';
-import { openStateDb, stateDbPath } from '../../src/state/index.js';
+import { openStateDb, stateLayout } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { Rsyslog } from './rsyslog.js';
 import { startResellerSite } from './reseller-site.js';
@@ -75,7 +75,7 @@ function deliveryLines(destination: string): Line[] {
 }
 
 function status() {
-  const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+  const db = openStateDb(stateLayout(h.config.stateDir).db, { readonly: true });
   try {
     return readStatus(db, h.host.now());
   } finally {
@@ -256,7 +256,7 @@ describe('delivery failures an operator sees', () => {
     h.host.advance(60_000);
     await rt.agent.cycle();
     h.mcp.setFault(null);
-    const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+    const db = openStateDb(stateLayout(h.config.stateDir).db, { readonly: true });
     try {
       const alerts = db.prepare("SELECT bundle_id FROM evidence WHERE check_name = 'delivery' ORDER BY seq").all() as { bundle_id: string }[];
       // The first test's alert, then one about the MCP and one about the webhook: never one about an alert.
@@ -284,7 +284,7 @@ describe('delivery failures an operator sees', () => {
     await rt.agent.cycle();
     expect(deliveryLines('syslog').at(-1)).toMatchObject({ level: 30, recoveredFrom: 'connection_refused' });
     expect(destinationStatus('syslog')).toMatchObject({ state: 'ok', pending: 0 });
-    const db = openStateDb(stateDbPath(h.config.stateDir), { readonly: true });
+    const db = openStateDb(stateLayout(h.config.stateDir).db, { readonly: true });
     try {
       const queued = (db.prepare("SELECT bundle_id FROM outbox WHERE destination = 'syslog' ORDER BY id").all() as { bundle_id: string }[]).map((r) => r.bundle_id);
       // rsyslog writes asynchronously.
