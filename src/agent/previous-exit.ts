@@ -5,6 +5,7 @@ import type { SystemFacts } from '../checks/index.js';
 import type { EvidenceDraft } from '../evidence/index.js';
 import { stateLayout } from '../state/index.js';
 import { makeDraft } from './drafts.js';
+import { errnoCode } from '../common/index.js';
 
 /** systemd's $SERVICE_RESULT when the kernel's OOM killer ended the unit: here, its MemoryMax=. */
 const OOM_KILL = 'oom-kill';
@@ -33,7 +34,7 @@ export function readPreviousExit(stateDir: string): PreviousExitRead {
     at = st.mtimeMs;
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' };
+    if (errnoCode(e) === 'ENOENT') return { kind: 'none' };
     return { kind: 'bad', why: `${path}: ${(e as Error).message}` };
   }
   const m = LINE.exec(text);

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseJsonText } from '../common/index.js';
+import { parseJsonText, errnoCode } from '../common/index.js';
 import { loadSecretKeyFile } from '../crypto/index.js';
 import { loadBaseline, type Baseline } from '../config/index.js';
 import { DEFAULT_ORDER_TTL_S, cosignOrder, prepareOrder, readOnlyOrderState, signOrder, ttlProblem, verifyContextFromConfig, verifyOrder, withNextSequence, type OrderDecision } from '../orders/index.js';
@@ -84,7 +84,7 @@ async function sign(args: string[]): Promise<number> {
     try {
       text = readInput(file);
     } catch (e) {
-      printError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      printError(`${file}: cannot read (${errnoCode(e, 'error')})`);
       return EXIT.failed;
     }
     const draft = parseJsonText(text);
@@ -152,7 +152,7 @@ async function verify(args: string[]): Promise<number> {
   try {
     text = readInput(file);
   } catch (e) {
-    printError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    printError(`${file}: cannot read (${errnoCode(e, 'error')})`);
     return EXIT.usage;
   }
   const dbPath = stateLayout(p.config.stateDir).db;

@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import { stateLayout } from '../state/index.js';
+import { errnoCode } from '../common/index.js';
 
 /**
  * The state database of a command that only reads or trims state (`status`, `prune`): `none` before
@@ -15,7 +16,7 @@ export function existingStateDb(stateDir: string): { kind: 'db' | 'none'; path: 
       const st = statSync(p);
       if (st.isDirectory() !== wantDir) return { kind: 'error', message: `${p}: ${wantDir ? 'stateDir is not a directory' : 'is not a state database file'}` };
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
+      const code = errnoCode(e);
       if (code === 'ENOENT') return { kind: 'none', path };
       return { kind: 'error', message: `${p}: cannot read (${code ?? (e as Error).message})` };
     }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { errnoCode } from './errno.js';
 
 /**
  * Write-then-rename with fsync of file and directory, so readers never see a torn file. The temp
@@ -17,7 +18,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   } catch (e) {
     // The temp name is random: name the file meant, so the same failure reads the same each time.
-    const code = (e as NodeJS.ErrnoException).code;
+    const code = errnoCode(e);
     throw Object.assign(new Error(`${code ?? 'error'}: cannot create a file next to ${path}`), { code });
   }
   try {

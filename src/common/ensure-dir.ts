@@ -1,6 +1,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { AgentError } from './errors.js';
+import { errnoCode } from './errno.js';
 
 const WHY: Readonly<Record<string, string>> = {
   EACCES: 'permission denied',
@@ -12,7 +13,7 @@ const WHY: Readonly<Record<string, string>> = {
 };
 
 function why(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code ?? 'error';
+  const code = errnoCode(e, 'error');
   return WHY[code] ? `${WHY[code]}, ${code}` : code;
 }
 
@@ -30,7 +31,7 @@ export function ensureDir(path: string, what: string, mode = 0o700): void {
       throw new AgentError('not_a_directory', `${what} ${path}: ${cur} exists and is not a directory`);
     } catch (e) {
       if (e instanceof AgentError) throw e;
-      const code = (e as NodeJS.ErrnoException).code;
+      const code = errnoCode(e);
       // ENOTDIR: a file further up; walk on to name it.
       if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(cur) === cur) {
         throw new AgentError('dir_unusable', `${what} ${path}: cannot use ${cur} (${why(e)})`);
@@ -43,7 +44,7 @@ export function ensureDir(path: string, what: string, mode = 0o700): void {
       mkdirSync(dir, { mode });
     } catch (e) {
       // Another process created it in the meantime: fine if it is a directory.
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && statSync(dir).isDirectory()) continue;
+      if (errnoCode(e) === 'EEXIST' && statSync(dir).isDirectory()) continue;
       throw new AgentError('dir_create', `${what} ${path}: cannot create ${dir} (${why(e)})`);
     }
   }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { z } from 'zod';
-import { AgentError, parseJsonText } from '../common/index.js';
+import { AgentError, parseJsonText, errnoCode } from '../common/index.js';
 import { BaselineSchema, ConfigSchema, type Baseline, type Config } from './schema.js';
 
 /** One line per problem: `mcpUrl: must be an https:// URL`. */
@@ -14,7 +14,7 @@ function readJson(path: string, what: string): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new AgentError('config_read', `${what} ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AgentError('config_read', `${what} ${path}: cannot read (${errnoCode(e, 'error')})`);
   }
   const parsed = parseJsonText(text);
   if (!parsed.ok) throw new AgentError('config_json', `${what} ${path}: ${parsed.message}`);

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { AgentError } from '../common/index.js';
+import { AgentError, errnoCode } from '../common/index.js';
 import type { Config } from './schema.js';
 
 /**
@@ -16,7 +16,7 @@ function readOption(option: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (e) {
-    throw new AgentError('config_file', `${option}: ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AgentError('config_file', `${option}: ${path}: cannot read (${errnoCode(e, 'error')})`);
   }
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { AgentError, ensureDir } from '../common/index.js';
+import { AgentError, ensureDir, errnoCode } from '../common/index.js';
 import { parsePublicKey, parseSecretKey, formatPublicKey, formatSecretKey, publicKeyToPem, isValidKeyName, type PublicKey, type SecretKey } from './keys.js';
 import { publicKeyOf, randomSeed } from './ed25519.js';
 
@@ -9,7 +9,7 @@ export function loadSecretKeyFile(path: string): SecretKey {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new AgentError('key_read', `${path}: cannot read key file (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AgentError('key_read', `${path}: cannot read key file (${errnoCode(e, 'error')})`);
   }
   const pemName = basename(path).replace(/\.(pem|key|sk)$/, '');
   return parseSecretKey(text, pemName, path);
@@ -20,7 +20,7 @@ export function loadPublicKeyFile(path: string): PublicKey {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new AgentError('key_read', `${path}: cannot read public key file (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AgentError('key_read', `${path}: cannot read public key file (${errnoCode(e, 'error')})`);
   }
   return parsePublicKey(text, path);
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import * as z from 'zod';
-import { writeFileAtomic } from '../common/index.js';
+import { writeFileAtomic, errnoCode } from '../common/index.js';
 import type { Addresses } from './resolve.js';
 
 const CacheSchema = z
@@ -30,7 +30,7 @@ export function readLastGood(path: string): CacheRead {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
+    const code = errnoCode(e);
     if (code === 'ENOENT') return { ok: true, hosts: new Map() };
     return { ok: false, hosts: new Map(), problem: `${path}: cannot read the last good addresses (${code ?? 'error'})` };
   }

@@ -1,5 +1,5 @@
 import type { Host } from '../host/index.js';
-import { writeFileAtomic } from '../common/index.js';
+import { writeFileAtomic, errnoCode } from '../common/index.js';
 import { readLastGood, writeLastGood, type CachedHost } from './cache.js';
 import { replaceSetsScript } from './nft-script.js';
 import { splitAddresses, type Addresses, type Resolver } from './resolve.js';
@@ -110,7 +110,7 @@ export async function refreshEgress(opts: RefreshOptions): Promise<RefreshReport
   try {
     writeLastGood(opts.cachePath, nextCache);
   } catch (e) {
-    problems.push(`${opts.cachePath}: cannot save the last good addresses (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    problems.push(`${opts.cachePath}: cannot save the last good addresses (${errnoCode(e, 'error')})`);
   }
 
   const report: RefreshReport = { ok: problems.length === 0, at, hosts: reports, applied, ntp: applied ? ntp : null, problems };
@@ -118,7 +118,7 @@ export async function refreshEgress(opts: RefreshOptions): Promise<RefreshReport
     try {
       writeFileAtomic(opts.statusPath, JSON.stringify(report, null, 2) + '\n', 0o644);
     } catch (e) {
-      problems.push(`${opts.statusPath}: cannot write the status (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      problems.push(`${opts.statusPath}: cannot write the status (${errnoCode(e, 'error')})`);
       return { ...report, ok: false, problems };
     }
   }

@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { errnoCode } from '../common/index.js';
 
 export interface Addresses {
   readonly v4: readonly string[];
@@ -41,7 +42,7 @@ export function systemResolver(timeoutMs = 10_000): Resolver {
         const addresses = splitAddresses(list.map((a) => a.address));
         return addresses.v4.length + addresses.v6.length > 0 ? { ok: true, addresses } : { ok: false, reason: 'no A or AAAA record' };
       },
-      (e: NodeJS.ErrnoException): ResolveOutcome => ({ ok: false, reason: e.code ?? e.message }),
+      (e: unknown): ResolveOutcome => ({ ok: false, reason: errnoCode(e) ?? (e as Error).message }),
     );
     try {
       return await Promise.race([answer, timeout]);

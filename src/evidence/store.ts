@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../common/index.js';
+import { writeFileAtomic, errnoCode } from '../common/index.js';
 import type { StateDb } from '../state/index.js';
 import type { EvidenceSpec } from './bundle.js';
 import type { ReceiptExpectation } from './receipt.js';
@@ -177,7 +177,7 @@ function readdirSafe(dir: string): string[] {
   try {
     return readdirSync(dir);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if (errnoCode(e) === 'ENOENT') return [];
     throw e;
   }
 }

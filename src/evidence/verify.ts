@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, basename } from 'node:path';
 import { verifyEnvelope, envelopeHash, EnvelopeSchema, EVIDENCE_PAYLOAD_TYPE, type PublicKey } from '../crypto/index.js';
-import { parseJsonText } from '../common/index.js';
+import { parseJsonText, errnoCode } from '../common/index.js';
 import * as z from 'zod';
 import { EvidenceBundleSchema, type EvidenceBundle } from './bundle.js';
 import { KeyRing } from './key-ring.js';
@@ -119,7 +119,7 @@ export function verifyEnvelopeFile(file: string, keys: readonly PublicKey[]): Ve
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    return { kind: 'unreadable', file, message: `${basename(file)}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
+    return { kind: 'unreadable', file, message: `${basename(file)}: cannot read (${errnoCode(e, 'error')})` };
   }
   const parsed = parseJsonText(text);
   if (!parsed.ok) return { kind: 'unreadable', file, message: `${basename(file)}: ${parsed.message}` };

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { existsSync, linkSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { AgentError } from '../common/index.js';
+import { AgentError, errnoCode } from '../common/index.js';
 import type { Envelope } from '../crypto/index.js';
 import type { Order } from '../orders/index.js';
 
@@ -94,7 +94,7 @@ export function initHealerState(path: string, now: number): void {
   try {
     linkSync(tmp, path);
   } catch (e) {
-    throw new AgentError('healer_state_exists', `${path}: cannot create the healer's state (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AgentError('healer_state_exists', `${path}: cannot create the healer's state (${errnoCode(e, 'error')})`);
   } finally {
     rmSync(tmp, { force: true });
   }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { dirname, relative, resolve, isAbsolute } from 'node:path';
-import { AgentError, isoSeconds } from '../common/index.js';
+import { AgentError, isoSeconds, errnoCode } from '../common/index.js';
 import { healLayout } from '../state/index.js';
 import { initHealerState } from './healer-state.js';
 import { controlsFor } from './plan.js';
@@ -57,7 +57,7 @@ function ensureDir(path: string, mode: number, gid: number): void {
     const st = lstatSync(path);
     if (!st.isDirectory()) throw new AgentError('heal_tree', `${path}: exists and is not a directory`);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if (errnoCode(e) !== 'ENOENT') throw e;
     mkdirSync(path, { mode: 0o700 });
   }
   chownSync(path, process.getuid?.() ?? 0, gid);

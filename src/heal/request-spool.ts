@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { AgentError } from '../common/index.js';
+import { AgentError, errnoCode } from '../common/index.js';
 import { healLayout, type HealLayout } from '../state/index.js';
 import { HealRequestSchema, HealResultSchema, MAX_SPOOL_FILE, describeIssues, entryId, type HealRequest, type HealResult } from './spool.js';
 
@@ -46,8 +46,8 @@ export class Spool {
       names = readdirSync(dir);
     } catch (e) {
       // No healer installed (yet): nothing of the agent's is there.
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { requests: [], strays: [] };
-      throw new AgentError('spool_read', `${dir}: cannot list the heal drop box (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      if (errnoCode(e) === 'ENOENT') return { requests: [], strays: [] };
+      throw new AgentError('spool_read', `${dir}: cannot list the heal drop box (${errnoCode(e, 'error')})`);
     }
     const requests: Array<{ id: string; mtimeMs: number }> = [];
     const strays: SpoolEntry[] = [];
@@ -76,8 +76,8 @@ export class Spool {
     try {
       return readdirSync(dir).filter((n) => entryId(n) !== null).sort();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw new AgentError('spool_read', `${dir}: cannot list heal results (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      if (errnoCode(e) === 'ENOENT') return [];
+      throw new AgentError('spool_read', `${dir}: cannot list heal results (${errnoCode(e, 'error')})`);
     }
   }
 
@@ -87,7 +87,7 @@ export class Spool {
     try {
       fd = openSync(join(this.paths.results, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (e) {
-      return { ok: false, message: `cannot open (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
+      return { ok: false, message: `cannot open (${errnoCode(e, 'error')})` };
     }
     try {
       const st = fstatSync(fd);

@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, opendirSync, readSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
-import { AgentError, writeFileAtomic } from '../common/index.js';
+import { AgentError, writeFileAtomic, errnoCode } from '../common/index.js';
 
 /**
  * File-system primitives for the root healer, which shares one directory (the drop box) with the
@@ -20,7 +20,6 @@ export interface Identity {
   readonly gid: number;
 }
 
-const errno = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? 'error';
 
 /** Not writable by group or others, or sticky (like /tmp, where others cannot rename what is not theirs). */
 function safeDirMode(st: Stats): boolean {
@@ -42,7 +41,7 @@ export function assertTrustedChain(path: string, rootUid: number): void {
     try {
       st = lstatSync(cur);
     } catch (e) {
-      throw new AgentError('heal_tree', `${cur}: cannot stat (${errno(e)}); the healer's tree must exist (heal-apply --init)`);
+      throw new AgentError('heal_tree', `${cur}: cannot stat (${errnoCode(e, 'error')}); the healer's tree must exist (heal-apply --init)`);
     }
     if (st.isSymbolicLink()) throw new AgentError('heal_tree', `${cur}: is a symbolic link; the healer follows none on its own paths`);
     if (!st.isDirectory()) throw new AgentError('heal_tree', `${cur}: is not a directory`);
@@ -79,7 +78,7 @@ export function openDropBox(path: string, rootUid: number, agentGid: number): Di
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch (e) {
-    throw new AgentError('heal_tree', `${path}: cannot open the drop box (${errno(e)})`);
+    throw new AgentError('heal_tree', `${path}: cannot open the drop box (${errnoCode(e, 'error')})`);
   }
   try {
     const st = fstatSync(fd);
@@ -96,7 +95,7 @@ export function openDropBox(path: string, rootUid: number, agentGid: number): Di
     lstatSync(via);
   } catch (e) {
     closeSync(fd);
-    throw new AgentError('heal_tree', `/proc is not mounted (${errno(e)}); the healer reaches the drop box only through its descriptor`);
+    throw new AgentError('heal_tree', `/proc is not mounted (${errnoCode(e, 'error')}); the healer reaches the drop box only through its descriptor`);
   }
   return { fd, via, close: () => closeSync(fd) };
 }
@@ -137,7 +136,7 @@ export function readAgentFile(dir: DirHandle, name: string, agentUid: number, ma
   try {
     before = lstatSync(path);
   } catch (e) {
-    return { ok: false, message: `cannot stat (${errno(e)})` };
+    return { ok: false, message: `cannot stat (${errnoCode(e, 'error')})` };
   }
   const early = check(before);
   if (early) return { ok: false, message: early };
@@ -145,7 +144,7 @@ export function readAgentFile(dir: DirHandle, name: string, agentUid: number, ma
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
-    return { ok: false, message: `cannot open (${errno(e)})` };
+    return { ok: false, message: `cannot open (${errnoCode(e, 'error')})` };
   }
   try {
     const st = fstatSync(fd);

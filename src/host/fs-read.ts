@@ -1,10 +1,11 @@
 import { open, readlink, realpath, stat } from 'node:fs/promises';
 import type { FileStat, ReadResult } from './host.js';
+import { errnoCode } from '../common/index.js';
 
 export const DEFAULT_MAX_READ_BYTES = 1024 * 1024;
 
 function readCode(e: unknown): Extract<ReadResult, { ok: false }>['code'] {
-  switch ((e as NodeJS.ErrnoException).code) {
+  switch (errnoCode(e)) {
     case 'ENOENT':
     case 'ENOTDIR':
       return 'ENOENT';
@@ -32,7 +33,7 @@ export async function readFileBounded(path: string, maxBytes = DEFAULT_MAX_READ_
   try {
     handle = await open(path, 'r');
   } catch (e) {
-    return { ok: false, code: readCode(e), message: `${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
+    return { ok: false, code: readCode(e), message: `${path}: cannot open (${errnoCode(e, 'error')})` };
   }
   try {
     const info = await handle.stat();
@@ -52,7 +53,7 @@ export async function readFileBounded(path: string, maxBytes = DEFAULT_MAX_READ_
     if (filled > maxBytes) return { ok: false, code: 'TOO_LARGE', message: `${path}: larger than ${maxBytes} bytes` };
     return { ok: true, text: (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, filled)).toString('utf8') };
   } catch (e) {
-    return { ok: false, code: readCode(e), message: `${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})` };
+    return { ok: false, code: readCode(e), message: `${path}: cannot read (${errnoCode(e, 'error')})` };
   } finally {
     await handle.close();
   }

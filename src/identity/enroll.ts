@@ -1,5 +1,5 @@
 import { createSecureContext } from 'node:tls';
-import { AGENT_VERSION, AgentError, oneLine, writeFileAtomic } from '../common/index.js';
+import { AGENT_VERSION, AgentError, oneLine, writeFileAtomic, errnoCode } from '../common/index.js';
 import type { Config } from '../config/index.js';
 import { formatPublicKey, loadSecretKeyFile, type SecretKey } from '../crypto/index.js';
 import { identityExchange, type McpFailure } from '../mcp/index.js';
@@ -150,7 +150,7 @@ function readToken(path: string): string {
   try {
     text = readText(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    const code = errnoCode(e, 'error');
     throw new AgentError('enroll_token', code === 'ENOENT' ? `no enrollment token at ${path} (already used, or not put in place)` : `enrollment token ${path}: cannot read (${code})`);
   }
   const token = text.trim();
@@ -162,7 +162,7 @@ function readFileOr(path: string, option: string): string {
   try {
     return readText(path);
   } catch (e) {
-    throw new AgentError('mcp_config', `${option} ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AgentError('mcp_config', `${option} ${path}: cannot read (${errnoCode(e, 'error')})`);
   }
 }
 
@@ -183,6 +183,6 @@ function removeToken(opts: EnrollOptions): TokenRemoval {
     removeDurable(path);
     return exists(path) ? 'still present' : true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code ?? 'error';
+    return errnoCode(e, 'error');
   }
 }

@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/index.js';
+import { errnoCode } from '../common/index.js';
 
 /**
  * Where the appliance's identity lives: the three files config.json names, plus the enrollment
@@ -38,7 +39,7 @@ export function exists(path: string): boolean {
     statSync(path);
     return true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if (errnoCode(e) === 'ENOENT') return false;
     throw e;
   }
 }

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { AgentError } from '../common/index.js';
+import { AgentError, errnoCode } from '../common/index.js';
 
 /**
  * The appliance's stable identifier as the MCP sees it: HMAC-SHA256 of /etc/machine-id keyed by
@@ -12,7 +12,7 @@ export function machineIdentifier(machineIdFile: string, siteId: string): string
   try {
     text = readFileSync(machineIdFile, 'utf8');
   } catch (e) {
-    throw new AgentError('machine_id', `${machineIdFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AgentError('machine_id', `${machineIdFile}: cannot read (${errnoCode(e, 'error')})`);
   }
   const id = text.trim();
   if (!/^[0-9a-f]{32}$/.test(id)) throw new AgentError('machine_id', `${machineIdFile}: not a machine id (32 lowercase hex digits)`);

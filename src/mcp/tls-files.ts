@@ -1,7 +1,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { AgentError } from '../common/index.js';
+import { AgentError, errnoCode } from '../common/index.js';
 
 export interface TlsMaterial {
   readonly ca: Buffer;
@@ -15,7 +15,7 @@ function read(option: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (e) {
-    throw new AgentError('mcp_config', `${option} ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AgentError('mcp_config', `${option} ${path}: cannot read (${errnoCode(e, 'error')})`);
   }
 }
 

@@ -1,5 +1,5 @@
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { AgentError, writeFileAtomic } from '../common/index.js';
+import { AgentError, writeFileAtomic, errnoCode } from '../common/index.js';
 
 /**
  * MSP side: the per-site order sequence, kept in a file the MSP owns (one per site). `take` holds
@@ -30,7 +30,7 @@ function acquire(lock: string, path: string, waitMs: number): number {
     try {
       return openSync(lock, 'wx', 0o600);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
+      const code = errnoCode(e);
       if (code !== 'EEXIST') throw new AgentError('sequence_file', `${lock}: cannot create the lock (${code ?? 'error'})`);
       if (Date.now() >= deadline) {
         throw new AgentError('sequence_locked', `${path}: another order sign has held ${lock} for ${waitMs / 1000} s; if none is running (a crash), check the sequence file and remove the lock`);
@@ -46,8 +46,8 @@ function readLast(path: string): number {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw new AgentError('sequence_file', `${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    if (errnoCode(e) === 'ENOENT') return 0;
+    throw new AgentError('sequence_file', `${path}: cannot read (${errnoCode(e, 'error')})`);
   }
   const t = text.trim();
   if (!/^\d{1,16}$/.test(t) || !Number.isSafeInteger(Number(t))) {

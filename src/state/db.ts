@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { AgentError, ensureDir } from '../common/index.js';
+import { AgentError, ensureDir, errnoCode } from '../common/index.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type StateDb = Database.Database;
@@ -52,8 +52,8 @@ function createPrivate(path: string): void {
   try {
     fd = openSync(path, 'wx', 0o600);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return;
-    throw new AgentError('state_open', `${path}: cannot create state database (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    if (errnoCode(e) === 'EEXIST') return;
+    throw new AgentError('state_open', `${path}: cannot create state database (${errnoCode(e) ?? (e as Error).message})`);
   }
   closeSync(fd);
 }
