@@ -1,3 +1,4 @@
+import { firstLine, oneLine } from '../common/index.js';
 import type { ExecResult, Host } from '../host/index.js';
 
 /** Every command a check runs gets this long; a check runs a handful, well inside its own deadline. */
@@ -5,9 +6,10 @@ export const EXEC_TIMEOUT_MS = 10_000;
 
 export type CommandOutcome = { ok: true; stdout: string; exitCode: number } | { ok: false; why: string; result: ExecResult };
 
-function firstLine(s: string): string {
-  const line = s.split('\n').find((l) => l.trim() !== '') ?? '';
-  return line.trim().slice(0, 200);
+/** `: <first line of stderr>`, or nothing when it said nothing. */
+function stderrLine(r: ExecResult): string {
+  const line = oneLine(firstLine(r.stderr));
+  return line ? `: ${line}` : '';
 }
 
 /** One sentence saying why a command did not give a usable answer. */
@@ -19,9 +21,9 @@ function describeFailure(command: string, args: readonly string[], r: ExecResult
     case 'timeout':
       return `${line} did not finish within ${timeoutMs / 1000} s`;
     case 'nonzero':
-      return `${line} exited ${r.exitCode}${firstLine(r.stderr) ? `: ${firstLine(r.stderr)}` : ''}`;
+      return `${line} exited ${r.exitCode}${stderrLine(r)}`;
     case 'error':
-      return `${line} could not run${firstLine(r.stderr) ? `: ${firstLine(r.stderr)}` : ''}`;
+      return `${line} could not run${stderrLine(r)}`;
     case 'ok':
       return `${line} succeeded`;
   }
@@ -43,8 +45,7 @@ export async function runCommand(
   return { ok: false, why: describeFailure(command, args, r, timeoutMs), result: r };
 }
 
-/** A short, printable excerpt of unexpected output for an error summary (never a whole file). */
+/** A short excerpt of unexpected output for an error summary (never a whole file). */
 export function excerpt(s: string): string {
-  const printable = s.replace(/[^\x20-\x7e]+/g, '?').trim();
-  return printable.length > 60 ? `${printable.slice(0, 57)}...` : printable;
+  return oneLine(s, 60);
 }

@@ -1,3 +1,4 @@
+import { clip } from '../common/index.js';
 /**
  * What a long command is doing, on one rewritten line of stderr: only on a terminal, never in JSON
  * mode or when piped or logged (scripts and journald see only the command's result).
@@ -20,7 +21,7 @@ export function progress(options: { json?: unknown } = {}, stream: NodeJS.WriteS
   let timer: NodeJS.Timeout | null = null;
   const write = (text: string) => {
     const width = Math.max(20, (stream.columns || 80) - 1);
-    stream.write(`\r\u001b[K${text.length > width ? `${text.slice(0, width - 1)}…` : text}`);
+    stream.write(`\r\u001b[K${clip(text, width)}`);
     shown = true;
   };
   return {

@@ -1,5 +1,5 @@
 import type { Host } from '../host/index.js';
-import { writeFileAtomic, errnoCode } from '../common/index.js';
+import { errnoCode, firstLine, oneLine, writeFileAtomic } from '../common/index.js';
 import { readLastGood, writeLastGood, type CachedHost } from './cache.js';
 import { replaceSetsScript } from './nft-script.js';
 import { splitAddresses, type Addresses, type Resolver } from './resolve.js';
@@ -40,11 +40,6 @@ export interface RefreshReport {
 
 function union(parts: readonly Addresses[]): Addresses {
   return splitAddresses(parts.flatMap((p) => [...p.v4, ...p.v6]));
-}
-
-function excerpt(s: string): string {
-  const line = s.trim().split('\n').filter((l) => l.trim() !== '')[0] ?? '';
-  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }
 
 /**
@@ -103,7 +98,7 @@ export async function refreshEgress(opts: RefreshOptions): Promise<RefreshReport
     } else if (/Operation not permitted/.test(r.stderr)) {
       problems.push('nft: permission denied (egress-refresh needs CAP_NET_ADMIN); the allowlist was not updated');
     } else {
-      problems.push(`nft ${r.status === 'timeout' ? 'timed out' : `failed (exit ${r.exitCode ?? r.status})`}: ${excerpt(r.stderr)}; the allowlist was not updated`);
+      problems.push(`nft ${r.status === 'timeout' ? 'timed out' : `failed (exit ${r.exitCode ?? r.status})`}: ${oneLine(firstLine(r.stderr))}; the allowlist was not updated`);
     }
   }
 

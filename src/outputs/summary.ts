@@ -1,3 +1,4 @@
+import { clip } from '../common/index.js';
 import type { EvidenceBundle } from '../evidence/index.js';
 
 /** Longest `reason` a reseller output carries; the signed bundle at the MCP has the full text. */
@@ -37,7 +38,7 @@ export function summarize(b: EvidenceBundle): EvidenceSummary {
     reseller_id: b.reseller_id,
     check: b.check,
     outcome: b.outcome,
-    reason: b.reason === null ? null : truncate(withoutFlakeRefText(b.reason), MAX_REASON_CHARS),
+    reason: b.reason === null ? null : clip(withoutFlakeRefText(b.reason), MAX_REASON_CHARS),
     controls: b.controls,
     timestamp_start: b.timestamp_start,
     timestamp_end: b.timestamp_end,
@@ -59,9 +60,4 @@ function withoutFlakeRef(args: readonly string[]): string[] {
  */
 function withoutFlakeRefText(text: string): string {
   return text.replace(/--flake \S+?(?=\s|;|: |\)(?:\s|$)|$)/g, '--flake [flake]');
-}
-
-export function truncate(text: string, max: number): string {
-  const chars = Array.from(text);
-  return chars.length > max ? `${chars.slice(0, max - 1).join('')}…` : text;
 }

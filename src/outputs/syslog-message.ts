@@ -1,7 +1,7 @@
-import { AGENT_VERSION } from '../common/index.js';
+import { AGENT_VERSION, clip } from '../common/index.js';
 import type { EvidenceBundle, Outcome } from '../evidence/index.js';
 import { clipSdValue, formatRfc5424, type SdElement } from './syslog-format.js';
-import { summarize, truncate } from './summary.js';
+import { summarize } from './summary.js';
 
 export const SYSLOG_APP_NAME = 'compliance-agent';
 
@@ -59,7 +59,7 @@ export function syslogMessage(bundle: EvidenceBundle, procId: string = String(pr
     ...(s.controls.length === 0 ? [] : ([['controls', s.controls.join('; ')]] as [string, string][])),
   ];
   const evidence: SdElement = { id: EVIDENCE_SD_ID, params: params.map(([n, v]) => [n, clipSdValue(v, n === 'controls' ? MAX_CONTROLS_OCTETS : MAX_SD_VALUE_OCTETS)] as const) };
-  const origin: SdElement = { id: 'origin', params: [['software', SYSLOG_APP_NAME], ['swVersion', truncate(AGENT_VERSION, 32)]] };
+  const origin: SdElement = { id: 'origin', params: [['software', SYSLOG_APP_NAME], ['swVersion', clip(AGENT_VERSION, 32)]] };
   const text = `${s.check} ${s.outcome} on ${s.host_id} (site ${s.site_id})${s.reason ? `: ${s.reason}` : ''}`;
   return formatRfc5424({
     facility: SYSLOG_FACILITY,

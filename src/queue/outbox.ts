@@ -165,11 +165,11 @@ export class Outbox {
     if (row.state !== 'pending') return;
     const attempts = row.attempts + 1;
     if (attempts >= this.maxAttempts) {
-      this.s.kill.run(attempts, clip(`too many attempts: ${error}`), now, id);
+      this.s.kill.run(attempts, clipNotingLength(`too many attempts: ${error}`), now, id);
       return;
     }
     const delay = backoffDelay(row.attempts, this.baseDelayMs, this.maxDelayMs, this.random);
-    this.s.reschedule.run(attempts, clip(error), now + delay, id);
+    this.s.reschedule.run(attempts, clipNotingLength(error), now + delay, id);
   }
 
   dead(id: number, reason: string, now: number): void {
@@ -177,7 +177,7 @@ export class Outbox {
     if (!row) throw unknownItem(id);
     if (row.state !== 'pending') return;
     // The rejected delivery was an attempt too.
-    storageWrite(`dead-letter outbox item ${id}`, () => this.s.kill.run(row.attempts + 1, clip(reason), now, id));
+    storageWrite(`dead-letter outbox item ${id}`, () => this.s.kill.run(row.attempts + 1, clipNotingLength(reason), now, id));
   }
 
   /** Give a leased item back without charging an attempt (it waited behind a failed one). */
@@ -252,8 +252,11 @@ export class Outbox {
   }
 }
 
-/** Errors and reasons come from remote peers; keep what is stored per row bounded. */
-function clip(text: string): string {
+/**
+ * Errors and reasons come from remote peers; keep what is stored per row bounded, and say how
+ * long the original was (an operator reading a dead letter knows it was cut, and by how much).
+ */
+function clipNotingLength(text: string): string {
   return text.length <= MAX_REASON ? text : `${text.slice(0, MAX_REASON)}... (${text.length} chars)`;
 }
 
