@@ -40,6 +40,6 @@ main(process.argv.slice(2)).then(
   },
   (e: unknown) => {
     printError(e);
-    process.exitCode = 1;
+    process.exitCode = EXIT.failed;
   },
 );

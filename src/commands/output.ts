@@ -1,6 +1,7 @@
 // Not common/index.js: cli.ts loads this for every command, which must not pay for the logger or
 // the HTTP pool before it needs them (bench/cold-start.ts).
 import { AgentError, describeError } from '../common/errors.js';
+import { EXIT } from './command.js';
 
 /** Print an error for a human: the one-line description, then each detail indented. */
 export function printError(e: unknown): void {
@@ -9,8 +10,8 @@ export function printError(e: unknown): void {
   process.stderr.write(lines.join('\n') + '\n');
 }
 
-/** Exit code for an error thrown while loading config: 2 for bad config, 1 otherwise. */
+/** Exit code for an error thrown while loading config: EXIT.config for bad config, EXIT.failed otherwise. */
 export function exitCodeFor(e: unknown): number {
-  if (e instanceof AgentError && /^(config|baseline)_/.test(e.code)) return 2;
-  return 1;
+  if (e instanceof AgentError && /^(config|baseline)_/.test(e.code)) return EXIT.config;
+  return EXIT.failed;
 }

@@ -14,11 +14,6 @@ export class AgentError extends Error {
   }
 }
 
-export type Result<T, E = AgentError> = { ok: true; value: T } | { ok: false; error: E };
-
-export const ok = <T>(value: T): Result<T, never> => ({ ok: true, value });
-export const err = <E>(error: E): Result<never, E> => ({ ok: false, error });
-
 /** One line for logs and CLI output, never including a stack. */
 export function describeError(e: unknown): string {
   if (e instanceof AgentError) return `${e.code}: ${e.message}`;

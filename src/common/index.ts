@@ -1,4 +1,4 @@
-export { AgentError, ok, err, describeError, type Result } from './errors.js';
+export { AgentError, describeError } from './errors.js';
 export { createLogger, silentLogger, type Logger, type LogLevel } from './logger.js';
 export { writeFileAtomic } from './atomic-write.js';
 export { ensureDir } from './ensure-dir.js';
