@@ -39,6 +39,25 @@ export function signEnvelope(payloadType: string, payload: Uint8Array, key: Secr
   };
 }
 
+export type OpenedEnvelope =
+  | { ok: true; envelope: Envelope; payload: Buffer }
+  | { ok: false; reason: 'bad_envelope' | 'wrong_payload_type'; message: string };
+
+/**
+ * The one decoder of a DSSE envelope (orders, evidence, receipts): its shape (canonical base64,
+ * one to eight signatures) and payload type, and the payload's bytes. Signatures are not checked
+ * here: envelopeSigners and verifyEnvelope do that on top.
+ */
+export function openEnvelope(input: unknown, expectedType: string): OpenedEnvelope {
+  const parsed = EnvelopeSchema.safeParse(input);
+  if (!parsed.success) return { ok: false, reason: 'bad_envelope', message: 'not a DSSE envelope' };
+  if (parsed.data.payloadType !== expectedType) {
+    return { ok: false, reason: 'wrong_payload_type', message: `payloadType is not ${expectedType}` };
+  }
+  // The schema refused every non-canonical spelling, so this decode cannot fail.
+  return { ok: true, envelope: parsed.data, payload: decodeBase64Strict(parsed.data.payload)! };
+}
+
 export type EnvelopeCheck =
   | { ok: true; payload: Buffer; keyid: string }
   | { ok: false; reason: 'bad_envelope' | 'wrong_payload_type' | 'unknown_key' | 'bad_signature'; message: string };
@@ -62,14 +81,10 @@ export type EnvelopeSigners =
  * a threshold counts distinct signers.
  */
 export function envelopeSigners(input: unknown, expectedType: string, trusted: readonly PublicKey[]): EnvelopeSigners {
-  const parsed = EnvelopeSchema.safeParse(input);
-  if (!parsed.success) return { ok: false, reason: 'bad_envelope', message: 'not a DSSE envelope' };
-  const env = parsed.data;
-  if (env.payloadType !== expectedType) {
-    return { ok: false, reason: 'wrong_payload_type', message: `payloadType is not ${expectedType}` };
-  }
+  const opened = openEnvelope(input, expectedType);
+  if (!opened.ok) return opened;
+  const { envelope: env, payload } = opened;
   // The schema refused every non-canonical spelling, so these decodes cannot fail.
-  const payload = decodeBase64Strict(env.payload)!;
   const message = pae(env.payloadType, payload);
   const seen = new Set<string>();
   const signers: string[] = [];

@@ -3,6 +3,7 @@ export { parseSecretKey, parsePublicKey, formatPublicKey, formatSecretKey, publi
 export {
   pae,
   signEnvelope,
+  openEnvelope,
   verifyEnvelope,
   envelopeSigners,
   addSignature,
@@ -14,6 +15,7 @@ export {
   RECEIPT_PAYLOAD_TYPE,
   type Envelope,
   type EnvelopeCheck,
+  type OpenedEnvelope,
 } from './dsse.js';
 export { loadSecretKeyFile, loadPublicKeyFile, resolvePublicKeyArg, generateKeyFiles, type KeygenResult } from './key-files.js';
 export { decodeBase64Strict } from './base64.js';

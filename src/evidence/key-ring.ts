@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { formatPublicKey, parsePublicKey, type PublicKey } from '../crypto/index.js';
 import type { EvidenceBundle } from './bundle.js';
+import { claimedBundle } from './envelope.js';
 import type { Finding } from './finding.js';
 
 /** The check name of the bundle that introduces a new evidence key, signed by the key before it. */
@@ -56,11 +57,11 @@ export class KeyRing {
 
 /** What an envelope claims, before (and whether or not) its signature verifies: only to word a finding. */
 function unverifiedPayload(file: string): Pick<EvidenceBundle, 'check' | 'post_state'> {
+  let bundle: Partial<EvidenceBundle> | null;
   try {
-    const env = JSON.parse(readFileSync(file, 'utf8')) as { payload?: unknown };
-    const bundle = JSON.parse(Buffer.from(String(env.payload), 'base64').toString('utf8')) as Partial<EvidenceBundle>;
-    return { check: String(bundle.check ?? ''), post_state: bundle.post_state ?? null };
+    bundle = claimedBundle(JSON.parse(readFileSync(file, 'utf8')));
   } catch {
-    return { check: '', post_state: null };
+    bundle = null;
   }
+  return { check: String(bundle?.check ?? ''), post_state: bundle?.post_state ?? null };
 }

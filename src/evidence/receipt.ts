@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { RECEIPT_PAYLOAD_TYPE, canonicalEnvelope, signEnvelope, verifyEnvelope, EnvelopeSchema, type Envelope, type PublicKey, type SecretKey } from '../crypto/index.js';
+import { RECEIPT_PAYLOAD_TYPE, canonicalEnvelope, signEnvelope, verifyEnvelope, openEnvelope, type Envelope, type PublicKey, type SecretKey } from '../crypto/index.js';
 import type { StateDb } from '../state/index.js';
 
 const sha256Ref = z.string().regex(/^sha256:[0-9a-f]{64}$/);
@@ -52,19 +52,15 @@ export function signReceipt(receipt: Receipt, key: SecretKey): Envelope {
  * Messages name fields and keys, never echo the server's values.
  */
 export function checkReceipt(input: unknown, expected: ReceiptExpectation | null, keys: readonly PublicKey[]): ReceiptCheck {
-  const env = EnvelopeSchema.safeParse(input);
-  if (!env.success) return { ok: false, message: 'receipt is not a DSSE envelope' };
-  if (env.data.payloadType !== RECEIPT_PAYLOAD_TYPE) return { ok: false, message: `receipt payloadType is not ${RECEIPT_PAYLOAD_TYPE}` };
+  const opened = openEnvelope(input, RECEIPT_PAYLOAD_TYPE);
+  if (!opened.ok) return { ok: false, message: opened.reason === 'bad_envelope' ? 'receipt is not a DSSE envelope' : `receipt ${opened.message}` };
   let keyid: string | null = null;
-  let payload: Buffer;
   if (keys.length > 0) {
-    const v = verifyEnvelope(env.data, RECEIPT_PAYLOAD_TYPE, keys);
+    const v = verifyEnvelope(opened.envelope, RECEIPT_PAYLOAD_TYPE, keys);
     if (!v.ok) return { ok: false, message: `receipt is not countersigned by a pinned MCP receipt key (${v.reason}: ${v.message})` };
     keyid = v.keyid;
-    payload = v.payload;
-  } else {
-    payload = Buffer.from(env.data.payload, 'base64');
   }
+  const payload = opened.payload;
   let json: unknown;
   try {
     json = JSON.parse(payload.toString('utf8'));
@@ -79,7 +75,7 @@ export function checkReceipt(input: unknown, expected: ReceiptExpectation | null
     if (r.envelope_hash !== expected.envelopeHash) return { ok: false, message: `receipt for bundle ${expected.bundleId} names another envelope hash than ${expected.envelopeHash}` };
     if (r.seq !== expected.seq || r.host_id !== expected.hostId) return { ok: false, message: `receipt for bundle ${expected.bundleId} names another host or seq than ${expected.hostId} seq ${expected.seq}` };
   }
-  return { ok: true, accepted: { receipt: r, envelope: canonicalEnvelope(env.data), keyid } };
+  return { ok: true, accepted: { receipt: r, envelope: canonicalEnvelope(opened.envelope), keyid } };
 }
 
 /** Stored receipts, oldest first; `verify --receipts STATE.db` and `prune` read them. */

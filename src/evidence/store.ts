@@ -1,8 +1,9 @@
 import { mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic, errnoCode } from '../common/index.js';
+import { AgentError, errnoCode, writeFileAtomic } from '../common/index.js';
 import type { StateDb } from '../state/index.js';
 import type { EvidenceSpec } from './bundle.js';
+import { claimedBundle } from './envelope.js';
 import type { ReceiptExpectation } from './receipt.js';
 
 const DAY_MS = 86_400_000;
@@ -168,9 +169,11 @@ function removeOrphans(db: StateDb, dir: string): void {
   }
 }
 
+/** The prev_hash of an envelope this agent stored; a row that is not one throws (the prune rolls back). */
 function prevHashOf(envelope: string): string | null {
-  const env = JSON.parse(envelope) as { payload: string };
-  return (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { prev_hash: string | null }).prev_hash;
+  const claimed = claimedBundle(JSON.parse(envelope));
+  if (!claimed) throw new AgentError('state_corrupt', 'a stored evidence envelope does not carry a bundle');
+  return claimed.prev_hash ?? null;
 }
 
 function readdirSafe(dir: string): string[] {

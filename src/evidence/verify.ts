@@ -4,6 +4,7 @@ import { verifyEnvelope, envelopeHash, EnvelopeSchema, EVIDENCE_PAYLOAD_TYPE, ty
 import { parseJsonText, errnoCode } from '../common/index.js';
 import * as z from 'zod';
 import { EvidenceBundleSchema, type EvidenceBundle } from './bundle.js';
+import { bundleOfPayload } from './envelope.js';
 import { KeyRing } from './key-ring.js';
 import { checkReceipt } from './receipt.js';
 import { CHECKPOINT_CHECK } from './store.js';
@@ -129,17 +130,9 @@ export function verifyEnvelopeFile(file: string, keys: readonly PublicKey[]): Ve
     const kind: FindingKind = check.reason === 'bad_signature' ? 'bad_signature' : check.reason === 'unknown_key' ? 'unknown_key' : 'bad_envelope';
     return { kind, file, message: `${basename(file)}: ${check.message}${kind === 'bad_signature' ? ' (tampered or signed by another key)' : ''}` };
   }
-  let payload: unknown;
-  try {
-    payload = JSON.parse(check.payload.toString('utf8'));
-  } catch {
-    return { kind: 'bad_bundle', file, message: `${basename(file)}: signed payload is not JSON` };
-  }
-  const bundle = EvidenceBundleSchema.safeParse(payload);
-  if (!bundle.success) {
-    return { kind: 'bad_bundle', file, message: `${basename(file)}: signed payload is not an evidence bundle (${bundle.error.issues[0]?.path.join('.')}: ${bundle.error.issues[0]?.message})` };
-  }
-  return { file, bundle: bundle.data, hash: envelopeHash(EnvelopeSchema.parse(json)) };
+  const bundle = bundleOfPayload(check.payload);
+  if (!bundle.ok) return { kind: 'bad_bundle', file, message: `${basename(file)}: signed ${bundle.message}` };
+  return { file, bundle: bundle.bundle, hash: envelopeHash(EnvelopeSchema.parse(json)) };
 }
 
 function isFinding(x: VerifiedBundle | Finding): x is Finding {

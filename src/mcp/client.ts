@@ -1,6 +1,6 @@
 import { AgentError, HttpAgent, oneLine } from '../common/index.js';
 import { envelopeHash, type Envelope, type PublicKey } from '../crypto/index.js';
-import { checkReceipt, type ReceiptExpectation } from '../evidence/index.js';
+import { checkReceipt, claimedBundle, type ReceiptExpectation } from '../evidence/index.js';
 import type { DeliveryResult } from '../queue/index.js';
 import { readCapped } from './capped-body.js';
 import { classifyTransportError, type Endpoint } from './failure.js';
@@ -60,13 +60,9 @@ function parseJson(body: Buffer): { ok: true; value: unknown } | { ok: false } {
 
 /** What a receipt for `env` must name; null when the envelope is not an evidence bundle we can read. */
 function expectationOf(env: Envelope): ReceiptExpectation | null {
-  try {
-    const b = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { bundle_id?: unknown; seq?: unknown; host_id?: unknown };
-    if (typeof b.bundle_id !== 'string' || typeof b.seq !== 'number' || typeof b.host_id !== 'string') return null;
-    return { bundleId: b.bundle_id, seq: b.seq, hostId: b.host_id, envelopeHash: envelopeHash(env) };
-  } catch {
-    return null;
-  }
+  const b = claimedBundle(env) as { bundle_id?: unknown; seq?: unknown; host_id?: unknown } | null;
+  if (typeof b?.bundle_id !== 'string' || typeof b.seq !== 'number' || typeof b.host_id !== 'string') return null;
+  return { bundleId: b.bundle_id, seq: b.seq, hostId: b.host_id, envelopeHash: envelopeHash(env) };
 }
 
 /** Envelopes split into batches under the count and size limits, keeping order. */

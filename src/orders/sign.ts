@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AgentError, isoSeconds } from '../common/index.js';
-import { EnvelopeSchema, ORDER_PAYLOAD_TYPE, addSignature, signEnvelope, type Envelope, type SecretKey } from '../crypto/index.js';
+import { ORDER_PAYLOAD_TYPE, openEnvelope, addSignature, signEnvelope, type Envelope, type SecretKey } from '../crypto/index.js';
 import { MAX_ORDER_TTL_S } from '../config/index.js';
 import { MAX_ORDER_PAYLOAD_BYTES, parseOrderPayload, type Order } from './schema.js';
 
@@ -60,13 +60,12 @@ export function signOrder(order: Order, key: SecretKey): Envelope {
  * already signed is refused, since it would count once anyway.
  */
 export function cosignOrder(input: unknown, key: SecretKey): { envelope: Envelope; order: Order } {
-  const parsed = EnvelopeSchema.safeParse(input);
-  if (!parsed.success) throw new AgentError('order_invalid', 'not a DSSE envelope');
-  const env = parsed.data;
-  if (env.payloadType !== ORDER_PAYLOAD_TYPE) throw new AgentError('order_invalid', `payloadType is not ${ORDER_PAYLOAD_TYPE}`);
+  const opened = openEnvelope(input, ORDER_PAYLOAD_TYPE);
+  if (!opened.ok) throw new AgentError('order_invalid', opened.message);
+  const env = opened.envelope;
   let json: unknown;
   try {
-    json = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8'));
+    json = JSON.parse(opened.payload.toString('utf8'));
   } catch {
     throw new AgentError('order_invalid', 'the envelope payload is not JSON');
   }
