@@ -34,6 +34,7 @@ let
   agentConfig = import ../modules/lib/config.nix;
   egress = import ../modules/lib/egress.nix;
   snapshots = import ../modules/lib/snapshots.nix;
+  rules = import ../modules/lib/config-rules.nix;
 
   sampleOptions = agentConfig.defaults // {
     siteId = "clinic-001";
@@ -217,6 +218,8 @@ builtins.deepSeq selfChecks {
     healNixAccess
     ;
   agentAddressAllow = egress.agentAddressAllow { cfg = options; inherit resolvers; };
+  # The module's assertions between options (modules/lib/config-rules.nix) for these options.
+  configRules = rules.assertions options;
   agentAddressAllowAssertion = egress.agentAddressAllowAssertion { cfg = options; inherit resolvers; };
   inherit (hardening) exposureTarget;
   inherit (agentConfig) defaults credentialsDir diskSnapshotFile;

@@ -27,6 +27,7 @@ let
   services = import ./lib/services.nix;
   ruleset = import ./lib/ruleset.nix;
   egress = import ./lib/egress.nix;
+  configRules = import ./lib/config-rules.nix;
   snapshots = import ./lib/snapshots.nix;
   inherit (agentConfig) defaults stateDir healDir;
 
@@ -49,7 +50,6 @@ let
   );
 
   baselineFlakeRef = if cfg.baseline == null then null else cfg.baseline.patching.flakeRef or null;
-  distinctOrderKeys = lib.length (lib.unique (map (k: lib.last (lib.splitString ":" k)) cfg.trustedOrderKeys));
   substituterHost = u: agentConfig.urlHost u;
   healNixAccess = agentConfig.healNixAccess cfg.nixAccessTokensFile;
 
@@ -70,9 +70,6 @@ let
   identityOptions = builtins.attrNames agentConfig.identityFiles;
 
   reseller = cfg.deploymentMode == "reseller";
-  mcpHost = agentConfig.urlHost cfg.mcpUrl;
-  rmmHost = if cfg.rmmWebhookUrl == null then null else agentConfig.urlHost cfg.rmmWebhookUrl;
-  syslogHost = if cfg.syslogTarget == null then null else agentConfig.syslogHost cfg.syslogTarget;
   addressAllow = egress.agentAddressAllow { inherit cfg resolvers; };
 
   snapshotTimer = what: {
@@ -524,15 +521,7 @@ in
   };
 
   config = mkIf cfg.enable {
-    assertions = [
-      {
-        assertion = !reseller || cfg.resellerId != null;
-        message = "services.compliance-agent.resellerId: is required when deploymentMode is \"reseller\".";
-      }
-      {
-        assertion = builtins.elem mcpHost cfg.allowedHosts;
-        message = "services.compliance-agent.allowedHosts: must include the mcpUrl host \"${toString mcpHost}\", or the egress allowlist blocks the MCP.";
-      }
+    assertions = configRules.assertions cfg ++ [
       {
         assertion = opt.baselinePath.isDefined;
         message = "services.compliance-agent: set baseline (rendered to baseline.json) or baselinePath.";
@@ -540,26 +529,6 @@ in
       {
         assertion = cfg.baseline == null || opt.baselinePath.highestPrio >= (mkDefault null).priority;
         message = "services.compliance-agent: set baseline or baselinePath, not both.";
-      }
-      {
-        assertion = !(reseller && cfg.rmmWebhookUrl != null) || cfg.webhookSecretFile != null;
-        message = "services.compliance-agent.webhookSecretFile: is required when rmmWebhookUrl is set in reseller mode (the webhook is signed with it).";
-      }
-      {
-        assertion = !reseller || rmmHost == null || builtins.elem rmmHost cfg.allowedHosts;
-        message = "services.compliance-agent.allowedHosts: must include the rmmWebhookUrl host \"${toString rmmHost}\", or the webhook cannot be reached.";
-      }
-      {
-        assertion = !reseller || syslogHost == null || builtins.elem syslogHost cfg.allowedHosts;
-        message = "services.compliance-agent.allowedHosts: must include the syslogTarget host \"${toString syslogHost}\", or syslog cannot be reached.";
-      }
-      {
-        assertion = cfg.syslogCaFile == null || (cfg.syslogTarget != null && lib.hasPrefix "tls://" cfg.syslogTarget);
-        message = "services.compliance-agent.syslogCaFile: is only used with a tls:// syslogTarget; a tcp:// target sends evidence unencrypted, so remove syslogCaFile to mean it.";
-      }
-      {
-        assertion = cfg.webhookCaFile == null || cfg.rmmWebhookUrl != null;
-        message = "services.compliance-agent.webhookCaFile: is only used with rmmWebhookUrl.";
       }
       # networking.nameservers is not checked by type.
       {
@@ -571,10 +540,6 @@ in
         nftablesEnable = config.networking.nftables.enable;
       })
       (egress.agentAddressAllowAssertion { inherit cfg resolvers; })
-      {
-        assertion = (cfg.closureSubstituters == [ ]) == (cfg.closureTrustedPublicKeys == [ ]);
-        message = "services.compliance-agent.closureSubstituters and closureTrustedPublicKeys: set both or neither.";
-      }
     ]
     ++ optionals (baselineFlakeRef != null) [
       {
@@ -586,10 +551,6 @@ in
         message = "services.compliance-agent.baseline.patching.configurationRevision: must be the rev its flakeRef pins.";
       }
     ]
-    ++ lib.mapAttrsToList (type: n: {
-      assertion = n <= distinctOrderKeys;
-      message = "services.compliance-agent.orderSignaturesRequired.${type}: needs ${toString n} signers but trustedOrderKeys holds ${toString distinctOrderKeys} distinct key(s).";
-    }) cfg.orderSignaturesRequired
     ++ map (u: {
       assertion = lib.hasPrefix "file://" u || (substituterHost u != null && builtins.elem (substituterHost u) cfg.allowedHosts);
       message = "services.compliance-agent.closureSubstituters: \"${u}\" must be file:// or an https:// URL whose host is in allowedHosts.";

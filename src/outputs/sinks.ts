@@ -34,12 +34,13 @@ export function createSinks(config: Config, logger: Logger, overrides: SinkOverr
   }
   const deliver: Partial<Record<SinkDestination, Deliver>> = {};
   const closers: (() => Promise<void> | void)[] = [];
+  // ConfigSchema is the one check of these options: in reseller mode it requires
+  // webhookSecretFile with rmmWebhookUrl, a valid syslogTarget, and syslogCaFile for a tls:// one.
   if (config.rmmWebhookUrl) {
-    if (!config.webhookSecretFile) throw new AgentError('config_invalid', 'webhookSecretFile: is required when rmmWebhookUrl is set in reseller mode');
     const sink = new WebhookSink({
       ...overrides.webhook,
       url: config.rmmWebhookUrl,
-      secret: readWebhookSecret(config.webhookSecretFile),
+      secret: readWebhookSecret(config.webhookSecretFile!),
       // Pinned to one CA when configured; Node's public roots (plus NODE_EXTRA_CA_CERTS) otherwise.
       ...(config.webhookCaFile ? { ca: readWebhookCa(config.webhookCaFile), caFile: config.webhookCaFile } : {}),
     });
@@ -50,7 +51,6 @@ export function createSinks(config: Config, logger: Logger, overrides: SinkOverr
     const parsed = parseSyslogTarget(config.syslogTarget);
     if (!parsed.ok) throw new AgentError('config_invalid', `syslogTarget: ${parsed.message}`);
     const tls = parsed.target.protocol === 'tls';
-    if (tls && !config.syslogCaFile) throw new AgentError('config_invalid', 'syslogCaFile: is required for a tls:// syslogTarget');
     const sink = new SyslogSink({
       ...overrides.syslog,
       target: parsed.target,
