@@ -12,10 +12,9 @@ import type { CheckCadence } from './cadence.js';
 export type { Check, CheckContext, CheckName, CheckResult, CheckStatus, HealHint } from './types.js';
 export { CHECK_NAMES } from './types.js';
 export { systemFacts, type SystemFacts } from './facts.js';
-export { rulesetHash, normaliseRuleset, hashNormalised, type NormalisedRuleset } from './ruleset.js';
+export { rulesetHash, normaliseRuleset, type NormalisedRuleset } from './ruleset.js';
 export { isDisruptiveUnit } from './services.js';
 export { EXEC_TIMEOUT_MS } from './exec.js';
-export { CHECK_TIMEOUT_MS } from './run.js';
 export { CheckCadence } from './cadence.js';
 
 /** The six drift checks, in CHECK_NAMES order. */

@@ -1,7 +1,7 @@
 import type { CheckContext } from './types.js';
 
 /** A snapshot older than this no longer says anything about the running system. */
-export function snapshotMaxAgeMs(pollIntervalS: number): number {
+function snapshotMaxAgeMs(pollIntervalS: number): number {
   return Math.max(600_000, 3 * pollIntervalS * 1000);
 }
 

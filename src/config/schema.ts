@@ -7,7 +7,7 @@ const hostname = z.string().min(1).max(253).regex(DNS_NAME, 'must be a DNS host 
 const ident = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash or underscore');
 const positiveInt = z.number().int().positive();
 export const WINDOW_RE = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$/;
-export const TRUSTED_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}:[A-Za-z0-9+/]{43}=$/;
+const TRUSTED_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}:[A-Za-z0-9+/]{43}=$/;
 /** The longest orderTtl an appliance can be configured with: `order sign --ttl` refuses more. */
 export const MAX_ORDER_TTL_S = 86_400;
 
@@ -191,7 +191,7 @@ export type Config = Omit<z.output<typeof ConfigSchema>, 'hostId'> & { hostId: s
  * a dash (it would read as an option), at most 256 characters. One pattern for both, so a unit
  * the baseline accepts is one the healer can act on and nothing else.
  */
-export const UNIT_NAME_RE = /^[A-Za-z0-9@:_\\][A-Za-z0-9@:._\\-]*\.(service|timer|socket|target|mount|path)$/;
+const UNIT_NAME_RE = /^[A-Za-z0-9@:_\\][A-Za-z0-9@:._\\-]*\.(service|timer|socket|target|mount|path)$/;
 export const UnitNameSchema = z.string().max(256).regex(UNIT_NAME_RE, 'must be a systemd unit name like sshd.service (not starting with a dash)');
 const unitName = UnitNameSchema;
 

@@ -61,7 +61,7 @@ export function readWebhookCa(path: string): Buffer {
  * Load-time check of the files the reseller sinks read, one line per problem. Direct mode sends
  * nothing to the sinks, so their files are not read there.
  */
-export function sinkFileProblems(config: Config): string[] {
+function sinkFileProblems(config: Config): string[] {
   if (config.deploymentMode !== 'reseller') return [];
   const problems: string[] = [];
   const attempt = (fn: () => unknown): void => {

@@ -1,5 +1,5 @@
 export { sign, verify, publicKeyOf, randomSeed } from './ed25519.js';
-export { parseSecretKey, parsePublicKey, formatPublicKey, formatSecretKey, publicKeyToPem, isValidKeyName, type SecretKey, type PublicKey } from './keys.js';
+export { parsePublicKey, formatPublicKey, formatSecretKey, type SecretKey, type PublicKey } from './keys.js';
 export {
   pae,
   signEnvelope,

@@ -1,7 +1,7 @@
 export { EvidenceBundleSchema, ActionTakenSchema, OUTCOMES, type EvidenceBundle, type EvidenceDraft, type EvidenceSpec, type ActionTaken, type Outcome } from './bundle.js';
 export { EvidenceChain, readChainHead, newBundleId, type ChainedEvidence, type ChainHead, type EnvelopeSink } from './chain.js';
 export { exportEvidence, pruneEvidence, checkpointEvidence, evidenceFileName, type PrunePolicy, type PruneReport } from './store.js';
-export { verifyPath, verifyEnvelopeFile, type VerifyReport, type VerifyOptions, type VerifiedBundle } from './verify.js';
+export { verifyPath, type VerifyReport, type VerifyOptions, type VerifiedBundle } from './verify.js';
 export type { Finding, FindingKind } from './finding.js';
 export { decodeEvidence, claimedBundle, type DecodedEvidence } from './envelope.js';
 export { rotationKeyOf, KEY_ROTATION_CHECK } from './key-ring.js';

@@ -9,7 +9,7 @@ const sha256Ref = z.string().regex(/^sha256:[0-9a-f]{64}$/);
  * envelope (the same `sha256:` of the compact envelope the next bundle's prev_hash uses), so a
  * receipt can acknowledge that envelope and nothing else.
  */
-export const ReceiptSchema = z
+const ReceiptSchema = z
   .object({
     receipt_id: z.string().min(1).max(256),
     bundle_id: z.uuid(),

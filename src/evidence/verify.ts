@@ -115,7 +115,7 @@ function checkReceipts(opts: NonNullable<VerifyOptions['receipts']>, verified: r
 }
 
 /** Verify one envelope file: signature by a trusted key, payload type, bundle schema. */
-export function verifyEnvelopeFile(file: string, keys: readonly PublicKey[]): VerifiedBundle | Finding {
+function verifyEnvelopeFile(file: string, keys: readonly PublicKey[]): VerifiedBundle | Finding {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
