@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod';
+import { AgentError } from '../common/index.js';
 import { decodeBase64Strict, isCanonicalBase64 } from './base64.js';
 import { sign, verify } from './ed25519.js';
 import type { PublicKey, SecretKey } from './keys.js';
@@ -128,7 +129,7 @@ export function verifyEnvelope(input: unknown, expectedType: string, trusted: re
 /** Add a signature to an envelope (co-signing): the payload and earlier signatures stay as they are. */
 export function addSignature(env: Envelope, key: SecretKey): Envelope {
   const payload = decodeBase64Strict(env.payload);
-  if (!payload) throw new Error('envelope payload is not canonical base64');
+  if (!payload) throw new AgentError('envelope_invalid', 'envelope payload is not canonical base64');
   const sig = sign(pae(env.payloadType, payload), key.seed);
   return { ...env, signatures: [...env.signatures, { keyid: key.keyId, sig: Buffer.from(sig).toString('base64') }] };
 }

@@ -1,5 +1,6 @@
 import * as ed from '@noble/ed25519';
 import { createHash, createPrivateKey, createPublicKey, sign as opensslSign, verify as opensslVerify, type KeyObject } from 'node:crypto';
+import { AgentError } from '../common/index.js';
 
 // @noble/ed25519 v3 needs a synchronous SHA-512; node:crypto provides one.
 ed.hashes.sha512 = (message: Uint8Array) => new Uint8Array(createHash('sha512').update(message).digest());
@@ -21,7 +22,7 @@ export function sign(message: Uint8Array, seed: Uint8Array): Uint8Array {
 function signingKey(seed: Uint8Array): KeyObject {
   let key = signingKeys.get(seed);
   if (!key) {
-    if (seed.length !== 32) throw new Error(`an Ed25519 seed is 32 bytes, got ${seed.length}`);
+    if (seed.length !== 32) throw new AgentError('key_parse', `an Ed25519 seed is 32 bytes, got ${seed.length}`);
     key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
     signingKeys.set(seed, key);
   }
