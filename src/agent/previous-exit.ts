@@ -21,7 +21,7 @@ export interface PreviousExit {
   readonly at: number;
 }
 
-export type PreviousExitRead = { readonly kind: 'none' } | { readonly kind: 'exit'; readonly exit: PreviousExit } | { readonly kind: 'bad'; readonly why: string };
+export type PreviousExitRead = { readonly kind: 'none' } | { readonly kind: 'exit'; readonly exit: PreviousExit } | { readonly kind: 'bad'; readonly message: string };
 
 export function readPreviousExit(stateDir: string): PreviousExitRead {
   const path = stateLayout(stateDir).previousExit;
@@ -29,16 +29,16 @@ export function readPreviousExit(stateDir: string): PreviousExitRead {
   let at: number;
   try {
     const st = statSync(path);
-    if (!st.isFile()) return { kind: 'bad', why: `${path} is not a regular file` };
-    if (st.size > MAX_BYTES) return { kind: 'bad', why: `${path} is ${st.size} bytes, more than the one line systemd's ExecStopPost= writes` };
+    if (!st.isFile()) return { kind: 'bad', message: `${path} is not a regular file` };
+    if (st.size > MAX_BYTES) return { kind: 'bad', message: `${path} is ${st.size} bytes, more than the one line systemd's ExecStopPost= writes` };
     at = st.mtimeMs;
     text = readFileSync(path, 'utf8');
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return { kind: 'none' };
-    return { kind: 'bad', why: `${path}: ${(e as Error).message}` };
+    return { kind: 'bad', message: `${path}: ${(e as Error).message}` };
   }
   const m = LINE.exec(text);
-  if (!m) return { kind: 'bad', why: `${path} does not hold "SERVICE_RESULT=... EXIT_CODE=... EXIT_STATUS=..." ("${text.slice(0, 80).replace(/[^\x20-\x7e]/g, '?')}")` };
+  if (!m) return { kind: 'bad', message: `${path} does not hold "SERVICE_RESULT=... EXIT_CODE=... EXIT_STATUS=..." ("${text.slice(0, 80).replace(/[^\x20-\x7e]/g, '?')}")` };
   return { kind: 'exit', exit: { serviceResult: m[1]!, exitCode: m[2]!, exitStatus: m[3]!, at: Math.round(at) } };
 }
 
@@ -59,7 +59,7 @@ export function previousExitAlerts(config: Config, logger: Logger): StartAlerts 
   const path = stateLayout(config.stateDir).previousExit;
   const ack = () => rmSync(path, { force: true });
   if (read.kind === 'bad') {
-    logger.warn(`ignoring the record of the previous run: ${read.why}`);
+    logger.warn(`ignoring the record of the previous run: ${read.message}`);
     return { drafts: () => [], ack };
   }
   const { serviceResult, exitCode, exitStatus, at } = read.exit;

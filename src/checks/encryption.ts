@@ -34,7 +34,7 @@ const DiskSnapshot = z.object({
 /** The block devices, and a way to ask `cryptsetup status` about one of them. */
 interface DiskFacts {
   devices: BlockDevice[];
-  cryptStatus(name: string): Promise<{ exitCode: number; output: string } | { why: string }>;
+  cryptStatus(name: string): Promise<{ exitCode: number; output: string } | { message: string }>;
   source: string;
 }
 
@@ -44,29 +44,29 @@ const LSBLK_ARGS = ['--json', '-o', 'NAME,TYPE,FSTYPE,MOUNTPOINTS'] as const;
  * From the snapshot file when configured (the agent's unit hides /dev/mapper and cannot run
  * cryptsetup), else from lsblk and cryptsetup run here.
  */
-async function diskFacts(ctx: CheckContext): Promise<{ ok: true; facts: DiskFacts } | { ok: false; why: string }> {
+async function diskFacts(ctx: CheckContext): Promise<{ ok: true; facts: DiskFacts } | { ok: false; message: string }> {
   const file = ctx.config.diskSnapshotFile;
   if (file) {
     const snapshot = await readSnapshot(ctx, file);
-    if (!snapshot.ok) return { ok: false, why: `disk snapshot ${snapshot.why}` };
+    if (!snapshot.ok) return { ok: false, message: `disk snapshot ${snapshot.message}` };
     const json = parseJsonText(snapshot.text);
     const parsed = DiskSnapshot.safeParse(json.ok ? json.value : undefined);
-    if (!parsed.success) return { ok: false, why: `disk snapshot ${file} is not a lsblk/cryptsetup snapshot ("${excerpt(snapshot.text)}")` };
+    if (!parsed.success) return { ok: false, message: `disk snapshot ${file} is not a lsblk/cryptsetup snapshot ("${excerpt(snapshot.text)}")` };
     const { lsblk, cryptsetup } = parsed.data;
     return {
       ok: true,
       facts: {
         devices: lsblk.blockdevices,
         source: file,
-        cryptStatus: async (name) => cryptsetup[name] ?? { why: `${file} has no cryptsetup status for ${name}` },
+        cryptStatus: async (name) => cryptsetup[name] ?? { message: `${file} has no cryptsetup status for ${name}` },
       },
     };
   }
   const r = await runCommand(ctx.host, 'lsblk', LSBLK_ARGS);
-  if (!r.ok) return { ok: false, why: r.why };
+  if (!r.ok) return { ok: false, message: r.message };
   const json = parseJsonText(r.stdout);
   const parsed = Lsblk.safeParse(json.ok ? json.value : undefined);
-  if (!parsed.success) return { ok: false, why: `lsblk --json printed no block device list ("${excerpt(r.stdout)}")` };
+  if (!parsed.success) return { ok: false, message: `lsblk --json printed no block device list ("${excerpt(r.stdout)}")` };
   return {
     ok: true,
     facts: {
@@ -74,7 +74,7 @@ async function diskFacts(ctx: CheckContext): Promise<{ ok: true; facts: DiskFact
       source: 'lsblk',
       cryptStatus: async (name) => {
         const c = await runCommand(ctx.host, 'cryptsetup', ['status', name]);
-        return c.ok ? { exitCode: c.exitCode, output: c.stdout } : { why: c.why };
+        return c.ok ? { exitCode: c.exitCode, output: c.stdout } : { message: c.message };
       },
     },
   };
@@ -119,7 +119,7 @@ function inspect(chain: readonly BlockDevice[], mountedAt: string): MountFinding
  */
 async function cryptDetails(facts: DiskFacts, name: string): Promise<Record<string, string> | string> {
   const r = await facts.cryptStatus(name);
-  if ('why' in r) return `unavailable: ${r.why}`;
+  if ('message' in r) return `unavailable: ${r.message}`;
   if (r.exitCode !== 0) return `unavailable: cryptsetup status ${name} exited ${r.exitCode} ("${excerpt(r.output)}")`;
   const fields = Object.fromEntries(
     r.output
@@ -146,7 +146,7 @@ export const encryptionCheck: Check = {
     if (required.length === 0) return done('compliant', 'the baseline requires no encrypted mounts', { mounts: {} });
 
     const got = await diskFacts(ctx);
-    if (!got.ok) return done('error', got.why);
+    if (!got.ok) return done('error', got.message);
     const { facts } = got;
 
     const mounts = mountedChains(facts.devices);

@@ -4,7 +4,7 @@ import type { ExecResult, Host } from '../host/index.js';
 /** Every command a check runs gets this long; a check runs a handful, well inside its own deadline. */
 export const EXEC_TIMEOUT_MS = 10_000;
 
-export type CommandOutcome = { ok: true; stdout: string; exitCode: number } | { ok: false; why: string; result: ExecResult };
+export type CommandOutcome = { ok: true; stdout: string; exitCode: number } | { ok: false; message: string; result: ExecResult };
 
 /** `: <first line of stderr>`, or nothing when it said nothing. */
 function stderrLine(r: ExecResult): string {
@@ -42,7 +42,7 @@ export async function runCommand(
   if ((r.status === 'ok' || r.status === 'nonzero') && r.exitCode !== null && okCodes.includes(r.exitCode)) {
     return { ok: true, stdout: r.stdout, exitCode: r.exitCode };
   }
-  return { ok: false, why: describeFailure(command, args, r, timeoutMs), result: r };
+  return { ok: false, message: describeFailure(command, args, r, timeoutMs), result: r };
 }
 
 /** A short excerpt of unexpected output for an error summary (never a whole file). */

@@ -6,19 +6,19 @@ import { readSnapshot } from './snapshot.js';
 
 const short = (h: string): string => `${h.slice(0, 'sha256:'.length + 12)}…`;
 
-type Listing = { ok: true; text: string; source: string } | { ok: false; why: string };
+type Listing = { ok: true; text: string; source: string } | { ok: false; message: string };
 
 /** The ruleset text: from the root-written snapshot when configured, else from `nft list ruleset`. */
 async function listRuleset(ctx: CheckContext): Promise<Listing> {
   const file = ctx.config.rulesetSnapshotFile;
   if (file) {
     const snapshot = await readSnapshot(ctx, file);
-    return snapshot.ok ? { ok: true, text: snapshot.text, source: file } : { ok: false, why: `ruleset snapshot ${snapshot.why}` };
+    return snapshot.ok ? { ok: true, text: snapshot.text, source: file } : { ok: false, message: `ruleset snapshot ${snapshot.message}` };
   }
   const r = await runCommand(ctx.host, 'nft', ['list', 'ruleset']);
   if (!r.ok) {
     const denied = r.result.status === 'nonzero' && /Operation not permitted/.test(r.result.stderr);
-    return { ok: false, why: denied ? 'nft list ruleset: permission denied (listing the ruleset needs CAP_NET_ADMIN; set rulesetSnapshotFile)' : r.why };
+    return { ok: false, message: denied ? 'nft list ruleset: permission denied (listing the ruleset needs CAP_NET_ADMIN; set rulesetSnapshotFile)' : r.message };
   }
   return { ok: true, text: r.stdout, source: 'nft list ruleset' };
 }
@@ -52,7 +52,7 @@ export const firewallCheck: Check = {
     const expected = { rulesetHash: ctx.baseline.firewall.rulesetHash };
     const done = startResult('firewall', ctx, expected);
     const listing = await listRuleset(ctx);
-    if (!listing.ok) return done('error', listing.why);
+    if (!listing.ok) return done('error', listing.message);
     const n = digest(listing.text);
     if (!n.ok) return done('error', `${listing.source} is not a ruleset: ${n.reason}`);
     const rulesetHash = n.rulesetHash;

@@ -28,7 +28,7 @@ export const patchingCheck: Check = {
     const done = startResult('patching', ctx, expected);
 
     const version = await runCommand(ctx.host, 'nixos-version', ['--json']);
-    if (!version.ok) return done('error', version.why);
+    if (!version.ok) return done('error', version.message);
     const json = parseJsonText(version.stdout);
     const parsed = NixosVersion.safeParse(json.ok ? json.value : undefined);
     if (!parsed.success) return done('error', `nixos-version --json printed no version JSON ("${excerpt(version.stdout)}")`);

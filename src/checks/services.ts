@@ -37,7 +37,7 @@ export const servicesCheck: Check = {
     // is-active exits 3 when a unit is not active: that is an answer, not a failure. Unit states
     // live in systemd, not in files, so this is the one command an idle cycle runs (everyCycle).
     const r = await runCommand(ctx.host, 'systemctl', ['is-active', ...required], { okExitCodes: [0, 3, 4], everyCycle: true });
-    if (!r.ok) return done('error', r.why);
+    if (!r.ok) return done('error', r.message);
     const lines = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
     if (lines.length !== required.length || !lines.every((l) => STATES.has(l))) {
       return done('error', `systemctl is-active printed ${lines.length} line(s) for ${required.length} unit(s), not unit states ("${excerpt(r.stdout)}")`);

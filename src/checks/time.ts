@@ -32,7 +32,7 @@ async function fromChrony(ctx: CheckContext, stdout: string, done: Done): Promis
 async function fromTimedatectl(ctx: CheckContext, done: Done): Promise<CheckResult> {
   const r = await runCommand(ctx.host, 'timedatectl', ['show']);
   if (!r.ok) {
-    return done('error', r.result.status === 'missing' ? 'neither chronyc nor timedatectl is installed: the clock cannot be checked' : r.why);
+    return done('error', r.result.status === 'missing' ? 'neither chronyc nor timedatectl is installed: the clock cannot be checked' : r.message);
   }
   const values = new Map(
     r.stdout
@@ -62,6 +62,6 @@ export const timeCheck: Check = {
     if (r.ok) return fromChrony(ctx, r.stdout, done);
     // chronyc absent means another time daemon; chronyc failing means chronyd is broken: an error.
     if (r.result.status === 'missing') return fromTimedatectl(ctx, done);
-    return done('error', r.why);
+    return done('error', r.message);
   },
 };

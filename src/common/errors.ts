@@ -1,6 +1,10 @@
 /**
  * Errors are values: a stable machine code plus one human sentence.
  * Secrets never go into `message`; callers pass paths and names, never contents.
+ *
+ * A failure returned rather than thrown uses the same words: `{ ok: false, message }`, with a
+ * `code` or `reason` only for a machine-readable kind (`reason: 'bad_signature'`). Fields of the
+ * wire formats and the evidence keep their documented names (a bundle's or a dead letter's `reason`).
  */
 export class AgentError extends Error {
   readonly code: string;

@@ -19,7 +19,7 @@ export interface CachedHost extends Addresses {
 
 export type LastGood = ReadonlyMap<string, CachedHost>;
 
-export type CacheRead = { ok: true; hosts: LastGood } | { ok: false; hosts: LastGood; problem: string };
+export type CacheRead = { ok: true; hosts: LastGood } | { ok: false; hosts: LastGood; message: string };
 
 /**
  * The last good DNS answer per host. It belongs to egress-refresh alone (its own state
@@ -32,15 +32,15 @@ export function readLastGood(path: string): CacheRead {
   } catch (e) {
     const code = errnoCode(e);
     if (code === 'ENOENT') return { ok: true, hosts: new Map() };
-    return { ok: false, hosts: new Map(), problem: `${path}: cannot read the last good addresses (${code ?? 'error'})` };
+    return { ok: false, hosts: new Map(), message: `${path}: cannot read the last good addresses (${code ?? 'error'})` };
   }
   let parsed;
   try {
     parsed = CacheSchema.safeParse(JSON.parse(text));
   } catch {
-    return { ok: false, hosts: new Map(), problem: `${path}: not valid JSON; starting without last good addresses` };
+    return { ok: false, hosts: new Map(), message: `${path}: not valid JSON; starting without last good addresses` };
   }
-  if (!parsed.success) return { ok: false, hosts: new Map(), problem: `${path}: not a last-good file; starting without last good addresses` };
+  if (!parsed.success) return { ok: false, hosts: new Map(), message: `${path}: not a last-good file; starting without last good addresses` };
   return { ok: true, hosts: new Map(Object.entries(parsed.data.hosts)) };
 }
 

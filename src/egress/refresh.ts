@@ -54,7 +54,7 @@ export async function refreshEgress(opts: RefreshOptions): Promise<RefreshReport
   const problems: string[] = [];
 
   const cache = readLastGood(opts.cachePath);
-  if (!cache.ok) problems.push(cache.problem);
+  if (!cache.ok) problems.push(cache.message);
 
   const timeServers = [...new Set(opts.timeServers ?? [])];
   const hosts = [...new Set([...opts.hosts, ...timeServers])];

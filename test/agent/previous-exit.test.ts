@@ -47,9 +47,9 @@ describe('how the previous run ended (the unit\'s ExecStopPost= record)', () => 
       exit: { serviceResult: 'oom-kill', exitCode: 'killed', exitStatus: 'KILL', at: Date.UTC(2026, 10, 23, 11, 0, 0) },
     });
     stopped('SERVICE_RESULT=oom-kill; rm -rf /\n');
-    expect(readPreviousExit(h.config.stateDir)).toMatchObject({ kind: 'bad', why: expect.stringContaining('does not hold "SERVICE_RESULT=') });
+    expect(readPreviousExit(h.config.stateDir)).toMatchObject({ kind: 'bad', message: expect.stringContaining('does not hold "SERVICE_RESULT=') });
     stopped('x'.repeat(4096));
-    expect(readPreviousExit(h.config.stateDir)).toMatchObject({ kind: 'bad', why: expect.stringContaining('4096 bytes') });
+    expect(readPreviousExit(h.config.stateDir)).toMatchObject({ kind: 'bad', message: expect.stringContaining('4096 bytes') });
   });
 
   it('after a kill by the memory limit, the next start chains one alert bundle saying so, once', async () => {
