@@ -1,25 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../src/config/index.js';
-import { render } from './nix.js';
+import { render, resellerOptions } from './nix.js';
 
 // One option set the module and the agent both accept; each case below breaks (or keeps) one rule.
 const base = {
-  ...render().defaults,
-  siteId: 'clinic-001',
-  hostId: 'front-desk-1',
-  deploymentMode: 'reseller',
-  resellerId: 'msp-alpha',
-  mcpUrl: 'https://mcp.example.com',
+  ...resellerOptions(),
   allowedHosts: ['mcp.example.com', 'rmm.example.com', 'siem.example.com', 'cache.example.com'],
-  baselinePath: '/etc/compliance-agent/baseline.json',
-  caFile: '/etc/compliance-agent/mcp-ca.pem',
-  clientCertFile: '/run/secrets/client.pem',
-  clientKeyFile: '/run/secrets/client.key',
-  signingKeyFile: '/run/secrets/evidence.key',
-  webhookSecretFile: '/run/secrets/webhook',
-  rmmWebhookUrl: 'https://rmm.example.com/hooks',
-  syslogTarget: 'tls://siem.example.com:6514',
-  syslogCaFile: '/etc/compliance-agent/siem-ca.pem',
   trustedOrderKeys: ['msp:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', 'msp-2:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA='],
 };
 

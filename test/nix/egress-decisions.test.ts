@@ -1,28 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { render, run } from './nix.js';
+import { render, resellerOptions, run } from './nix.js';
 
 function evalExpr<T>(expr: string): T {
   return JSON.parse(run('nix-instantiate', ['--eval', '--strict', '--json', '--expr', expr])) as T;
 }
 
-const reseller = {
-  ...render().defaults,
-  siteId: 'clinic-001',
-  hostId: 'front-desk-1',
-  deploymentMode: 'reseller',
-  resellerId: 'msp-alpha',
-  mcpUrl: 'https://mcp.example.com',
-  allowedHosts: ['mcp.example.com', 'rmm.example.com', 'siem.example.com'],
-  baselinePath: '/etc/compliance-agent/baseline.json',
-  caFile: '/etc/compliance-agent/mcp-ca.pem',
-  clientCertFile: '/run/secrets/client.pem',
-  clientKeyFile: '/run/secrets/client.key',
-  signingKeyFile: '/run/secrets/evidence.key',
-  webhookSecretFile: '/run/secrets/webhook',
-  rmmWebhookUrl: 'https://rmm.example.com/hooks',
-  syslogTarget: 'tls://siem.example.com:6514',
-  trustedOrderKeys: ['msp:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='],
-};
+const reseller = resellerOptions();
 
 describe('egress.enable and networking.nftables.enable (modules/lib/egress.nix)', () => {
   const assertion = (egressEnable: boolean, nftablesEnable: boolean) =>

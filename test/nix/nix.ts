@@ -60,3 +60,26 @@ export function nixFiles(dir = REPO): string[] {
   }
   return out.sort();
 }
+
+/** Module option values for reseller mode with a webhook and TLS syslog, which the module accepts. */
+export function resellerOptions(): Record<string, unknown> {
+  return {
+    ...render().defaults,
+    siteId: 'clinic-001',
+    hostId: 'front-desk-1',
+    deploymentMode: 'reseller',
+    resellerId: 'msp-alpha',
+    mcpUrl: 'https://mcp.example.com',
+    allowedHosts: ['mcp.example.com', 'rmm.example.com', 'siem.example.com'],
+    baselinePath: '/etc/compliance-agent/baseline.json',
+    caFile: '/etc/compliance-agent/mcp-ca.pem',
+    clientCertFile: '/run/secrets/client.pem',
+    clientKeyFile: '/run/secrets/client.key',
+    signingKeyFile: '/run/secrets/evidence.key',
+    webhookSecretFile: '/run/secrets/webhook',
+    rmmWebhookUrl: 'https://rmm.example.com/hooks',
+    syslogTarget: 'tls://siem.example.com:6514',
+    syslogCaFile: '/etc/compliance-agent/siem-ca.pem',
+    trustedOrderKeys: ['msp:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='],
+  };
+}
