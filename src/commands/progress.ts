@@ -1,4 +1,5 @@
-import { clip } from '../common/index.js';
+import { clip } from '../common/text.js';
+
 /**
  * What a long command is doing, on one rewritten line of stderr: only on a terminal, never in JSON
  * mode or when piped or logged (scripts and journald see only the command's result).
