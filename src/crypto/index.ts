@@ -15,7 +15,6 @@ export {
   RECEIPT_PAYLOAD_TYPE,
   type Envelope,
   type EnvelopeCheck,
-  type OpenedEnvelope,
 } from './dsse.js';
 export { loadSecretKeyFile, loadPublicKeyFile, resolvePublicKeyArg, generateKeyFiles, type KeygenResult } from './key-files.js';
 export { decodeBase64Strict } from './base64.js';

@@ -3,6 +3,6 @@ export { EvidenceChain, readChainHead, newBundleId, type ChainedEvidence, type C
 export { exportEvidence, pruneEvidence, checkpointEvidence, evidenceFileName, type PrunePolicy, type PruneReport } from './store.js';
 export { verifyPath, type VerifyReport, type VerifyOptions, type VerifiedBundle } from './verify.js';
 export type { Finding, FindingKind } from './finding.js';
-export { decodeEvidence, claimedBundle, type DecodedEvidence } from './envelope.js';
+export { decodeEvidence, claimedBundle } from './envelope.js';
 export { rotationKeyOf, KEY_ROTATION_CHECK } from './key-ring.js';
 export { signReceipt, checkReceipt, readStoredReceipts, receiptAcknowledges, type Receipt, type AcceptedReceipt, type ReceiptExpectation } from './receipt.js';

@@ -1,4 +1,4 @@
 export { CACHE_KIB, openStateDb, type StateDb } from './db.js';
-export { stateLayout, healLayout, type StateLayout, type HealLayout } from './layout.js';
+export { stateLayout, healLayout, type HealLayout } from './layout.js';
 export { getKv, setKv } from './kv.js';
 export { storageWrite, stateWriteFailure } from './storage-write.js';
