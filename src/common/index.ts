@@ -6,5 +6,3 @@ export { AGENT_VERSION } from './version.js';
 export { parseJsonText } from './json.js';
 export { isoSeconds } from './time.js';
 export { oneLine } from './one-line.js';
-export { errorChain, UNTRUSTED_CERT_CODES, DNS_FAILURE_CODES, UNREACHABLE_CODES, type ChainedError } from './transport-errors.js';
-export { Agent as HttpAgent } from './http-agent.js';
