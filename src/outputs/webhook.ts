@@ -1,7 +1,7 @@
 import { AGENT_VERSION, AgentError, oneLine } from '../common/index.js';
 import { HttpsClient, isRetryableStatus } from '../delivery/index.js';
 import type { DeliveryResult, OutboxItem } from '../queue/index.js';
-import { bundleOfEnvelope } from './evidence-of.js';
+import { decodeQueuedBundle } from './queued-bundle.js';
 import { webhookPayload } from './webhook-payload.js';
 import { signWebhook } from './webhook-signature.js';
 
@@ -97,7 +97,7 @@ export class WebhookSink {
   };
 
   async send(item: OutboxItem): Promise<DeliveryResult> {
-    const decoded = bundleOfEnvelope(item.body);
+    const decoded = decodeQueuedBundle(item.body);
     if (!decoded.ok) return { kind: 'reject', reason: decoded.reason };
     const body = JSON.stringify(webhookPayload(decoded.bundle));
     const msgId = decoded.bundle.bundle_id;
