@@ -6,6 +6,11 @@ import { backoffDelay } from './backoff.js';
 import { DESTINATIONS, type DeadLetter, type Destination, type DestinationStats, type OutboxItem, type OutboxOptions } from './types.js';
 
 const MAX_REASON = 2000;
+/** Per destination: undelivered (and of those, leased right now), dead, delivered, the oldest undelivered. */
+const STATS_SQL = `SELECT destination,
+        SUM(state = 'pending') AS total, SUM(state = 'pending' AND lease_until > ? AND lease_until <= ?) AS leased,
+        SUM(state = 'dead') AS dead, SUM(state = 'done') AS done, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest
+   FROM outbox GROUP BY destination ORDER BY destination`;
 const DEFAULTS = { maxAttempts: 50, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, leaseMs: 60_000 } as const;
 
 interface Row {
@@ -45,7 +50,7 @@ export class Outbox {
     | 'kill'
     | 'release'
     | 'releaseAll'
-    | 'countByState'
+    | 'stats'
     | 'pendingSummary'
     | 'deadAll'
     | 'deadOne'
@@ -91,7 +96,7 @@ export class Outbox {
       ),
       release: db.prepare(`UPDATE outbox SET lease_until = 0 WHERE id = ? AND state = 'pending'`),
       releaseAll: db.prepare(`UPDATE outbox SET lease_until = 0 WHERE state = 'pending' AND lease_until != 0`),
-      countByState: db.prepare('SELECT destination, state, COUNT(*) AS n FROM outbox GROUP BY destination, state'),
+      stats: db.prepare(STATS_SQL),
       pendingSummary: db.prepare(
         `SELECT COUNT(*) AS total, COALESCE(SUM(lease_until > ? AND lease_until <= ?), 0) AS leased, MIN(created_at) AS oldest
            FROM outbox WHERE destination = ? AND state = 'pending'`,
@@ -198,20 +203,12 @@ export class Outbox {
     return (this.s.pendingSummary.get(now, now + this.leaseMs, destination) as { total: number }).total;
   }
 
+  /** Every destination, those without a row as zeros. */
   stats(now: number): DestinationStats[] {
-    const counts = new Map<string, number>();
-    for (const r of this.s.countByState.all() as { destination: string; state: string; n: number }[]) counts.set(`${r.destination}/${r.state}`, r.n);
-    return DESTINATIONS.map((destination) => {
-      const p = this.s.pendingSummary.get(now, now + this.leaseMs, destination) as { total: number; leased: number; oldest: number | null };
-      return {
-        destination,
-        pending: p.total - p.leased,
-        leased: p.leased,
-        dead: counts.get(`${destination}/dead`) ?? 0,
-        done: counts.get(`${destination}/done`) ?? 0,
-        oldestPendingAgeMs: p.oldest === null ? null : Math.max(0, now - p.oldest),
-      };
-    });
+    const found = statsFrom(this.s.stats, now, this.leaseMs);
+    return DESTINATIONS.map(
+      (destination) => found.find((s) => s.destination === destination) ?? { destination, pending: 0, leased: 0, dead: 0, done: 0, oldestPendingAgeMs: null },
+    );
   }
 
   deadLetters(destination?: Destination, limit = 100): DeadLetter[] {
@@ -250,6 +247,27 @@ export class Outbox {
   private mustExist(id: number): void {
     if (this.s.exists.get(id) === undefined) throw unknownItem(id);
   }
+}
+
+function statsFrom(statement: Statement, now: number, leaseMs: number): DestinationStats[] {
+  const rows = statement.all(now, now + leaseMs) as { destination: Destination; total: number; leased: number; dead: number; done: number; oldest: number | null }[];
+  return rows.map((r) => ({
+    destination: r.destination,
+    pending: r.total - r.leased,
+    leased: r.leased,
+    dead: r.dead,
+    done: r.done,
+    // A clock stepped back makes rows look younger than zero: never a negative age.
+    oldestPendingAgeMs: r.oldest === null ? null : Math.max(0, now - r.oldest),
+  }));
+}
+
+/**
+ * The destinations that have outbox rows, by name, read without an Outbox: for a reader of the
+ * database (the status command opens it read-only and prepares nothing that writes).
+ */
+export function outboxStats(db: StateDb, now: number): DestinationStats[] {
+  return statsFrom(db.prepare(STATS_SQL), now, DEFAULTS.leaseMs);
 }
 
 /** Errors and reasons come from remote peers; keep what is stored per row bounded. */
