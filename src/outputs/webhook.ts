@@ -1,5 +1,5 @@
 import { AGENT_VERSION, AgentError, oneLine } from '../common/index.js';
-import { HttpsClient, isRetryableStatus } from '../delivery/index.js';
+import { HttpsClient, isRetryableStatus, type HttpsResponse } from '../delivery/index.js';
 import type { DeliveryResult, OutboxItem } from '../queue/index.js';
 import { decodeQueuedBundle } from './queued-bundle.js';
 import { webhookPayload } from './webhook-payload.js';
@@ -116,17 +116,20 @@ export class WebhookSink {
       body,
       shownAs: 'POST',
     });
+    if (r.ok) return this.verdict(r.response, msgId);
     // The status line carries the receiver's verdict; a reply cut short (over the cap, a reset
     // mid-body) only shortens the receipt id or the error text read from it.
-    const res = r.response;
-    if (res === undefined) return { kind: 'retry', error: `webhook POST failed: ${r.ok ? '' : r.failure.message}` };
+    if (r.response) return this.verdict(r.response, msgId);
+    return { kind: 'retry', error: `webhook POST failed: ${r.failure.message}` };
+  }
+
+  private verdict(res: HttpsResponse, msgId: string): DeliveryResult {
     const peer = this.http.endpoint;
-    const status = res.status;
-    if (status >= 200 && status < 300) return { kind: 'ok', receiptId: receiverId(res.body) ?? msgId };
+    if (res.status >= 200 && res.status < 300) return { kind: 'ok', receiptId: receiverId(res.body) ?? msgId };
     const said = oneLine(res.body.toString('utf8')) || '(no body)';
-    if (isRetryableStatus(status)) return { kind: 'retry', error: `webhook ${peer} answered ${status}: ${said}` };
-    const redirect = status >= 300 && status < 400 ? ' (redirects are not followed; correct rmmWebhookUrl)' : '';
-    return { kind: 'reject', reason: `webhook ${peer} refused with ${status}${redirect}: ${said}` };
+    if (isRetryableStatus(res.status)) return { kind: 'retry', error: `webhook ${peer} answered ${res.status}: ${said}` };
+    const redirect = res.status >= 300 && res.status < 400 ? ' (redirects are not followed; correct rmmWebhookUrl)' : '';
+    return { kind: 'reject', reason: `webhook ${peer} refused with ${res.status}${redirect}: ${said}` };
   }
 
   async close(): Promise<void> {
