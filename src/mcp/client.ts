@@ -124,7 +124,6 @@ export class McpClient {
       timeouts,
       maxResponseBytes: opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
       connections: SINGLE_POST_CONCURRENCY,
-      keepAliveMs: 10_000,
       keepAliveMaxMs: 60_000,
     });
     return new McpClient(
