@@ -2,7 +2,7 @@
 // bin/compliance-agent with the V8 flags in bin/node-flags. One module graph instead of ~150 files
 // lowers the live heap and the start time; commands and execa stay in chunks loaded on first use.
 // better-sqlite3 (a native addon) and undici (loaded by path from node_modules, see
-// src/common/http-agent.ts) are resolved at run time from the package's node_modules.
+// src/delivery/undici-agent.ts) are resolved at run time from the package's node_modules.
 // dist/bundle sits two levels under the package root, as dist/src/common does, so
 // src/common/version.ts finds package.json from either.
 import { build } from 'esbuild';

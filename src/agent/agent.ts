@@ -6,7 +6,7 @@ import { stateLayout, stateWriteFailure, storageWrite, type StateDb } from '../s
 import { ALL_CHECKS, CheckCadence, runChecks, systemFacts, type CheckResult, type SystemFacts } from '../checks/index.js';
 import type { Collected, HealingContext } from '../heal/index.js';
 import { EvidenceChain, exportEvidence, readChainHead, type EvidenceDraft } from '../evidence/index.js';
-import { Outbox, flushDestination, type Destination, type DeliveryResult, type OutboxItem } from '../queue/index.js';
+import { Outbox, flushDestination, type Deliver, type Destination, type DeliveryResult } from '../queue/index.js';
 import { controlPlaneView, nextDeliveryHealth, readDeliveryHealth, writeDeliveryHealth, writeMetrics, type FlushOutcome } from '../observe/index.js';
 import type { SecretKey, Envelope } from '../crypto/index.js';
 import type { IdentityAssessment, PollOutcome } from '../identity/index.js';
@@ -24,8 +24,6 @@ export interface McpPort {
   /** `budget` aborts the exchange in flight when the cycle's flush budget is spent. */
   postEvidenceBatch(envelopes: Envelope[], budget?: AbortSignal): Promise<DeliveryResult[]>;
 }
-
-export type Deliver = (items: OutboxItem[], budget?: AbortSignal) => Promise<DeliveryResult[]>;
 
 /** Items per destination per cycle: a backlog drains over cycles, never in one long flush. */
 const FLUSH_MAX_ITEMS = 2000;

@@ -1,4 +1,4 @@
-export { Agent, type AgentDeps, type McpPort, type CycleReport, type Deliver, type HealingPort } from './agent.js';
+export { Agent, type AgentDeps, type McpPort, type CycleReport, type HealingPort } from './agent.js';
 export { OrderDispatch } from './order-dispatch.js';
 export { openAgentRuntime, receiptKeysFromConfig, type AgentRuntime, type RuntimeOverrides } from './runtime.js';
 export { makeDraft } from './drafts.js';

@@ -6,6 +6,4 @@ export { AGENT_VERSION } from './version.js';
 export { parseJsonText } from './json.js';
 export { isoSeconds } from './time.js';
 export { oneLine, clip, firstLine } from './text.js';
-export { errorChain, UNTRUSTED_CERT_CODES, DNS_FAILURE_CODES, UNREACHABLE_CODES, type ChainedError } from './transport-errors.js';
-export { Agent as HttpAgent } from './http-agent.js';
 export { errnoCode } from './errno.js';

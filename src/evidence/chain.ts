@@ -4,8 +4,8 @@ import { signEnvelope, envelopeHash, canonicalEnvelope, EVIDENCE_PAYLOAD_TYPE, t
 import type { StateDb } from '../state/index.js';
 import { EvidenceBundleSchema, type EvidenceBundle, type EvidenceDraft } from './bundle.js';
 
-/** Whatever queues a signed envelope for delivery; the queue stage implements it. */
-export interface EnvelopeSink {
+/** The delivery queue a signed envelope goes into, one row per destination (the queue stage's Outbox). */
+export interface DeliveryQueue {
   enqueue(bundleId: string, body: string, destinations: readonly ('mcp' | 'webhook' | 'syslog')[], now: number): void;
 }
 
@@ -43,7 +43,7 @@ export class EvidenceChain {
   constructor(
     private readonly db: StateDb,
     private key: SecretKey,
-    private readonly sink: EnvelopeSink,
+    private readonly queue: DeliveryQueue,
   ) {
     this.head = db.prepare('SELECT seq, head_hash FROM chain_head WHERE host_id = ?');
     this.insertEvidence = db.prepare(
@@ -82,7 +82,7 @@ export class EvidenceChain {
     const envelope = canonicalEnvelope(env);
     const hash = envelopeHash(env);
     this.insertEvidence.run(bundle.seq, bundle.host_id, bundle.bundle_id, bundle.check, bundle.outcome, now, envelope, hash);
-    this.sink.enqueue(bundle.bundle_id, envelope, destinations, now);
+    this.queue.enqueue(bundle.bundle_id, envelope, destinations, now);
     this.upsertHead.run(bundle.host_id, bundle.seq, hash);
     return { bundle, envelope, envelopeHash: hash };
   }

@@ -1,5 +1,5 @@
 export { EvidenceBundleSchema, ActionTakenSchema, OUTCOMES, type EvidenceBundle, type EvidenceDraft, type EvidenceSpec, type ActionTaken, type Outcome } from './bundle.js';
-export { EvidenceChain, readChainHead, newBundleId, type ChainedEvidence, type ChainHead, type EnvelopeSink } from './chain.js';
+export { EvidenceChain, readChainHead, newBundleId, type ChainedEvidence, type ChainHead, type DeliveryQueue } from './chain.js';
 export { exportEvidence, pruneEvidence, checkpointEvidence, evidenceFileName, type PrunePolicy, type PruneReport } from './store.js';
 export { verifyPath, type VerifyReport, type VerifyOptions, type VerifiedBundle } from './verify.js';
 export type { Finding, FindingKind } from './finding.js';

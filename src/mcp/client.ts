@@ -1,10 +1,9 @@
-import { AgentError, HttpAgent, oneLine } from '../common/index.js';
+import { oneLine } from '../common/index.js';
 import { envelopeHash, type Envelope, type PublicKey } from '../crypto/index.js';
+import { HttpsClient, isRetryableStatus, type HttpsTimeouts } from '../delivery/index.js';
 import { checkReceipt, claimedBundle, type ReceiptExpectation } from '../evidence/index.js';
 import type { DeliveryResult } from '../queue/index.js';
-import { readCapped } from './capped-body.js';
-import { classifyTransportError, type Endpoint } from './failure.js';
-import { parseMcpUrl, pinnedTls } from './target.js';
+import { parseMcpUrl } from './target.js';
 import { loadTlsMaterial } from './tls-files.js';
 import type { McpClientOptions, McpFailure, NextOrderResult } from './types.js';
 
@@ -33,10 +32,6 @@ function budgetSpent(method: string, path: string): McpFailure {
 }
 
 type Exchange = { ok: true; status: number; body: Buffer } | { ok: false; error: McpFailure };
-
-function retryableStatus(status: number): boolean {
-  return status >= 500 || status === 408 || status === 429;
-}
 
 /** The server's own words about a refusal: its `error` field, or the raw text, made one safe line. */
 function serverText(body: Buffer): string {
@@ -99,12 +94,9 @@ export class McpClient {
   private batchUnsupportedUntil = 0;
 
   private constructor(
-    private readonly dispatcher: HttpAgent,
-    private readonly origin: string,
+    private readonly http: HttpsClient,
     private readonly pathPrefix: string,
-    private readonly ep: Endpoint,
     private readonly ids: { siteId: string; hostId: string },
-    private readonly maxResponseBytes: number,
     private readonly receiptKeys: readonly PublicKey[],
     private readonly clock: () => number,
     private readonly batchRetryAfterMs: number,
@@ -114,35 +106,26 @@ export class McpClient {
   static create(opts: McpClientOptions): McpClient {
     const target = parseMcpUrl(opts.mcpUrl);
     const tls = loadTlsMaterial(opts);
-    const t = {
-      connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
-      headersTimeoutMs: opts.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
-      bodyTimeoutMs: opts.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs,
-      requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    const timeouts: HttpsTimeouts = {
+      connectMs: opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+      headersMs: opts.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
+      bodyMs: opts.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs,
+      requestMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
     };
-    const dispatcher = new HttpAgent({
-      connect: pinnedTls(target, tls.ca, t.connectTimeoutMs, tls),
-      headersTimeout: t.headersTimeoutMs,
-      bodyTimeout: t.bodyTimeoutMs,
-      keepAliveTimeout: 10_000,
-      keepAliveMaxTimeout: 60_000,
+    const http = new HttpsClient({
+      origin: target.origin,
+      // Only caFile is trusted for the MCP: never Node's roots, the system's or NODE_EXTRA_CA_CERTS.
+      trust: { ca: tls.ca, caFile: opts.caFile },
+      client: { cert: tls.cert, key: tls.key, certFile: opts.clientCertFile, notAfter: tls.clientCertNotAfter },
+      timeouts,
+      maxResponseBytes: opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
       connections: SINGLE_POST_CONCURRENCY,
+      keepAliveMaxMs: 60_000,
     });
-    const ep: Endpoint = {
-      hostPort: target.hostPort,
-      hostname: target.hostname,
-      caFile: opts.caFile,
-      clientCertFile: opts.clientCertFile,
-      clientCertNotAfter: tls.clientCertNotAfter,
-      ...t,
-    };
     return new McpClient(
-      dispatcher,
-      target.origin,
+      http,
       target.pathPrefix,
-      ep,
       { siteId: opts.siteId, hostId: opts.hostId },
-      opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
       opts.receiptKeys ?? [],
       opts.now ?? Date.now,
       opts.batchRetryAfterMs ?? BATCH_RETRY_AFTER_MS,
@@ -151,44 +134,31 @@ export class McpClient {
 
   private async exchange(method: 'GET' | 'POST', path: string, body?: string, budget?: AbortSignal): Promise<Exchange> {
     if (budget?.aborted) return { ok: false, error: budgetSpent(method, `${this.pathPrefix}${path}`) };
-    try {
-      const res = await this.dispatcher.request({
-        origin: this.origin,
-        path: `${this.pathPrefix}${path}`,
-        method,
-        headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body }),
-        signal: budget ? AbortSignal.any([AbortSignal.timeout(this.ep.requestTimeoutMs), budget]) : AbortSignal.timeout(this.ep.requestTimeoutMs),
-      });
-      const declared = Number(res.headers['content-length'] ?? NaN);
-      if (declared > this.maxResponseBytes) {
-        res.body.destroy();
-        return { ok: false, error: this.tooLarge(method, path, `declares ${declared} bytes`) };
-      }
-      const read = await readCapped(res.body, this.maxResponseBytes);
-      if (!read.ok) return { ok: false, error: this.tooLarge(method, path, `sent more than ${this.maxResponseBytes} bytes`) };
-      return { ok: true, status: res.statusCode, body: read.bytes };
-    } catch (e) {
-      if (budget?.aborted) return { ok: false, error: budgetSpent(method, `${this.pathPrefix}${path}`) };
-      return { ok: false, error: classifyTransportError(e, this.ep) };
-    }
-  }
-
-  private tooLarge(method: string, path: string, what: string): McpFailure {
-    return { code: 'too_large', message: `${this.ep.hostPort} response to ${method} ${this.pathPrefix}${path.split('?')[0]} ${what}, over the ${this.maxResponseBytes}-byte cap; aborted`, retryable: true };
+    const r = await this.http.request({
+      method,
+      path: `${this.pathPrefix}${path}`,
+      headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body }),
+      ...(budget ? { signal: budget } : {}),
+      shownAs: `${method} ${this.pathPrefix}${path.split('?')[0]}`,
+    });
+    if (r.ok) return { ok: true, status: r.response.status, body: r.response.body };
+    if (budget?.aborted) return { ok: false, error: budgetSpent(method, `${this.pathPrefix}${path}`) };
+    // Transport trouble and an oversized answer may both pass: a later try is worth it.
+    return { ok: false, error: { ...r.failure, retryable: true } };
   }
 
   private statusFailure(method: string, path: string, status: number, body: Buffer): McpFailure {
     return {
       code: 'http_status',
-      message: `MCP ${this.ep.hostPort} answered ${status} to ${method} ${this.pathPrefix}${path.split('?')[0]}: ${serverText(body)}`,
+      message: `MCP ${this.http.endpoint} answered ${status} to ${method} ${this.pathPrefix}${path.split('?')[0]}: ${serverText(body)}`,
       status,
-      retryable: retryableStatus(status),
+      retryable: isRetryableStatus(status),
     };
   }
 
   private badJson(method: string, path: string, what: string): McpFailure {
-    return { code: 'bad_json', message: `MCP ${this.ep.hostPort} answered ${method} ${this.pathPrefix}${path} with ${what}`, retryable: true };
+    return { code: 'bad_json', message: `MCP ${this.http.endpoint} answered ${method} ${this.pathPrefix}${path} with ${what}`, retryable: true };
   }
 
   /** GET orders/next: the order envelope as UNTRUSTED parsed JSON, or null when there is none (204). */
@@ -214,7 +184,7 @@ export class McpClient {
     const raw = (value as { receipt?: unknown } | null)?.receipt;
     if (raw === undefined || expected === null) return { kind: 'retry', error: this.badJson('POST', path, 'no countersigned receipt').message, badReceipt: true };
     const c = checkReceipt(raw, expected, this.receiptKeys);
-    if (!c.ok) return { kind: 'retry', error: `MCP ${this.ep.hostPort} answered POST ${this.pathPrefix}${path} with a receipt the agent refuses: ${c.message}`, badReceipt: true };
+    if (!c.ok) return { kind: 'retry', error: `MCP ${this.http.endpoint} answered POST ${this.pathPrefix}${path} with a receipt the agent refuses: ${c.message}`, badReceipt: true };
     return { kind: 'ok', receiptId: c.accepted.receipt.receipt_id, receipt: c.accepted };
   }
 
@@ -289,6 +259,6 @@ export class McpClient {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    await this.http.close();
   }
 }

@@ -1,7 +1,6 @@
-import { HttpAgent, oneLine } from '../common/index.js';
-import { readCapped } from './capped-body.js';
-import { classifyTransportError, type Endpoint } from './failure.js';
-import { parseMcpUrl, pinnedTls } from './target.js';
+import { oneLine } from '../common/index.js';
+import { HttpsClient } from '../delivery/index.js';
+import { parseMcpUrl } from './target.js';
 import type { McpFailure } from './types.js';
 
 /** One request of the identity lifecycle: enrollment (no client certificate yet), renewal, probe. */
@@ -30,44 +29,34 @@ const MAX_RESPONSE = 64 * 1024;
 export async function identityExchange(req: IdentityRequest): Promise<IdentityResponse> {
   const target = parseMcpUrl(req.mcpUrl);
   const timeoutMs = req.timeoutMs ?? 30_000;
-  const ep: Endpoint = {
-    hostPort: target.hostPort,
-    hostname: target.hostname,
-    caFile: req.caFile,
-    clientCertFile: req.client?.certFile ?? '(none: enrollment)',
-    clientCertNotAfter: req.client?.notAfter ?? new Date(8.64e15),
-    connectTimeoutMs: timeoutMs,
-    headersTimeoutMs: timeoutMs,
-    bodyTimeoutMs: timeoutMs,
-    requestTimeoutMs: timeoutMs,
-  };
-  const agent = new HttpAgent({ connect: pinnedTls(target, req.ca, timeoutMs, req.client), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const http = new HttpsClient({
+    origin: target.origin,
+    trust: { ca: req.ca, caFile: req.caFile },
+    ...(req.client ? { client: { cert: req.client.cert, key: req.client.key, certFile: req.client.certFile, notAfter: req.client.notAfter } } : {}),
+    timeouts: { connectMs: timeoutMs, headersMs: timeoutMs, bodyMs: timeoutMs, requestMs: timeoutMs },
+    maxResponseBytes: MAX_RESPONSE,
+    connections: 1,
+  });
   const path = `${target.pathPrefix}${req.path}`;
   try {
-    const res = await agent.request({
-      origin: target.origin,
-      path,
+    const r = await http.request({
       method: req.method,
+      path,
       headers: req.body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
       ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }),
-      signal: AbortSignal.timeout(timeoutMs),
+      shownAs: `${req.method} ${path}`,
     });
-    const read = await readCapped(res.body, MAX_RESPONSE);
-    if (!read.ok) {
-      return { ok: false, error: { code: 'too_large', message: `${ep.hostPort} answered ${req.method} ${path} with more than ${MAX_RESPONSE} bytes`, retryable: true } };
-    }
-    const text = read.bytes.toString('utf8');
+    if (!r.ok) return { ok: false, error: { ...r.failure, retryable: true } };
+    const text = r.response.body.toString('utf8');
     let json: unknown = null;
     try {
       json = JSON.parse(text);
     } catch {
       // left null: the caller names what it expected
     }
-    const date = Date.parse(String(res.headers['date'] ?? ''));
-    return { ok: true, status: res.statusCode, json, text: oneLine(text, 300), serverDate: Number.isNaN(date) ? null : date };
-  } catch (e) {
-    return { ok: false, error: classifyTransportError(e, ep) };
+    const date = Date.parse(String(r.response.headers['date'] ?? ''));
+    return { ok: true, status: r.response.status, json, text: oneLine(text, 300), serverDate: Number.isNaN(date) ? null : date };
   } finally {
-    await agent.close();
+    await http.close();
   }
 }

@@ -1,15 +1,10 @@
-import { isIP } from 'node:net';
 import { AgentError } from '../common/index.js';
 
-/** Where the MCP is, from mcpUrl: what every connection to it dials and names in its errors. */
+/** Where the MCP is, from mcpUrl: the origin every connection to it dials. */
 export interface McpTarget {
   readonly origin: string;
   /** A path prefix of mcpUrl, kept (`https://mcp.example/api` → `/api/orders/next`). */
   readonly pathPrefix: string;
-  /** Without the brackets of an IPv6 literal. */
-  readonly hostname: string;
-  /** host:port as dialled. */
-  readonly hostPort: string;
 }
 
 export function parseMcpUrl(mcpUrl: string): McpTarget {
@@ -26,21 +21,5 @@ export function parseMcpUrl(mcpUrl: string): McpTarget {
   return {
     origin: url.origin,
     pathPrefix: url.pathname.replace(/\/+$/, ''),
-    hostname: url.hostname.replace(/^\[|\]$/g, ''),
-    hostPort: `${url.hostname}:${url.port || '443'}`,
-  };
-}
-
-/** TLS options of a connection to the MCP: only `ca` is trusted, never Node's or the system's roots. */
-export function pinnedTls(target: McpTarget, ca: Buffer, timeoutMs: number, client?: { cert: Buffer; key: Buffer }) {
-  return {
-    // Passing `ca` replaces Node's bundled and system roots: only this CA is trusted.
-    ca,
-    ...(client ? { cert: client.cert, key: client.key } : {}),
-    rejectUnauthorized: true,
-    minVersion: 'TLSv1.2' as const,
-    timeout: timeoutMs,
-    // SNI carries DNS names only (RFC 6066); an IP is checked against the cert's IP SANs.
-    ...(isIP(target.hostname) ? {} : { servername: target.hostname }),
   };
 }

@@ -1,4 +1,5 @@
 import type { PublicKey } from '../crypto/index.js';
+import type { HttpsFailure } from '../delivery/index.js';
 
 export interface McpClientOptions {
   /** https URL of the MCP; a path prefix is kept (`https://mcp.example/api` → `/api/orders/next`). */
@@ -30,7 +31,8 @@ export interface McpClientOptions {
   readonly batchRetryAfterMs?: number;
 }
 
-export type McpFailureCode = 'tls' | 'dns' | 'refused' | 'timeout' | 'reset' | 'http_status' | 'too_large' | 'bad_json' | 'config';
+/** A transport failure (src/delivery), an answer too large, an HTTP status that is not the one expected, or a body that does not parse. */
+export type McpFailureCode = HttpsFailure['code'] | 'http_status' | 'bad_json';
 
 /** One failed exchange with the MCP: `message` is one line fit for a log or the status command. */
 export interface McpFailure {

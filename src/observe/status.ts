@@ -1,6 +1,6 @@
 import type { StateDb } from '../state/index.js';
 import { getKv } from '../state/index.js';
-import { hasDeadLetterBookkeeping, listDeadLetters, unsignedOperatorActions, type DeadLetterDetail, type OperatorAction } from '../queue/index.js';
+import { hasDeadLetterBookkeeping, listDeadLetters, outboxStats, unsignedOperatorActions, type DeadLetterDetail, type OperatorAction } from '../queue/index.js';
 import { readDeliveryHealth } from './delivery-health.js';
 import { rejectionCounts } from '../orders/index.js';
 import { controlPlaneView, type ControlPlaneView } from './control-plane.js';
@@ -68,21 +68,8 @@ export function readStatus(db: StateDb, now: number, opts: { controlPlaneMaxAgeM
     result: string;
     checked_at: number;
   }[]).map((r) => ({ check: r.check_name, status: r.status, summary: (JSON.parse(r.result) as { summary?: string }).summary ?? '', checkedAt: r.checked_at }));
-  const queue = (db
-    .prepare(
-      `SELECT destination,
-              SUM(state = 'pending') AS pending, SUM(state = 'dead') AS dead, SUM(state = 'done') AS done,
-              MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest
-         FROM outbox GROUP BY destination ORDER BY destination`,
-    )
-    .all() as { destination: string; pending: number; dead: number; done: number; oldest: number | null }[]).map((q) => ({
-    destination: q.destination,
-    pending: q.pending,
-    dead: q.dead,
-    done: q.done,
-    // A clock stepped back makes rows look younger than zero: never a negative age.
-    oldestPendingAgeMs: q.oldest === null ? null : Math.max(0, now - q.oldest),
-  }));
+  // Pending counts every undelivered item, whether or not a flush holds it right now.
+  const queue = outboxStats(db, now).map((q) => ({ destination: q.destination, pending: q.pending + q.leased, dead: q.dead, done: q.done, oldestPendingAgeMs: q.oldestPendingAgeMs }));
   const chain = (db.prepare('SELECT host_id, seq, head_hash FROM chain_head ORDER BY host_id').all() as { host_id: string; seq: number; head_hash: string }[]).map((c) => ({
     hostId: c.host_id,
     seq: c.seq,

@@ -1,11 +1,10 @@
 import { AgentError, type Logger } from '../common/index.js';
 import { parseSyslogTarget, readSyslogCa, readWebhookCa, readWebhookSecret, type Config } from '../config/index.js';
-import type { DeliveryResult, Destination, OutboxItem } from '../queue/index.js';
+import type { Deliver, Destination } from '../queue/index.js';
 import { SyslogSink, type SyslogSinkOptions } from './syslog.js';
 import { WebhookSink, type WebhookSinkOptions } from './webhook.js';
 
 export type SinkDestination = Exclude<Destination, 'mcp'>;
-export type Deliver = (items: OutboxItem[]) => Promise<DeliveryResult[]>;
 
 export interface Sinks {
   /** The reseller destinations every new bundle is also queued for (empty in direct mode). */

@@ -1,7 +1,7 @@
 import { connect as tcpConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { SyslogTarget } from '../config/index.js';
-import { describeTransportError } from './transport-error.js';
+import { describeTransportError, type Peer } from '../delivery/index.js';
 
 export interface SyslogConnectionOptions {
   readonly target: SyslogTarget;
@@ -42,18 +42,21 @@ export class SyslogConnection {
   /** What ended the current connection, for the message of the writes it cut off. */
   private lastError: unknown = null;
   private turn: Promise<unknown> = Promise.resolve();
-  private readonly peer: string;
-  private readonly trust: string;
+  private readonly peer: Peer;
 
   constructor(private readonly opts: SyslogConnectionOptions) {
     if (opts.target.protocol === 'tls' && opts.ca === undefined) throw new Error('a tls:// syslog target needs a CA');
     const host = isIP(opts.target.host) === 6 ? `[${opts.target.host}]` : opts.target.host;
-    this.peer = `${opts.target.protocol}://${host}:${opts.target.port}`;
-    this.trust = `the CA in ${opts.caFile ?? 'syslogCaFile'}`;
+    this.peer = {
+      name: `${opts.target.protocol}://${host}:${opts.target.port}`,
+      hostname: opts.target.host,
+      trust: `the CA in ${opts.caFile ?? 'syslogCaFile'}`,
+      timeouts: { connectMs: opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs },
+    };
   }
 
   get endpoint(): string {
-    return this.peer;
+    return this.peer.name;
   }
 
   /**
@@ -72,7 +75,7 @@ export class SyslogConnection {
     try {
       socket = (await this.stillLive()) ?? (await this.connect());
     } catch (e) {
-      return { written: 0, error: describeTransportError(e, this.peer, this.trust) };
+      return { written: 0, error: describeTransportError(e, this.peer).message };
     }
     const outcome = await this.writeOn(socket, frames);
     this.armIdle();
@@ -171,18 +174,18 @@ export class SyslogConnection {
       };
       const fail = (e: unknown): void => {
         socket.destroy();
-        finish(describeTransportError(e, this.peer, this.trust));
+        finish(describeTransportError(e, this.peer).message);
       };
       const arm = (): void => {
         clearTimeout(timer);
         timer = setTimeout(() => {
           socket.destroy();
-          finish(`${this.peer} took no data for ${timeoutMs} ms (receiver not reading)`);
+          finish(`${this.peer.name} took no data for ${timeoutMs} ms (receiver not reading)`);
         }, timeoutMs);
       };
       const onClose = (): void => {
         if (written === frames.length) return finish(null);
-        finish(this.lastError ? describeTransportError(this.lastError, this.peer, this.trust) : `connection to ${this.peer} closed by the receiver`);
+        finish(this.lastError ? describeTransportError(this.lastError, this.peer).message : `connection to ${this.peer.name} closed by the receiver`);
       };
       socket.once('close', onClose);
       arm();

@@ -1,5 +1,5 @@
 import type { DeliveryResult, OutboxItem } from '../queue/index.js';
-import { bundleOfEnvelope } from './evidence-of.js';
+import { decodeQueuedBundle } from './queued-bundle.js';
 import { SyslogConnection, type SyslogConnectionOptions } from './syslog-connection.js';
 import { octetFrame } from './syslog-format.js';
 import { syslogMessage } from './syslog-message.js';
@@ -28,7 +28,7 @@ export class SyslogSink {
     const frames: Buffer[] = [];
     const positions: number[] = [];
     items.forEach((item, i) => {
-      const decoded = bundleOfEnvelope(item.body);
+      const decoded = decodeQueuedBundle(item.body);
       if (!decoded.ok) {
         results[i] = { kind: 'reject', reason: decoded.reason };
         return;

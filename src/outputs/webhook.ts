@@ -1,9 +1,7 @@
-import { isIP } from 'node:net';
-import { AGENT_VERSION, AgentError, HttpAgent, oneLine } from '../common/index.js';
+import { AGENT_VERSION, AgentError, oneLine } from '../common/index.js';
+import { HttpsClient, isRetryableStatus, type HttpsResponse } from '../delivery/index.js';
 import type { DeliveryResult, OutboxItem } from '../queue/index.js';
-import { readBounded } from './bounded-read.js';
-import { bundleOfEnvelope } from './evidence-of.js';
-import { describeTransportError } from './transport-error.js';
+import { decodeQueuedBundle } from './queued-bundle.js';
 import { webhookPayload } from './webhook-payload.js';
 import { signWebhook } from './webhook-signature.js';
 
@@ -32,10 +30,6 @@ export interface WebhookSinkOptions {
 
 const DEFAULTS = { connectTimeoutMs: 10_000, headersTimeoutMs: 15_000, bodyTimeoutMs: 15_000, requestTimeoutMs: 30_000, maxResponseBytes: 64 * 1024 };
 
-function retryable(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
-}
-
 /** The receiver's own id for the message when it sends one (`id` or `receipt_id`), else null. */
 function receiverId(body: Buffer): string | null {
   try {
@@ -55,11 +49,7 @@ function receiverId(body: Buffer): string | null {
  */
 export class WebhookSink {
   private readonly url: URL;
-  private readonly peer: string;
-  private readonly trust: string;
-  private readonly dispatcher: HttpAgent;
-  private readonly requestTimeoutMs: number;
-  private readonly maxResponseBytes: number;
+  private readonly http: HttpsClient;
   private readonly now: () => number;
 
   constructor(private readonly opts: WebhookSinkOptions) {
@@ -73,23 +63,18 @@ export class WebhookSink {
     if (url.username || url.password) throw new AgentError('webhook_config', `rmmWebhookUrl for ${url.host} must not carry a user or password`);
     if (opts.secret.length === 0) throw new AgentError('webhook_config', 'the webhook secret is empty');
     this.url = url;
-    this.peer = url.host;
-    this.trust = opts.ca === undefined ? 'a public CA Node trusts' : `the CA in ${opts.caFile ?? 'webhookCaFile'}`;
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
-    this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes;
     this.now = opts.now ?? Date.now;
-    const hostname = url.hostname.replace(/^\[|\]$/g, '');
-    this.dispatcher = new HttpAgent({
-      connect: {
-        ...(opts.ca === undefined ? {} : { ca: opts.ca }),
-        rejectUnauthorized: true,
-        minVersion: 'TLSv1.2',
-        timeout: opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
-        ...(isIP(hostname) ? {} : { servername: hostname }),
+    this.http = new HttpsClient({
+      origin: url.origin,
+      // Pinned to webhookCaFile when set; Node's public roots (plus NODE_EXTRA_CA_CERTS) otherwise.
+      trust: opts.ca === undefined ? 'node-roots' : { ca: opts.ca, caFile: opts.caFile ?? 'webhookCaFile' },
+      timeouts: {
+        connectMs: opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+        headersMs: opts.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
+        bodyMs: opts.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs,
+        requestMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
       },
-      headersTimeout: opts.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
-      bodyTimeout: opts.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs,
-      keepAliveTimeout: 10_000,
+      maxResponseBytes: opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
       connections: 1,
     });
   }
@@ -112,39 +97,42 @@ export class WebhookSink {
   };
 
   async send(item: OutboxItem): Promise<DeliveryResult> {
-    const decoded = bundleOfEnvelope(item.body);
+    const decoded = decodeQueuedBundle(item.body);
     if (!decoded.ok) return { kind: 'reject', reason: decoded.reason };
     const body = JSON.stringify(webhookPayload(decoded.bundle));
     const msgId = decoded.bundle.bundle_id;
     const timestamp = Math.floor(this.now() / 1000);
-    try {
-      const res = await this.dispatcher.request({
-        origin: this.url.origin,
-        path: `${this.url.pathname}${this.url.search}`,
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': `compliance-agent/${AGENT_VERSION}`,
-          'webhook-id': msgId,
-          'webhook-timestamp': String(timestamp),
-          'webhook-signature': signWebhook(this.opts.secret, msgId, timestamp, body),
-        },
-        body,
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
-      });
-      const reply = await readBounded(res.body, this.maxResponseBytes);
-      const status = res.statusCode;
-      if (status >= 200 && status < 300) return { kind: 'ok', receiptId: receiverId(reply) ?? msgId };
-      const said = oneLine(reply.toString('utf8')) || '(no body)';
-      if (retryable(status)) return { kind: 'retry', error: `webhook ${this.peer} answered ${status}: ${said}` };
-      const redirect = status >= 300 && status < 400 ? ' (redirects are not followed; correct rmmWebhookUrl)' : '';
-      return { kind: 'reject', reason: `webhook ${this.peer} refused with ${status}${redirect}: ${said}` };
-    } catch (e) {
-      return { kind: 'retry', error: `webhook POST failed: ${describeTransportError(e, this.peer, this.trust)}` };
-    }
+    const r = await this.http.request({
+      method: 'POST',
+      // The path and query are sent, never shown: some RMMs put a token there.
+      path: `${this.url.pathname}${this.url.search}`,
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': `compliance-agent/${AGENT_VERSION}`,
+        'webhook-id': msgId,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': signWebhook(this.opts.secret, msgId, timestamp, body),
+      },
+      body,
+      shownAs: 'POST',
+    });
+    if (r.ok) return this.verdict(r.response, msgId);
+    // The status line carries the receiver's verdict; a reply cut short (over the cap, a reset
+    // mid-body) only shortens the receipt id or the error text read from it.
+    if (r.response) return this.verdict(r.response, msgId);
+    return { kind: 'retry', error: `webhook POST failed: ${r.failure.message}` };
+  }
+
+  private verdict(res: HttpsResponse, msgId: string): DeliveryResult {
+    const peer = this.http.endpoint;
+    if (res.status >= 200 && res.status < 300) return { kind: 'ok', receiptId: receiverId(res.body) ?? msgId };
+    const said = oneLine(res.body.toString('utf8')) || '(no body)';
+    if (isRetryableStatus(res.status)) return { kind: 'retry', error: `webhook ${peer} answered ${res.status}: ${said}` };
+    const redirect = res.status >= 300 && res.status < 400 ? ' (redirects are not followed; correct rmmWebhookUrl)' : '';
+    return { kind: 'reject', reason: `webhook ${peer} refused with ${res.status}${redirect}: ${said}` };
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    await this.http.close();
   }
 }

@@ -1,6 +1,6 @@
 import { describeError } from '../common/index.js';
 import type { Outbox } from './outbox.js';
-import type { DeliveryResult, Destination, OutboxItem } from './types.js';
+import type { Deliver, DeliveryResult, Destination } from './types.js';
 
 export interface FlushOptions {
   readonly batchSize: number;
@@ -33,7 +33,7 @@ export interface FlushReport {
 export async function flushDestination(
   outbox: Outbox,
   destination: Destination,
-  deliver: (items: OutboxItem[], budget?: AbortSignal) => Promise<DeliveryResult[]>,
+  deliver: Deliver,
   options: FlushOptions,
 ): Promise<FlushReport> {
   const max = options.maxItems ?? Infinity;

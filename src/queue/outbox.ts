@@ -45,8 +45,6 @@ export class Outbox {
     | 'kill'
     | 'release'
     | 'releaseAll'
-    | 'countByState'
-    | 'pendingSummary'
     | 'deadAll'
     | 'deadOne'
     | 'receipt'
@@ -54,6 +52,7 @@ export class Outbox {
     | 'prune',
     Statement
   >;
+  private readonly statsQueries: StatsQueries;
   private readonly enqueueTx: (bundleId: string, body: string, destinations: readonly Destination[], now: number) => void;
   private readonly leaseTx: (destination: Destination, limit: number, now: number) => OutboxItem[];
   private readonly retryTx: (id: number, error: string, now: number) => void;
@@ -91,11 +90,6 @@ export class Outbox {
       ),
       release: db.prepare(`UPDATE outbox SET lease_until = 0 WHERE id = ? AND state = 'pending'`),
       releaseAll: db.prepare(`UPDATE outbox SET lease_until = 0 WHERE state = 'pending' AND lease_until != 0`),
-      countByState: db.prepare('SELECT destination, state, COUNT(*) AS n FROM outbox GROUP BY destination, state'),
-      pendingSummary: db.prepare(
-        `SELECT COUNT(*) AS total, COALESCE(SUM(lease_until > ? AND lease_until <= ?), 0) AS leased, MIN(created_at) AS oldest
-           FROM outbox WHERE destination = ? AND state = 'pending'`,
-      ),
       deadAll: db.prepare(`SELECT id, destination, bundle_id, dead_reason, attempts FROM outbox WHERE state = 'dead' ORDER BY id LIMIT ?`),
       deadOne: db.prepare(
         `SELECT id, destination, bundle_id, dead_reason, attempts FROM outbox WHERE destination = ? AND state = 'dead' ORDER BY id LIMIT ?`,
@@ -107,6 +101,8 @@ export class Outbox {
          ON CONFLICT (bundle_id) DO UPDATE SET receipt_id = excluded.receipt_id, receipt = excluded.receipt, keyid = excluded.keyid, received_at = excluded.received_at`,
       ),
     };
+
+    this.statsQueries = prepareStats(db);
 
     // Nested inside a caller's transaction these become savepoints, so chaining, storing and
     // enqueueing a bundle stay one atomic commit and many bundles can share one (group commit).
@@ -195,23 +191,12 @@ export class Outbox {
 
   /** Undelivered items of one destination, leased or not. */
   pendingCount(destination: Destination, now: number): number {
-    return (this.s.pendingSummary.get(now, now + this.leaseMs, destination) as { total: number }).total;
+    return pendingOf(this.statsQueries, destination, now, this.leaseMs).total;
   }
 
+  /** Every destination, those without a row as zeros. */
   stats(now: number): DestinationStats[] {
-    const counts = new Map<string, number>();
-    for (const r of this.s.countByState.all() as { destination: string; state: string; n: number }[]) counts.set(`${r.destination}/${r.state}`, r.n);
-    return DESTINATIONS.map((destination) => {
-      const p = this.s.pendingSummary.get(now, now + this.leaseMs, destination) as { total: number; leased: number; oldest: number | null };
-      return {
-        destination,
-        pending: p.total - p.leased,
-        leased: p.leased,
-        dead: counts.get(`${destination}/dead`) ?? 0,
-        done: counts.get(`${destination}/done`) ?? 0,
-        oldestPendingAgeMs: p.oldest === null ? null : Math.max(0, now - p.oldest),
-      };
-    });
+    return DESTINATIONS.map((destination) => statsOf(this.statsQueries, destination, now, this.leaseMs));
   }
 
   deadLetters(destination?: Destination, limit = 100): DeadLetter[] {
@@ -250,6 +235,55 @@ export class Outbox {
   private mustExist(id: number): void {
     if (this.s.exists.get(id) === undefined) throw unknownItem(id);
   }
+}
+
+/**
+ * The statistics' queries: index ranges on (destination, state), so a cycle's statistics cost
+ * what is pending and dead, and an index-only count of the delivered rows.
+ */
+interface StatsQueries {
+  readonly pending: Statement;
+  readonly count: Statement;
+}
+
+function prepareStats(db: StateDb): StatsQueries {
+  return {
+    pending: db.prepare(
+      `SELECT COUNT(*) AS total, COALESCE(SUM(lease_until > ? AND lease_until <= ?), 0) AS leased, MIN(created_at) AS oldest
+         FROM outbox WHERE destination = ? AND state = 'pending'`,
+    ),
+    count: db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE destination = ? AND state = ?'),
+  };
+}
+
+function pendingOf(q: StatsQueries, destination: Destination, now: number, leaseMs: number): { total: number; leased: number; oldest: number | null } {
+  return q.pending.get(now, now + leaseMs, destination) as { total: number; leased: number; oldest: number | null };
+}
+
+function statsOf(q: StatsQueries, destination: Destination, now: number, leaseMs: number): DestinationStats {
+  const p = pendingOf(q, destination, now, leaseMs);
+  const count = (state: 'dead' | 'done'): number => (q.count.get(destination, state) as { n: number }).n;
+  return {
+    destination,
+    pending: p.total - p.leased,
+    leased: p.leased,
+    dead: count('dead'),
+    done: count('done'),
+    // A clock stepped back makes rows look younger than zero: never a negative age.
+    oldestPendingAgeMs: p.oldest === null ? null : Math.max(0, now - p.oldest),
+  };
+}
+
+/**
+ * The statistics of the destinations that have outbox rows, by name, read without an Outbox: for
+ * a reader of the database (the status command opens it read-only and prepares nothing that writes).
+ */
+export function outboxStats(db: StateDb, now: number): DestinationStats[] {
+  const q = prepareStats(db);
+  return [...DESTINATIONS]
+    .sort()
+    .map((destination) => statsOf(q, destination, now, DEFAULTS.leaseMs))
+    .filter((s) => s.pending + s.leased + s.dead + s.done > 0);
 }
 
 /**

@@ -25,6 +25,12 @@ export type DeliveryResult =
   | { kind: 'retry'; error: string; badReceipt?: true }
   | { kind: 'reject'; reason: string };
 
+/**
+ * Delivers leased items to one destination: one result per item, in order. `budget` aborts the
+ * exchange in flight when the cycle's flush time is spent (the batch is then retried).
+ */
+export type Deliver = (items: OutboxItem[], budget?: AbortSignal) => Promise<DeliveryResult[]>;
+
 export interface OutboxOptions {
   /** Failed attempts after which an item is dead-lettered (default 50). */
   maxAttempts?: number;

@@ -5,7 +5,7 @@ import { EvidenceStore } from '../../testing/index.js';
 import { decodeBase64Strict, verifyEnvelope, ORDER_PAYLOAD_TYPE, type Envelope } from '../../src/crypto/index.js';
 import { verifyPath } from '../../src/evidence/index.js';
 import { checkOrder } from '../../src/orders/index.js';
-import { bundleOfEnvelope } from '../../src/outputs/index.js';
+import { decodeQueuedBundle } from '../../src/outputs/index.js';
 import { evidenceEnvelope } from '../mcp/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 import { context, makeKey, orderPayload, signPayload } from '../orders/fixtures.js';
@@ -81,7 +81,7 @@ describe('DSSE envelopes decode base64 strictly', () => {
     const variant = { ...env, signatures: [{ ...env.signatures[0]!, sig: respell(env.signatures[0]!.sig) }] };
     expect(store.accept(variant, Date.now())).toMatchObject({ ok: false, status: 400 });
     expect(store.accept(env, Date.now())).toMatchObject({ ok: true });
-    expect(bundleOfEnvelope(JSON.stringify(variant)).ok).toBe(false);
-    expect(bundleOfEnvelope(JSON.stringify(env)).ok).toBe(true);
+    expect(decodeQueuedBundle(JSON.stringify(variant)).ok).toBe(false);
+    expect(decodeQueuedBundle(JSON.stringify(env)).ok).toBe(true);
   });
 });

@@ -115,7 +115,7 @@ beforeAll(async () => {
     })
     .persist();
   // The client's own pool is swapped for the mock; the count below proves every exchange went through it.
-  Object.assign(mocked, { dispatcher: mock });
+  Object.assign(Reflect.get(mocked, 'http') as object, { dispatcher: mock });
 });
 afterAll(async () => {
   await mock.close();

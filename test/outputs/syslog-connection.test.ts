@@ -164,4 +164,20 @@ describe('syslog connection', () => {
     const conn = new SyslogConnection({ target: { protocol: 'tcp', host: '127.0.0.1', port } });
     expect(await conn.write([Buffer.from('5 hello')])).toEqual({ written: 0, error: `connection to tcp://127.0.0.1:${port} refused (ECONNREFUSED)` });
   });
+
+  it('names the connect timeout it gave up after, in the words the MCP and the webhook use', async () => {
+    // Accepts TCP and never answers the TLS ClientHello: only the connect timeout ends it.
+    const held: Socket[] = [];
+    const silent = createServer((s) => held.push(s));
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const port = (silent.address() as { port: number }).port;
+    cleanups.push(() => {
+      held.forEach((s) => s.destroy());
+      silent.close();
+    });
+    const conn = new SyslogConnection({ target: { protocol: 'tls', host: '127.0.0.1', port }, ca: 'unused', caFile: '/etc/siem-ca.pem', connectTimeoutMs: 300 });
+    cleanups.push(() => conn.close());
+    expect(await conn.write([Buffer.from('5 hello')])).toEqual({ written: 0, error: `connecting to tls://127.0.0.1:${port} timed out after 300 ms (ETIMEDOUT)` });
+  });
 });

@@ -228,7 +228,7 @@ describe('webhook to an HTTPS receiver verifying with standardwebhooks', () => {
     rx.script.push('hang');
     q.advance();
     await q.flush('webhook', sink({ headersTimeoutMs: 300 }).deliver);
-    expect(outboxRow(q, a!.bundle.bundle_id)).toMatchObject({ state: 'pending', attempts: 2, last_error: `webhook POST failed: localhost:${rx.port} timed out (UND_ERR_HEADERS_TIMEOUT)` });
+    expect(outboxRow(q, a!.bundle.bundle_id)).toMatchObject({ state: 'pending', attempts: 2, last_error: `webhook POST failed: localhost:${rx.port} sent no response headers within 300 ms (UND_ERR_HEADERS_TIMEOUT)` });
 
     q.advance();
     await q.flush('webhook', sink({ url: `https://localhost:${rogue.port}/x` }).deliver);

@@ -4,7 +4,7 @@ import { decodeEvidence, type EvidenceBundle } from '../evidence/index.js';
  * The bundle inside an outbox row: the row body is the signed DSSE envelope JSON, the bundle its
  * base64 payload. A body that does not decode never will, so callers dead-letter it with the reason.
  */
-export function bundleOfEnvelope(body: string): { ok: true; bundle: EvidenceBundle } | { ok: false; reason: string } {
+export function decodeQueuedBundle(body: string): { ok: true; bundle: EvidenceBundle } | { ok: false; reason: string } {
   let json: unknown;
   try {
     json = JSON.parse(body);
