@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 const REPO = resolve(import.meta.dirname, '..', '..');
 
 /** The top-level folders and files of the repository a document may name as a path. */
-const REPO_ROOTS = ['src', 'test', 'testing', 'docs', 'demo', 'bench', 'modules', 'examples', 'nixosTests', 'checks', 'scripts', 'bin', 'packages', 'patches'];
+const REPO_ROOTS = ['src', 'test', 'testing', 'docs', 'demo', 'bench', 'modules', 'examples', 'nixosTests', 'checks', 'scripts', 'bin', 'packages', 'patches', '\\.ci'];
 const PATH_TOKEN = new RegExp(`(?<![\\w./$~-])(?:${REPO_ROOTS.join('|')})/(?:[\\w./@-]*[\\w/])?`, 'g');
 /** Things outside the repository a document must not lean on. */
 const OUTSIDE = [/\.\.\/shared\b/, /\bDESIGN(?:\.md|\s+\d)/, /\/work\//, /\bissue[ -]\d+\b/i];
