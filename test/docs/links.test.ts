@@ -87,7 +87,8 @@ export function docProblems(file: string, markdown: string, root: string): DocPr
         }
       }
     }
-    for (const m of text.matchAll(PATH_TOKEN)) {
+    // Link targets were checked above; each problem is named once.
+    for (const m of (fenced ? text : text.replace(/\]\([^)]*\)/g, ']()')).matchAll(PATH_TOKEN)) {
       const path = m[0].replace(/\/$/, '');
       if (!existsSync(join(root, path))) problems.push({ line, problem: `${m[0]}: no such path in the repository` });
     }
