@@ -14,13 +14,13 @@ const PATH_TOKEN = new RegExp(`(?<![\\w./$~-])(?:${REPO_ROOTS.join('|')})/(?:[\\
 /** Things outside the repository a document must not lean on. */
 const OUTSIDE = [/\.\.\/shared\b/, /\bDESIGN(?:\.md|\s+\d)/, /\/work\//, /\bissue[ -]\d+\b/i];
 
-export interface DocProblem {
+interface DocProblem {
   readonly line: number;
   readonly problem: string;
 }
 
 /** GitHub's heading anchor: lower case, punctuation dropped, spaces to dashes, repeats numbered. */
-export function headingAnchors(markdown: string): Set<string> {
+function headingAnchors(markdown: string): Set<string> {
   const anchors = new Set<string>();
   const seen = new Map<string, number>();
   for (const { text } of outsideFences(markdown)) {
@@ -57,7 +57,7 @@ function outsideFences(markdown: string) {
  * Every problem of one document at `file` (a path inside `root`): links that do not resolve, anchors
  * with no heading, repository paths that do not exist, references to anything outside `root`.
  */
-export function docProblems(file: string, markdown: string, root: string): DocProblem[] {
+function docProblems(file: string, markdown: string, root: string): DocProblem[] {
   const problems: DocProblem[] = [];
   const here = dirname(file);
   const inside = (p: string) => p === root || p.startsWith(root + sep);
