@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHECK_NAMES } from '../../src/checks/index.js';
@@ -21,6 +21,11 @@ describe('docs/ covers the code', () => {
     for (const name of [ORDER_PAYLOAD_TYPE, EVIDENCE_PAYLOAD_TYPE, ...ORDER_TYPES, ...CHECK_NAMES, ...REJECT_REASONS]) expect(spans, name).toContain(name);
   });
 
+  it('mcp-api.md: every order type and both payload types it relays', () => {
+    const spans = codeSpans(doc('mcp-api.md'));
+    for (const name of [ORDER_PAYLOAD_TYPE, EVIDENCE_PAYLOAD_TYPE, ...ORDER_TYPES]) expect(spans, name).toContain(name);
+  });
+
   it('evidence.md: every bundle field and outcome', () => {
     const spans = codeSpans(doc('evidence.md'));
     const fields = Object.keys(EvidenceBundleSchema.shape).filter((f) => !spans.has(f));
@@ -28,6 +33,19 @@ describe('docs/ covers the code', () => {
     expect(fields).toEqual([]);
     for (const o of OUTCOMES) expect(spans, o).toContain(o);
     expect(spans).toContain(EVIDENCE_PAYLOAD_TYPE);
+  });
+
+  it('evidence.md: every `check` value the code emits besides the check names (alerts, orders, identity, chain)', () => {
+    const spans = codeSpans(doc('evidence.md'));
+    const emitted = new Set<string>();
+    const src = join(import.meta.dirname, '..', '..', 'src');
+    for (const f of readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'))) {
+      const text = readFileSync(join(src, f), 'utf8');
+      // A literal in a bundle spec (`check: 'mcp'`) or a named constant (`DELIVERY_CHECK = 'delivery'`).
+      for (const m of text.matchAll(/\bcheck: '([a-z_]+)'|\b[A-Z_]*_CHECK = '([a-z_]+)'/g)) emitted.add(m[1] ?? m[2]!);
+    }
+    expect([...emitted].length).toBeGreaterThan(5);
+    expect([...emitted].filter((c) => !spans.has(c))).toEqual([]);
   });
 
   it('config.md: every config.json key and every baseline.json key', () => {
