@@ -1,11 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { parseJsonText, errnoCode } from '../common/index.js';
 import { loadSecretKeyFile } from '../crypto/index.js';
 import { loadBaseline, type Baseline } from '../config/index.js';
 import { DEFAULT_ORDER_TTL_S, cosignOrder, prepareOrder, readOnlyOrderState, signOrder, ttlProblem, verifyContextFromConfig, verifyOrder, withNextSequence, type OrderDecision } from '../orders/index.js';
 import { openStateDb, stateLayout, type StateDb } from '../state/index.js';
-import { parseWithConfig } from './config-arg.js';
+import { parseCommandArgs, parseWithConfig } from './config-arg.js';
 import { EXIT, type Command } from './command.js';
 import { printError } from './output.js';
 
@@ -35,24 +34,16 @@ function readInput(path: string): string {
 }
 
 async function sign(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        key: { type: 'string' },
-        ttl: { type: 'string' },
-        'execute-within': { type: 'string' },
-        cosign: { type: 'string' },
-        sequence: { type: 'string' },
-        'sequence-file': { type: 'string' },
-      },
-    });
-  } catch (e) {
-    printError(`${(e as Error).message}\nusage: ${USAGE}`);
-    return EXIT.usage;
-  }
+  const p = parseCommandArgs(args, USAGE, {
+    key: { type: 'string' },
+    ttl: { type: 'string' },
+    'execute-within': { type: 'string' },
+    cosign: { type: 'string' },
+    sequence: { type: 'string' },
+    'sequence-file': { type: 'string' },
+  });
+  if (!p.ok) return p.code;
+  const { parsed } = p;
   const v = parsed.values;
   const cosign = v.cosign;
   const [positional, ...extra] = parsed.positionals;

@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { resolvePublicKeyArg, type PublicKey } from '../crypto/index.js';
 import { readStoredReceipts, verifyPath, type VerifyOptions } from '../evidence/index.js';
 import { openStateDb } from '../state/index.js';
+import { parseCommandArgs } from './config-arg.js';
 import { EXIT, type Command } from './command.js';
 import { printError } from './output.js';
 import { progress } from './progress.js';
@@ -44,23 +44,15 @@ export const verifyCommand: Command = {
     '  --receipts proves which bundles the MCP acknowledged (its newest receipt is an expected head too)',
   ].join('\n'),
   async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args,
-        allowPositionals: true,
-        options: {
-          pubkey: { type: 'string', multiple: true },
-          json: { type: 'boolean' },
-          head: { type: 'string', multiple: true },
-          receipts: { type: 'string' },
-          'mcp-key': { type: 'string', multiple: true },
-        },
-      });
-    } catch (e) {
-      printError(`${(e as Error).message}\nusage: ${this.usage}`);
-      return EXIT.usage;
-    }
+    const p = parseCommandArgs(args, this.usage, {
+      pubkey: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      head: { type: 'string', multiple: true },
+      receipts: { type: 'string' },
+      'mcp-key': { type: 'string', multiple: true },
+    });
+    if (!p.ok) return p.code;
+    const { parsed } = p;
     const [path, ...extra] = parsed.positionals;
     if (!path || extra.length > 0 || !parsed.values.pubkey?.length) {
       printError(`usage: ${this.usage}`);
