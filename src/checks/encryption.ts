@@ -134,7 +134,7 @@ async function cryptDetails(facts: DiskFacts, name: string): Promise<Record<stri
 
 /**
  * Each required mount lives on a LUKS-encrypted device. Never healed: encrypting a volume means
- * reinstalling or migrating its data, which no agent should do on its own (seed non-goal).
+ * reinstalling or migrating its data, which no agent should do on its own: a non-goal.
  */
 export const encryptionCheck: Check = {
   name: 'encryption',

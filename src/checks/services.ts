@@ -6,7 +6,7 @@ const STATES = new Set(['active', 'inactive', 'failed', 'activating', 'deactivat
 
 /**
  * Restarting these interrupts the appliance even though a restart is quick: journald loses log
- * streams (seed guardrail 8), dbus and the network daemons drop clients or links, and an nftables
+ * streams, dbus and the network daemons drop clients or links, and an nftables
  * reload flushes the ruleset and the egress allowlist sets until they are filled again.
  */
 const DISRUPTIVE_UNITS = [

@@ -1,5 +1,6 @@
 import { connect as tcpConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { AgentError } from '../common/index.js';
 import type { SyslogTarget } from '../config/index.js';
 import { describeTransportError, type Peer } from '../delivery/index.js';
 
@@ -45,7 +46,7 @@ export class SyslogConnection {
   private readonly peer: Peer;
 
   constructor(private readonly opts: SyslogConnectionOptions) {
-    if (opts.target.protocol === 'tls' && opts.ca === undefined) throw new Error('a tls:// syslog target needs a CA');
+    if (opts.target.protocol === 'tls' && opts.ca === undefined) throw new AgentError('config_invalid', 'a tls:// syslog target needs a CA');
     const host = isIP(opts.target.host) === 6 ? `[${opts.target.host}]` : opts.target.host;
     this.peer = {
       name: `${opts.target.protocol}://${host}:${opts.target.port}`,

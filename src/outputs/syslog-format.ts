@@ -3,6 +3,7 @@
  * the npm syslog clients does octet counting with structured data and a per-message write
  * confirmation under an open licence; the format is small, and the tests parse it with rsyslog.
  */
+import { AgentError } from '../common/index.js';
 
 export interface SdElement {
   /** SD-ID: an IANA-registered name (`origin`) or `name@<private enterprise number>`. */
@@ -37,7 +38,7 @@ function headerField(value: string, max: number): string {
 }
 
 function sdName(name: string): string {
-  if (!SD_NAME.test(name) || /[= \]"]/.test(name)) throw new Error(`invalid SD name ${JSON.stringify(name)}`);
+  if (!SD_NAME.test(name) || /[= \]"]/.test(name)) throw new AgentError('syslog_format', `invalid SD name ${JSON.stringify(name)}`);
   return name;
 }
 
@@ -91,8 +92,8 @@ function fitUtf8(text: string, budget: number): string {
  * characters in MSG become spaces so line-oriented SIEM views stay one line per message.
  */
 export function formatRfc5424(m: Rfc5424Message, maxOctets = MAX_MESSAGE_OCTETS): Buffer {
-  if (!Number.isInteger(m.facility) || m.facility < 0 || m.facility > 23) throw new Error(`facility ${m.facility} is outside 0-23`);
-  if (!Number.isInteger(m.severity) || m.severity < 0 || m.severity > 7) throw new Error(`severity ${m.severity} is outside 0-7`);
+  if (!Number.isInteger(m.facility) || m.facility < 0 || m.facility > 23) throw new AgentError('syslog_format', `facility ${m.facility} is outside 0-23`);
+  if (!Number.isInteger(m.severity) || m.severity < 0 || m.severity > 7) throw new AgentError('syslog_format', `severity ${m.severity} is outside 0-7`);
   const head =
     `<${m.facility * 8 + m.severity}>1 ${timestamp(m.timestamp)} ${headerField(m.hostname, 255)} ${headerField(m.appName, 48)} ` +
     `${headerField(m.procId, 128)} ${headerField(m.msgId, 32)} ${formatStructuredData(m.structuredData)}`;
@@ -101,7 +102,7 @@ export function formatRfc5424(m: Rfc5424Message, maxOctets = MAX_MESSAGE_OCTETS)
   const ascii = /^[\x00-\x7f]*$/.test(text);
   const prefix = ` ${ascii ? '' : BOM}`;
   const budget = maxOctets - Buffer.byteLength(head) - Buffer.byteLength(prefix);
-  if (budget <= 0) throw new Error(`syslog header and structured data exceed ${maxOctets} octets`);
+  if (budget <= 0) throw new AgentError('syslog_format', `syslog header and structured data exceed ${maxOctets} octets`);
   return Buffer.from(`${head}${prefix}${fitUtf8(text, budget)}`);
 }
 
