@@ -256,7 +256,7 @@ async function main(): Promise<number> {
     info(`chain on disk     ${local.ok ? `intact (${local.verified.length} envelopes, verified from the enrolled key across the rotation)` : local.findings.map((f) => f.message).join('; ')}`);
     info(`wall time         ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     expectThat(created === received && received === verified.length && chainAtMcp && local.ok, 'every bundle received, verified, chain intact');
-    if (keep) info(`state kept in ${dir}: compliance-agent verify ${join(h.config.stateDir, 'evidence')} --pubkey '${JSON.parse(readFileSync(join(h.dir, 'identity', 'enrollment.json'), 'utf8')).evidence_key}'`);
+    if (keep) info(`state kept in ${dir}: compliance-agent verify ${join(h.config.stateDir, 'evidence')} --pubkey '${(JSON.parse(readFileSync(join(h.dir, 'identity', 'enrollment.json'), 'utf8')) as { evidence_key: string }).evidence_key}'`);
   } finally {
     await h.close();
     if (!keep) rmSync(dir, { recursive: true, force: true });

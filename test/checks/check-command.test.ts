@@ -15,6 +15,12 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
+/** The `--json` document, as a consumer reads it. */
+interface CheckJson {
+  facts: Record<string, unknown>;
+  results: { check: string; status: string; summary: string; heal: unknown }[];
+}
+
 let n = 0;
 /** config.json and baseline.json on disk for a fresh simulated appliance. */
 function files(edit: { config?: Record<string, unknown>; baseline?: (b: Record<string, unknown>) => unknown } = {}) {
@@ -96,13 +102,13 @@ describe('compliance-agent check', () => {
     f.host.changeFirewall('');
     const r = await runCheck(f.host, ['--config', f.configPath, '--json']);
     expect(r.code).toBe(1);
-    const doc = JSON.parse(r.out);
+    const doc = JSON.parse(r.out) as CheckJson;
     expect(doc).toMatchObject({ site_id: 'clinic-001', host_id: 'clinic-001-appliance', compliant: false, checked_at: expect.stringMatching(/^2026-11-23T12:/) });
     expect(doc.facts.ruleset_hash).toBe('sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
     expect(doc.facts.nixos_revision).toBe(f.host.currentGeneration().nixosVersion);
-    const fw = doc.results.find((x: { check: string }) => x.check === 'firewall');
+    const fw = doc.results.find((x) => x.check === 'firewall');
     expect(fw).toMatchObject({ status: 'drift', disruptive: true, heal: { kind: 'rebuild' }, controls: expect.arrayContaining(['SOC 2 CC6.6']) });
-    expect(doc.results.find((x: { check: string }) => x.check === 'encryption').heal).toEqual({ kind: 'report_only', why: expect.any(String) });
+    expect(doc.results.find((x) => x.check === 'encryption')?.heal).toEqual({ kind: 'report_only', why: expect.any(String) });
   });
 
   it('--json says a heal is disruptive exactly when the healer would wait for the window: a services drift is, once journald is down', async () => {
@@ -118,7 +124,7 @@ describe('compliance-agent check', () => {
     const f = files();
     const r = await runCheck(f.host, ['--config', f.configPath, '--only', 'time,firewall', '--json']);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.out).results.map((x: { check: string }) => x.check)).toEqual(['firewall', 'time']);
+    expect((JSON.parse(r.out) as CheckJson).results.map((x) => x.check)).toEqual(['firewall', 'time']);
     expect(f.host.commandLines().sort()).toEqual(['chronyc -c tracking', 'nft list ruleset']);
     const bad = await runCheck(f.host, ['--config', f.configPath, '--only', 'time,antivirus']);
     expect(bad.code).toBe(2);
@@ -152,10 +158,10 @@ describe('compliance-agent check', () => {
     const f = files();
     const r = cli(['check', '--config', f.configPath, '--json']);
     expect(r.status).toBe(1);
-    const doc = JSON.parse(r.stdout);
+    const doc = JSON.parse(r.stdout) as CheckJson;
     expect(doc.results).toHaveLength(6);
-    expect(doc.results.find((x: { check: string }) => x.check === 'patching')).toMatchObject({ status: 'error', summary: 'nixos-version is not installed (not found on PATH)' });
+    expect(doc.results.find((x) => x.check === 'patching')).toMatchObject({ status: 'error', summary: 'nixos-version is not installed (not found on PATH)' });
     // The backup stamp path lives in the simulated root, not on this machine.
-    expect(doc.results.find((x: { check: string }) => x.check === 'backup')).toMatchObject({ status: 'drift' });
+    expect(doc.results.find((x) => x.check === 'backup')).toMatchObject({ status: 'drift' });
   });
 });

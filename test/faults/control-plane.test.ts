@@ -121,7 +121,7 @@ describe('an MCP that answers 204 for longer than controlPlaneMaxAge', () => {
     expect(stale[0]!.reason).toMatch(/^control_plane_stale: the newest MSP-signed order was issued .*, 25 h ago, over controlPlaneMaxAge 86400 s/);
     const status = cli(['status', '--config', h.configPath, '--json']);
     // status reads the wall clock; the simulated one is ahead of it, so compare the signed time.
-    expect(JSON.parse(status.stdout).controlPlane).toMatchObject({ signedAt, maxAgeMs: 86_400_000 });
+    expect((JSON.parse(status.stdout) as { controlPlane: unknown }).controlPlane).toMatchObject({ signedAt, maxAgeMs: 86_400_000 });
     expect(readStatus(db, h.host.now()).controlPlane.stale).toBe(true);
     expect(readFileSync(stateLayout(h.config.stateDir).metrics, 'utf8')).toContain('compliance_agent_control_plane_stale 1');
     // Still stale an hour later: no second alert until heartbeatInterval has passed.
@@ -195,7 +195,7 @@ describe('an evidence directory cut at either end', () => {
     const files = readdirSync(dir).sort();
     const args = ['verify', dir, '--pubkey', h.agentPublicKeyText];
     const withReceipts = [...args, '--receipts', stateLayout(h.config.stateDir).db, '--mcp-key', h.mcp.receiptKeyText];
-    const headHash = (cli([...args, '--json']).stdout && JSON.parse(cli([...args, '--json']).stdout).hosts[0].headHash) as string;
+    const headHash = (JSON.parse(cli([...args, '--json']).stdout) as { hosts: { headHash: string }[] }).hosts[0]!.headHash;
     expect(cli(withReceipts).code).toBe(0);
     expect(cli([...args, '--head', headHash]).code).toBe(0);
 

@@ -14,6 +14,24 @@ afterEach(() => hosts.splice(0).forEach((h) => h.dispose()));
 const T = { timeoutMs: 10_000 };
 const REBUILD = { timeoutMs: 600_000 };
 
+/** `nixos-version --json` as NixOS prints it (the fields read here). */
+interface NixosVersionJson {
+  configurationRevision?: string;
+  nixosVersion: string;
+}
+const nixosVersion = async (h: SimulatedHost) => JSON.parse((await h.exec('nixos-version', ['--json'], T)).stdout) as NixosVersionJson;
+
+/** A device of `lsblk --json -o NAME,TYPE,FSTYPE,MOUNTPOINTS` as util-linux prints it. */
+interface BlockDevice {
+  name: string;
+  type: string;
+  fstype: string | null;
+  mountpoints: (string | null)[];
+  children?: BlockDevice[];
+}
+const lsblkDevice = async (h: SimulatedHost, name: string) =>
+  (JSON.parse((await h.exec('lsblk', ['--json', '-o', 'NAME,TYPE,FSTYPE,MOUNTPOINTS'], T)).stdout) as { blockdevices: BlockDevice[] }).blockdevices.find((d) => d.name === name);
+
 describe('simulated systemctl', () => {
   it('is-active prints one state per unit and exits 0 only when one is active', async () => {
     const h = appliance();
@@ -80,7 +98,7 @@ describe('simulated nft, nixos-version, readlink, lsblk, cryptsetup, chronyc, ti
   it('nixos-version --json and readlink describe the running generation', async () => {
     const h = appliance();
     const g = h.currentGeneration();
-    const v = JSON.parse((await h.exec('nixos-version', ['--json'], T)).stdout);
+    const v = await nixosVersion(h);
     expect(v).toEqual({ configurationRevision: SAMPLE_REVISION, nixosVersion: g.nixosVersion, nixpkgsRevision: g.nixpkgsRevision });
     expect(v.nixosVersion).toMatch(/^25\.05\.\d{8}\.[0-9a-f]{7}$/);
     expect((await h.exec('readlink', ['-f', '/run/current-system'], T)).stdout).toBe(`${g.storePath}\n`);
@@ -116,9 +134,7 @@ describe('simulated nft, nixos-version, readlink, lsblk, cryptsetup, chronyc, ti
 
   it('lsblk shows the crypt layer under encrypted mounts and none once a mount is unencrypted', async () => {
     const h = appliance();
-    const tree = JSON.parse((await h.exec('lsblk', ['--json', '-o', 'NAME,TYPE,FSTYPE,MOUNTPOINTS'], T)).stdout);
-    const vdb = tree.blockdevices.find((d: { name: string }) => d.name === 'vdb');
-    expect(vdb.children[0]).toEqual({
+    expect((await lsblkDevice(h, 'vdb'))?.children?.[0]).toEqual({
       name: 'vdb1',
       type: 'part',
       fstype: 'crypto_LUKS',
@@ -126,8 +142,7 @@ describe('simulated nft, nixos-version, readlink, lsblk, cryptsetup, chronyc, ti
       children: [{ name: 'cryptbackup', type: 'crypt', fstype: 'ext4', mountpoints: ['/var/backup'] }],
     });
     h.unencryptMount('/var/backup');
-    const after = JSON.parse((await h.exec('lsblk', ['--json', '-o', 'NAME,TYPE,FSTYPE,MOUNTPOINTS'], T)).stdout);
-    expect(after.blockdevices.find((d: { name: string }) => d.name === 'vdb').children[0]).toEqual({ name: 'vdb1', type: 'part', fstype: 'ext4', mountpoints: ['/var/backup'] });
+    expect((await lsblkDevice(h, 'vdb'))?.children?.[0]).toEqual({ name: 'vdb1', type: 'part', fstype: 'ext4', mountpoints: ['/var/backup'] });
   });
 
   it('cryptsetup status reports an active LUKS2 mapping, and an unknown one as inactive (exit 4)', async () => {
@@ -188,7 +203,7 @@ describe('simulated faults, clock, files and the command log', () => {
     h.setFault('lsblk', 'garbage');
     const r = await h.exec('lsblk', ['--json', '-o', 'NAME,TYPE,FSTYPE,MOUNTPOINTS'], T);
     expect(r.status).toBe('ok');
-    expect(() => JSON.parse(r.stdout)).toThrow();
+    expect((): unknown => JSON.parse(r.stdout)).toThrow();
   });
 
   it('stall: the exec promise never settles', async () => {
@@ -261,7 +276,7 @@ describe('simulated nixos-rebuild and generations', () => {
     expect(r.stderr).toContain('activating the configuration...');
     const g = h.currentGeneration();
     expect(g.number).toBe(4);
-    expect(JSON.parse((await h.exec('nixos-version', ['--json'], T)).stdout).configurationRevision).toBe(SAMPLE_REVISION);
+    expect((await nixosVersion(h)).configurationRevision).toBe(SAMPLE_REVISION);
     expect((await h.exec('readlink', ['-f', '/run/current-system'], T)).stdout).toBe(`${g.storePath}\n`);
     expect(h.unitState('sshd.service')!.active).toBe('active');
     expect(h.ruleset).toContain('table inet nixos-fw');

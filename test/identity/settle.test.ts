@@ -79,7 +79,7 @@ describe('a restart after a crash in the middle of a renewal', () => {
 
 describe('a restart after a crash in the middle of a key rotation', () => {
   it('rotation bundle chained, key not yet renamed: the new key signs from then on and the chain verifies from the first key', async () => {
-    const first = JSON.parse(readFileSync(paths.record, 'utf8')).evidence_key as string;
+    const first = (JSON.parse(readFileSync(paths.record, 'utf8')) as { evidence_key: string }).evidence_key;
     const oldKey = join(tmp.path, 'old-evidence.key');
     copyFileSync(paths.signingKey, oldKey);
     const rotate = await import('../../src/identity/index.js');
