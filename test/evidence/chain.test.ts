@@ -5,7 +5,7 @@ import { EvidenceChain, exportEvidence, verifyPath, pruneEvidence, readChainHead
 import { openStateDb } from '../../src/state/index.js';
 import { generateKeyFiles, loadSecretKeyFile, loadPublicKeyFile, envelopeHash, EnvelopeSchema } from '../../src/crypto/index.js';
 import { tempDir } from '../helpers/tmp.js';
-import { sampleDraft } from '../helpers/evidence.js';
+import { forgedEnvelope, sampleDraft } from '../helpers/evidence.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -91,12 +91,7 @@ describe('verify', () => {
   it('finds a tampered payload by its signature', () => {
     const { evDir } = freshStore('tamper', 3);
     const f = join(evDir, readdirSync(evDir).sort()[1]!);
-    const env = JSON.parse(readFileSync(f, 'utf8'));
-    const bundle = JSON.parse(Buffer.from(env.payload, 'base64').toString());
-    bundle.outcome = 'compliant';
-    bundle.pre_state = { forged: true };
-    env.payload = Buffer.from(JSON.stringify(bundle)).toString('base64');
-    writeFileSync(f, JSON.stringify(env));
+    writeFileSync(f, forgedEnvelope(f, (bundle) => ({ ...bundle, outcome: 'compliant', pre_state: { forged: true } })));
     const r = verifyPath(evDir, [pub]);
     expect(r.ok).toBe(false);
     // Named once: the hole the discarded bundle leaves is its own seq, not a second problem.
@@ -108,9 +103,7 @@ describe('verify', () => {
     const files = readdirSync(evDir).sort();
     unlinkSync(join(evDir, files[1]!));
     const f = join(evDir, files[2]!);
-    const env = JSON.parse(readFileSync(f, 'utf8'));
-    env.payload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(env.payload, 'base64').toString()), outcome: 'healed' })).toString('base64');
-    writeFileSync(f, JSON.stringify(env));
+    writeFileSync(f, forgedEnvelope(f, (bundle) => ({ ...bundle, outcome: 'healed' })));
     const r = verifyPath(evDir, [pub]);
     expect(r.findings.map((x) => x.kind).sort()).toEqual(['bad_signature', 'gap']);
     expect(r.findings.find((x) => x.kind === 'gap')!.message).toBe('host appliance-1: 2 bundle(s) missing between seq 1 and 4 (deleted or withheld)');

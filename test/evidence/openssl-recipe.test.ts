@@ -6,7 +6,7 @@ import { EvidenceChain, exportEvidence, signReceipt } from '../../src/evidence/i
 import { openStateDb } from '../../src/state/index.js';
 import { generateKeyFiles, loadSecretKeyFile } from '../../src/crypto/index.js';
 import { tempDir } from '../helpers/tmp.js';
-import { sampleDraft } from '../helpers/evidence.js';
+import { forgedEnvelope, sampleDraft } from '../helpers/evidence.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -40,12 +40,8 @@ describe('README openssl recipe', () => {
   });
 
   it('fails on a tampered payload', () => {
-    const env = JSON.parse(readFileSync(files[1]!, 'utf8'));
-    const bundle = JSON.parse(Buffer.from(env.payload, 'base64').toString());
-    bundle.outcome = 'healed';
-    env.payload = Buffer.from(JSON.stringify(bundle)).toString('base64');
     const forged = join(tmp.path, 'forged.json');
-    writeFileSync(forged, JSON.stringify(env));
+    writeFileSync(forged, forgedEnvelope(files[1]!, (bundle) => ({ ...bundle, outcome: 'healed' })));
     const r = runRecipe(forged, keys.publicKey);
     expect(r.status).not.toBe(0);
     expect(r.stderr + r.stdout).toMatch(/Signature Verification Failure/);

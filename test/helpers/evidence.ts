@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { EvidenceBundleSchema, type EvidenceBundle, type EvidenceDraft } from '../../src/evidence/index.js';
-import { EVIDENCE_PAYLOAD_TYPE, verifyEnvelope, type PublicKey } from '../../src/crypto/index.js';
+import { EVIDENCE_PAYLOAD_TYPE, verifyEnvelope, type Envelope, type PublicKey } from '../../src/crypto/index.js';
 import type { ReferenceMcp } from '../../testing/index.js';
 
 /** A valid draft with overridable fields, for tests that need many bundles quickly. */
@@ -44,4 +45,14 @@ export function receivedBundles(mcp: Pick<ReferenceMcp, 'evidence'>, agentPublic
       return EvidenceBundleSchema.parse(JSON.parse(v.payload.toString('utf8')));
     })
     .sort((a, b) => a.seq - b.seq);
+}
+
+/**
+ * The envelope stored in `file` with its bundle rewritten by `edit` and its signatures kept, as
+ * JSON text: what someone who can write the evidence directory but holds no key can produce.
+ */
+export function forgedEnvelope(file: string, edit: (bundle: Record<string, unknown>) => Record<string, unknown>): string {
+  const env = JSON.parse(readFileSync(file, 'utf8')) as Envelope;
+  const bundle = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as Record<string, unknown>;
+  return JSON.stringify({ ...env, payload: Buffer.from(JSON.stringify(edit(bundle))).toString('base64') });
 }
