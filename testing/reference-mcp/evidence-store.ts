@@ -59,8 +59,8 @@ export class EvidenceStore {
     const env = parsed.data;
     if (env.payloadType !== EVIDENCE_PAYLOAD_TYPE) return { ok: false, status: 400, error: `payloadType is not ${EVIDENCE_PAYLOAD_TYPE}` };
     const payload = Buffer.from(env.payload, 'base64');
-    const signed = this.verifySignatures(env, payload);
-    if (signed !== 'ok') return { ok: false, status: 400, error: signed };
+    const unsigned = this.signatureProblem(env, payload);
+    if (unsigned !== null) return { ok: false, status: 400, error: unsigned };
     let json: unknown;
     try {
       json = JSON.parse(payload.toString('utf8'));
@@ -93,7 +93,8 @@ export class EvidenceStore {
     return { ok: true, bundleId, receiptId, receipt, duplicate: false };
   }
 
-  private verifySignatures(env: Envelope, payload: Buffer): 'ok' | string {
+  /** Why no signature of `env` verifies under a registered key; null when one does. */
+  private signatureProblem(env: Envelope, payload: Buffer): string | null {
     const message = pae(env.payloadType, payload);
     let sawKnownKey = false;
     for (const s of env.signatures) {
@@ -101,7 +102,7 @@ export class EvidenceStore {
       if (candidates.length > 0) sawKnownKey = true;
       const sig = Buffer.from(s.sig, 'base64');
       if (sig.length !== 64) continue;
-      if (candidates.some((k) => verify(null, message, k.key, sig))) return 'ok';
+      if (candidates.some((k) => verify(null, message, k.key, sig))) return null;
     }
     return sawKnownKey ? 'signature does not verify' : `no registered agent key named ${env.signatures.map((s) => JSON.stringify(s.keyid)).join(', ')}`;
   }
