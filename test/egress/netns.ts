@@ -95,8 +95,8 @@ export class NetnsPair {
     this.servers.push(child);
     return new Promise((resolveReady, reject) => {
       let err = '';
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      child.stdout!.on('data', (d: Buffer) => {
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.stdout.on('data', (d: Buffer) => {
         if (d.toString().includes('ready')) resolveReady();
       });
       child.once('exit', (code) => reject(new Error(`peer server exited (${code}): ${err}`)));
