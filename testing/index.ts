@@ -4,8 +4,6 @@ export * from './simulated-host/index.js';
 export { generatePki, loadPki, type Pki, type PkiOptions } from './pki.js';
 export {
   startReferenceMcp,
-  MAX_EVIDENCE_BODY,
-  MAX_BATCH_BODY,
   MAX_BATCH_ENVELOPES,
   type ReferenceMcp,
   type ReferenceMcpOptions,

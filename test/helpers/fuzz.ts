@@ -14,7 +14,7 @@ function seedFromEnv(): number {
  * failure reproduces; `FUZZ_SEED=n` (with FUZZ_RUNS) runs another campaign. A counterexample a
  * campaign finds becomes a plain regression test.
  */
-export const FUZZ_SEED = seedFromEnv();
+const FUZZ_SEED = seedFromEnv();
 
 /** fc.assert parameters with the suite's seed, printed with the property's name. */
 export function seeded<Ts>(name: string, options: Parameters<Ts> = {}): Parameters<Ts> {

@@ -24,8 +24,8 @@ function freshKey(name: string): SecretKey {
   return { keyId: name, seed, publicKey: publicKeyOf(seed) };
 }
 
-export const MAX_EVIDENCE_BODY = 1024 * 1024;
-export const MAX_BATCH_BODY = 16 * 1024 * 1024;
+const MAX_EVIDENCE_BODY = 1024 * 1024;
+const MAX_BATCH_BODY = 16 * 1024 * 1024;
 export const MAX_BATCH_ENVELOPES = 500;
 
 export interface McpStats {

@@ -11,7 +11,7 @@ export const SAMPLE_REVISION = hexOf('clinic-001/revision/2', 40);
 /** The site repository the MSP manages the appliance from (an allowedFlakes prefix). */
 export const SAMPLE_FLAKE_SOURCE = 'git+https://git.msp.example/sites/clinic-001';
 /** A pinned reference to a commit of the site flake. */
-export function sampleFlakeRef(revision: string): string {
+function sampleFlakeRef(revision: string): string {
   return `${SAMPLE_FLAKE_SOURCE}?ref=main&rev=${revision}#appliance`;
 }
 export const SAMPLE_FLAKE_REF = sampleFlakeRef(SAMPLE_REVISION);
