@@ -20,7 +20,8 @@ import { OrderDispatch, type HealRequester } from './order-dispatch.js';
 
 /** What the agent needs from the MCP client (src/mcp implements it over mTLS). */
 export interface McpPort {
-  nextOrder(): Promise<{ ok: true; envelope: unknown | null } | { ok: false; error: { code: string; message: string } }>;
+  /** `envelope` is null when no order is waiting, otherwise the unverified JSON the MCP sent. */
+  nextOrder(): Promise<{ ok: true; envelope: unknown } | { ok: false; error: { code: string; message: string } }>;
   /** `budget` aborts the exchange in flight when the cycle's flush budget is spent. */
   postEvidenceBatch(envelopes: Envelope[], budget?: AbortSignal): Promise<DeliveryResult[]>;
 }
@@ -288,7 +289,7 @@ export class Agent {
       rotation.commit();
       this.deps.logger.info({ keyId: rotation.key.keyId }, 'evidence key rotated');
     }
-    return { drafts: a.specs.map((spec) => makeDraft(config, facts, spec)), record: a.record };
+    return { drafts: a.specs.map((spec) => makeDraft(config, facts, spec)), record: () => a.record() };
   }
 
   /** Deliver what is due to every destination, each independently: a dead RMM never delays the MCP. */
