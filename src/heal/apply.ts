@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describeError, isoSeconds, silentLogger, type Logger } from '../common/index.js';
 import type { Baseline } from '../config/index.js';
 import { runChecks, type CheckResult } from '../checks/index.js';
-import type { Envelope, PublicKey } from '../crypto/index.js';
+import type { PublicKey } from '../crypto/index.js';
 import { checkOrder, verifyContextFromConfig, type Order } from '../orders/index.js';
 import { healLayout, type HealLayout } from '../state/index.js';
 import { actionKey, allowedActions, type HealAction } from './actions.js';
@@ -263,7 +263,7 @@ class Healer {
       const run = new RequestRun(this.deps, row.requestId);
       let base: Draft = { ...this.blank(row.requestId, startedAt), order_id: row.orderId };
       try {
-        const check = checkOrder(row.envelope as Envelope, this.verifyContext(row.firstSeenAt));
+        const check = checkOrder(row.envelope, this.verifyContext(row.firstSeenAt));
         if (check.decision === 'rejected') {
           this.state.setOrderState(row.orderId, 'dropped', startedAt);
           this.write({ ...base, outcome: 'failed', reason: `held order no longer valid, not applied: ${check.reason}: ${check.message}` });

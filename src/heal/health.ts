@@ -24,7 +24,7 @@ export function healthProblems(results: readonly CheckResult[], spec: HealthSpec
   }
   if (spec.expectRevision !== null) {
     const running = results.find((x) => x.check === 'patching')?.observed.configurationRevision;
-    if (running !== spec.expectRevision) problems.push(`patching: running revision ${String(running ?? 'unknown')}, the order expects ${spec.expectRevision}`);
+    if (running !== spec.expectRevision) problems.push(`patching: running revision ${typeof running === 'string' ? running : 'unknown'}, the order expects ${spec.expectRevision}`);
   }
   return problems;
 }
