@@ -187,7 +187,7 @@ describe('progress on a terminal, quiet otherwise', () => {
     expect([piped.status, piped.stderr]).toEqual([0, '']);
     const json = await onTerminal(['verify', evidence, '--pubkey', h.agentPublicKeyText, '--json']);
     expect(json.output).not.toContain('verifying');
-    expect(JSON.parse(json.output).verified).toBe(n);
+    expect((JSON.parse(json.output) as { verified: number }).verified).toBe(n);
 
     const prune = await onTerminal(['prune', '--config', h.configPath]);
     expect(prune.status).toBe(0);

@@ -42,8 +42,8 @@ describe('compliance-agent CLI on the real host', () => {
     expect(r.stdout).toMatch(/patching {4}error/);
     expect(r.stdout).toMatch(/mcp {6}pending [1-9]\d*, oldest \d+s, dead 0, delivered 6/);
     expect(r.stdout).toMatch(/appliance-1 seq \d+ head sha256:[0-9a-f]{64}/);
-    const json = JSON.parse((await cli('status', '--config', h.configPath, '--json')).stdout);
-    expect(json.chain[0].seq).toBeGreaterThan(6);
+    const json = JSON.parse((await cli('status', '--config', h.configPath, '--json')).stdout) as { chain: { seq: number }[] };
+    expect(json.chain[0]?.seq).toBeGreaterThan(6);
   });
 
   it('run: cycles every pollInterval, flushes the backlog, and stops cleanly on SIGTERM', async () => {

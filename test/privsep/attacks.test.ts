@@ -126,7 +126,7 @@ describe('the drop box is the only place the agent can write; root follows nothi
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('no heal requests\n');
     expect(r.stderr).not.toContain('forged');
-    for (const line of r.stderr.trim().split('\n').filter(Boolean)) expect(() => JSON.parse(line)).not.toThrow();
+    for (const line of r.stderr.trim().split('\n').filter(Boolean)) expect((): unknown => JSON.parse(line)).not.toThrow();
     expect(site.fingerprint()).toEqual(before);
     healAlongside();
   });
@@ -175,7 +175,7 @@ describe('findings of the attack on the old layout, each one closed', () => {
     expect(lines.find((l) => l.startsWith(legit.requestId))).toMatch(/: healed \(/);
     expect(r.stdout + r.stderr).not.toContain('forged');
     expect(r.stdout + r.stderr).not.toContain('$(touch');
-    for (const line of r.stderr.trim().split('\n').filter(Boolean)) expect(() => JSON.parse(line)).not.toThrow();
+    for (const line of r.stderr.trim().split('\n').filter(Boolean)) expect((): unknown => JSON.parse(line)).not.toThrow();
     expect(site.fingerprint()).toEqual(before);
   });
 
