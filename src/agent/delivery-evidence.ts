@@ -15,7 +15,7 @@ import type { StateDb } from '../state/index.js';
 import { makeDraft } from './drafts.js';
 
 /** Evidence about evidence delivery: dead-letter alerts and operator actions on dead letters. */
-export const DELIVERY_CHECK = 'delivery';
+const DELIVERY_CHECK = 'delivery';
 const CONTROLS = ['HIPAA 164.312(b)', 'SOC 2 CC7.2'];
 /** Dead letters listed in one alert; the count says how many there were in all. */
 const MAX_LISTED = 50;

@@ -1,6 +1,6 @@
-export { Agent, type AgentDeps, type McpPort, type CycleReport, type HealingPort } from './agent.js';
+export type { AgentDeps, McpPort, CycleReport, HealingPort } from './agent.js';
 export { OrderDispatch } from './order-dispatch.js';
 export { openAgentRuntime, receiptKeysFromConfig, type AgentRuntime, type RuntimeOverrides } from './runtime.js';
 export { makeDraft } from './drafts.js';
-export { readPreviousExit, previousExitAlerts, type PreviousExit, type StartAlerts } from './previous-exit.js';
+export { readPreviousExit, type PreviousExit, type StartAlerts } from './previous-exit.js';
 export { isoSeconds } from '../common/index.js';

@@ -31,7 +31,7 @@ export interface HealerRun {
  * The plan must be a subset of what the order and the baseline allow, with nothing twice: the
  * healer re-derives every action itself and trusts nothing else the agent wrote.
  */
-export function planProblem(plan: HealRequest['plan'], order: Order, baseline: Baseline): string | null {
+function planProblem(plan: HealRequest['plan'], order: Order, baseline: Baseline): string | null {
   if (plan.order_id !== order.order_id) return `the plan is for order ${plan.order_id}, the signed order is ${order.order_id}`;
   const allowed = new Set(allowedActions(order, baseline).map(actionKey));
   const seen = new Set<string>();

@@ -15,7 +15,7 @@ export interface HealthOutcome {
   readonly polls: number;
 }
 
-export function healthProblems(results: readonly CheckResult[], spec: HealthSpec): string[] {
+function healthProblems(results: readonly CheckResult[], spec: HealthSpec): string[] {
   const problems: string[] = [];
   for (const name of new Set<CheckName>(['services', ...spec.mustBeHealthy])) {
     const r = results.find((x) => x.check === name);

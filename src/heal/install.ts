@@ -9,7 +9,7 @@ import { assertRootOnlyDir, assertTrustedChain, openDropBox, writeRootFile, type
 import { safeReason, type HealResult } from './spool.js';
 
 /** Whether `inner` is `outer` or below it. */
-export function isWithin(inner: string, outer: string): boolean {
+function isWithin(inner: string, outer: string): boolean {
   const rel = relative(resolve(outer), resolve(inner));
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }

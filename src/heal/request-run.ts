@@ -19,7 +19,7 @@ export interface HealTimeouts {
   readonly backupMs: number;
 }
 
-export const DEFAULT_HEAL_TIMEOUTS: HealTimeouts = { switchMs: 3_600_000, rollbackMs: 1_800_000, restartMs: 300_000, backupMs: 6 * 3_600_000 };
+const DEFAULT_HEAL_TIMEOUTS: HealTimeouts = { switchMs: 3_600_000, rollbackMs: 1_800_000, restartMs: 300_000, backupMs: 6 * 3_600_000 };
 
 /** What acting on one request needs: the host, the config and baseline, and how long to wait. */
 export interface RunDeps {

@@ -7,7 +7,7 @@ import { HealActionSchema } from './actions.js';
 const isoTime = z.iso.datetime();
 /** The largest request or result file either side reads. */
 export const MAX_SPOOL_FILE = 256 * 1024;
-export const MAX_REASON = 4096;
+const MAX_REASON = 4096;
 
 export const HealRequestSchema = z
   .object({
@@ -21,8 +21,7 @@ export const HealRequestSchema = z
   .strict();
 export type HealRequest = z.infer<typeof HealRequestSchema>;
 
-export const HEAL_OUTCOMES = ['healed', 'rolled_back', 'failed', 'deferred', 'rejected', 'compliant'] as const;
-export type HealOutcome = (typeof HEAL_OUTCOMES)[number];
+const HEAL_OUTCOMES = ['healed', 'rolled_back', 'failed', 'deferred', 'rejected', 'compliant'] as const;
 
 export const HealResultSchema = z
   .object({

@@ -5,12 +5,12 @@ import { ORDER_TYPES } from './schema.js';
 import type { VerifyContext } from './verify.js';
 
 /** config.trustedOrderKeys as keys: several at once for rotation; a key removed here stops its orders. */
-export function trustedKeysFromConfig(config: Pick<Config, 'trustedOrderKeys'>): PublicKey[] {
+function trustedKeysFromConfig(config: Pick<Config, 'trustedOrderKeys'>): PublicKey[] {
   return config.trustedOrderKeys.map((k, i) => parsePublicKey(k, `trustedOrderKeys.${i}`));
 }
 
 /** config.orderSignaturesRequired, with every key checked against the vocabulary: a misspelt type must not quietly mean 1. */
-export function signaturesRequiredFromConfig(config: Pick<Config, 'orderSignaturesRequired'>): Readonly<Record<string, number>> {
+function signaturesRequiredFromConfig(config: Pick<Config, 'orderSignaturesRequired'>): Readonly<Record<string, number>> {
   for (const type of Object.keys(config.orderSignaturesRequired)) {
     if (!(ORDER_TYPES as readonly string[]).includes(type)) {
       throw new AgentError('config_invalid', `orderSignaturesRequired: "${type}" is not an order type (${ORDER_TYPES.join(', ')})`);

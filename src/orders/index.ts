@@ -1,8 +1,5 @@
 export {
   ORDER_TYPES,
-  ORDER_PARAMS,
-  MAX_ORDER_PAYLOAD_BYTES,
-  parseOrderPayload,
   type Order,
   type OrderType,
   type OrderParams,
@@ -14,4 +11,4 @@ export { rejectionEvidence, ORDER_CONTROLS } from './evidence.js';
 export { countRejection, rejectionCounts } from './rejection-counts.js';
 export { prepareOrder, signOrder, cosignOrder, ttlProblem, DEFAULT_ORDER_TTL_S } from './sign.js';
 export { withNextSequence } from './sequence-file.js';
-export { trustedKeysFromConfig, verifyContextFromConfig, allowedFlakesFor } from './context.js';
+export { verifyContextFromConfig, allowedFlakesFor } from './context.js';

@@ -26,7 +26,7 @@ export const REJECT_REASONS = [
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** config.maxDeferral's default: a week covers a window that opens once a day, with slack. */
-export const DEFAULT_MAX_DEFERRAL_S = 7 * 86_400;
+const DEFAULT_MAX_DEFERRAL_S = 7 * 86_400;
 
 export interface VerifyContext {
   readonly trustedKeys: readonly PublicKey[];

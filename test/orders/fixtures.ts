@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { publicKeyOf, randomSeed, signEnvelope, ORDER_PAYLOAD_TYPE, formatPublicKey, type Envelope, type PublicKey, type SecretKey } from '../../src/crypto/index.js';
 import type { VerifyContext } from '../../src/orders/index.js';
 
-export const SITE = 'clinic-001';
-export const HOST = 'appliance-1';
+const SITE = 'clinic-001';
+const HOST = 'appliance-1';
 /** 2026-11-23T12:00:00Z: a fixed "now" for order tests. */
 export const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
 
