@@ -33,8 +33,8 @@ export const enrollCommand: Command = {
             `  certificate    ${r.certificate_serial}, valid until ${r.certificate_not_after}\n`,
         );
       }
-      if (out.tokenRemoved !== true && out.tokenRemoved !== 'absent' && out.tokenRemoved !== 'kept') {
-        process.stderr.write(`note: the token file ${tokenFile} could not be deleted (${out.tokenRemoved}); it is used up, delete it\n`);
+      if (typeof out.tokenRemoved === 'object') {
+        process.stderr.write(`note: the token file ${tokenFile} could not be deleted (${out.tokenRemoved.failed}); it is used up, delete it\n`);
       }
       return EXIT.ok;
     } catch (e) {

@@ -38,8 +38,8 @@ export type EnrollOutcome =
   | { readonly kind: 'already_enrolled'; readonly serial: string; readonly notAfter: string; readonly tokenRemoved: TokenRemoval }
   | { readonly kind: 'enrolled'; readonly record: EnrollmentRecord; readonly tokenRemoved: TokenRemoval };
 
-/** true, or why the token file was not deleted: absent, kept (the caller deletes it), or the error code. */
-export type TokenRemoval = true | 'absent' | 'kept' | string;
+/** true, or why the token file was not deleted: absent, kept (the caller deletes it), or a failure (the error code). */
+export type TokenRemoval = true | 'absent' | 'kept' | { readonly failed: string };
 
 /**
  * Enroll this appliance: make both private keys here (they never leave), send the CSR and the
@@ -181,8 +181,8 @@ function removeToken(opts: EnrollOptions): TokenRemoval {
   if (!exists(path)) return 'absent';
   try {
     removeDurable(path);
-    return exists(path) ? 'still present' : true;
+    return exists(path) ? { failed: 'still present' } : true;
   } catch (e) {
-    return errnoCode(e, 'error');
+    return { failed: errnoCode(e, 'error') };
   }
 }
