@@ -41,7 +41,7 @@ export function parseSecretKey(text: string, pemName: string, source: string): S
       if (key.asymmetricKeyType !== 'ed25519') {
         throw new AgentError('key_type', `${source}: private key is ${key.asymmetricKeyType}, expected ed25519`);
       }
-      jwk = key.export({ format: 'jwk' }) as typeof jwk;
+      jwk = key.export({ format: 'jwk' });
     } catch (e) {
       if (e instanceof AgentError) throw e;
       throw new AgentError('key_parse', `${source}: not a readable PKCS#8 PEM private key`);

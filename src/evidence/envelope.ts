@@ -41,7 +41,7 @@ export function claimedBundle(envelope: unknown): Partial<EvidenceBundle> | null
   try {
     const payload = (envelope as { payload?: unknown } | null)?.payload;
     const json: unknown = JSON.parse(Buffer.from(String(payload), 'base64').toString('utf8'));
-    return typeof json === 'object' && json !== null ? (json as Partial<EvidenceBundle>) : null;
+    return typeof json === 'object' && json !== null ? json : null;
   } catch {
     return null;
   }

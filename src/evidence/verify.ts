@@ -3,7 +3,7 @@ import { join, basename } from 'node:path';
 import { verifyEnvelope, envelopeHash, EnvelopeSchema, EVIDENCE_PAYLOAD_TYPE, type PublicKey } from '../crypto/index.js';
 import { parseJsonText, errnoCode } from '../common/index.js';
 import * as z from 'zod';
-import { EvidenceBundleSchema, type EvidenceBundle } from './bundle.js';
+import type { EvidenceBundle } from './bundle.js';
 import { bundleOfPayload } from './envelope.js';
 import { KeyRing } from './key-ring.js';
 import { checkReceipt } from './receipt.js';

@@ -30,7 +30,7 @@ async function importKeyPair(keyPem: string): Promise<CryptoKeyPair> {
     webcrypto.subtle.importKey('pkcs8', pkcs8, P256, false, ['sign']),
     webcrypto.subtle.importKey('spki', spki, P256, true, ['verify']),
   ]);
-  return { privateKey, publicKey } as CryptoKeyPair;
+  return { privateKey, publicKey };
 }
 
 /** A PKCS#10 request for CN=hostId, signed by the key (proof of possession). */
