@@ -246,7 +246,7 @@ export class McpClient {
   }
 
   private async postSingles(envelopes: Envelope[], budget?: AbortSignal): Promise<DeliveryResult[]> {
-    const results: DeliveryResult[] = new Array(envelopes.length);
+    const results = new Array<DeliveryResult>(envelopes.length);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < envelopes.length) {

@@ -43,4 +43,5 @@ export interface McpFailure {
   readonly retryable: boolean;
 }
 
-export type NextOrderResult = { readonly ok: true; readonly envelope: unknown | null } | { readonly ok: false; readonly error: McpFailure };
+/** `envelope` is null when no order is waiting, otherwise the unverified JSON the MCP sent. */
+export type NextOrderResult = { readonly ok: true; readonly envelope: unknown } | { readonly ok: false; readonly error: McpFailure };

@@ -32,7 +32,7 @@ export function createSinks(config: Config, logger: Logger, overrides: SinkOverr
     return { destinations: [], deliver: {}, close: async () => undefined };
   }
   const deliver: Partial<Record<SinkDestination, Deliver>> = {};
-  const closers: (() => Promise<void> | void)[] = [];
+  const closers: (() => Promise<void>)[] = [];
   // ConfigSchema is the one check of these options: in reseller mode it requires
   // webhookSecretFile with rmmWebhookUrl, a valid syslogTarget, and syslogCaFile for a tls:// one.
   if (config.rmmWebhookUrl) {
@@ -56,7 +56,7 @@ export function createSinks(config: Config, logger: Logger, overrides: SinkOverr
       ...(tls ? { ca: readSyslogCa(config.syslogCaFile!), caFile: config.syslogCaFile! } : {}),
     });
     deliver.syslog = sink.deliver;
-    closers.push(() => sink.close());
+    closers.push(async () => sink.close());
   }
   return {
     destinations: Object.keys(deliver) as SinkDestination[],

@@ -24,7 +24,7 @@ export class SyslogSink {
   }
 
   readonly deliver = async (items: readonly OutboxItem[]): Promise<DeliveryResult[]> => {
-    const results: DeliveryResult[] = new Array(items.length);
+    const results = new Array<DeliveryResult>(items.length);
     const frames: Buffer[] = [];
     const positions: number[] = [];
     items.forEach((item, i) => {
