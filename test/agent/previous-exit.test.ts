@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { startHarness, type Harness } from '../../testing/index.js';
 import { createLogger } from '../../src/common/index.js';
 import { readPreviousExit } from '../../src/agent/index.js';

@@ -19,12 +19,11 @@ class BlackHole {
   readonly held: Socket[] = [];
   private constructor(readonly server: Server) {}
   static async start(): Promise<BlackHole> {
-    let self!: BlackHole;
     const server = createServer((s) => {
       s.on('error', () => undefined);
       self.held.push(s);
     });
-    self = new BlackHole(server);
+    const self = new BlackHole(server);
     server.listen(0);
     await once(server, 'listening');
     return self;

@@ -178,7 +178,7 @@ describe('dead letters from the command line', () => {
       pre_state: { operator: { user: userInfo().username, uid: process.getuid!() }, operator_reason: 'RMM tenant deleted', count: dead.length },
     });
     expect((evidence.pre_state!.items as { bundle_id: string; dead_reason: string }[]).map((i) => [i.bundle_id, i.dead_reason])).toEqual(
-      dead.map((id) => [id, expect.stringMatching(/refused with 422: unknown tenant$/)]),
+      dead.map((id): [string, unknown] => [id, expect.stringMatching(/refused with 422: unknown tenant$/)]),
     );
     expect(evidence.reason).toMatch(/discarded \d+ dead-lettered bundle\(s\) for webhook: discarded \(they will never be delivered there\); reason given: RMM tenant deleted$/);
     // The discarded bundles are still in the signed chain at the MCP.

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -46,10 +46,9 @@ let h: Harness;
 let rsyslog: Rsyslog;
 let rt: AgentRuntime;
 let metricsFile: string;
-let secretFile: string;
 /** The webhook delivery the agent uses; each test points it at another receiver. */
 let webhook: Sinks | null = null;
-const closers: (() => Promise<unknown> | unknown)[] = [];
+const closers: (() => unknown)[] = [];
 
 function useWebhook(url: string, extra: { webhookCaFile?: string } = {}): void {
   void webhook?.close();

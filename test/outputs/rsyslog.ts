@@ -106,8 +106,8 @@ ${input('tcp', join(this.dir, 'port-tcp'), p('tcp'))}${this.opts.tls ? input('tl
     this.stderr = '';
     const child = spawn(rsyslogdPath(), ['-n', '-f', conf, '-i', join(this.dir, 'rsyslogd.pid')], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    child.stdout!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
     const spawnError = new Promise<never>((_, reject) =>
       child.once('error', (e: NodeJS.ErrnoException) =>
         reject(new Error(e.code === 'ENOENT' ? 'rsyslogd is not installed (Debian packages rsyslog and rsyslog-gnutls)' : `rsyslogd failed to start: ${e.message}`)),

@@ -15,9 +15,8 @@ class FrameReceiver {
   private constructor(readonly server: Server) {}
 
   static async start(): Promise<FrameReceiver> {
-    let self!: FrameReceiver;
     const server = createServer((s) => self.accept(s));
-    self = new FrameReceiver(server);
+    const self = new FrameReceiver(server);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     return self;

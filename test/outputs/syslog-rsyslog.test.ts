@@ -130,7 +130,7 @@ describe('syslog to a real rsyslog', () => {
   it('refuses a TLS receiver whose certificate another CA signed: nothing sent, retried, one clear line', async () => {
     const q = queue();
     const [b] = q.add(['syslog'], [{ host_id: 'appliance-rogue' }]);
-    const report = await q.flush('syslog', tlsSink(rsyslog.ports.rogue!).deliver);
+    const report = await q.flush('syslog', tlsSink(rsyslog.ports.rogue).deliver);
     expect(report).toMatchObject({ delivered: 0, retried: 1, stoppedBy: 'retry' });
     const row = q.db.prepare('SELECT state, attempts, last_error FROM outbox WHERE bundle_id = ?').get(b!.bundle.bundle_id) as { state: string; attempts: number; last_error: string };
     expect(row).toMatchObject({ state: 'pending', attempts: 1 });

@@ -44,9 +44,8 @@ export class WebhookReceiver {
 
   /** Listen on a given port (a receiver coming back where it was). */
   static async startOn(port: number, tls: { cert: string; key: string }, secret: string): Promise<WebhookReceiver> {
-    let self!: WebhookReceiver;
     const server = createServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, (req, res) => void self.handle(req, res));
-    self = new WebhookReceiver(server, secret);
+    const self = new WebhookReceiver(server, secret);
     server.on('connection', (s: Socket) => {
       self.sockets.add(s);
       s.on('close', () => self.sockets.delete(s));
