@@ -2,7 +2,7 @@ import { firstLine, oneLine } from '../common/index.js';
 import type { ExecResult, Host } from '../host/index.js';
 
 /** Every command a check runs gets this long; a check runs a handful, well inside its own deadline. */
-export const EXEC_TIMEOUT_MS = 10_000;
+const EXEC_TIMEOUT_MS = 10_000;
 
 export type CommandOutcome = { ok: true; stdout: string; exitCode: number } | { ok: false; message: string; result: ExecResult };
 

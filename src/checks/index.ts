@@ -14,7 +14,6 @@ export { CHECK_NAMES } from './types.js';
 export { systemFacts, type SystemFacts } from './facts.js';
 export { rulesetHash, normaliseRuleset, type NormalisedRuleset } from './ruleset.js';
 export { isDisruptiveUnit } from './services.js';
-export { EXEC_TIMEOUT_MS } from './exec.js';
 export { CheckCadence } from './cadence.js';
 
 /** The six drift checks, in CHECK_NAMES order. */

@@ -1,4 +1,4 @@
-export { ConfigSchema, BaselineSchema, WINDOW_RE, UnitNameSchema, MAX_ORDER_TTL_S, type Config, type ConfigInput, type Baseline } from './schema.js';
+export { ConfigSchema, WINDOW_RE, UnitNameSchema, MAX_ORDER_TTL_S, type Config, type ConfigInput, type Baseline } from './schema.js';
 export { loadConfig, parseConfig, loadBaseline, parseBaseline, explainIssues } from './load.js';
 export { parseSyslogTarget, type SyslogTarget } from './syslog-target.js';
 export { readWebhookSecret, readSyslogCa, readWebhookCa, assertSinkFiles } from './sink-files.js';

@@ -2,12 +2,12 @@ import { X509Certificate, createPublicKey } from 'node:crypto';
 import { AgentError } from '../common/index.js';
 
 /** The SPKI of a private or public key, for comparing a certificate with the key it must carry. */
-export function spkiOf(key: string | X509Certificate): Buffer {
+function spkiOf(key: string | X509Certificate): Buffer {
   const pub = typeof key === 'string' ? createPublicKey(key) : key.publicKey;
   return pub.export({ format: 'der', type: 'spki' });
 }
 
-export function commonName(cert: X509Certificate): string | null {
+function commonName(cert: X509Certificate): string | null {
   return /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? null;
 }
 

@@ -37,7 +37,6 @@ export const EnrollRequestSchema = z
 export type EnrollRequest = z.infer<typeof EnrollRequestSchema>;
 
 export const RenewRequestSchema = z.object({ site_id: z.string().min(1).max(128), host_id: z.string().min(1).max(128), csr: pem('CERTIFICATE REQUEST') }).strict();
-export type RenewRequest = z.infer<typeof RenewRequestSchema>;
 
 export const CertificateResponseSchema = z.object({ certificate: pem('CERTIFICATE') });
 

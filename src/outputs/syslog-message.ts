@@ -3,13 +3,13 @@ import type { EvidenceBundle, Outcome } from '../evidence/index.js';
 import { clipSdValue, formatRfc5424, type SdElement } from './syslog-format.js';
 import { summarize } from './summary.js';
 
-export const SYSLOG_APP_NAME = 'compliance-agent';
+const SYSLOG_APP_NAME = 'compliance-agent';
 
 /**
  * Private SD-ID under 32473, the example enterprise number RFC 5612 reserves for documentation;
  * an MSP with its own IANA PEN would put it here.
  */
-export const EVIDENCE_SD_ID = 'evidence@32473';
+const EVIDENCE_SD_ID = 'evidence@32473';
 
 /**
  * local0: these messages go straight to the reseller's SIEM, not through the appliance's syslog,
@@ -17,7 +17,7 @@ export const EVIDENCE_SD_ID = 'evidence@32473';
  * way. auth/authpriv would mix evidence into login records, and RFC 5424's "log audit" (13) has
  * no name in glibc and differing names across receivers.
  */
-export const SYSLOG_FACILITY = 16;
+const SYSLOG_FACILITY = 16;
 
 /**
  * Severity by outcome. Healthy states are informational; a change the agent made is a notice;
@@ -25,7 +25,7 @@ export const SYSLOG_FACILITY = 16;
  * look; a forged order is told apart by `reason`, which SIEM rules can escalate); a failed or
  * rolled-back heal leaves the appliance out of its baseline: an error.
  */
-export const SEVERITY: Record<Outcome, number> = {
+const SEVERITY: Record<Outcome, number> = {
   compliant: 6,
   healed: 5,
   deferred: 5,
