@@ -5,7 +5,8 @@ import { excerpt, runCommand } from './exec.js';
 import { startResult } from './result.js';
 import { readSnapshot } from './snapshot.js';
 
-interface BlockDevice {
+/** A device of `lsblk --json -o NAME,TYPE,FSTYPE,MOUNTPOINTS` as util-linux prints it. */
+export interface BlockDevice {
   name: string;
   type: string;
   fstype: string | null;

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import type { BlockDevice } from '../../src/checks/encryption.js';
 import { simulatedAppliance, SAMPLE_FLAKE_REF, SAMPLE_REVISION, SAMPLE_PREVIOUS_REVISION, SAMPLE_NOW, type SimulatedHost } from '../../testing/index.js';
 
 const hosts: SimulatedHost[] = [];
@@ -21,14 +22,6 @@ interface NixosVersionJson {
 }
 const nixosVersion = async (h: SimulatedHost) => JSON.parse((await h.exec('nixos-version', ['--json'], T)).stdout) as NixosVersionJson;
 
-/** A device of `lsblk --json -o NAME,TYPE,FSTYPE,MOUNTPOINTS` as util-linux prints it. */
-interface BlockDevice {
-  name: string;
-  type: string;
-  fstype: string | null;
-  mountpoints: (string | null)[];
-  children?: BlockDevice[];
-}
 const lsblkDevice = async (h: SimulatedHost, name: string) =>
   (JSON.parse((await h.exec('lsblk', ['--json', '-o', 'NAME,TYPE,FSTYPE,MOUNTPOINTS'], T)).stdout) as { blockdevices: BlockDevice[] }).blockdevices.find((d) => d.name === name);
 
