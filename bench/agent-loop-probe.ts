@@ -59,7 +59,16 @@ function checkpoint(cycle: number): void {
   gc();
   forcedGc.push([forcedFrom, performance.now()]);
   const m = process.memoryUsage();
-  checkpoints.push({ cycle, rssMb, anonMb, fileMb: rssMb - anonMb, heapUsedMb: m.heapUsed / MB, heapTotalMb: m.heapTotal / MB, externalMb: m.external / MB, arrayBuffersMb: m.arrayBuffers / MB });
+  checkpoints.push({
+    cycle,
+    rssMb,
+    anonMb,
+    fileMb: rssMb - anonMb,
+    heapUsedMb: m.heapUsed / MB,
+    heapTotalMb: m.heapTotal / MB,
+    externalMb: m.external / MB,
+    arrayBuffersMb: m.arrayBuffers / MB,
+  });
 }
 
 /** RSS by mapping at the end: the node binary, shared libraries, the malloc heap, other anonymous memory. */
@@ -143,7 +152,18 @@ function cycleEnded(): void {
   if (i % 50 === 30) rmSync(DRIFT, { force: true });
   if (i === CYCLES) {
     const samples = Array.from({ length: CYCLES }, (_, k) => ({ cpuUs: cpuUs[k]!, wallMs: wallMs[k]!, bundles: bundles[k]! }));
-    writeFileSync(REPORT, JSON.stringify({ node: process.version, execArgv: process.execArgv, checkpoints, samples, gc: gcByKind, byMapping: rssByMapping(), peakRssMb: process.resourceUsage().maxRSS / 1024 }));
+    writeFileSync(
+      REPORT,
+      JSON.stringify({
+        node: process.version,
+        execArgv: process.execArgv,
+        checkpoints,
+        samples,
+        gc: gcByKind,
+        byMapping: rssByMapping(),
+        peakRssMb: process.resourceUsage().maxRSS / 1024,
+      }),
+    );
     if (CPU_PROF) {
       // A session on this thread answers synchronously.
       profiler.post('Profiler.stop', (err, r) => {

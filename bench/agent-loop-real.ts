@@ -107,7 +107,9 @@ export async function measureRealLoop(cycles = 5000, node = process.execPath, be
     const standIns = await writeStandIns(join(dir, 'stand-ins'), h.host, h.config, simBaseline);
     const launcher = installPackage(join(dir, 'package'), node, betterSqlite3);
     const report = join(dir, 'report.json');
-    const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+    const load = loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ');
     await new Promise<void>((resolve, reject) => {
       const system = [h.host.runningSystem().storePath, `system-${h.host.currentGeneration().number}-link`, dirname(METRICS_FILE)];
       const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', SYSTEM_LINKS, 'sh', ...system, launcher, 'run', '--config', configPath], {
@@ -147,7 +149,10 @@ export async function measureRealLoop(cycles = 5000, node = process.execPath, be
       peakRssMb: r.peakRssMb,
       idleCycles: idle.length,
       idleCpuMs: median(idle.map((s) => s.cpuUs / 1000)),
-      idleCpuP95Ms: percentile(idle.map((s) => s.cpuUs / 1000), 95),
+      idleCpuP95Ms: percentile(
+        idle.map((s) => s.cpuUs / 1000),
+        95,
+      ),
       idleWallMs: median(idle.map((s) => s.wallMs)),
       evidenceCycles: busy.length,
       evidenceCpuMs: busy.length ? median(busy.map((s) => s.cpuUs / 1000)) : 0,
@@ -166,14 +171,17 @@ export async function measureRealLoop(cycles = 5000, node = process.execPath, be
 
 function spawned(log: string): number {
   try {
-    return readFileSync(log, 'utf8').split('\n').filter((l) => l !== '').length;
+    return readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '').length;
   } catch {
     return 0;
   }
 }
 
 export function describeRealLoop(f: RealLoopFigures): string[] {
-  const c = (x: Checkpoint) => `${x.rssMb.toFixed(1)} MB (anonymous ${x.anonMb.toFixed(1)}, file-backed ${x.fileMb.toFixed(1)}; heap after GC ${x.heapUsedMb.toFixed(1)} of ${x.heapTotalMb.toFixed(1)})`;
+  const c = (x: Checkpoint) =>
+    `${x.rssMb.toFixed(1)} MB (anonymous ${x.anonMb.toFixed(1)}, file-backed ${x.fileMb.toFixed(1)}; heap after GC ${x.heapUsedMb.toFixed(1)} of ${x.heapTotalMb.toFixed(1)})`;
   return [
     `node ${f.node} ${f.execArgv.join(' ')}; load average at start ${f.load}`,
     `RSS after cycle ${f.at1000.cycle.toLocaleString('en')}: ${c(f.at1000)}`,
@@ -181,10 +189,14 @@ export function describeRealLoop(f: RealLoopFigures): string[] {
     `growth ${f.at1000.cycle.toLocaleString('en')} -> ${f.cycles.toLocaleString('en')}: ${f.growthMb.toFixed(1)} MB; peak RSS ${f.peakRssMb.toFixed(1)} MB`,
     `commands: ${f.commandsPerCycle.toFixed(2)} spawned per cycle over the run (${f.commandsPerFullCycle} in a cycle that reuses nothing)`,
     `idle cycle (${f.idleCycles}): CPU ${f.idleCpuMs.toFixed(2)} ms median, ${f.idleCpuP95Ms.toFixed(2)} ms p95, wall ${f.idleWallMs.toFixed(2)} ms; cycle with evidence (${f.evidenceCycles}): CPU ${f.evidenceCpuMs.toFixed(2)} ms`,
-    `garbage collection per cycle: ${Object.entries(f.gcPerCycle).map(([k, v]) => `${k} ${v.count.toFixed(2)} (${v.ms.toFixed(2)} ms)`).join(', ')}`,
+    `garbage collection per cycle: ${Object.entries(f.gcPerCycle)
+      .map(([k, v]) => `${k} ${v.count.toFixed(2)} (${v.ms.toFixed(2)} ms)`)
+      .join(', ')}`,
     `by cycle, RSS/anonymous/heap after GC MB: ${f.checkpoints.map((x) => `${x.cycle}:${x.rssMb.toFixed(1)}/${x.anonMb.toFixed(1)}/${x.heapUsedMb.toFixed(1)}`).join(' ')}`,
     `RSS by mapping after the last cycle, MB (anonymous part): ${f.byMapping.map((x) => `${x.mapping} ${x.rssMb.toFixed(1)} (${x.anonMb.toFixed(1)})`).join('; ')}`,
-    `evidence at the MCP: ${Object.entries(f.outcomes).map(([k, n]) => `${k} ${n}`).join(', ')}`,
+    `evidence at the MCP: ${Object.entries(f.outcomes)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')}`,
   ];
 }
 

@@ -81,8 +81,12 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const m = machine();
   console.log(`agent loop: ${cycles} cycles on the simulated appliance against the reference MCP over mTLS; ${m.cores} x ${m.cpu}, node ${m.node}`);
   const f = await measureAgentLoop(cycles, (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean));
-  console.log(`RSS after warm-up ${f.rssStartMb.toFixed(1)} MB, after ${cycles} cycles ${f.rssEndMb.toFixed(1)} MB, growth since cycle 100 ${f.rssGrowthMb.toFixed(1)} MB, peak ${f.peakRssMb.toFixed(1)} MB`);
-  console.log(`by cycle, RSS/heap used/heap total/external MB: ${f.checkpoints.map((c) => `${c.cycle}:${c.rssMb.toFixed(1)}/${c.heapMb.toFixed(1)}/${c.heapTotalMb.toFixed(1)}/${c.externalMb.toFixed(1)}`).join(' ')}`);
+  console.log(
+    `RSS after warm-up ${f.rssStartMb.toFixed(1)} MB, after ${cycles} cycles ${f.rssEndMb.toFixed(1)} MB, growth since cycle 100 ${f.rssGrowthMb.toFixed(1)} MB, peak ${f.peakRssMb.toFixed(1)} MB`,
+  );
+  console.log(
+    `by cycle, RSS/heap used/heap total/external MB: ${f.checkpoints.map((c) => `${c.cycle}:${c.rssMb.toFixed(1)}/${c.heapMb.toFixed(1)}/${c.heapTotalMb.toFixed(1)}/${c.externalMb.toFixed(1)}`).join(' ')}`,
+  );
   console.log(`idle cycle (${f.idleCycles}): CPU ${f.idleCpuMs.toFixed(2)} ms, wall ${f.idleWallMs.toFixed(2)} ms (medians)`);
   console.log(`cycle with evidence (${f.evidenceCycles}): wall ${f.evidenceWallMs.toFixed(2)} ms (median)`);
   console.log(`six checks on the simulated host: median ${f.checksMedianMs.toFixed(2)} ms, p95 ${f.checksP95Ms.toFixed(2)} ms`);

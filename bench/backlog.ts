@@ -37,10 +37,14 @@ export interface BacklogFigures {
 }
 
 async function startMcp(pkiDir: string, agentKey: string, receiptKeyFile: string): Promise<{ url: string; stop: () => Promise<string> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'testing', 'reference-mcp', 'server.ts'), '--pki', pkiDir, '--agent-key', agentKey, '--receipt-key', receiptKeyFile], {
-    cwd: REPO,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(REPO, 'testing', 'reference-mcp', 'server.ts'), '--pki', pkiDir, '--agent-key', agentKey, '--receipt-key', receiptKeyFile],
+    {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const first = await lines.next();
   if (first.done || !String(first.value).startsWith('https://')) throw new Error(`reference MCP did not start: ${String(first.value)}`);
@@ -90,7 +94,11 @@ export async function measureBacklog(count = 10_000): Promise<BacklogFigures> {
       const db = openStateDb(stateLayout(config.stateDir).db);
       const chain = new EvidenceChain(db, loadSecretKeyFile(keys.secretPath), new Outbox(db));
       for (let done = 0; done < count; done += 500) {
-        chain.append(Array.from({ length: Math.min(500, count - done) }, () => sampleDraft()), ['mcp'], Date.now());
+        chain.append(
+          Array.from({ length: Math.min(500, count - done) }, () => sampleDraft()),
+          ['mcp'],
+          Date.now(),
+        );
       }
       db.close();
       const fillSeconds = (performance.now() - fillStart) / 1000;

@@ -105,6 +105,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const m = machine();
   console.log(`cold start to first poll: ${m.cores} x ${m.cpu}, node ${m.node}`);
   for (const f of await measureColdStart(Number(process.argv[2] ?? 15))) {
-    console.log(`${f.label.padEnd(52)} median ${f.medianMs.toFixed(0)} ms (CPU ${f.cpuMedianMs.toFixed(0)} ms), min ${f.minMs.toFixed(0)} ms over ${f.runs} runs (first run, creating the state: ${f.firstRunMs.toFixed(0)} ms)`);
+    console.log(
+      `${f.label.padEnd(52)} median ${f.medianMs.toFixed(0)} ms (CPU ${f.cpuMedianMs.toFixed(0)} ms), min ${f.minMs.toFixed(0)} ms over ${f.runs} runs (first run, creating the state: ${f.firstRunMs.toFixed(0)} ms)`,
+    );
   }
 }

@@ -50,7 +50,12 @@ export function measureEd25519(seconds = 1): Ed25519Figures {
     { what: 'agent verify (src/crypto)', perSecond: rate(seconds, () => agentVerify(sig, message, pub)) },
   ];
   const r = (w: string) => rows.find((x) => x.what === w)!.perSecond;
-  return { messageBytes: message.length, rows, signRatio: r('node:crypto sign') / r('@noble/ed25519 sign'), verifyRatio: r('node:crypto verify') / r('@noble/ed25519 verify (strict)') };
+  return {
+    messageBytes: message.length,
+    rows,
+    signRatio: r('node:crypto sign') / r('@noble/ed25519 sign'),
+    verifyRatio: r('node:crypto verify') / r('@noble/ed25519 verify (strict)'),
+  };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

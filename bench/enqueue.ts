@@ -81,7 +81,11 @@ function chainRow(perTx: number): Row {
   return withDb((db) => {
     const chain = new EvidenceChain(db, key, new Outbox(db));
     return timed('sign+chain+store+enqueue -> mcp', perTx, () =>
-      chain.append(Array.from({ length: perTx }, () => sampleDraft()), ['mcp'], Date.now()),
+      chain.append(
+        Array.from({ length: perTx }, () => sampleDraft()),
+        ['mcp'],
+        Date.now(),
+      ),
     );
   });
 }
@@ -137,7 +141,14 @@ const header = ['operation', 'bundles/tx', 'commits/s', 'bundles/s (median)', 'r
 const table = runs.map((rs) => {
   const bps = rs.map((r) => rate(r, r.units));
   const perCpu = median(rs.map((r) => r.units / (r.cpuMs / 1000)));
-  return [rs[0]!.what, String(rs[0]!.perTx), median(rs.map((r) => rate(r, r.commits))).toFixed(0), median(bps).toFixed(0), `${Math.min(...bps).toFixed(0)}-${Math.max(...bps).toFixed(0)}`, perCpu.toFixed(0)];
+  return [
+    rs[0]!.what,
+    String(rs[0]!.perTx),
+    median(rs.map((r) => rate(r, r.commits))).toFixed(0),
+    median(bps).toFixed(0),
+    `${Math.min(...bps).toFixed(0)}-${Math.max(...bps).toFixed(0)}`,
+    perCpu.toFixed(0),
+  ];
 });
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
 const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');

@@ -87,7 +87,14 @@ async function startMcp(pki: Pki, agentKey: string): Promise<RunningMcp> {
 /** Wall seconds, and CPU seconds the client (the agent's side) spent. */
 async function run(pki: Pki, key: SecretKey, batch: number, envs: Envelope[]): Promise<{ seconds: number; clientCpu: number }> {
   const mcp = await startMcp(pki, formatPublicKey(key.keyId, key.publicKey));
-  const client = McpClient.create({ mcpUrl: mcp.url, caFile: pki.caCert, clientCertFile: pki.clientCert, clientKeyFile: pki.clientKey, siteId: 'clinic-001', hostId: 'appliance-1' });
+  const client = McpClient.create({
+    mcpUrl: mcp.url,
+    caFile: pki.caCert,
+    clientCertFile: pki.clientCert,
+    clientKeyFile: pki.clientKey,
+    siteId: 'clinic-001',
+    hostId: 'appliance-1',
+  });
   try {
     // One warm-up exchange opens the mTLS connection, as a flushing agent's first request would.
     await client.nextOrder();
@@ -122,11 +129,19 @@ async function main(): Promise<void> {
     const avgBytes = Math.round(envs.reduce((n, e) => n + JSON.stringify(e).length, 0) / envs.length);
     console.log(`MCP delivery over loopback mTLS: ${COUNT} envelopes (~${avgBytes} B each), reference MCP in its own process verifying each`);
     console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; signing ${COUNT} took ${signSeconds.toFixed(2)} s (not counted)`);
-    console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (other work on the machine skews the figures)`);
+    console.log(
+      `load average at start: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} (other work on the machine skews the figures)`,
+    );
     console.log('batch  seconds  bundles/s  client CPU s');
     for (const batch of BATCHES) {
       const { seconds, clientCpu } = await run(pki, key, batch, envs);
-      console.log(`${String(batch).padStart(5)}  ${seconds.toFixed(2).padStart(7)}  ${Math.round(COUNT / seconds).toString().padStart(9)}  ${clientCpu.toFixed(2).padStart(12)}`);
+      console.log(
+        `${String(batch).padStart(5)}  ${seconds.toFixed(2).padStart(7)}  ${Math.round(COUNT / seconds)
+          .toString()
+          .padStart(9)}  ${clientCpu.toFixed(2).padStart(12)}`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -88,5 +88,7 @@ export const LAUNCHER_NODE_LINE = 'node=node';
 
 /** The V8 flags the launcher starts node with. */
 export function launcherNodeFlags(): string[] {
-  return readFileSync(join(REPO, 'bin', 'node-flags'), 'utf8').split('\n').filter(Boolean);
+  return readFileSync(join(REPO, 'bin', 'node-flags'), 'utf8')
+    .split('\n')
+    .filter(Boolean);
 }

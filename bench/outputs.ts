@@ -19,7 +19,9 @@ import { EvidenceQueue } from '../test/outputs/evidence-queue.js';
 import { Rsyslog } from '../test/outputs/rsyslog.js';
 import { WebhookReceiver } from '../test/outputs/webhook-receiver.js';
 
-const { values } = parseArgs({ options: { syslog: { type: 'string', default: '10000' }, webhook: { type: 'string', default: '2000' }, batches: { type: 'string', default: '1,100' } } });
+const { values } = parseArgs({
+  options: { syslog: { type: 'string', default: '10000' }, webhook: { type: 'string', default: '2000' }, batches: { type: 'string', default: '1,100' } },
+});
 const SYSLOG_N = Number(values.syslog);
 const WEBHOOK_N = Number(values.webhook);
 const BATCHES = values.batches.split(',').map(Number);
@@ -28,7 +30,11 @@ const dir = mkdtempSync(join(tmpdir(), 'ca-bench-outputs-'));
 const rows: string[][] = [];
 
 function fill(q: EvidenceQueue, dest: 'syslog' | 'webhook', n: number): void {
-  for (let i = 0; i < n; i += 500) q.add([dest], Array.from({ length: Math.min(500, n - i) }, () => ({ outcome: 'compliant' as const })));
+  for (let i = 0; i < n; i += 500)
+    q.add(
+      [dest],
+      Array.from({ length: Math.min(500, n - i) }, () => ({ outcome: 'compliant' as const })),
+    );
 }
 
 async function main(): Promise<void> {
@@ -53,7 +59,15 @@ async function main(): Promise<void> {
         await rsyslog.waitForRecords(before + SYSLOG_N, 120_000);
         const landed = performance.now() - t0;
         if (r.delivered !== SYSLOG_N) throw new Error(`delivered ${r.delivered} of ${SYSLOG_N}`);
-        rows.push([`syslog ${protocol}`, String(batch), String(SYSLOG_N), (flushed / 1000).toFixed(2), String(Math.round(SYSLOG_N / (flushed / 1000))), ((cpu.user + cpu.system) / 1e6).toFixed(2), (landed / 1000).toFixed(2)]);
+        rows.push([
+          `syslog ${protocol}`,
+          String(batch),
+          String(SYSLOG_N),
+          (flushed / 1000).toFixed(2),
+          String(Math.round(SYSLOG_N / (flushed / 1000))),
+          ((cpu.user + cpu.system) / 1e6).toFixed(2),
+          (landed / 1000).toFixed(2),
+        ]);
         sink.close();
         q.close();
       }
@@ -78,7 +92,15 @@ async function main(): Promise<void> {
       const cpu = process.cpuUsage(cpu0);
       if (r.delivered !== WEBHOOK_N) throw new Error(`delivered ${r.delivered} of ${WEBHOOK_N}`);
       if (rx.deliveries.some((d) => d.refused)) throw new Error('the receiver refused a signature');
-      rows.push(['webhook https', String(batch), String(WEBHOOK_N), (ms / 1000).toFixed(2), String(Math.round(WEBHOOK_N / (ms / 1000))), ((cpu.user + cpu.system) / 1e6).toFixed(2), '(verified in-process)']);
+      rows.push([
+        'webhook https',
+        String(batch),
+        String(WEBHOOK_N),
+        (ms / 1000).toFixed(2),
+        String(Math.round(WEBHOOK_N / (ms / 1000))),
+        ((cpu.user + cpu.system) / 1e6).toFixed(2),
+        '(verified in-process)',
+      ]);
       await sink.close();
       q.close();
     }

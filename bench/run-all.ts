@@ -31,15 +31,18 @@ interface Row {
 }
 
 const CYCLES = 5000;
-const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = (): string =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 const verdict = (ok: boolean): Row['verdict'] => (ok ? 'holds' : 'MISSED');
 
 /** What was changed to meet a budget, with the figures measured before and after. */
 const CHANGES = [
-  '- **Footprint** (this table\'s production-like rows): the agent ships as an esbuild bundle (dist/bundle, ESM; better-sqlite3 and undici resolved from node_modules; commands and execa in chunks loaded on first use) started by bin/compliance-agent, which gives node the flags in bin/node-flags: `--max-semi-space-size=1` (1 MB young-generation semi-spaces instead of 16), `--optimize-for-size` (what bounds execa\'s garbage), `--liftoff-only` (undici\'s WebAssembly HTTP parser compiled once, by the baseline compiler), `--no-opt` and `--no-maglev` (no optimising compilers: their code and feedback cost memory, the agent is idle most of the time). Node 20 and Node 24 both accept all five; `--jitless` would disable WebAssembly, which undici needs. zod is imported as a namespace so the bundle drops its locales. SQLite\'s page cache is 1 MiB per connection (`cache_size`; better-sqlite3 builds SQLite with 16 MB). Before (c5a8a83: unbundled, `--max-semi-space-size=1` from NODE_OPTIONS), an independent measurement with every check command a real process found 134-142 MB on Node 20 and 169 MB on Node 24.',
-  '- **Flat** (what grew, traced on both nodes): the heap after a full GC is constant from cycle 100 to 5,000 (11.6-11.9 MB on Node 20, 12.4-12.5 MB on Node 24). What grew was glibc\'s malloc heap: with its adaptive mmap threshold, the 64 KiB and larger blocks of pipes, TLS and SQLite end up inside the heap and fragment it, so `[heap]` in /proc/self/smaps went from ~4 to 8.2 MB and RSS from 67.6 to 74.6 MB within 300 cycles (Node 20). The launcher sets `MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=131072`: 500 cycles then stayed within 66.8-69.3 MB with `[heap]` at 3.9 MB. Tried and not kept (300-400 cycles on Node 24, against ~78-80 MB): `--single-threaded-gc` (85 -> 100 MB, growing), `--v8-pool-size=1` (no change), `--max-old-space-size=48` (no change beyond noise).',
+  "- **Footprint** (this table's production-like rows): the agent ships as an esbuild bundle (dist/bundle, ESM; better-sqlite3 and undici resolved from node_modules; commands and execa in chunks loaded on first use) started by bin/compliance-agent, which gives node the flags in bin/node-flags: `--max-semi-space-size=1` (1 MB young-generation semi-spaces instead of 16), `--optimize-for-size` (what bounds execa's garbage), `--liftoff-only` (undici's WebAssembly HTTP parser compiled once, by the baseline compiler), `--no-opt` and `--no-maglev` (no optimising compilers: their code and feedback cost memory, the agent is idle most of the time). Node 20 and Node 24 both accept all five; `--jitless` would disable WebAssembly, which undici needs. zod is imported as a namespace so the bundle drops its locales. SQLite's page cache is 1 MiB per connection (`cache_size`; better-sqlite3 builds SQLite with 16 MB). Before (c5a8a83: unbundled, `--max-semi-space-size=1` from NODE_OPTIONS), an independent measurement with every check command a real process found 134-142 MB on Node 20 and 169 MB on Node 24.",
+  "- **Flat** (what grew, traced on both nodes): the heap after a full GC is constant from cycle 100 to 5,000 (11.6-11.9 MB on Node 20, 12.4-12.5 MB on Node 24). What grew was glibc's malloc heap: with its adaptive mmap threshold, the 64 KiB and larger blocks of pipes, TLS and SQLite end up inside the heap and fragment it, so `[heap]` in /proc/self/smaps went from ~4 to 8.2 MB and RSS from 67.6 to 74.6 MB within 300 cycles (Node 20). The launcher sets `MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=131072`: 500 cycles then stayed within 66.8-69.3 MB with `[heap]` at 3.9 MB. Tried and not kept (300-400 cycles on Node 24, against ~78-80 MB): `--single-threaded-gc` (85 -> 100 MB, growing), `--v8-pool-size=1` (no change), `--max-old-space-size=48` (no change beyond noise).",
   '- **Durable enqueue** (commit 9536bc1): evidence is signed with node:crypto instead of @noble/ed25519 (byte-identical: RFC 8032 signatures are deterministic; test/fuzz/ed25519.test.ts). Evidence chain path (sign, chain, store, enqueue), 50 bundles per commit: 1,689 -> 5,688 bundles/s; 1 per commit: 531 -> 962 bundles/s (bench/enqueue.ts, same machine and load).',
-  '- **Cold start** (commits 9901be1, 8aca3b6): commands are loaded on demand; execa is imported on the first exec (after the first poll); undici\'s Agent is loaded without the package index (fetch, WebSocket, cache, mocks); the public key is derived with node:crypto, so @noble/ed25519 does not build its tables before the first poll. Spawn to first poll of the built agent: median 439-449 ms -> 258-334 ms (first three changes, interleaved runs) -> 243-248 ms (all four, load ~2); `--version` 370 ms -> 80 ms.',
+  "- **Cold start** (commits 9901be1, 8aca3b6): commands are loaded on demand; execa is imported on the first exec (after the first poll); undici's Agent is loaded without the package index (fetch, WebSocket, cache, mocks); the public key is derived with node:crypto, so @noble/ed25519 does not build its tables before the first poll. Spawn to first poll of the built agent: median 439-449 ms -> 258-334 ms (first three changes, interleaved runs) -> 243-248 ms (all four, load ~2); `--version` 370 ms -> 80 ms.",
 ];
 
 function parseEnqueue(out: string): { chain1: number; chain50: number; chain50PerCpu: number; outbox1: number; outbox50: number } {
@@ -98,7 +101,13 @@ function realRows(f: RealLoopFigures, label: string): Row[] {
       verdict: verdict(end.rssMb <= budget),
       how,
     },
-    { figure: `agent RSS after 1,000 cycles, production-like, ${label}`, value: `${early.rssMb.toFixed(1)} MB (anonymous ${early.anonMb.toFixed(1)}, heap after GC ${early.heapUsedMb.toFixed(1)})`, budget: '', verdict: '', how: 'same run, samples of cycles 600-1,000' },
+    {
+      figure: `agent RSS after 1,000 cycles, production-like, ${label}`,
+      value: `${early.rssMb.toFixed(1)} MB (anonymous ${early.anonMb.toFixed(1)}, heap after GC ${early.heapUsedMb.toFixed(1)})`,
+      budget: '',
+      verdict: '',
+      how: 'same run, samples of cycles 600-1,000',
+    },
     {
       figure: `agent RSS growth, cycles 1,000 -> ${f.cycles.toLocaleString('en')}, production-like, ${label}`,
       value: `${mb(end.rssMb - early.rssMb)} MB (anonymous ${mb(end.anonMb - early.anonMb)}, heap after GC ${mb(end.heapUsedMb - early.heapUsedMb)})`,
@@ -106,16 +115,40 @@ function realRows(f: RealLoopFigures, label: string): Row[] {
       verdict: verdict(end.rssMb - early.rssMb <= 2),
       how: 'same run: the two figures above',
     },
-    { figure: `CPU time per idle cycle, production-like, ${label}`, value: `${f.idleCpuMs.toFixed(2)} ms median, ${f.idleCpuP95Ms.toFixed(2)} ms p95 (wall ${f.idleWallMs.toFixed(2)} ms); cycle with evidence ${f.evidenceCpuMs.toFixed(2)} ms`, budget: '<= 3 ms', verdict: verdict(f.idleCpuMs <= 3), how: `process.cpuUsage() of the agent (not of its children) over each of the ${f.idleCycles} cycles that created no evidence: poll, systemctl is-active (the other check commands only when their result is not reused: stableCheckInterval, timeCheckInterval), state writes, metrics file` },
+    {
+      figure: `CPU time per idle cycle, production-like, ${label}`,
+      value: `${f.idleCpuMs.toFixed(2)} ms median, ${f.idleCpuP95Ms.toFixed(2)} ms p95 (wall ${f.idleWallMs.toFixed(2)} ms); cycle with evidence ${f.evidenceCpuMs.toFixed(2)} ms`,
+      budget: '<= 3 ms',
+      verdict: verdict(f.idleCpuMs <= 3),
+      how: `process.cpuUsage() of the agent (not of its children) over each of the ${f.idleCycles} cycles that created no evidence: poll, systemctl is-active (the other check commands only when their result is not reused: stableCheckInterval, timeCheckInterval), state writes, metrics file`,
+    },
   ];
 }
 
 function simulatedRows(f: AgentLoopFigures, flags: string): Row[] {
   const how = `${f.cycles.toLocaleString('en')} cycles of the production runtime on the simulated appliance (no processes: the checks' commands are answered in the agent's own process) against the reference MCP over mTLS, bundled child started on this node with ${flags} (not through the launcher, so without its malloc settings); RSS from process.memoryUsage()`;
   return [
-    { figure: `agent RSS after ${f.cycles.toLocaleString('en')} cycles, simulated host`, value: `${f.rssEndMb.toFixed(1)} MB (growth since cycle 100: ${f.rssGrowthMb.toFixed(1)}; heap used ${f.heapEndMb.toFixed(1)})`, budget: '', verdict: '', how },
-    { figure: 'CPU time per idle cycle, simulated host (the agent\'s own work)', value: `${f.idleCpuMs.toFixed(2)} ms (wall ${f.idleWallMs.toFixed(2)} ms)`, budget: '<= 3 ms', verdict: verdict(f.idleCpuMs <= 3), how: `median of the ${f.idleCycles} idle cycles: poll over mTLS, six checks on the simulated host, state writes, metrics file` },
-    { figure: 'full check cycle on the simulated host', value: `${f.checksMedianMs.toFixed(2)} ms median, ${f.checksP95Ms.toFixed(2)} ms p95 (six checks); cycle with evidence ${f.evidenceWallMs.toFixed(2)} ms`, budget: '', verdict: '', how: 'runChecks 200 times on the simulated appliance; and the median wall time of the cycles that chained, stored and flushed evidence' },
+    {
+      figure: `agent RSS after ${f.cycles.toLocaleString('en')} cycles, simulated host`,
+      value: `${f.rssEndMb.toFixed(1)} MB (growth since cycle 100: ${f.rssGrowthMb.toFixed(1)}; heap used ${f.heapEndMb.toFixed(1)})`,
+      budget: '',
+      verdict: '',
+      how,
+    },
+    {
+      figure: "CPU time per idle cycle, simulated host (the agent's own work)",
+      value: `${f.idleCpuMs.toFixed(2)} ms (wall ${f.idleWallMs.toFixed(2)} ms)`,
+      budget: '<= 3 ms',
+      verdict: verdict(f.idleCpuMs <= 3),
+      how: `median of the ${f.idleCycles} idle cycles: poll over mTLS, six checks on the simulated host, state writes, metrics file`,
+    },
+    {
+      figure: 'full check cycle on the simulated host',
+      value: `${f.checksMedianMs.toFixed(2)} ms median, ${f.checksP95Ms.toFixed(2)} ms p95 (six checks); cycle with evidence ${f.evidenceWallMs.toFixed(2)} ms`,
+      budget: '',
+      verdict: '',
+      how: 'runChecks 200 times on the simulated appliance; and the median wall time of the cycles that chained, stored and flushed evidence',
+    },
   ];
 }
 
@@ -177,9 +210,21 @@ async function main(): Promise<void> {
   const enqLoad = load();
   const enq = parseEnqueue(tsx('bench/enqueue.ts', [], flags));
   rows.push(
-    { figure: 'durable enqueue, evidence chain, 50 per commit', value: `${enq.chain50.toFixed(0)} bundles/s (${enq.chain50PerCpu.toFixed(0)} per second of CPU time)`, budget: '>= 2,000 bundles/s', verdict: verdict(enq.chain50 >= 2000), how: `bench/enqueue.ts on node ${flags.join(' ')}: sign + chain + store + enqueue (EvidenceChain.append) in one transaction per 50 bundles, WAL, synchronous=FULL (fsync per commit), median of 3 interleaved ~1 s rounds; load average at start ${enqLoad}` },
+    {
+      figure: 'durable enqueue, evidence chain, 50 per commit',
+      value: `${enq.chain50.toFixed(0)} bundles/s (${enq.chain50PerCpu.toFixed(0)} per second of CPU time)`,
+      budget: '>= 2,000 bundles/s',
+      verdict: verdict(enq.chain50 >= 2000),
+      how: `bench/enqueue.ts on node ${flags.join(' ')}: sign + chain + store + enqueue (EvidenceChain.append) in one transaction per 50 bundles, WAL, synchronous=FULL (fsync per commit), median of 3 interleaved ~1 s rounds; load average at start ${enqLoad}`,
+    },
     { figure: 'durable enqueue, evidence chain, 1 per commit', value: `${enq.chain1.toFixed(0)} bundles/s`, budget: '', verdict: '', how: 'same, one transaction per bundle' },
-    { figure: 'durable enqueue, outbox only, 1 / 50 per commit', value: `${enq.outbox1.toFixed(0)} / ${enq.outbox50.toFixed(0)} bundles/s`, budget: '', verdict: '', how: 'bench/enqueue.ts: Outbox.enqueue of a real 1.2 KB envelope' },
+    {
+      figure: 'durable enqueue, outbox only, 1 / 50 per commit',
+      value: `${enq.outbox1.toFixed(0)} / ${enq.outbox50.toFixed(0)} bundles/s`,
+      budget: '',
+      verdict: '',
+      how: 'bench/enqueue.ts: Outbox.enqueue of a real 1.2 KB envelope',
+    },
   );
 
   step('10,000-bundle backlog flush (bench/backlog.ts)');
@@ -200,15 +245,33 @@ async function main(): Promise<void> {
   const flushLine = flushOut.split('\n').find((l) => /^\s*200\s/.test(l));
   if (flushLine) {
     const [, seconds, perSecond] = flushLine.trim().split(/\s+/);
-    rows.push({ figure: 'MCP client alone, 10,000 envelopes, batches of 200', value: `${seconds} s, ${perSecond} bundles/s`, budget: '', verdict: '', how: 'bench/flush.ts: McpClient.postEvidenceBatch without the outbox, reference MCP in its own process, default node flags' });
+    rows.push({
+      figure: 'MCP client alone, 10,000 envelopes, batches of 200',
+      value: `${seconds} s, ${perSecond} bundles/s`,
+      budget: '',
+      verdict: '',
+      how: 'bench/flush.ts: McpClient.postEvidenceBatch without the outbox, reference MCP in its own process, default node flags',
+    });
   }
 
   step('Ed25519');
   const ed = measureEd25519(1);
   const r = (w: string) => ed.rows.find((x) => x.what === w)!.perSecond.toFixed(0);
   rows.push(
-    { figure: 'Ed25519 sign, @noble/ed25519 vs node:crypto', value: `${r('@noble/ed25519 sign')} /s vs ${r('node:crypto sign')} /s (node:crypto ${ed.signRatio.toFixed(1)}x)`, budget: '', verdict: '', how: `bench/ed25519.ts: ${ed.messageBytes}-byte DSSE PAE of an evidence bundle, 1 s per row after warm-up; the agent signs with node:crypto` },
-    { figure: 'Ed25519 verify, @noble/ed25519 vs node:crypto', value: `${r('@noble/ed25519 verify (strict)')} /s vs ${r('node:crypto verify')} /s (node:crypto ${ed.verifyRatio.toFixed(1)}x)`, budget: '', verdict: '', how: 'same; noble with zip215: false (RFC 8032 strict, what the agent verifies orders with)' },
+    {
+      figure: 'Ed25519 sign, @noble/ed25519 vs node:crypto',
+      value: `${r('@noble/ed25519 sign')} /s vs ${r('node:crypto sign')} /s (node:crypto ${ed.signRatio.toFixed(1)}x)`,
+      budget: '',
+      verdict: '',
+      how: `bench/ed25519.ts: ${ed.messageBytes}-byte DSSE PAE of an evidence bundle, 1 s per row after warm-up; the agent signs with node:crypto`,
+    },
+    {
+      figure: 'Ed25519 verify, @noble/ed25519 vs node:crypto',
+      value: `${r('@noble/ed25519 verify (strict)')} /s vs ${r('node:crypto verify')} /s (node:crypto ${ed.verifyRatio.toFixed(1)}x)`,
+      budget: '',
+      verdict: '',
+      how: 'same; noble with zip215: false (RFC 8032 strict, what the agent verifies orders with)',
+    },
   );
 
   const figures: Figures = { date, machine: m, rows, real, simulatedIdleCpuMs: simulated.idleCpuMs, cold, coldLoad };
@@ -281,7 +344,13 @@ function coldRows(f: Figures): Row[] {
         verdict: shipped ? verdict(c.cpuMedianMs <= 200) : '',
         how: `spawn of \`compliance-agent run --config C\` until an mTLS server in the runner receives GET /orders/next; the CPU time of the agent process's threads then (/proc/PID/task/*/schedstat), which load moves least; ${runs}`,
       },
-      { figure: `cold start to first poll, wall time, ${c.label}`, value: `${c.medianMs.toFixed(0)} ms median, ${c.minMs.toFixed(0)} ms min`, budget: '', verdict: '' as const, how: `same runs, spawn to the poll's arrival; load average at start ${f.coldLoad} on 2 cores, so mostly waiting for a core` },
+      {
+        figure: `cold start to first poll, wall time, ${c.label}`,
+        value: `${c.medianMs.toFixed(0)} ms median, ${c.minMs.toFixed(0)} ms min`,
+        budget: '',
+        verdict: '' as const,
+        how: `same runs, spawn to the poll's arrival; load average at start ${f.coldLoad} on 2 cores, so mostly waiting for a core`,
+      },
     ];
   });
 }

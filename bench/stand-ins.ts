@@ -31,11 +31,7 @@ const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 function reply(r: ExecResult, indent: string): string[] {
   if (r.status !== 'ok' && r.status !== 'nonzero') throw new Error(`the simulated appliance answered ${r.status}; a stand-in replays only exits`);
-  return [
-    ...(r.stdout ? [`${indent}printf '%s' ${quote(r.stdout)}`] : []),
-    ...(r.stderr ? [`${indent}printf '%s' ${quote(r.stderr)} >&2`] : []),
-    `${indent}exit ${r.exitCode}`,
-  ];
+  return [...(r.stdout ? [`${indent}printf '%s' ${quote(r.stdout)}`] : []), ...(r.stderr ? [`${indent}printf '%s' ${quote(r.stderr)} >&2`] : []), `${indent}exit ${r.exitCode}`];
 }
 
 export async function writeStandIns(dir: string, host: SimulatedHost, config: Config, baseline: Baseline): Promise<StandIns> {

@@ -130,14 +130,27 @@ async function main(): Promise<number> {
     h.host.advance(20 * 60_000);
     const flushed = await cycle(h, rt);
     expectThat(rt.agent.pending('mcp') === 0, 'queue drained');
-    expectThat(flushed.some((b) => b.check === 'mcp' && b.outcome === 'failed'), 'the outage is in the evidence (MCP unreachable, failing closed)');
+    expectThat(
+      flushed.some((b) => b.check === 'mcp' && b.outcome === 'failed'),
+      'the outage is in the evidence (MCP unreachable, failing closed)',
+    );
     h.host.setBackupAge(2);
 
     step(6, 'A forged order (signed by a key the appliance does not trust) is rejected with evidence, nothing runs');
     const rogue = loadSecretKeyFile(generateKeyFiles('attacker', join(dir, 'rogue-keys')).secretPath);
     h.mcp.enqueueOrder(
       signOrder(
-        prepareOrder({ site_id: 'clinic-001', host_id: 'appliance-1', sequence: 999, policy_version: '1.0', type: 'apply_baseline', params: { revision: 'deadbeef'.repeat(5), flakeRef: `github:attacker/evil?rev=${'deadbeef'.repeat(5)}#appliance` } }, { now: h.host.now() }),
+        prepareOrder(
+          {
+            site_id: 'clinic-001',
+            host_id: 'appliance-1',
+            sequence: 999,
+            policy_version: '1.0',
+            type: 'apply_baseline',
+            params: { revision: 'deadbeef'.repeat(5), flakeRef: `github:attacker/evil?rev=${'deadbeef'.repeat(5)}#appliance` },
+          },
+          { now: h.host.now() },
+        ),
         rogue,
       ),
     );
@@ -150,53 +163,88 @@ async function main(): Promise<number> {
     h.host.advance(60_000);
     h.mcp.enqueueOrder(h.signOrder('heal', { checks: ['services'] }));
     const healedSvc = await cycle(h, rt);
-    expectThat(healedSvc.some((b) => b.check === 'services' && b.outcome === 'healed'), 'services healed: postgresql.service restarted');
+    expectThat(
+      healedSvc.some((b) => b.check === 'services' && b.outcome === 'healed'),
+      'services healed: postgresql.service restarted',
+    );
 
     step(8, 'Signed heal order for the firewall at 14:00 UTC, valid for 15 minutes, execute_by in 36 h: the healer holds it');
     clockTo(h, 14, 0);
     h.host.clearExecuted();
     h.mcp.enqueueOrder(h.signOrder('heal', { checks: ['firewall'] }, { execute_by: new Date(h.host.now() + 36 * 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z') }));
     const deferred = await cycle(h, rt);
-    expectThat(deferred.some((b) => b.outcome === 'deferred' && /held by the healer/.test(b.reason ?? '')) && h.host.actions().length === 0, 'deferred (disruptive: a switch), held in the healer\'s own state, nothing run');
-    for (const [hh, mm] of [[14, 30], [23, 0]] as const) {
+    expectThat(
+      deferred.some((b) => b.outcome === 'deferred' && /held by the healer/.test(b.reason ?? '')) && h.host.actions().length === 0,
+      "deferred (disruptive: a switch), held in the healer's own state, nothing run",
+    );
+    for (const [hh, mm] of [
+      [14, 30],
+      [23, 0],
+    ] as const) {
       clockTo(h, hh, mm);
       const quiet = await cycle(h, rt);
-      expectThat(!quiet.some((b) => b.check === 'firewall' && b.outcome !== 'drift_detected') && h.host.actions().length === 0, `${String(hh).padStart(2, '0')}:${String(mm).padStart(2, '0')}: still held (the order expired at 14:15; execute_by bounds the wait), nothing run`);
+      expectThat(
+        !quiet.some((b) => b.check === 'firewall' && b.outcome !== 'drift_detected') && h.host.actions().length === 0,
+        `${String(hh).padStart(2, '0')}:${String(mm).padStart(2, '0')}: still held (the order expired at 14:15; execute_by bounds the wait), nothing run`,
+      );
     }
 
     step(9, 'The next night the window opens at 02:00: the healer runs the held order (build the pinned baseline flake, check its revision, activate), health check passes');
     clockTo(h, 2, 0);
     const healedFw = await cycle(h, rt);
-    expectThat(healedFw.some((b) => b.check === 'firewall' && b.outcome === 'healed'), 'firewall healed by a switch to the baseline flake, 12 hours after the order expired');
+    expectThat(
+      healedFw.some((b) => b.check === 'firewall' && b.outcome === 'healed'),
+      'firewall healed by a switch to the baseline flake, 12 hours after the order expired',
+    );
 
     step(10, 'Signed apply_baseline to a new revision whose generation fails its health check: rolled back');
     const current = h.host.currentGeneration();
     const nextRef = 'git+https://git.msp.example/sites/clinic-001?ref=release-2026-11&rev=c0ffee0000000000000000000000000000000001#appliance';
-    h.host.defineFlake(nextRef, { configurationRevision: 'c0ffee0000000000000000000000000000000001', release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
+    h.host.defineFlake(nextRef, {
+      configurationRevision: 'c0ffee0000000000000000000000000000000001',
+      release: current.release,
+      nixpkgsRevision: current.nixpkgsRevision,
+      units: current.units,
+      ruleset: current.ruleset,
+    });
     h.host.scriptRebuild({ mode: 'unhealthy', failUnit: 'postgresql.service' });
     h.host.advance(60_000);
     h.mcp.enqueueOrder(h.signOrder('apply_baseline', { revision: 'c0ffee0000000000000000000000000000000001', flakeRef: nextRef }));
     const rolled = await cycle(h, rt);
-    expectThat(rolled.some((b) => b.outcome === 'rolled_back'), `rolled back to generation ${h.host.currentGeneration().number}`);
+    expectThat(
+      rolled.some((b) => b.outcome === 'rolled_back'),
+      `rolled back to generation ${h.host.currentGeneration().number}`,
+    );
     expectThat(h.host.currentGeneration().configurationRevision === current.configurationRevision, 'appliance runs the previous generation again');
 
     step(11, 'Signed apply_baseline whose build reports another revision than the one signed: refused, nothing activated');
     const claimed = 'c0ffee0000000000000000000000000000000002';
     const liarRef = `git+https://git.msp.example/sites/clinic-001?ref=release-2026-12&rev=${claimed}#appliance`;
-    h.host.defineFlake(liarRef, { configurationRevision: 'badbadbadbadbadbadbadbadbadbadbadbadbad0', release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
+    h.host.defineFlake(liarRef, {
+      configurationRevision: 'badbadbadbadbadbadbadbadbadbadbadbadbad0',
+      release: current.release,
+      nixpkgsRevision: current.nixpkgsRevision,
+      units: current.units,
+      ruleset: current.ruleset,
+    });
     h.host.clearExecuted();
     h.host.advance(60_000);
     h.mcp.enqueueOrder(h.signOrder('apply_baseline', { revision: claimed, flakeRef: liarRef }));
     const refused = await cycle(h, rt);
-    expectThat(refused.some((b) => b.outcome === 'rejected' && /^revision_mismatch: /.test(b.reason ?? '')), 'built, revision checked, refused with evidence');
+    expectThat(
+      refused.some((b) => b.outcome === 'rejected' && /^revision_mismatch: /.test(b.reason ?? '')),
+      'built, revision checked, refused with evidence',
+    );
     expectThat(h.host.activations().length === 0 && h.host.actions().length === 0, 'switch-to-configuration never ran');
-
 
     step(12, 'Certificate renewal at half its lifetime, over the current mTLS identity, tried before it replaces the old one');
     const before = readFileSync(h.config.clientCertFile, 'utf8');
     h.host.advance(12 * 3_600_000);
     const renewed = await cycle(h, rt);
-    expectThat(readFileSync(h.config.clientCertFile, 'utf8') !== before && renewed.some((b) => b.check === 'identity_renewal'), 'renewed, recorded as evidence, delivered over the new certificate');
+    expectThat(
+      readFileSync(h.config.clientCertFile, 'utf8') !== before && renewed.some((b) => b.check === 'identity_renewal'),
+      'renewed, recorded as evidence, delivered over the new certificate',
+    );
 
     step(13, 'Evidence key rotation: the current key signs the bundle that introduces the next one');
     const next = stageKeyRotation(h.config, h.host.now());
@@ -213,9 +261,14 @@ async function main(): Promise<number> {
     stateDb.close();
     const receiptFile = join(dir, 'newest-receipt.json');
     writeFileSync(receiptFile, receipts.at(-1) ?? '{}');
-    const withReceipts = verifyPath(join(h.config.stateDir, 'evidence'), [agentKeys[0]!], { receipts: { source: receiptFile, envelopes: receipts, mcpKeys: [h.mcp.receiptPublicKey] } });
+    const withReceipts = verifyPath(join(h.config.stateDir, 'evidence'), [agentKeys[0]!], {
+      receipts: { source: receiptFile, envelopes: receipts, mcpKeys: [h.mcp.receiptPublicKey] },
+    });
     info(`${receipts.length} receipts stored; verify --receipts: ${withReceipts.receipts?.acknowledged} bundles acknowledged, newest seq ${withReceipts.receipts?.newest?.seq}`);
-    expectThat(withReceipts.ok && withReceipts.receipts?.acknowledged === withReceipts.verified.length, 'every bundle on disk acknowledged by a receipt the MCP key countersigned (compliance-agent verify --receipts)');
+    expectThat(
+      withReceipts.ok && withReceipts.receipts?.acknowledged === withReceipts.verified.length,
+      'every bundle on disk acknowledged by a receipt the MCP key countersigned (compliance-agent verify --receipts)',
+    );
     const openssl = runOpensslRecipe(receiptFile, h.mcp.receiptKeyText, dir);
     info(`openssl: ${openssl.verified ? 'Signature Verified Successfully' : 'FAILED'}; receipt names ${openssl.payload.slice(0, 120)}`);
     expectThat(openssl.verified, 'the receipt verifies with openssl alone (README recipe, MCP receipt key)');
@@ -231,11 +284,17 @@ async function main(): Promise<number> {
     const staleStatus = readStatus(statusDb, h.host.now(), { controlPlaneMaxAgeMs: h.config.controlPlaneMaxAge * 1000 }).controlPlane;
     statusDb.close();
     const staleMetric = readFileSync(stateLayout(h.config.stateDir).metrics, 'utf8').includes('compliance_agent_control_plane_stale 1');
-    expectThat(staleSeen !== undefined && /^control_plane_stale/.test(staleSeen.reason ?? '') && staleStatus.stale && staleMetric, 'control_plane_stale raised: alert bundle, status STALE, metric compliance_agent_control_plane_stale 1');
+    expectThat(
+      staleSeen !== undefined && /^control_plane_stale/.test(staleSeen.reason ?? '') && staleStatus.stale && staleMetric,
+      'control_plane_stale raised: alert bundle, status STALE, metric compliance_agent_control_plane_stale 1',
+    );
     h.mcp.setFault(null);
     h.host.advance(60_000);
     const fresh = await cycle(h, rt);
-    expectThat(fresh.some((b) => b.check === 'control_plane' && b.outcome === 'compliant'), 'a signed heartbeat gets through: control plane fresh again');
+    expectThat(
+      fresh.some((b) => b.check === 'control_plane' && b.outcome === 'compliant'),
+      'a signed heartbeat gets through: control plane fresh again',
+    );
 
     step(16, 'Summary');
     h.host.advance(60_000);
@@ -253,10 +312,15 @@ async function main(): Promise<number> {
     info(`bundles received  ${received} (posts on the wire ${stats.posts}, duplicates absorbed ${stats.duplicates})`);
     info(`bundles verified  ${verified.length} (Ed25519 DSSE, the enrolled key and its successor)`);
     info(`chain at MCP      ${chainAtMcp ? 'intact, seq 1..' + created : 'BROKEN'}`);
-    info(`chain on disk     ${local.ok ? `intact (${local.verified.length} envelopes, verified from the enrolled key across the rotation)` : local.findings.map((f) => f.message).join('; ')}`);
+    info(
+      `chain on disk     ${local.ok ? `intact (${local.verified.length} envelopes, verified from the enrolled key across the rotation)` : local.findings.map((f) => f.message).join('; ')}`,
+    );
     info(`wall time         ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     expectThat(created === received && received === verified.length && chainAtMcp && local.ok, 'every bundle received, verified, chain intact');
-    if (keep) info(`state kept in ${dir}: compliance-agent verify ${join(h.config.stateDir, 'evidence')} --pubkey '${(JSON.parse(readFileSync(join(h.dir, 'identity', 'enrollment.json'), 'utf8')) as { evidence_key: string }).evidence_key}'`);
+    if (keep)
+      info(
+        `state kept in ${dir}: compliance-agent verify ${join(h.config.stateDir, 'evidence')} --pubkey '${(JSON.parse(readFileSync(join(h.dir, 'identity', 'enrollment.json'), 'utf8')) as { evidence_key: string }).evidence_key}'`,
+      );
   } finally {
     await h.close();
     if (!keep) rmSync(dir, { recursive: true, force: true });

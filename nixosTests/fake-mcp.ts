@@ -57,7 +57,9 @@ async function main(argv: string[]): Promise<number> {
   const written = new Set<string>();
 
   const sync = (): void => {
-    for (const file of readdirSync(ordersDir).filter((f) => f.endsWith('.json')).sort()) {
+    for (const file of readdirSync(ordersDir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()) {
       if (served.has(file)) continue;
       served.add(file);
       try {

@@ -139,11 +139,51 @@ async function newLeaf(spec: LeafSpec): Promise<void> {
   const csr = `${spec.cert}.csr`;
   await openssl(['req', '-config', spec.cnf, '-new', '-key', spec.key, '-subj', `/CN=${spec.cn}`, '-out', csr]);
   if (spec.expired) {
-    await openssl(['ca', '-batch', '-config', spec.cnf, '-notext', '-cert', spec.ca.cert, '-keyfile', spec.ca.key, '-in', csr,
-      '-startdate', '20200101000000Z', '-enddate', '20200201000000Z', '-extfile', spec.cnf, '-extensions', spec.ext, '-out', spec.cert]);
+    await openssl([
+      'ca',
+      '-batch',
+      '-config',
+      spec.cnf,
+      '-notext',
+      '-cert',
+      spec.ca.cert,
+      '-keyfile',
+      spec.ca.key,
+      '-in',
+      csr,
+      '-startdate',
+      '20200101000000Z',
+      '-enddate',
+      '20200201000000Z',
+      '-extfile',
+      spec.cnf,
+      '-extensions',
+      spec.ext,
+      '-out',
+      spec.cert,
+    ]);
   } else {
-    await openssl(['x509', '-req', '-in', csr, '-CA', spec.ca.cert, '-CAkey', spec.ca.key, '-set_serial', `0x${randomBytes(16).toString('hex')}`,
-      '-days', '825', '-sha256', '-extfile', spec.cnf, '-extensions', spec.ext, '-out', spec.cert]);
+    await openssl([
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      spec.ca.cert,
+      '-CAkey',
+      spec.ca.key,
+      '-set_serial',
+      `0x${randomBytes(16).toString('hex')}`,
+      '-days',
+      '825',
+      '-sha256',
+      '-extfile',
+      spec.cnf,
+      '-extensions',
+      spec.ext,
+      '-out',
+      spec.cert,
+    ]);
   }
   await rm(csr);
 }

@@ -28,7 +28,10 @@ export function assessControlPlane(db: StateDb, now: number, maxAgeMs: number, h
   if (view.stale) {
     // Either way round, so a stale period spanning a backward clock step keeps re-alerting.
     if (wasStale && Math.abs(now - lastAlertAt) < heartbeatMs) return { spec: null, view, record: watch };
-    const newest = view.signedAt === null ? `no MSP-signed order accepted since this appliance started watching at ${isoSeconds(view.watchSince!)}` : `the newest MSP-signed order was issued ${isoSeconds(view.signedAt)}`;
+    const newest =
+      view.signedAt === null
+        ? `no MSP-signed order accepted since this appliance started watching at ${isoSeconds(view.watchSince!)}`
+        : `the newest MSP-signed order was issued ${isoSeconds(view.signedAt)}`;
     return {
       spec: {
         check: 'control_plane',

@@ -66,7 +66,14 @@ export function deadLetterAlerts(
       }),
     };
   });
-  return { alerts, record: () => markAlerted(db, found.map((d) => d.id)) };
+  return {
+    alerts,
+    record: () =>
+      markAlerted(
+        db,
+        found.map((d) => d.id),
+      ),
+  };
 }
 
 function describeOperator(o: OperatorIdentity): string {

@@ -55,17 +55,23 @@ export function dueCheckEvidence(
     if (emit) {
       const check = checks.find((c) => c.name === r.check);
       specs.push({
-          check: r.check,
-          outcome: checkOutcome(r.status),
-          // A reused result says when it was observed, not when it was reused.
-          startedAt: r.reusedFrom ?? startedAt,
-          endedAt: now,
-          controls: check?.controls ?? [],
-          preState: { summary: r.summary, observed: r.observed, expected: r.expected, ...(r.reusedFrom === undefined ? {} : { reusedFrom: isoSeconds(r.reusedFrom) }) },
-          reason: r.status === 'compliant' ? null : r.summary,
+        check: r.check,
+        outcome: checkOutcome(r.status),
+        // A reused result says when it was observed, not when it was reused.
+        startedAt: r.reusedFrom ?? startedAt,
+        endedAt: now,
+        controls: check?.controls ?? [],
+        preState: { summary: r.summary, observed: r.observed, expected: r.expected, ...(r.reusedFrom === undefined ? {} : { reusedFrom: isoSeconds(r.reusedFrom) }) },
+        reason: r.status === 'compliant' ? null : r.summary,
       });
     }
-    rows.push([r.check, r.status, JSON.stringify({ fingerprint: fp, summary: r.summary, observed: r.observed }), r.reusedFrom ?? now, emit ? now : (prev?.last_emitted_at ?? null)]);
+    rows.push([
+      r.check,
+      r.status,
+      JSON.stringify({ fingerprint: fp, summary: r.summary, observed: r.observed }),
+      r.reusedFrom ?? now,
+      emit ? now : (prev?.last_emitted_at ?? null),
+    ]);
   }
   // `record` runs in the same transaction that chains the drafts: a crash cannot record a change
   // as seen without its evidence.

@@ -28,10 +28,6 @@ export function isCheckName(name: string): name is CheckName {
 }
 
 /** Run the named checks (all by default) concurrently, each under its own deadline; never throws. */
-export function runChecks(
-  ctx: CheckContext,
-  names?: readonly CheckName[],
-  opts: { timeoutMs?: number; cadence?: CheckCadence } = {},
-): Promise<CheckResult[]> {
+export function runChecks(ctx: CheckContext, names?: readonly CheckName[], opts: { timeoutMs?: number; cadence?: CheckCadence } = {}): Promise<CheckResult[]> {
   return runChecksIn(opts.cadence ? opts.cadence.wrap(ALL_CHECKS) : ALL_CHECKS, ctx, names, opts.timeoutMs ?? CHECK_TIMEOUT_MS);
 }

@@ -53,7 +53,11 @@ export const patchingCheck: Check = {
     };
     const where = `generation ${observed.generation ?? '?'}, NixOS ${nixosVersion}`;
     if (configurationRevision === null) {
-      return done('drift', `running system has no configurationRevision (built from an uncommitted tree?), baseline expects ${expected.configurationRevision} (${where})`, observed);
+      return done(
+        'drift',
+        `running system has no configurationRevision (built from an uncommitted tree?), baseline expects ${expected.configurationRevision} (${where})`,
+        observed,
+      );
     }
     if (configurationRevision !== expected.configurationRevision) {
       return done('drift', `running revision ${configurationRevision}, baseline expects ${expected.configurationRevision} (${where})`, observed);

@@ -80,7 +80,15 @@ function dropRuntimeElements(lines: readonly string[][]): string[][] {
     let end = i + 1;
     while (end < lines.length && depth > 0) depth += braceDelta(lines[end++]!);
     const body = lines.slice(i + 1, end - 1);
-    const runtime = body.some((l) => l[0] === 'flags' && l.slice(1).join('').split(',').some((f) => f === 'timeout' || f === 'dynamic'));
+    const runtime = body.some(
+      (l) =>
+        l[0] === 'flags' &&
+        l
+          .slice(1)
+          .join('')
+          .split(',')
+          .some((f) => f === 'timeout' || f === 'dynamic'),
+    );
     out.push(line);
     for (let j = 0; j < body.length; j++) {
       const l = body[j]!;

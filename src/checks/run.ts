@@ -26,12 +26,7 @@ async function runOne(check: Check, ctx: CheckContext, timeoutMs: number): Promi
   }
 }
 
-export async function runChecksIn(
-  checks: readonly Check[],
-  ctx: CheckContext,
-  names: readonly CheckName[] | undefined,
-  timeoutMs: number,
-): Promise<CheckResult[]> {
+export async function runChecksIn(checks: readonly Check[], ctx: CheckContext, names: readonly CheckName[] | undefined, timeoutMs: number): Promise<CheckResult[]> {
   const selected = names ? checks.filter((c) => names.includes(c.name)) : checks;
   return Promise.all(selected.map((c) => runOne(c, ctx, timeoutMs)));
 }

@@ -38,18 +38,16 @@ export const servicesCheck: Check = {
     // live in systemd, not in files, so this is the one command an idle cycle runs (everyCycle).
     const r = await runCommand(ctx.host, 'systemctl', ['is-active', ...required], { okExitCodes: [0, 3, 4], everyCycle: true });
     if (!r.ok) return done('error', r.message);
-    const lines = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    const lines = r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
     if (lines.length !== required.length || !lines.every((l) => STATES.has(l))) {
       return done('error', `systemctl is-active printed ${lines.length} line(s) for ${required.length} unit(s), not unit states ("${excerpt(r.stdout)}")`);
     }
     const units = Object.fromEntries(required.map((u, i) => [u, lines[i]!]));
     const notActive = required.filter((u) => units[u] !== 'active');
     if (notActive.length === 0) return done('compliant', `all ${required.length} required units are active`, { units }, []);
-    return done(
-      'drift',
-      `${notActive.length} of ${required.length} required units not active: ${notActive.map((u) => `${u} (${units[u]})`).join(', ')}`,
-      { units },
-      notActive,
-    );
+    return done('drift', `${notActive.length} of ${required.length} required units not active: ${notActive.map((u) => `${u} (${units[u]})`).join(', ')}`, { units }, notActive);
   },
 };

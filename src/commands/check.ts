@@ -51,7 +51,10 @@ export function createCheckCommand(makeHost: (config: Config) => Host): Command 
       }
       let names: CheckName[] | undefined;
       if (typeof p.values.only === 'string') {
-        const wanted = p.values.only.split(',').map((s) => s.trim()).filter((s) => s !== '');
+        const wanted = p.values.only
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '');
         const unknown = wanted.filter((n) => !isCheckName(n));
         if (unknown.length > 0 || wanted.length === 0) {
           printError(`--only: ${unknown.length ? `unknown check(s) ${unknown.map((u) => `"${u}"`).join(', ')}` : 'no check named'}; known: ${CHECK_NAMES.join(', ')}`);

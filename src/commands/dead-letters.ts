@@ -63,7 +63,13 @@ export const deadLettersCommand: Command = {
     const ids = parseIds(p.values.id);
     if (ids === 'bad') return usage('--id takes the positive numbers dead-letters list shows');
     // One line of plain text: it goes into evidence, the RMM's payload and syslog.
-    const reason = typeof p.values.reason === 'string' ? p.values.reason.replace(/\s+/g, ' ').replace(/\p{Cc}/gu, '').trim() : null;
+    const reason =
+      typeof p.values.reason === 'string'
+        ? p.values.reason
+            .replace(/\s+/g, ' ')
+            .replace(/\p{Cc}/gu, '')
+            .trim()
+        : null;
     if (reason !== null && (reason.length === 0 || reason.length > MAX_REASON_CHARS)) return usage(`--reason must be 1 to ${MAX_REASON_CHARS} characters`);
     const selection: DeadLetterSelection = { ...(destination ? { destination: destination as Destination } : {}), ...(ids ? { ids } : {}) };
 

@@ -13,7 +13,7 @@ export const healApplyCommand: Command = {
   usage:
     'compliance-agent heal-apply --config C [--agent-user NAME] [--json | --init | --record-failure WHAT]\n' +
     '  runs as root over config.healDir; --agent-user: the only owner a request may have (default compliance-agent)\n' +
-    '  --init: create the healer\'s tree and state once (refuses to replace an existing state)\n' +
+    "  --init: create the healer's tree and state once (refuses to replace an existing state)\n" +
     '  --record-failure: write a failed result for the agent to report (what OnFailure= runs)',
   async run(args) {
     const p = parseWithConfig(args, this.usage, {
@@ -50,7 +50,13 @@ export const healApplyCommand: Command = {
         logger: createLogger(p.config.logLevel, process.stderr),
       });
       if (p.values.json) {
-        process.stdout.write(JSON.stringify(run.results.map((r) => r.result), null, 2) + '\n');
+        process.stdout.write(
+          JSON.stringify(
+            run.results.map((r) => r.result),
+            null,
+            2,
+          ) + '\n',
+        );
       } else {
         // Reasons are single, bounded lines (safeReason): no request can add a line here.
         for (const { result } of run.results) {

@@ -2,7 +2,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseJsonText, errnoCode } from '../common/index.js';
 import { loadSecretKeyFile } from '../crypto/index.js';
 import { loadBaseline, type Baseline } from '../config/index.js';
-import { DEFAULT_ORDER_TTL_S, cosignOrder, prepareOrder, readOnlyOrderState, signOrder, ttlProblem, verifyContextFromConfig, verifyOrder, withNextSequence, type OrderDecision } from '../orders/index.js';
+import {
+  DEFAULT_ORDER_TTL_S,
+  cosignOrder,
+  prepareOrder,
+  readOnlyOrderState,
+  signOrder,
+  ttlProblem,
+  verifyContextFromConfig,
+  verifyOrder,
+  withNextSequence,
+  type OrderDecision,
+} from '../orders/index.js';
 import { openStateDb, stateLayout, type StateDb } from '../state/index.js';
 import { parseCommandArgs, parseWithConfig } from './config-arg.js';
 import { EXIT, type Command } from './command.js';
@@ -11,12 +22,12 @@ import { printError } from './output.js';
 const USAGE = [
   'compliance-agent order sign --key KEY (--sequence-file PATH | --sequence N) [--ttl SECONDS] [--execute-within DURATION] ORDER.json|-',
   '  fills order_id, issued_at, expires_at (issued_at + ttl, default 900, at most 86400) and sequence:',
-  '  the next one from the site\'s sequence file (locked, updated atomically), or N;',
-  '  --execute-within: execute_by = issued_at + DURATION (e.g. 36h, 7d; at most the appliance\'s maxDeferral),',
+  "  the next one from the site's sequence file (locked, updated atomically), or N;",
+  "  --execute-within: execute_by = issued_at + DURATION (e.g. 36h, 7d; at most the appliance's maxDeferral),",
   '    how long a disruptive action may wait for the maintenance window once the healer has the order;',
   '  validates the order as the agent will, prints the signed DSSE envelope',
   'compliance-agent order sign --key KEY --cosign ENVELOPE.json|-',
-  '  adds KEY\'s signature to an envelope signed elsewhere (orderSignaturesRequired > 1); prints it',
+  "  adds KEY's signature to an envelope signed elsewhere (orderSignaturesRequired > 1); prints it",
   'compliance-agent order verify --config CONFIG [--json] ENVELOPE.json|-',
   '  prints the decision this agent would take and why; exit 0 accepted, 1 rejected; changes no state',
 ].join('\n');
@@ -88,14 +99,16 @@ async function sign(args: string[]): Promise<number> {
       const { envelope, order } = cosignOrder(draft.value, key);
       // What is being co-signed, so the second signer checks it rather than signing blind.
       const executeBy = order.execute_by ? `, execute by ${order.execute_by}` : '';
-      process.stderr.write(`co-signed by ${key.keyId}: ${order.type} order ${order.order_id} for ${order.site_id}/${order.host_id} ${JSON.stringify(order.params)}, expires ${order.expires_at}${executeBy}; ${envelope.signatures.length} signature(s)\n`);
+      process.stderr.write(
+        `co-signed by ${key.keyId}: ${order.type} order ${order.order_id} for ${order.site_id}/${order.host_id} ${JSON.stringify(order.params)}, expires ${order.expires_at}${executeBy}; ${envelope.signatures.length} signature(s)\n`,
+      );
       process.stdout.write(JSON.stringify(envelope, null, 2) + '\n');
       return EXIT.ok;
     }
     const inDraft = typeof draft.value === 'object' && draft.value !== null && 'sequence' in draft.value;
     if (!inDraft && explicit === undefined && v['sequence-file'] === undefined) {
       printError(
-        'order sign needs a sequence: --sequence-file PATH (the site\'s sequence state the MSP keeps, one file per site) or --sequence N; an appliance refuses an order whose sequence is not above the last it accepted',
+        "order sign needs a sequence: --sequence-file PATH (the site's sequence state the MSP keeps, one file per site) or --sequence N; an appliance refuses an order whose sequence is not above the last it accepted",
       );
       return EXIT.usage;
     }
@@ -115,7 +128,8 @@ async function sign(args: string[]): Promise<number> {
         key,
       );
     const envelope = v['sequence-file'] !== undefined ? withNextSequence(v['sequence-file'], signWith) : signWith(explicit);
-    if (ttl !== undefined && ttl > DEFAULT_ORDER_TTL_S) process.stderr.write(`note: appliances refuse orders living longer than their orderTtl (default ${DEFAULT_ORDER_TTL_S} s)\n`);
+    if (ttl !== undefined && ttl > DEFAULT_ORDER_TTL_S)
+      process.stderr.write(`note: appliances refuse orders living longer than their orderTtl (default ${DEFAULT_ORDER_TTL_S} s)\n`);
     process.stdout.write(JSON.stringify(envelope, null, 2) + '\n');
     return EXIT.ok;
   } catch (e) {
@@ -163,14 +177,23 @@ async function verify(args: string[]): Promise<number> {
   try {
     baseline = loadBaseline(p.config.baselinePath);
   } catch {
-    if (p.config.allowedFlakes.length === 0) note = [note, `baseline ${p.config.baselinePath} not readable; allowedFlakes is empty, so no apply_baseline flake is allowed`].filter(Boolean).join('; ');
+    if (p.config.allowedFlakes.length === 0)
+      note = [note, `baseline ${p.config.baselinePath} not readable; allowedFlakes is empty, so no apply_baseline flake is allowed`].filter(Boolean).join('; ');
   }
   try {
     const decision = verifyOrder(text, verifyContextFromConfig(p.config, Date.now(), baseline), readOnlyOrderState(db));
     if (p.values.json) {
       const out =
         decision.decision === 'accepted'
-          ? { decision: 'accepted', order_id: decision.order.order_id, type: decision.order.type, sequence: decision.order.sequence, keyid: decision.keyid, signers: decision.signers, note }
+          ? {
+              decision: 'accepted',
+              order_id: decision.order.order_id,
+              type: decision.order.type,
+              sequence: decision.order.sequence,
+              keyid: decision.keyid,
+              signers: decision.signers,
+              note,
+            }
           : { decision: 'rejected', reason: decision.reason, message: decision.message, order_id: decision.orderId, note };
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     } else {

@@ -38,7 +38,8 @@ export function pruneStore(config: Config, db: StateDb, signingKey: SecretKey, n
 
 export const pruneCommand: Command = {
   name: 'prune',
-  summary: 'prune the local evidence store (keep evidenceRetention, never younger than pruneRetentionDays, only bundles with a countersigned MCP receipt) and chain a signed checkpoint',
+  summary:
+    'prune the local evidence store (keep evidenceRetention, never younger than pruneRetentionDays, only bundles with a countersigned MCP receipt) and chain a signed checkpoint',
   usage: 'compliance-agent prune --config C',
   async run(args) {
     const p = parseWithConfig(args, this.usage, {});
@@ -59,7 +60,8 @@ export const pruneCommand: Command = {
     try {
       const report = pruneStore(p.config, db, key, Date.now());
       bar.clear();
-      const why = p.config.mcpReceiptKeys.length === 0 ? 'mcpReceiptKeys is empty, so no receipt is countersigned' : 'the MCP has not countersigned a receipt for them (or for an older one)';
+      const why =
+        p.config.mcpReceiptKeys.length === 0 ? 'mcpReceiptKeys is empty, so no receipt is countersigned' : 'the MCP has not countersigned a receipt for them (or for an older one)';
       process.stdout.write(
         `pruned ${report.deleted} bundle(s); kept ${report.remaining}` +
           (report.keptUnacknowledged ? ` (${report.keptUnacknowledged} past retention kept: ${why})` : '') +

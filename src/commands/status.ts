@@ -7,7 +7,8 @@ import { existingStateDb, noStateLine } from './state-arg.js';
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'show the last poll, last check results, delivery per destination (failures, queue depth and age, dead letters), the evidence chain head, control plane freshness and receipts',
+  summary:
+    'show the last poll, last check results, delivery per destination (failures, queue depth and age, dead letters), the evidence chain head, control plane freshness and receipts',
   usage: 'compliance-agent status --config C [--json]',
   async run(args) {
     const p = parseWithConfig(args, this.usage, { json: { type: 'boolean' } });

@@ -122,7 +122,11 @@ export const verifyCommand: Command = {
             '\n',
         );
       }
-      process.stdout.write(report.ok ? `OK: ${report.verified.length} envelope(s) verified${report.hosts.length ? ', chain intact' : ''}\n` : `FAILED: ${report.findings.length} problem(s), ${report.verified.length} envelope(s) verified\n`);
+      process.stdout.write(
+        report.ok
+          ? `OK: ${report.verified.length} envelope(s) verified${report.hosts.length ? ', chain intact' : ''}\n`
+          : `FAILED: ${report.findings.length} problem(s), ${report.verified.length} envelope(s) verified\n`,
+      );
     }
     return report.ok ? EXIT.ok : EXIT.failed;
   },

@@ -2,9 +2,16 @@ import * as z from 'zod';
 import { DNS_NAME, parseSyslogTarget } from './syslog-target.js';
 import { FlakePrefixSchema, PinnedFlakeRefSchema, SubstituterSchema, parsePinnedFlakeRef } from './nix-refs.js';
 
-const absPath = z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path');
+const absPath = z
+  .string()
+  .min(1)
+  .refine((p) => p.startsWith('/'), 'must be an absolute path');
 const hostname = z.string().min(1).max(253).regex(DNS_NAME, 'must be a DNS host name');
-const ident = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash or underscore');
+const ident = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash or underscore');
 const positiveInt = z.number().int().positive();
 export const WINDOW_RE = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$/;
 const TRUSTED_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}:[A-Za-z0-9+/]{43}=$/;
@@ -114,7 +121,10 @@ export const ConfigSchema = z
     /** Public keys (`name:base64`, Nix's trusted-public-keys form) a substituted closure must be signed by. */
     closureTrustedPublicKeys: z.array(z.string().regex(TRUSTED_KEY_RE, 'must be name:base64 of a 32-byte Ed25519 public key')).max(16).default([]),
     /** NTP servers (names or addresses) the egress allowlist lets udp/123 through to; nothing else. */
-    timeServers: z.array(z.union([hostname, z.ipv4(), z.ipv6()])).max(16).default([]),
+    timeServers: z
+      .array(z.union([hostname, z.ipv4(), z.ipv6()]))
+      .max(16)
+      .default([]),
     /** Read by `compliance-agent enroll`; the stable machine identifier is an HMAC of it keyed by siteId. */
     machineIdFile: absPath.default('/etc/machine-id'),
     /** The agent renews its mTLS certificate this many days before expiry (or at half its lifetime, if shorter). */
@@ -142,12 +152,20 @@ export const ConfigSchema = z
     }
     const syslog = c.syslogTarget ? parseSyslogTarget(c.syslogTarget) : null;
     if (syslog?.ok && syslog.target.protocol === 'tls' && !c.syslogCaFile && c.deploymentMode === 'reseller') {
-      ctx.addIssue({ code: 'custom', path: ['syslogCaFile'], message: 'is required for a tls:// syslogTarget: the CA that signs the receiver certificate (/etc/ssl/certs/ca-certificates.crt for a public CA)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['syslogCaFile'],
+        message: 'is required for a tls:// syslogTarget: the CA that signs the receiver certificate (/etc/ssl/certs/ca-certificates.crt for a public CA)',
+      });
     }
     // Refused rather than ignored: a CA set for a target that no longer uses TLS means the
     // operator expects encryption that would silently be gone.
     if (c.syslogCaFile && !(syslog?.ok && syslog.target.protocol === 'tls')) {
-      ctx.addIssue({ code: 'custom', path: ['syslogCaFile'], message: 'is only used with a tls:// syslogTarget; a tcp:// target sends evidence unencrypted, so remove syslogCaFile to mean it' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['syslogCaFile'],
+        message: 'is only used with a tls:// syslogTarget; a tcp:// target sends evidence unencrypted, so remove syslogCaFile to mean it',
+      });
     }
     if (c.webhookCaFile && !c.rmmWebhookUrl) {
       ctx.addIssue({ code: 'custom', path: ['webhookCaFile'], message: 'is only used with rmmWebhookUrl' });
@@ -169,10 +187,15 @@ export const ConfigSchema = z
     // A threshold above the number of distinct keys could never be met: every such order would be refused.
     const distinct = new Set(c.trustedOrderKeys.map((k) => k.slice(k.indexOf(':') + 1))).size;
     for (const [type, n] of Object.entries(c.orderSignaturesRequired)) {
-      if (n > distinct) ctx.addIssue({ code: 'custom', path: ['orderSignaturesRequired', type], message: `requires ${n} signers but trustedOrderKeys holds ${distinct} distinct key(s)` });
+      if (n > distinct)
+        ctx.addIssue({ code: 'custom', path: ['orderSignaturesRequired', type], message: `requires ${n} signers but trustedOrderKeys holds ${distinct} distinct key(s)` });
     }
     if ((c.closureSubstituters.length === 0) !== (c.closureTrustedPublicKeys.length === 0)) {
-      ctx.addIssue({ code: 'custom', path: ['closureTrustedPublicKeys'], message: 'closureSubstituters and closureTrustedPublicKeys are set together: a cache without a trusted key (or a key without a cache) cannot serve a closure' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['closureTrustedPublicKeys'],
+        message: 'closureSubstituters and closureTrustedPublicKeys are set together: a cache without a trusted key (or a key without a cache) cannot serve a closure',
+      });
     }
     for (const u of c.closureSubstituters) {
       const url = SubstituterSchema.safeParse(u).success ? new URL(u) : null;
@@ -219,7 +242,10 @@ export const BaselineSchema = z
         unit: unitName,
         /** A file whose mtime is the last successful backup. */
         stampFile: absPath,
-        maxAgeHours: z.number().positive().max(24 * 365),
+        maxAgeHours: z
+          .number()
+          .positive()
+          .max(24 * 365),
       })
       .strict(),
     firewall: z.object({ rulesetHash: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex>') }).strict(),

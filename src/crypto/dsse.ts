@@ -40,9 +40,7 @@ export function signEnvelope(payloadType: string, payload: Uint8Array, key: Secr
   };
 }
 
-export type OpenedEnvelope =
-  | { ok: true; envelope: Envelope; payload: Buffer }
-  | { ok: false; reason: 'bad_envelope' | 'wrong_payload_type'; message: string };
+export type OpenedEnvelope = { ok: true; envelope: Envelope; payload: Buffer } | { ok: false; reason: 'bad_envelope' | 'wrong_payload_type'; message: string };
 
 /**
  * The one decoder of a DSSE envelope (orders, evidence, receipts): its shape (canonical base64,
@@ -60,8 +58,7 @@ export function openEnvelope(input: unknown, expectedType: string): OpenedEnvelo
 }
 
 export type EnvelopeCheck =
-  | { ok: true; payload: Buffer; keyid: string }
-  | { ok: false; reason: 'bad_envelope' | 'wrong_payload_type' | 'unknown_key' | 'bad_signature'; message: string };
+  { ok: true; payload: Buffer; keyid: string } | { ok: false; reason: 'bad_envelope' | 'wrong_payload_type' | 'unknown_key' | 'bad_signature'; message: string };
 
 export type EnvelopeSigners =
   | {

@@ -93,7 +93,9 @@ export function formatSecretKey(key: SecretKey): string {
 
 export function publicKeyToPem(publicKey: Uint8Array): string {
   const x = Buffer.from(publicKey).toString('base64url');
-  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
+  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' })
+    .export({ type: 'spki', format: 'pem' })
+    .toString();
 }
 
 export function isValidKeyName(name: string): boolean {

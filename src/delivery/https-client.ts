@@ -62,9 +62,7 @@ export interface HttpsResponse {
  * The whole response, or what failed. A failure after the headers (a body over the cap, a
  * connection that broke mid-body) still carries the response: its status and the body as read.
  */
-export type HttpsOutcome =
-  | { readonly ok: true; readonly response: HttpsResponse }
-  | { readonly ok: false; readonly failure: HttpsFailure; readonly response?: HttpsResponse };
+export type HttpsOutcome = { readonly ok: true; readonly response: HttpsResponse } | { readonly ok: false; readonly failure: HttpsFailure; readonly response?: HttpsResponse };
 
 /**
  * The one HTTPS client setup of the agent (MCP and RMM webhook): undici's pool with the trust

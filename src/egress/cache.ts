@@ -6,10 +6,7 @@ import type { Addresses } from './resolve.js';
 const CacheSchema = z
   .object({
     version: z.literal(1),
-    hosts: z.record(
-      z.string(),
-      z.object({ v4: z.array(z.ipv4()), v6: z.array(z.ipv6()), resolvedAt: z.string() }).strict(),
-    ),
+    hosts: z.record(z.string(), z.object({ v4: z.array(z.ipv4()), v6: z.array(z.ipv6()), resolvedAt: z.string() }).strict()),
   })
   .strict();
 

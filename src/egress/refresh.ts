@@ -94,7 +94,9 @@ export async function refreshEgress(opts: RefreshOptions): Promise<RefreshReport
     } else if (r.status === 'missing') {
       problems.push('nft: command not found (nftables is not installed or not on PATH); the allowlist was not updated');
     } else if (/No such file or directory/.test(r.stderr)) {
-      problems.push(`nft: table ${table.family} ${table.name} or its sets do not exist (is nftables.service running with the compliance-agent table?); the allowlist was not updated`);
+      problems.push(
+        `nft: table ${table.family} ${table.name} or its sets do not exist (is nftables.service running with the compliance-agent table?); the allowlist was not updated`,
+      );
     } else if (/Operation not permitted/.test(r.stderr)) {
       problems.push('nft: permission denied (egress-refresh needs CAP_NET_ADMIN); the allowlist was not updated');
     } else {

@@ -46,9 +46,7 @@ export class EvidenceChain {
     private readonly queue: DeliveryQueue,
   ) {
     this.head = db.prepare('SELECT seq, head_hash FROM chain_head WHERE host_id = ?');
-    this.insertEvidence = db.prepare(
-      'INSERT INTO evidence (seq, host_id, bundle_id, check_name, outcome, created_at, envelope, envelope_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    );
+    this.insertEvidence = db.prepare('INSERT INTO evidence (seq, host_id, bundle_id, check_name, outcome, created_at, envelope, envelope_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.upsertHead = db.prepare(
       'INSERT INTO chain_head (host_id, seq, head_hash) VALUES (?, ?, ?) ON CONFLICT(host_id) DO UPDATE SET seq = excluded.seq, head_hash = excluded.head_hash',
     );
@@ -75,7 +73,11 @@ export class EvidenceChain {
     const parsed = EvidenceBundleSchema.safeParse(candidate);
     if (!parsed.success) {
       // A malformed draft is a programming error upstream; refuse it rather than sign garbage.
-      throw new AgentError('evidence_invalid', `evidence for ${draft.check} does not match the bundle schema`, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+      throw new AgentError(
+        'evidence_invalid',
+        `evidence for ${draft.check} does not match the bundle schema`,
+        parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+      );
     }
     const bundle = parsed.data;
     const env = signEnvelope(EVIDENCE_PAYLOAD_TYPE, Buffer.from(JSON.stringify(bundle)), this.key);

@@ -2,8 +2,7 @@ import { EVIDENCE_PAYLOAD_TYPE, openEnvelope, type Envelope } from '../crypto/in
 import { EvidenceBundleSchema, type EvidenceBundle } from './bundle.js';
 
 export type DecodedEvidence =
-  | { ok: true; envelope: Envelope; bundle: EvidenceBundle }
-  | { ok: false; reason: 'bad_envelope' | 'wrong_payload_type' | 'bad_payload'; message: string };
+  { ok: true; envelope: Envelope; bundle: EvidenceBundle } | { ok: false; reason: 'bad_envelope' | 'wrong_payload_type' | 'bad_payload'; message: string };
 
 /**
  * The one decoder of an evidence envelope: DSSE shape and payload type (openEnvelope), then the

@@ -68,12 +68,15 @@ export function checkReceipt(input: unknown, expected: ReceiptExpectation | null
     return { ok: false, message: 'receipt payload is not JSON' };
   }
   const parsed = ReceiptSchema.safeParse(json);
-  if (!parsed.success) return { ok: false, message: `receipt payload is not a receipt (${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message})` };
+  if (!parsed.success)
+    return { ok: false, message: `receipt payload is not a receipt (${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message})` };
   const r = parsed.data;
   if (expected) {
     if (r.bundle_id !== expected.bundleId) return { ok: false, message: `receipt names another bundle than ${expected.bundleId}` };
-    if (r.envelope_hash !== expected.envelopeHash) return { ok: false, message: `receipt for bundle ${expected.bundleId} names another envelope hash than ${expected.envelopeHash}` };
-    if (r.seq !== expected.seq || r.host_id !== expected.hostId) return { ok: false, message: `receipt for bundle ${expected.bundleId} names another host or seq than ${expected.hostId} seq ${expected.seq}` };
+    if (r.envelope_hash !== expected.envelopeHash)
+      return { ok: false, message: `receipt for bundle ${expected.bundleId} names another envelope hash than ${expected.envelopeHash}` };
+    if (r.seq !== expected.seq || r.host_id !== expected.hostId)
+      return { ok: false, message: `receipt for bundle ${expected.bundleId} names another host or seq than ${expected.hostId} seq ${expected.seq}` };
   }
   return { ok: true, accepted: { receipt: r, envelope: canonicalEnvelope(opened.envelope), keyid } };
 }

@@ -119,7 +119,7 @@ export function pruneEvidence(db: StateDb, dir: string, policy: PrunePolicy, now
   const del = db.prepare('DELETE FROM evidence WHERE host_id = ? AND seq = ?');
   const delReceipt = db.prepare('DELETE FROM receipts WHERE bundle_id = ?');
   db.transaction(() => {
-    const hosts = (db.prepare('SELECT host_id, MAX(seq) AS last FROM evidence GROUP BY host_id').all() as { host_id: string; last: number }[]);
+    const hosts = db.prepare('SELECT host_id, MAX(seq) AS last FROM evidence GROUP BY host_id').all() as { host_id: string; last: number }[];
     for (const { host_id, last } of hosts) {
       const rows = db
         .prepare('SELECT host_id, seq, bundle_id, envelope_hash, envelope, created_at FROM evidence WHERE host_id = ? AND seq <= ? ORDER BY seq')
@@ -161,9 +161,7 @@ export function pruneEvidence(db: StateDb, dir: string, policy: PrunePolicy, now
 }
 
 function removeOrphans(db: StateDb, dir: string): void {
-  const known = new Set(
-    (db.prepare('SELECT seq, bundle_id FROM evidence').all() as { seq: number; bundle_id: string }[]).map((r) => evidenceFileName(r.seq, r.bundle_id)),
-  );
+  const known = new Set((db.prepare('SELECT seq, bundle_id FROM evidence').all() as { seq: number; bundle_id: string }[]).map((r) => evidenceFileName(r.seq, r.bundle_id)));
   for (const f of readdirSafe(dir).sort()) {
     if (/^\d{10}-[0-9a-f-]{36}\.json$/.test(f) && !known.has(f)) unlinkSync(join(dir, f));
   }

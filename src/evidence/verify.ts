@@ -23,7 +23,12 @@ export interface VerifyReport {
   /** Per host: the first and last seq seen, for the summary line. */
   readonly hosts: readonly { hostId: string; first: number; last: number; count: number; headHash: string }[];
   /** With receipts: how many verified, and which bundles they prove the MCP acknowledged. */
-  readonly receipts: { readonly checked: number; readonly acknowledged: number; readonly forPruned: number; readonly newest: { hostId: string; seq: number; envelopeHash: string } | null } | null;
+  readonly receipts: {
+    readonly checked: number;
+    readonly acknowledged: number;
+    readonly forPruned: number;
+    readonly newest: { hostId: string; seq: number; envelopeHash: string } | null;
+  } | null;
 }
 
 export interface VerifyOptions {
@@ -75,7 +80,12 @@ function anchored(list: readonly VerifiedBundle[]): boolean {
  * end was cut (the MSP acknowledged what the directory no longer holds); older than the chain's
  * first is a pruned bundle, which is fine.
  */
-function checkReceipts(opts: NonNullable<VerifyOptions['receipts']>, verified: readonly VerifiedBundle[], hosts: VerifyReport['hosts'], findings: Finding[]): NonNullable<VerifyReport['receipts']> {
+function checkReceipts(
+  opts: NonNullable<VerifyOptions['receipts']>,
+  verified: readonly VerifiedBundle[],
+  hosts: VerifyReport['hosts'],
+  findings: Finding[],
+): NonNullable<VerifyReport['receipts']> {
   const byId = new Map(verified.map((v) => [v.bundle.bundle_id, v]));
   let acknowledged = 0;
   let forPruned = 0;
@@ -94,7 +104,11 @@ function checkReceipts(opts: NonNullable<VerifyOptions['receipts']>, verified: r
     const host = hosts.find((h) => h.hostId === r.host_id);
     if (v) {
       if (v.hash !== r.envelope_hash || v.bundle.seq !== r.seq) {
-        findings.push({ kind: 'receipt_mismatch', file: v.file, message: `${basename(v.file)}: the MCP acknowledged bundle ${r.bundle_id} seq ${r.seq} with hash ${r.envelope_hash}, the file holds seq ${v.bundle.seq} with hash ${v.hash} (replaced)` });
+        findings.push({
+          kind: 'receipt_mismatch',
+          file: v.file,
+          message: `${basename(v.file)}: the MCP acknowledged bundle ${r.bundle_id} seq ${r.seq} with hash ${r.envelope_hash}, the file holds seq ${v.bundle.seq} with hash ${v.hash} (replaced)`,
+        });
       } else acknowledged++;
     } else if (hosts.length === 0) {
       // One envelope verified, not a chain: receipts for other bundles say nothing about it.
@@ -108,7 +122,11 @@ function checkReceipts(opts: NonNullable<VerifyOptions['receipts']>, verified: r
         message: `host ${r.host_id}: bundle seq ${r.seq} (${r.bundle_id}, ${r.envelope_hash}) was acknowledged by the MCP but is missing${host ? `; the chain ends at seq ${host.last}` : ''}: the newest bundle(s) were deleted or withheld`,
       });
     } else {
-      findings.push({ kind: 'receipt_mismatch', file: opts.source, message: `${where}: the MCP acknowledged bundle ${r.bundle_id} as seq ${r.seq}, which the chain holds as another bundle or not at all` });
+      findings.push({
+        kind: 'receipt_mismatch',
+        file: opts.source,
+        message: `${where}: the MCP acknowledged bundle ${r.bundle_id} as seq ${r.seq}, which the chain holds as another bundle or not at all`,
+      });
     }
   });
   return { checked: opts.envelopes.length, acknowledged, forPruned, newest };
@@ -175,7 +193,11 @@ export function verifyPath(path: string, keys: readonly PublicKey[], options: Ve
     for (const v of verified) {
       const m = /^(\d{10})-/.exec(basename(v.file));
       if (m && Number(m[1]) !== v.bundle.seq) {
-        findings.push({ kind: 'misnamed', file: v.file, message: `${basename(v.file)}: file name says seq ${Number(m[1])} but the signed bundle is seq ${v.bundle.seq} (reordered)` });
+        findings.push({
+          kind: 'misnamed',
+          file: v.file,
+          message: `${basename(v.file)}: file name says seq ${Number(m[1])} but the signed bundle is seq ${v.bundle.seq} (reordered)`,
+        });
       }
     }
     const byHost = new Map<string, VerifiedBundle[]>();
@@ -187,13 +209,25 @@ export function verifyPath(path: string, keys: readonly PublicKey[], options: Ve
         const cur = list[i]!;
         const name = basename(cur.file);
         if (cur.bundle.seq === prev.bundle.seq) {
-          findings.push({ kind: 'duplicate_seq', file: cur.file, message: `${name}: host ${hostId} has two bundles with seq ${cur.bundle.seq} (${prev.bundle.bundle_id}, ${cur.bundle.bundle_id})` });
+          findings.push({
+            kind: 'duplicate_seq',
+            file: cur.file,
+            message: `${name}: host ${hostId} has two bundles with seq ${cur.bundle.seq} (${prev.bundle.bundle_id}, ${cur.bundle.bundle_id})`,
+          });
         } else if (cur.bundle.seq !== prev.bundle.seq + 1) {
           const missing = cur.bundle.seq - prev.bundle.seq - 1;
           if (missing <= namedSeqs.size && Array.from({ length: missing }, (_, k) => prev.bundle.seq + 1 + k).every((s) => namedSeqs.has(s))) continue;
-          findings.push({ kind: 'gap', file: cur.file, message: `host ${hostId}: ${missing} bundle(s) missing between seq ${prev.bundle.seq} and ${cur.bundle.seq} (deleted or withheld)` });
+          findings.push({
+            kind: 'gap',
+            file: cur.file,
+            message: `host ${hostId}: ${missing} bundle(s) missing between seq ${prev.bundle.seq} and ${cur.bundle.seq} (deleted or withheld)`,
+          });
         } else if (cur.bundle.prev_hash !== prev.hash) {
-          findings.push({ kind: 'broken_link', file: cur.file, message: `${name}: seq ${cur.bundle.seq} does not follow seq ${prev.bundle.seq} (prev_hash mismatch: replaced, reordered or forked)` });
+          findings.push({
+            kind: 'broken_link',
+            file: cur.file,
+            message: `${name}: seq ${cur.bundle.seq} does not follow seq ${prev.bundle.seq} (prev_hash mismatch: replaced, reordered or forked)`,
+          });
         }
       }
       const last = list[list.length - 1]!;
@@ -211,7 +245,11 @@ export function verifyPath(path: string, keys: readonly PublicKey[], options: Ve
   for (const head of options.heads ?? []) {
     if (verified.some((v) => v.hash === head)) continue;
     const newest = hosts.map((h) => `host ${h.hostId} seq ${h.last} ${h.headHash}`).join(', ') || 'none';
-    findings.push({ kind: 'truncated_end', file: path, message: `expected head ${head} is not in the chain (newest present: ${newest}): the newest bundle(s) were deleted, withheld or replaced` });
+    findings.push({
+      kind: 'truncated_end',
+      file: path,
+      message: `expected head ${head} is not in the chain (newest present: ${newest}): the newest bundle(s) were deleted, withheld or replaced`,
+    });
   }
   const receipts = options.receipts ? checkReceipts(options.receipts, verified, hosts, findings) : null;
   return { ok: findings.length === 0 && verified.length > 0, verified, findings, hosts, receipts };

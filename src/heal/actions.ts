@@ -113,9 +113,11 @@ export function allowedActions(order: Order, baseline: Baseline): HealAction[] {
     case 'rollback':
       return [{ kind: 'rollback' }];
     case 'heal':
-      return uniqueActions(order.params.checks.flatMap((name) => {
-        const hint = getCheck(name)?.heal;
-        return hint ? hintActions(hint, baseline) : [];
-      }));
+      return uniqueActions(
+        order.params.checks.flatMap((name) => {
+          const hint = getCheck(name)?.heal;
+          return hint ? hintActions(hint, baseline) : [];
+        }),
+      );
   }
 }

@@ -105,7 +105,13 @@ class Healer {
     // Never lose what was done: a result that does not validate keeps its actions and says why.
     const result: HealResult = parsed.success
       ? parsed.data
-      : { ...candidate, pre_state: null, post_state: null, outcome: 'failed', reason: safeReason(`healer error: the result did not validate (${describeIssues(parsed.error.issues)})`) };
+      : {
+          ...candidate,
+          pre_state: null,
+          post_state: null,
+          outcome: 'failed',
+          reason: safeReason(`healer error: the result did not validate (${describeIssues(parsed.error.issues)})`),
+        };
     const path = writeRootFile(this.paths.results, `${resultId}.json`, JSON.stringify(result, null, 2) + '\n', { mode: 0o640, group: this.deps.agent.gid });
     this.logger.info({ request_id: result.request_id, order_id: result.order_id, outcome: result.outcome }, `heal ${result.outcome}${result.reason ? `: ${result.reason}` : ''}`);
     this.results.push({ path, result });
@@ -143,7 +149,8 @@ class Healer {
     // Names are never logged: they are the agent's to choose, newlines included.
     if (ignored > 0 || more) this.logger.warn({ ignored, more }, 'drop box entries that are not request names were ignored');
     fresh.sort();
-    if (fresh.length > MAX_REQUESTS_PER_RUN) this.logger.warn({ waiting: fresh.length - MAX_REQUESTS_PER_RUN }, 'more new requests than one run takes; the rest wait for the next run');
+    if (fresh.length > MAX_REQUESTS_PER_RUN)
+      this.logger.warn({ waiting: fresh.length - MAX_REQUESTS_PER_RUN }, 'more new requests than one run takes; the rest wait for the next run');
     const accepted: Array<{ id: string; req: HealRequest; order: Order }> = [];
     for (const id of fresh.slice(0, MAX_REQUESTS_PER_RUN)) {
       try {
@@ -217,9 +224,20 @@ class Healer {
     this.state.recordOrder(order, id, 'held', req.envelope, this.now());
     if (timing.retryAt !== null && timing.retryAt > deadline) {
       this.state.setOrderState(order.order_id, 'dropped', this.now());
-      return this.answer(id, { ...base, outcome: 'failed', pre_state: preState, reason: `${timing.reason}, after ${isoSeconds(deadline)}, the latest this order may run (execute_by, or expires_at): not applied` });
+      return this.answer(id, {
+        ...base,
+        outcome: 'failed',
+        pre_state: preState,
+        reason: `${timing.reason}, after ${isoSeconds(deadline)}, the latest this order may run (execute_by, or expires_at): not applied`,
+      });
     }
-    this.answer(id, { ...base, outcome: 'deferred', pre_state: preState, rollback_available: pre.rollbackAvailable, reason: `${timing.reason}; held by the healer until ${isoSeconds(deadline)} at the latest` });
+    this.answer(id, {
+      ...base,
+      outcome: 'deferred',
+      pre_state: preState,
+      rollback_available: pre.rollbackAvailable,
+      reason: `${timing.reason}; held by the healer until ${isoSeconds(deadline)} at the latest`,
+    });
   }
 
   private async assess(actions: readonly HealAction[]) {
@@ -231,7 +249,15 @@ class Healer {
   }
 
   /** The order is recorded as applying before the first action: a crash reads as interrupted, never as new. */
-  private async apply(run: RequestRun, base: Draft, order: Order, actions: readonly HealAction[], pre: GenerationInfo, preResults: readonly CheckResult[], preState: Record<string, unknown>): Promise<void> {
+  private async apply(
+    run: RequestRun,
+    base: Draft,
+    order: Order,
+    actions: readonly HealAction[],
+    pre: GenerationInfo,
+    preResults: readonly CheckResult[],
+    preState: Record<string, unknown>,
+  ): Promise<void> {
     const { host, config, baseline } = this.deps;
     this.state.recordPreGeneration(order.order_id, pre.generation, this.now());
     let outcome: ActOutcome;
@@ -275,13 +301,21 @@ class Healer {
         // The clock stepped back since root recorded it: an order from "the future" does not run.
         if (ahead > this.deps.config.ntpMaxSkewMs) {
           this.state.setOrderState(row.orderId, 'dropped', startedAt);
-          this.write({ ...base, outcome: 'failed', reason: `held order no longer valid, not applied: issued_in_future: issued_at is ${ahead} ms ahead of this clock (allowed ${this.deps.config.ntpMaxSkewMs} ms)` });
+          this.write({
+            ...base,
+            outcome: 'failed',
+            reason: `held order no longer valid, not applied: issued_in_future: issued_at is ${ahead} ms ahead of this clock (allowed ${this.deps.config.ntpMaxSkewMs} ms)`,
+          });
           continue;
         }
         const deadline = deadlineOf(order);
         if (startedAt > deadline) {
           this.state.setOrderState(row.orderId, 'dropped', startedAt);
-          this.write({ ...base, outcome: 'failed', reason: `held since ${isoSeconds(row.firstSeenAt)}, not applied: the window did not open with a sane clock before ${isoSeconds(deadline)} (execute_by, or expires_at)` });
+          this.write({
+            ...base,
+            outcome: 'failed',
+            reason: `held since ${isoSeconds(row.firstSeenAt)}, not applied: the window did not open with a sane clock before ${isoSeconds(deadline)} (execute_by, or expires_at)`,
+          });
           continue;
         }
         await this.promoteOne(run, base, row, order);

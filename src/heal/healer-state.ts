@@ -106,7 +106,10 @@ export class HealerState {
   /** Open the existing state; missing, unreadable or foreign is an error: never read as empty. */
   static open(path: string): HealerState {
     if (!existsSync(path)) {
-      throw new AgentError('healer_state_missing', `${path}: the healer's state is missing; it is created once at install (heal-apply --init) and never assumed empty: refusing to act`);
+      throw new AgentError(
+        'healer_state_missing',
+        `${path}: the healer's state is missing; it is created once at install (heal-apply --init) and never assumed empty: refusing to act`,
+      );
     }
     let db: Database.Database;
     try {
@@ -153,7 +156,7 @@ export class HealerState {
   }
 
   setOrderState(orderId: string, state: OrderState, now: number): void {
-    this.db.prepare('UPDATE orders SET state = ?, envelope = CASE WHEN ? = \'held\' THEN envelope ELSE NULL END, updated_at = ? WHERE order_id = ?').run(state, state, now, orderId);
+    this.db.prepare("UPDATE orders SET state = ?, envelope = CASE WHEN ? = 'held' THEN envelope ELSE NULL END, updated_at = ? WHERE order_id = ?").run(state, state, now, orderId);
   }
 
   /** Move a held order to applying; false when another healer run took it first. */

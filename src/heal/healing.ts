@@ -208,7 +208,10 @@ export class Healing {
 
 /** Evidence for a plan with nothing to act on: all compliant, or only drift the repertoire cannot heal. */
 function nothingToDo(order: Order, plan: HealPlan, ctx: HealingContext): EvidenceSpec {
-  const preState = stateSnapshot(null, ctx.results.filter((r) => plan.checks.includes(r.check)));
+  const preState = stateSnapshot(
+    null,
+    ctx.results.filter((r) => plan.checks.includes(r.check)),
+  );
   const unhealable = cannotHeal(plan);
   return {
     check: evidenceCheckName(plan.checks),

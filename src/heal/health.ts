@@ -33,11 +33,7 @@ function healthProblems(results: readonly CheckResult[], spec: HealthSpec): stri
  * Poll the checks until the spec holds or `timeoutMs` (rebuildHealthCheckTimeout) passes on the
  * host's clock. Units may still be starting right after a switch, so one failed poll is not a verdict.
  */
-export async function waitHealthy(
-  ctx: CheckContext,
-  spec: HealthSpec,
-  opts: { timeoutMs: number; pollMs: number; sleep: (ms: number) => Promise<void> },
-): Promise<HealthOutcome> {
+export async function waitHealthy(ctx: CheckContext, spec: HealthSpec, opts: { timeoutMs: number; pollMs: number; sleep: (ms: number) => Promise<void> }): Promise<HealthOutcome> {
   const deadline = ctx.host.now() + opts.timeoutMs;
   let polls = 0;
   for (;;) {

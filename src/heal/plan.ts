@@ -43,7 +43,14 @@ export function planHeal(order: Order, baseline: Baseline, results: readonly Che
         } else if (r.status === 'drift') {
           if (!hint || hint.kind === 'report_only') unhealable.push({ check: name, why: hint ? hint.why : 'no heal is known for this check' });
           // Only the units found down, and only those the baseline requires.
-          else actions.push(...hintActions(hint, baseline, (r.driftUnits ?? []).filter((u) => baseline.services.required.includes(u))));
+          else
+            actions.push(
+              ...hintActions(
+                hint,
+                baseline,
+                (r.driftUnits ?? []).filter((u) => baseline.services.required.includes(u)),
+              ),
+            );
         }
       }
       const unique = uniqueActions(actions);

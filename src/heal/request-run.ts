@@ -114,11 +114,15 @@ export class RequestRun {
   }
 
   private health(mustBeHealthy: readonly CheckName[], expectRevision: string | null) {
-    return waitHealthy(this.ctx, { mustBeHealthy, expectRevision }, {
-      timeoutMs: this.deps.config.rebuildHealthCheckTimeout * 1000,
-      pollMs: this.deps.healthPollMs ?? 5000,
-      sleep: this.sleep,
-    });
+    return waitHealthy(
+      this.ctx,
+      { mustBeHealthy, expectRevision },
+      {
+        timeoutMs: this.deps.config.rebuildHealthCheckTimeout * 1000,
+        pollMs: this.deps.healthPollMs ?? 5000,
+        sleep: this.sleep,
+      },
+    );
   }
 
   /**

@@ -74,7 +74,9 @@ export class Spool {
   resultNames(): string[] {
     const dir = this.paths.results;
     try {
-      return readdirSync(dir).filter((n) => entryId(n) !== null).sort();
+      return readdirSync(dir)
+        .filter((n) => entryId(n) !== null)
+        .sort();
     } catch (e) {
       if (errnoCode(e) === 'ENOENT') return [];
       throw new AgentError('spool_read', `${dir}: cannot list heal results (${errnoCode(e, 'error')})`);

@@ -20,7 +20,6 @@ export interface Identity {
   readonly gid: number;
 }
 
-
 /** Not writable by group or others, or sticky (like /tmp, where others cannot rename what is not theirs). */
 function safeDirMode(st: Stats): boolean {
   return (st.mode & 0o022) === 0 || (st.mode & 0o1000) !== 0;
@@ -85,7 +84,8 @@ export function openDropBox(path: string, rootUid: number, agentGid: number): Di
     const mode = st.mode & 0o7777;
     if (st.uid !== rootUid) throw new AgentError('heal_tree', `${path}: drop box owned by uid ${st.uid}, not root`);
     if (st.gid !== agentGid) throw new AgentError('heal_tree', `${path}: drop box group is gid ${st.gid}, not the agent's ${agentGid}`);
-    if ((mode & 0o1000) === 0 || (mode & 0o007) !== 0) throw new AgentError('heal_tree', `${path}: drop box mode ${mode.toString(8)}, must be sticky with nothing for others (1770 or 1730)`);
+    if ((mode & 0o1000) === 0 || (mode & 0o007) !== 0)
+      throw new AgentError('heal_tree', `${path}: drop box mode ${mode.toString(8)}, must be sticky with nothing for others (1770 or 1730)`);
   } catch (e) {
     closeSync(fd);
     throw e;

@@ -40,9 +40,7 @@ export async function generationInfo(host: Host): Promise<GenerationInfo> {
 export function stateSnapshot(gen: GenerationInfo | null, results: readonly CheckResult[], extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     ...(gen ? { generation: gen.generation, system: gen.system } : {}),
-    checks: Object.fromEntries(
-      results.map((r) => [r.check, { status: r.status, summary: r.summary, ...(r.driftUnits?.length ? { drift_units: [...r.driftUnits] } : {}) }]),
-    ),
+    checks: Object.fromEntries(results.map((r) => [r.check, { status: r.status, summary: r.summary, ...(r.driftUnits?.length ? { drift_units: [...r.driftUnits] } : {}) }])),
     ...extra,
   };
 }

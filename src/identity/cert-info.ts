@@ -41,6 +41,7 @@ export function checkIssuedCertificate(pem: string, ca: X509Certificate, keyPem:
   if (commonName(cert) !== hostId) {
     throw new AgentError('identity_cert', `the certificate the MCP returned names ${JSON.stringify(cert.subject.replace(/\n/g, ', '))}, not CN=${hostId}`);
   }
-  if (cert.keyUsage && !cert.keyUsage.includes('1.3.6.1.5.5.7.3.2')) throw new AgentError('identity_cert', 'the certificate the MCP returned is not for TLS clients (extendedKeyUsage)');
+  if (cert.keyUsage && !cert.keyUsage.includes('1.3.6.1.5.5.7.3.2'))
+    throw new AgentError('identity_cert', 'the certificate the MCP returned is not for TLS clients (extendedKeyUsage)');
   return cert;
 }

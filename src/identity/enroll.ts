@@ -151,7 +151,10 @@ function readToken(path: string): string {
     text = readText(path);
   } catch (e) {
     const code = errnoCode(e, 'error');
-    throw new AgentError('enroll_token', code === 'ENOENT' ? `no enrollment token at ${path} (already used, or not put in place)` : `enrollment token ${path}: cannot read (${code})`);
+    throw new AgentError(
+      'enroll_token',
+      code === 'ENOENT' ? `no enrollment token at ${path} (already used, or not put in place)` : `enrollment token ${path}: cannot read (${code})`,
+    );
   }
   const token = text.trim();
   if (!/^[\x21-\x7e]{16,512}$/.test(token)) throw new AgentError('enroll_token', `enrollment token ${path}: not a token (16-512 printable characters, one line)`);

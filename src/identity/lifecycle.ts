@@ -199,7 +199,8 @@ export class IdentityLifecycle {
   /** Why the appliance clock is not to be trusted for this identity, or null. */
   private skew(cert: CertInfo, poll: PollOutcome, now: number, serverDate: number | null): string | null {
     if (now < cert.notBefore) return `the appliance clock (${isoSeconds(now)}) is before the certificate's start ${isoSeconds(cert.notBefore)}`;
-    if (now >= cert.notAfter && poll.ok) return `the appliance clock (${isoSeconds(now)}) says certificate ${cert.serial} expired at ${isoSeconds(cert.notAfter)}, but the MCP accepted it`;
+    if (now >= cert.notAfter && poll.ok)
+      return `the appliance clock (${isoSeconds(now)}) says certificate ${cert.serial} expired at ${isoSeconds(cert.notAfter)}, but the MCP accepted it`;
     if (serverDate !== null && Math.abs(serverDate - now) > this.config.ntpMaxSkewMs + DATE_HEADER_SLACK_MS) {
       return `the MCP's clock (${isoSeconds(serverDate)}) and the appliance's (${isoSeconds(now)}) differ by ${Math.round(Math.abs(serverDate - now) / 1000)} s`;
     }

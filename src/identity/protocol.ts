@@ -20,7 +20,11 @@ export const REFUSAL_CODES = {
   identity_revoked: 'identity_revoked',
 } as const;
 
-const pem = (label: string) => z.string().max(16_384).regex(new RegExp(`^-----BEGIN ${label}-----\\n[A-Za-z0-9+/=\\n]+-----END ${label}-----\\n?$`), `must be a PEM ${label.toLowerCase()}`);
+const pem = (label: string) =>
+  z
+    .string()
+    .max(16_384)
+    .regex(new RegExp(`^-----BEGIN ${label}-----\\n[A-Za-z0-9+/=\\n]+-----END ${label}-----\\n?$`), `must be a PEM ${label.toLowerCase()}`);
 
 export const EnrollRequestSchema = z
   .object({

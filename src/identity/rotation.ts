@@ -17,7 +17,8 @@ const INTRODUCED = 'evidence_key_introduced';
  */
 export function stageKeyRotation(config: Config, now: number): SecretKey {
   const paths = identityPaths(config);
-  if (exists(paths.signingKeyNext)) throw new AgentError('rotation_pending', `${paths.signingKeyNext} exists: a rotation is already staged; the agent introduces it at its next cycle`);
+  if (exists(paths.signingKeyNext))
+    throw new AgentError('rotation_pending', `${paths.signingKeyNext} exists: a rotation is already staged; the agent introduces it at its next cycle`);
   if (!exists(paths.signingKey)) throw new AgentError('key_read', `signingKeyFile ${paths.signingKey} does not exist: nothing to rotate`);
   const key = newEvidenceKey(config.hostId, now);
   writeEvidenceKey(paths.signingKeyNext, key);

@@ -184,7 +184,8 @@ export class McpClient {
     const raw = (value as { receipt?: unknown } | null)?.receipt;
     if (raw === undefined || expected === null) return { kind: 'retry', error: this.badJson('POST', path, 'no countersigned receipt').message, badReceipt: true };
     const c = checkReceipt(raw, expected, this.receiptKeys);
-    if (!c.ok) return { kind: 'retry', error: `MCP ${this.http.endpoint} answered POST ${this.pathPrefix}${path} with a receipt the agent refuses: ${c.message}`, badReceipt: true };
+    if (!c.ok)
+      return { kind: 'retry', error: `MCP ${this.http.endpoint} answered POST ${this.pathPrefix}${path} with a receipt the agent refuses: ${c.message}`, badReceipt: true };
     return { kind: 'ok', receiptId: c.accepted.receipt.receipt_id, receipt: c.accepted };
   }
 

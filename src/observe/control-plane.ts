@@ -23,4 +23,3 @@ export function controlPlaneView(db: StateDb, now: number, maxAgeMs: number): Co
   const ageMs = reference === null ? null : Math.max(0, now - reference);
   return { signedAt, watchSince, ageMs, maxAgeMs, stale: ageMs !== null && ageMs > maxAgeMs };
 }
-

@@ -103,7 +103,18 @@ export function nextDeliveryHealth(
   const reason = outcome.error ?? outcome.rejected[outcome.rejected.length - 1] ?? null;
   if (reason === null && outcome.dead === 0) {
     if (outcome.delivered === 0) return { health: base, line: null };
-    const health: DeliveryHealth = { ...base, state: 'ok', kind: null, failingSince: null, failures: 0, deadLettered: 0, lastOkAt: now, loggedAt: null, failuresSinceLog: 0, kindsLoggedAt: {} };
+    const health: DeliveryHealth = {
+      ...base,
+      state: 'ok',
+      kind: null,
+      failingSince: null,
+      failures: 0,
+      deadLettered: 0,
+      lastOkAt: now,
+      loggedAt: null,
+      failuresSinceLog: 0,
+      kindsLoggedAt: {},
+    };
     if (base.state !== 'failing') return { health, line: null };
     const since = base.failingSince ?? now;
     return {

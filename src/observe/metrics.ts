@@ -36,8 +36,18 @@ export function renderMetrics(m: MetricsSnapshot): string {
     ['{decision="accepted"}', m.ordersAccepted],
     ['{decision="rejected"}', m.ordersRejected],
   ]);
-  metric('compliance_agent_queue_depth', 'Undelivered outbox items per destination.', 'gauge', m.queue.map((q) => [`{destination="${q.destination}"}`, q.pending]));
-  metric('compliance_agent_queue_dead_letters', 'Dead-lettered outbox items per destination.', 'gauge', m.queue.map((q) => [`{destination="${q.destination}"}`, q.dead]));
+  metric(
+    'compliance_agent_queue_depth',
+    'Undelivered outbox items per destination.',
+    'gauge',
+    m.queue.map((q) => [`{destination="${q.destination}"}`, q.pending]),
+  );
+  metric(
+    'compliance_agent_queue_dead_letters',
+    'Dead-lettered outbox items per destination.',
+    'gauge',
+    m.queue.map((q) => [`{destination="${q.destination}"}`, q.dead]),
+  );
   metric(
     'compliance_agent_queue_oldest_age_seconds',
     'Age of the oldest undelivered item per destination.',
@@ -45,7 +55,12 @@ export function renderMetrics(m: MetricsSnapshot): string {
     m.queue.map((q) => [`{destination="${q.destination}"}`, (q.oldestPendingAgeMs ?? 0) / 1000]),
   );
   const delivery = m.delivery ?? [];
-  metric('compliance_agent_delivery_failing', '1 while deliveries to the destination fail (retrying or dead-lettering).', 'gauge', delivery.map((d) => [`{destination="${d.destination}"}`, d.failing ? 1 : 0]));
+  metric(
+    'compliance_agent_delivery_failing',
+    '1 while deliveries to the destination fail (retrying or dead-lettering).',
+    'gauge',
+    delivery.map((d) => [`{destination="${d.destination}"}`, d.failing ? 1 : 0]),
+  );
   metric(
     'compliance_agent_delivery_failure_info',
     'The kind of the ongoing delivery failure per destination (connection_refused, tls, http_503, ...).',
@@ -58,7 +73,12 @@ export function renderMetrics(m: MetricsSnapshot): string {
     'gauge',
     delivery.map((d) => [`{destination="${d.destination}"}`, (d.lastErrorAt ?? 0) / 1000]),
   );
-  metric('compliance_agent_check_status', 'Last result per check: 0 compliant, 1 drift, 2 error.', 'gauge', m.checks.map((c) => [`{check="${c.check}"}`, STATUS_VALUE[c.status]]));
+  metric(
+    'compliance_agent_check_status',
+    'Last result per check: 0 compliant, 1 drift, 2 error.',
+    'gauge',
+    m.checks.map((c) => [`{check="${c.check}"}`, STATUS_VALUE[c.status]]),
+  );
   if (m.controlPlane) {
     metric('compliance_agent_control_plane_signed_age_seconds', 'Age of the newest MSP-signed order (heartbeat) accepted.', 'gauge', [['', (m.controlPlane.ageMs ?? 0) / 1000]]);
     metric('compliance_agent_control_plane_stale', '1 when no MSP-signed order is newer than controlPlaneMaxAge.', 'gauge', [['', m.controlPlane.stale ? 1 : 0]]);

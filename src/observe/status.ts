@@ -62,14 +62,22 @@ function deliveryStatus(db: StateDb, queue: AgentStatus['queue']): DestinationSt
 export function readStatus(db: StateDb, now: number, opts: { controlPlaneMaxAgeMs?: number } = {}): AgentStatus {
   const poll = getKv(db, 'last_poll');
   const identity = getKv(db, 'identity_status');
-  const checks = (db.prepare('SELECT check_name, status, result, checked_at FROM check_results ORDER BY check_name').all() as {
-    check_name: string;
-    status: string;
-    result: string;
-    checked_at: number;
-  }[]).map((r) => ({ check: r.check_name, status: r.status, summary: (JSON.parse(r.result) as { summary?: string }).summary ?? '', checkedAt: r.checked_at }));
+  const checks = (
+    db.prepare('SELECT check_name, status, result, checked_at FROM check_results ORDER BY check_name').all() as {
+      check_name: string;
+      status: string;
+      result: string;
+      checked_at: number;
+    }[]
+  ).map((r) => ({ check: r.check_name, status: r.status, summary: (JSON.parse(r.result) as { summary?: string }).summary ?? '', checkedAt: r.checked_at }));
   // Pending counts every undelivered item, whether or not a flush holds it right now.
-  const queue = outboxStats(db, now).map((q) => ({ destination: q.destination, pending: q.pending + q.leased, dead: q.dead, done: q.done, oldestPendingAgeMs: q.oldestPendingAgeMs }));
+  const queue = outboxStats(db, now).map((q) => ({
+    destination: q.destination,
+    pending: q.pending + q.leased,
+    dead: q.dead,
+    done: q.done,
+    oldestPendingAgeMs: q.oldestPendingAgeMs,
+  }));
   const chain = (db.prepare('SELECT host_id, seq, head_hash FROM chain_head ORDER BY host_id').all() as { host_id: string; seq: number; head_hash: string }[]).map((c) => ({
     hostId: c.host_id,
     seq: c.seq,
@@ -99,8 +107,7 @@ function readReceiptSummary(db: StateDb): AgentStatus['receipts'] {
   if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'receipts'").get() === undefined) return { stored: 0, countersigned: 0, newest: null };
   const n = db.prepare('SELECT COUNT(*) AS stored, COUNT(keyid) AS countersigned FROM receipts').get() as { stored: number; countersigned: number };
   const newest = db.prepare('SELECT host_id, seq, envelope_hash FROM receipts ORDER BY received_at DESC, seq DESC LIMIT 1').get() as
-    | { host_id: string; seq: number; envelope_hash: string }
-    | undefined;
+    { host_id: string; seq: number; envelope_hash: string } | undefined;
   return { ...n, newest: newest ? { hostId: newest.host_id, seq: newest.seq, envelopeHash: newest.envelope_hash } : null };
 }
 
@@ -169,7 +176,9 @@ function formatDelivery(s: AgentStatus, now: number): string[] {
     out.push(`  #${d.id} ${d.destination} ${what}, dead ${at(d.deadAt, now)} after ${d.attempts} attempt(s): ${d.reason}`);
   }
   for (const a of s.operatorActionsAwaitingEvidence) {
-    out.push(`operator action not yet signed: ${a.action} of ${a.items.length} dead letter(s) by ${a.operator.user} (uid ${a.operator.uid}) at ${new Date(a.requestedAt).toISOString()}; the running agent records it as signed evidence at its next cycle`);
+    out.push(
+      `operator action not yet signed: ${a.action} of ${a.items.length} dead letter(s) by ${a.operator.user} (uid ${a.operator.uid}) at ${new Date(a.requestedAt).toISOString()}; the running agent records it as signed evidence at its next cycle`,
+    );
   }
   return out;
 }

@@ -27,7 +27,19 @@ export function allowedFlakesFor(config: Pick<Config, 'allowedFlakes'>, baseline
 }
 
 export function verifyContextFromConfig(
-  config: Pick<Config, 'trustedOrderKeys' | 'siteId' | 'hostId' | 'orderTtl' | 'ntpMaxSkewMs' | 'maxDeferral' | 'orderSignaturesRequired' | 'allowedFlakes' | 'closureSubstituters' | 'closureTrustedPublicKeys'>,
+  config: Pick<
+    Config,
+    | 'trustedOrderKeys'
+    | 'siteId'
+    | 'hostId'
+    | 'orderTtl'
+    | 'ntpMaxSkewMs'
+    | 'maxDeferral'
+    | 'orderSignaturesRequired'
+    | 'allowedFlakes'
+    | 'closureSubstituters'
+    | 'closureTrustedPublicKeys'
+  >,
   now: number,
   baseline?: Pick<Baseline, 'patching'>,
 ): VerifyContext {

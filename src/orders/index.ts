@@ -1,9 +1,4 @@
-export {
-  ORDER_TYPES,
-  type Order,
-  type OrderType,
-  type OrderParams,
-} from './schema.js';
+export { ORDER_TYPES, type Order, type OrderType, type OrderParams } from './schema.js';
 export { REJECT_REASONS, checkOrder, verifyOrder, type RejectReason, type Rejection, type OrderDecision, type OrderCheck, type VerifyContext } from './verify.js';
 export { sqliteOrderState, readOnlyOrderState, newestSignedAt, type OrderState, type RejectedOrderRecord } from './state.js';
 export { admitRejection, DEFAULT_REJECTION_LIMIT, type RateLimit, type Admission } from './rate-limit.js';

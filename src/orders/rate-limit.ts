@@ -27,22 +27,24 @@ export interface Admission {
  * emitted rejection says how many went unreported.
  */
 export function admitRejection(db: StateDb, now: number, limit: RateLimit = DEFAULT_REJECTION_LIMIT): Admission {
-  return db.transaction((): Admission => {
-    const stored = BucketSchema.safeParse(JSON.parse(getKv(db, KV_KEY) ?? 'null'));
-    const bucket: Bucket = stored.success ? stored.data : { tokens: limit.burst, at: now, suppressed: 0 };
-    // A clock stepping backwards refills nothing.
-    const elapsed = Math.max(0, now - bucket.at);
-    const tokens = Math.min(limit.burst, bucket.tokens + (elapsed / 3_600_000) * limit.perHour);
-    let admission: Admission;
-    let next: Bucket;
-    if (tokens >= 1) {
-      admission = { emit: true, suppressed: bucket.suppressed };
-      next = { tokens: tokens - 1, at: Math.max(now, bucket.at), suppressed: 0 };
-    } else {
-      admission = { emit: false, suppressed: 0 };
-      next = { tokens, at: Math.max(now, bucket.at), suppressed: bucket.suppressed + 1 };
-    }
-    setKv(db, KV_KEY, JSON.stringify(next));
-    return admission;
-  }).immediate();
+  return db
+    .transaction((): Admission => {
+      const stored = BucketSchema.safeParse(JSON.parse(getKv(db, KV_KEY) ?? 'null'));
+      const bucket: Bucket = stored.success ? stored.data : { tokens: limit.burst, at: now, suppressed: 0 };
+      // A clock stepping backwards refills nothing.
+      const elapsed = Math.max(0, now - bucket.at);
+      const tokens = Math.min(limit.burst, bucket.tokens + (elapsed / 3_600_000) * limit.perHour);
+      let admission: Admission;
+      let next: Bucket;
+      if (tokens >= 1) {
+        admission = { emit: true, suppressed: bucket.suppressed };
+        next = { tokens: tokens - 1, at: Math.max(now, bucket.at), suppressed: 0 };
+      } else {
+        admission = { emit: false, suppressed: 0 };
+        next = { tokens, at: Math.max(now, bucket.at), suppressed: bucket.suppressed + 1 };
+      }
+      setKv(db, KV_KEY, JSON.stringify(next));
+      return admission;
+    })
+    .immediate();
 }

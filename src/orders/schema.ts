@@ -8,8 +8,11 @@ export const MAX_ORDER_PAYLOAD_BYTES = 64 * 1024;
 export const ORDER_TYPES = ['run_checks', 'heal', 'apply_baseline', 'apply_closure', 'rollback', 'heartbeat'] as const;
 export type OrderType = (typeof ORDER_TYPES)[number];
 
-
-const ident = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash or underscore');
+const ident = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, dot, dash or underscore');
 const checkName = z.enum(CHECK_NAMES as unknown as [CheckName, ...CheckName[]]);
 const checkList = z
   .array(checkName)

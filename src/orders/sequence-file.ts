@@ -33,7 +33,10 @@ function acquire(lock: string, path: string, waitMs: number): number {
       const code = errnoCode(e);
       if (code !== 'EEXIST') throw new AgentError('sequence_file', `${lock}: cannot create the lock (${code ?? 'error'})`);
       if (Date.now() >= deadline) {
-        throw new AgentError('sequence_locked', `${path}: another order sign has held ${lock} for ${waitMs / 1000} s; if none is running (a crash), check the sequence file and remove the lock`);
+        throw new AgentError(
+          'sequence_locked',
+          `${path}: another order sign has held ${lock} for ${waitMs / 1000} s; if none is running (a crash), check the sequence file and remove the lock`,
+        );
       }
       // A synchronous pause: signing is a short CLI step, nothing else runs meanwhile.
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);

@@ -39,7 +39,8 @@ export function prepareOrder(draft: unknown, options: { now: number; ttlS?: numb
     sequence: options.sequence ?? d.sequence,
     ...(options.executeWithinS !== undefined && !Number.isNaN(issuedMs) ? { execute_by: isoSeconds(issuedMs + options.executeWithinS * 1000) } : {}),
   };
-  if (filled.sequence === undefined) throw new AgentError('order_invalid', 'order has no sequence: give one from the site\'s sequence state (order sign --sequence-file) or explicitly');
+  if (filled.sequence === undefined)
+    throw new AgentError('order_invalid', "order has no sequence: give one from the site's sequence state (order sign --sequence-file) or explicitly");
   const parsed = parseOrderPayload(filled);
   if (!parsed.ok) throw new AgentError('order_invalid', `order is not valid (${parsed.reason})`, parsed.message.split('; '));
   return parsed.order;

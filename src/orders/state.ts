@@ -36,9 +36,7 @@ function readers(db: StateDb): Pick<OrderState, 'seen' | 'lastSequence'> {
 }
 
 export function sqliteOrderState(db: StateDb): OrderState {
-  const insertSeen = db.prepare(
-    'INSERT OR IGNORE INTO orders_seen (order_id, site_id, sequence, decision, reason, seen_at) VALUES (?, ?, ?, ?, ?, ?)',
-  );
+  const insertSeen = db.prepare('INSERT OR IGNORE INTO orders_seen (order_id, site_id, sequence, decision, reason, seen_at) VALUES (?, ?, ?, ?, ?, ?)');
   const bumpSeq = db.prepare(
     'INSERT INTO order_sequence (site_id, last_sequence) VALUES (?, ?) ON CONFLICT(site_id) DO UPDATE SET last_sequence = max(last_sequence, excluded.last_sequence)',
   );

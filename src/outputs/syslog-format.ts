@@ -62,9 +62,7 @@ export function clipSdValue(value: string, maxOctets: number): string {
 
 export function formatStructuredData(elements: readonly SdElement[]): string {
   if (elements.length === 0) return NIL;
-  return elements
-    .map((e) => `[${sdName(e.id)}${e.params.map(([n, v]) => ` ${sdName(n)}="${escapeSdValue(v)}"`).join('')}]`)
-    .join('');
+  return elements.map((e) => `[${sdName(e.id)}${e.params.map(([n, v]) => ` ${sdName(n)}="${escapeSdValue(v)}"`).join('')}]`).join('');
 }
 
 /** TIMESTAMP: RFC 3339 in UTC with at most 6 fractional digits (toISOString gives 3). */

@@ -59,7 +59,13 @@ export function syslogMessage(bundle: EvidenceBundle, procId: string = String(pr
     ...(s.controls.length === 0 ? [] : ([['controls', s.controls.join('; ')]] as [string, string][])),
   ];
   const evidence: SdElement = { id: EVIDENCE_SD_ID, params: params.map(([n, v]) => [n, clipSdValue(v, n === 'controls' ? MAX_CONTROLS_OCTETS : MAX_SD_VALUE_OCTETS)] as const) };
-  const origin: SdElement = { id: 'origin', params: [['software', SYSLOG_APP_NAME], ['swVersion', clip(AGENT_VERSION, 32)]] };
+  const origin: SdElement = {
+    id: 'origin',
+    params: [
+      ['software', SYSLOG_APP_NAME],
+      ['swVersion', clip(AGENT_VERSION, 32)],
+    ],
+  };
   const text = `${s.check} ${s.outcome} on ${s.host_id} (site ${s.site_id})${s.reason ? `: ${s.reason}` : ''}`;
   return formatRfc5424({
     facility: SYSLOG_FACILITY,

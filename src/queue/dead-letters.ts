@@ -114,7 +114,10 @@ export function applyOperatorAction(
     if (selection.ids) {
       const missing = selection.ids.filter((id) => !found.some((d) => d.id === id));
       if (missing.length > 0) {
-        throw new AgentError('dead_letter_selection', `no dead letter with id ${missing.join(', ')}${selection.destination ? ` for ${selection.destination}` : ''}; nothing was changed`);
+        throw new AgentError(
+          'dead_letter_selection',
+          `no dead letter with id ${missing.join(', ')}${selection.destination ? ` for ${selection.destination}` : ''}; nothing was changed`,
+        );
       }
     }
     if (found.length === 0) throw new AgentError('dead_letter_selection', `no dead letters${selection.destination ? ` for ${selection.destination}` : ''}; nothing was changed`);

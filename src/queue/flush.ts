@@ -30,12 +30,7 @@ export interface FlushReport {
  * as a retryable failure of the whole batch. An abort is honoured between batches: the results of
  * a delivery already made are always recorded.
  */
-export async function flushDestination(
-  outbox: Outbox,
-  destination: Destination,
-  deliver: Deliver,
-  options: FlushOptions,
-): Promise<FlushReport> {
+export async function flushDestination(outbox: Outbox, destination: Destination, deliver: Deliver, options: FlushOptions): Promise<FlushReport> {
   const max = options.maxItems ?? Infinity;
   let delivered = 0;
   let retried = 0;

@@ -35,21 +35,7 @@ export class Outbox {
   private readonly random: () => number;
 
   private readonly s: Record<
-    | 'insert'
-    | 'head'
-    | 'leaseRange'
-    | 'ack'
-    | 'exists'
-    | 'get'
-    | 'reschedule'
-    | 'kill'
-    | 'release'
-    | 'releaseAll'
-    | 'deadAll'
-    | 'deadOne'
-    | 'receipt'
-    | 'storeReceipt'
-    | 'prune',
+    'insert' | 'head' | 'leaseRange' | 'ack' | 'exists' | 'get' | 'reschedule' | 'kill' | 'release' | 'releaseAll' | 'deadAll' | 'deadOne' | 'receipt' | 'storeReceipt' | 'prune',
     Statement
   >;
   private readonly statsQueries: StatsQueries;
@@ -85,15 +71,11 @@ export class Outbox {
       exists: db.prepare('SELECT 1 FROM outbox WHERE id = ?'),
       get: db.prepare('SELECT attempts, state FROM outbox WHERE id = ?'),
       reschedule: db.prepare(`UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ?, lease_until = 0 WHERE id = ? AND state = 'pending'`),
-      kill: db.prepare(
-        `UPDATE outbox SET state = 'dead', attempts = ?, dead_reason = ?, done_at = ?, lease_until = 0 WHERE id = ? AND state = 'pending'`,
-      ),
+      kill: db.prepare(`UPDATE outbox SET state = 'dead', attempts = ?, dead_reason = ?, done_at = ?, lease_until = 0 WHERE id = ? AND state = 'pending'`),
       release: db.prepare(`UPDATE outbox SET lease_until = 0 WHERE id = ? AND state = 'pending'`),
       releaseAll: db.prepare(`UPDATE outbox SET lease_until = 0 WHERE state = 'pending' AND lease_until != 0`),
       deadAll: db.prepare(`SELECT id, destination, bundle_id, dead_reason, attempts FROM outbox WHERE state = 'dead' ORDER BY id LIMIT ?`),
-      deadOne: db.prepare(
-        `SELECT id, destination, bundle_id, dead_reason, attempts FROM outbox WHERE destination = ? AND state = 'dead' ORDER BY id LIMIT ?`,
-      ),
+      deadOne: db.prepare(`SELECT id, destination, bundle_id, dead_reason, attempts FROM outbox WHERE destination = ? AND state = 'dead' ORDER BY id LIMIT ?`),
       receipt: db.prepare(`SELECT receipt_id FROM outbox WHERE destination = ? AND bundle_id = ? AND state = 'done'`),
       prune: db.prepare(`DELETE FROM outbox WHERE state = 'done' AND done_at < ?`),
       storeReceipt: db.prepare(
@@ -146,7 +128,9 @@ export class Outbox {
     if (storageWrite(`record the delivery of outbox item ${id}`, () => this.s.ack.run(receiptId, now, id)).changes === 0) this.mustExist(id);
     if (receipt) {
       const r = receipt.receipt;
-      storageWrite(`store the receipt for bundle ${r.bundle_id}`, () => this.s.storeReceipt.run(r.bundle_id, r.host_id, r.seq, r.envelope_hash, r.receipt_id, receipt.envelope, receipt.keyid, now));
+      storageWrite(`store the receipt for bundle ${r.bundle_id}`, () =>
+        this.s.storeReceipt.run(r.bundle_id, r.host_id, r.seq, r.envelope_hash, r.receipt_id, receipt.envelope, receipt.keyid, now),
+      );
     }
   }
 

@@ -21,9 +21,7 @@ export interface OutboxItem {
  * with a receipt that does not acknowledge what was sent (raised as an alert by the agent).
  */
 export type DeliveryResult =
-  | { kind: 'ok'; receiptId: string; receipt?: AcceptedReceipt }
-  | { kind: 'retry'; error: string; badReceipt?: true }
-  | { kind: 'reject'; reason: string };
+  { kind: 'ok'; receiptId: string; receipt?: AcceptedReceipt } | { kind: 'retry'; error: string; badReceipt?: true } | { kind: 'reject'; reason: string };
 
 /**
  * Delivers leased items to one destination: one result per item, in order. `budget` aborts the

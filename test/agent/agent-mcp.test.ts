@@ -101,7 +101,12 @@ describe('agent against the reference MCP over mTLS', () => {
     const outage = all.filter((b) => b.check === 'mcp');
     expect(outage.map((b) => b.outcome)).toEqual(['failed', 'compliant']);
     expect(outage[0]!.reason).toMatch(/MCP unreachable, failing closed/);
-    expect(all.filter((b) => b.check === 'time').map((b) => b.outcome).slice(-2)).toEqual(['drift_detected', 'compliant']);
+    expect(
+      all
+        .filter((b) => b.check === 'time')
+        .map((b) => b.outcome)
+        .slice(-2),
+    ).toEqual(['drift_detected', 'compliant']);
     // Exactly once at the MCP, and the chain it holds has no gap.
     expect(all.map((b) => b.seq)).toEqual(all.map((_, i) => i + 1));
     expect(h.mcp.stats().duplicates).toBe(0);

@@ -65,7 +65,11 @@ describe('before the agent first ran', () => {
   it('prune: exit 0 and one line, nothing created', async () => {
     const config = configWith('fresh-prune', { stateDir: join(tmp.path, 'fresh-prune-state') });
     const r = await cli(['prune', '--config', config]);
-    expect([r.status, lines(r.stdout), r.stderr]).toEqual([0, [`nothing to prune: no state yet: the agent has not run (${join(tmp.path, 'fresh-prune-state')}/state.db does not exist)`], '']);
+    expect([r.status, lines(r.stdout), r.stderr]).toEqual([
+      0,
+      [`nothing to prune: no state yet: the agent has not run (${join(tmp.path, 'fresh-prune-state')}/state.db does not exist)`],
+      '',
+    ]);
     expect(() => statSync(join(tmp.path, 'fresh-prune-state'))).toThrow();
   });
 });
@@ -104,7 +108,10 @@ describe('directories that cannot be used', () => {
 
   it('keygen x /proc/nonexistent/dir: one clear line, no spin', async () => {
     const r = await cli(['keygen', 'x', '/proc/nonexistent/dir'], 20_000);
-    expect([r.status, lines(r.stderr)]).toEqual([1, ['error: dir_create: key directory /proc/nonexistent/dir: cannot create /proc/nonexistent (the file system refuses new entries there, ENOENT)']]);
+    expect([r.status, lines(r.stderr)]).toEqual([
+      1,
+      ['error: dir_create: key directory /proc/nonexistent/dir: cannot create /proc/nonexistent (the file system refuses new entries there, ENOENT)'],
+    ]);
   });
 
   it('state.db and its WAL are created 0600 in a stateDir that is 0755, and the directory keeps its mode', async () => {

@@ -17,7 +17,6 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-
 // These run the real CLI on this (non-NixOS) machine with the real host: the checks report
 // errors (no nixos-version here), which is evidence like any other.
 describe('compliance-agent CLI on the real host', () => {
@@ -64,7 +63,10 @@ describe('compliance-agent CLI on the real host', () => {
     expect(code).toBe(0);
     expect(out).toMatch(/"stopping after the current step"/);
     // JSON lines on stdout, for journald; nothing secret in them.
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.every((l) => typeof l.level === 'number' && typeof l.time === 'string')).toBe(true);
     const key = readFileSync(h.config.signingKeyFile, 'utf8').trim().split(':')[1]!;
     expect(out).not.toContain(key);

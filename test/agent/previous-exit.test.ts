@@ -38,7 +38,7 @@ async function startOnce(): Promise<string[]> {
   return log;
 }
 
-describe('how the previous run ended (the unit\'s ExecStopPost= record)', () => {
+describe("how the previous run ended (the unit's ExecStopPost= record)", () => {
   it('parses the line ExecStopPost= writes and nothing else', () => {
     stopped('SERVICE_RESULT=oom-kill EXIT_CODE=killed EXIT_STATUS=KILL\n', Date.UTC(2026, 10, 23, 11, 0, 0));
     expect(readPreviousExit(h.config.stateDir)).toEqual({

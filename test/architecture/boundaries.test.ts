@@ -31,7 +31,14 @@ function resolveSpecifier(from: string, spec: string): string | null {
 /** What each of `files` imports among them. */
 function importGraph(files: string[]): Map<string, string[]> {
   const inSet = new Set(files);
-  return new Map(files.map((f) => [f, specifiers(f).map((s) => resolveSpecifier(f, s)).filter((t): t is string => t !== null && inSet.has(t))]));
+  return new Map(
+    files.map((f) => [
+      f,
+      specifiers(f)
+        .map((s) => resolveSpecifier(f, s))
+        .filter((t): t is string => t !== null && inSet.has(t)),
+    ]),
+  );
 }
 
 /** The cycles of a graph, each as the path that closes it (depth-first, one report per back edge). */
@@ -98,7 +105,16 @@ describe('the product stays apart from its test doubles', () => {
   });
 
   it('dist/ (tsconfig.build.json) compiles src/ only, and nothing in it declares a test double', () => {
-    const parsed = ts.getParsedCommandLineOfConfigFile(join(REPO, 'tsconfig.build.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n')); } });
+    const parsed = ts.getParsedCommandLineOfConfigFile(
+      join(REPO, 'tsconfig.build.json'),
+      {},
+      {
+        ...ts.sys,
+        onUnRecoverableConfigFileDiagnostic: (d) => {
+          throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+        },
+      },
+    );
     const built = (parsed?.fileNames ?? []).map(rel);
     expect(built).toContain('src/cli.ts');
     expect(built.filter((f) => !f.startsWith('src/'))).toEqual([]);

@@ -93,7 +93,6 @@ describe('CheckCadence: an idle cycle runs no command for facts that did not cha
     expect(second.commands).toContain('chronyc');
     expect(second.commands).toContain('lsblk');
     expect(second.results.time!.reusedFrom).toBeUndefined();
-
   });
 
   it('an error is never reused: the next cycle checks again', async () => {

@@ -79,7 +79,10 @@ describe('compliance-agent check', () => {
     const lines = r.out.split('\n');
     expect(lines[0]).toMatch(/^CHECK\s+STATUS\s+SUMMARY$/);
     for (const name of ['patching', 'services', 'backup', 'firewall', 'encryption', 'time']) {
-      expect(lines.some((l) => new RegExp(`^${name}\\s+compliant\\s+\\S`).test(l)), name).toBe(true);
+      expect(
+        lines.some((l) => new RegExp(`^${name}\\s+compliant\\s+\\S`).test(l)),
+        name,
+      ).toBe(true);
     }
     expect(r.out).toContain('controls: HIPAA 164.312(a)(2)(iv), HIPAA 164.310(d)(1), SOC 2 CC6.1, SOC 2 CC6.7');
     expect(r.out).toContain('6 check(s) on clinic-001-appliance: 6 compliant, 0 drift, 0 error');
@@ -114,7 +117,8 @@ describe('compliance-agent check', () => {
   it('--json says a heal is disruptive exactly when the healer would wait for the window: a services drift is, once journald is down', async () => {
     const f = files();
     f.host.stopService('sshd.service');
-    const services = async () => (JSON.parse((await runCheck(f.host, ['--config', f.configPath, '--json', '--only', 'services'])).out) as { results: Array<{ disruptive: boolean }> }).results[0];
+    const services = async () =>
+      (JSON.parse((await runCheck(f.host, ['--config', f.configPath, '--json', '--only', 'services'])).out) as { results: Array<{ disruptive: boolean }> }).results[0];
     expect(await services()).toMatchObject({ status: 'drift', disruptive: false });
     f.host.stopService('systemd-journald.service');
     expect(await services()).toMatchObject({ status: 'drift', disruptive: true });

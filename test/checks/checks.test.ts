@@ -187,7 +187,7 @@ describe('services', () => {
     expect(healIsDisruptive(r, s.baseline)).toBe(true);
   });
 
-  it('a required unit the host does not have reads inactive (systemd\'s answer) and drifts', async () => {
+  it("a required unit the host does not have reads inactive (systemd's answer) and drifts", async () => {
     const s = setup();
     const ctx = { ...s.ctx, baseline: { ...s.baseline, services: { required: ['auditd.service'] } } };
     const r = await getCheck('services')!.run(ctx);
@@ -296,7 +296,10 @@ describe('encryption', () => {
     const s = setup();
     const r = await getCheck('encryption')!.run({ ...s.ctx, baseline: { ...s.baseline, encryption: { requiredMounts: ['/var/lib/postgresql', '/var/backup/daily'] } } });
     expect(r.status).toBe('compliant');
-    expect(r.observed.mounts).toMatchObject({ '/var/lib/postgresql': { mountedAt: '/', crypt: 'cryptroot', luks: true }, '/var/backup/daily': { mountedAt: '/var/backup', crypt: 'cryptbackup' } });
+    expect(r.observed.mounts).toMatchObject({
+      '/var/lib/postgresql': { mountedAt: '/', crypt: 'cryptroot', luks: true },
+      '/var/backup/daily': { mountedAt: '/var/backup', crypt: 'cryptbackup' },
+    });
   });
 
   it('records the LUKS version and cipher when cryptsetup answers', async () => {
@@ -328,7 +331,11 @@ describe('time', () => {
     s.host.setNtpOffsetMs(7250.5);
     expect(await run('time', s)).toMatchObject({ status: 'drift', summary: 'clock is 7250.5 ms ahead of NTP time (limit 5000 ms, server 192.168.10.1)' });
     s.host.setNtpOffsetMs(-90_000);
-    expect(await run('time', s)).toMatchObject({ status: 'drift', summary: 'clock is 90000 ms behind NTP time (limit 5000 ms, server 192.168.10.1)', observed: { offsetMs: -90_000 } });
+    expect(await run('time', s)).toMatchObject({
+      status: 'drift',
+      summary: 'clock is 90000 ms behind NTP time (limit 5000 ms, server 192.168.10.1)',
+      observed: { offsetMs: -90_000 },
+    });
   });
 
   it('uses the configured limit', async () => {

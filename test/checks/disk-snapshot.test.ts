@@ -86,7 +86,7 @@ describe('disk snapshot unit and the encryption check', () => {
     expect(run('jq', ['--version'])).toMatch(/^jq-1\./);
   });
 
-  it("on this machine: the snapshot holds the real lsblk tree, and the check decides from it alone", async () => {
+  it('on this machine: the snapshot holds the real lsblk tree, and the check decides from it alone', async () => {
     const file = snapshot('real');
     const written = JSON.parse(readFileSync(file, 'utf8')) as { version: number; lsblk: unknown; cryptsetup: Record<string, unknown> };
     expect(written.version).toBe(1);

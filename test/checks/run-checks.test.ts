@@ -87,7 +87,16 @@ describe('systemFacts', () => {
 
 describe('disruptive heals', () => {
   it('isDisruptiveUnit: journald (any form), dbus, network daemons, the firewall reload', () => {
-    for (const u of ['systemd-journald.service', 'systemd-journald@audit.service', 'systemd-journald.socket', 'dbus.service', 'dbus-broker.service', 'systemd-networkd.service', 'NetworkManager.service', 'nftables.service']) {
+    for (const u of [
+      'systemd-journald.service',
+      'systemd-journald@audit.service',
+      'systemd-journald.socket',
+      'dbus.service',
+      'dbus-broker.service',
+      'systemd-networkd.service',
+      'NetworkManager.service',
+      'nftables.service',
+    ]) {
       expect(isDisruptiveUnit(u), u).toBe(true);
     }
     for (const u of ['sshd.service', 'postgresql.service', 'chronyd.service', 'restic-backups-appliance.service', 'journald-exporter.service']) {

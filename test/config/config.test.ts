@@ -111,12 +111,20 @@ describe('config', () => {
 
   it('unit names follow one pattern for the baseline and the healer: none may start with a dash', () => {
     const rev = 'a'.repeat(40);
-    const base = { version: 1, patching: { configurationRevision: rev, flakeRef: `git+https://git.msp.example/sites/clinic-001?rev=${rev}#a` }, firewall: { rulesetHash: `sha256:${'0'.repeat(64)}` }, encryption: { requiredMounts: [] } };
+    const base = {
+      version: 1,
+      patching: { configurationRevision: rev, flakeRef: `git+https://git.msp.example/sites/clinic-001?rev=${rev}#a` },
+      firewall: { rulesetHash: `sha256:${'0'.repeat(64)}` },
+      encryption: { requiredMounts: [] },
+    };
     for (const unit of ['-.service', '--no-block.service', '-H.service']) {
       expect(() => parseBaseline({ ...base, services: { required: [unit] }, backup: { unit: 'restic.service', stampFile: '/s', maxAgeHours: 1 } })).toThrow(/problem/);
       expect(() => parseBaseline({ ...base, services: { required: [] }, backup: { unit, stampFile: '/s', maxAgeHours: 1 } })).toThrow(/problem/);
     }
-    expect(parseBaseline({ ...base, services: { required: ['systemd-journald@a.service', 'sys-fs\\x2dx.mount'] }, backup: { unit: 'restic.service', stampFile: '/s', maxAgeHours: 1 } }).services.required).toHaveLength(2);
+    expect(
+      parseBaseline({ ...base, services: { required: ['systemd-journald@a.service', 'sys-fs\\x2dx.mount'] }, backup: { unit: 'restic.service', stampFile: '/s', maxAgeHours: 1 } })
+        .services.required,
+    ).toHaveLength(2);
   });
 
   it('names the file and the JSON error for unreadable or malformed files', () => {

@@ -37,7 +37,6 @@ function paddedOrder(): Envelope {
   }
 }
 
-
 describe('DSSE envelopes decode base64 strictly', () => {
   it('the premise: the respelled signature decodes to the same bytes under Node', () => {
     const env = paddedOrder();

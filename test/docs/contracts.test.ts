@@ -63,7 +63,7 @@ describe('docs/ covers the code', () => {
 });
 
 describe('examples/', () => {
-  it('config.json loads with the agent\'s own loader, for hostId appliance-1 (the reference MCP\'s default CN), in direct mode', () => {
+  it("config.json loads with the agent's own loader, for hostId appliance-1 (the reference MCP's default CN), in direct mode", () => {
     const examples = join(import.meta.dirname, '..', '..', 'examples');
     const config = loadConfig(join(examples, 'config.json'));
     expect([config.hostId, config.deploymentMode, config.baselinePath]).toEqual(['appliance-1', 'direct', '/tmp/compliance-agent-example/baseline.json']);

@@ -143,7 +143,7 @@ describe('the checker fails on what it must catch', () => {
 
   it('accepts what resolves: files, folders, anchors (GitHub spelling), URLs, headings inside fences ignored', () => {
     expect(problems('[a](orders.md#rejection-reasons) [b](../src/) [c](https://example.com/x) `src/orders/` `examples/config.json`')).toEqual([]);
-    expect(problems('## The healer\'s `heal-apply`: root\n[x](#the-healers-heal-apply-root)')).toEqual([]);
+    expect(problems("## The healer's `heal-apply`: root\n[x](#the-healers-heal-apply-root)")).toEqual([]);
     expect(problems('## A\n## A\n[x](#a-1)')).toEqual([]);
     expect(problems('```sh\n# not a heading\n```\n[x](#not-a-heading)')).toEqual(['#not-a-heading: no heading #not-a-heading in docs/example.md']);
   });

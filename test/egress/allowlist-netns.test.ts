@@ -100,7 +100,7 @@ describe('egress allowlist in network namespaces', () => {
     expect(pair.dropCount(T)).toBeGreaterThanOrEqual(before + 3);
   });
 
-  it('opens the reseller sinks\' ports (tcpPorts) to the same allowlisted addresses only', () => {
+  it("opens the reseller sinks' ports (tcpPorts) to the same allowlisted addresses only", () => {
     loadRuleset(render({ resolvers: [pair.serverIp4, pair.serverIp6], tcpPorts: [443, 8080] }).ruleset.requested);
     expect(refresh().status).toBe(0);
     expect(tcp(pair.serverIp4, 8080)).toBe(true);

@@ -113,7 +113,8 @@ describe('refreshEgress against real nft in a network namespace', () => {
     // A table whose v6 set has the wrong type: adding an IPv6 element to it fails inside the batch.
     const t2 = { family: 'inet', name: 't2', setV4: 'allowed_v4', setV6: 'allowed_v6', ntpV4: 'ntp_v4', ntpV6: 'ntp_v6' };
     run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
-      input: 'table inet t2 {\n set allowed_v4 { type ipv4_addr; elements = { 192.0.2.1 } }\n set allowed_v6 { type ipv4_addr; }\n set ntp_v4 { type ipv4_addr; }\n set ntp_v6 { type ipv6_addr; }\n}\n',
+      input:
+        'table inet t2 {\n set allowed_v4 { type ipv4_addr; elements = { 192.0.2.1 } }\n set allowed_v6 { type ipv4_addr; }\n set ntp_v4 { type ipv4_addr; }\n set ntp_v6 { type ipv6_addr; }\n}\n',
     });
     const r = await refreshEgress({ host, resolve: scripted({ 'a.example': ok('192.0.2.99', '2001:db8::99') }), hosts: ['a.example'], cachePath, table: t2 });
     expect(r.ok).toBe(false);

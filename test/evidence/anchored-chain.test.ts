@@ -20,7 +20,19 @@ const mcpSecret = loadSecretKeyFile(mcpKeys.secretPath);
 function receiptFor(c: ChainedEvidence, overrides: Record<string, unknown> = {}, key = mcpSecret): string {
   const b = c.bundle;
   return canonicalEnvelope(
-    signReceipt({ receipt_id: `r-${b.seq}`, bundle_id: b.bundle_id, envelope_hash: c.envelopeHash, site_id: b.site_id, host_id: b.host_id, seq: b.seq, received_at: '2026-11-23T12:00:00Z', ...overrides }, key),
+    signReceipt(
+      {
+        receipt_id: `r-${b.seq}`,
+        bundle_id: b.bundle_id,
+        envelope_hash: c.envelopeHash,
+        site_id: b.site_id,
+        host_id: b.host_id,
+        seq: b.seq,
+        received_at: '2026-11-23T12:00:00Z',
+        ...overrides,
+      },
+      key,
+    ),
   );
 }
 
@@ -33,7 +45,11 @@ describe('anchored chain', () => {
   mkdirSync(keep);
   const chain = new EvidenceChain(db, loadSecretKeyFile(keys.secretPath), { enqueue: () => undefined });
   const now = Date.UTC(2026, 10, 23);
-  const bundles = chain.append(Array.from({ length: 8 }, () => sampleDraft()), ['mcp'], now - 100 * 86_400_000);
+  const bundles = chain.append(
+    Array.from({ length: 8 }, () => sampleDraft()),
+    ['mcp'],
+    now - 100 * 86_400_000,
+  );
   exportEvidence(db, evDir);
   for (const f of readdirSync(evDir)) copyFileSync(join(evDir, f), join(keep, f));
 
@@ -57,7 +73,10 @@ describe('anchored chain', () => {
     unlinkSync(join(evDir, first));
     const r = verifyPath(evDir, [pub]);
     expect(r.findings.map((f) => [f.kind, f.message])).toEqual([
-      ['truncated_start', 'host appliance-1: the chain starts at seq 7, but no checkpoint bundle accounts for seq 6: the oldest bundle(s) (seq 6 and before) were deleted or withheld'],
+      [
+        'truncated_start',
+        'host appliance-1: the chain starts at seq 7, but no checkpoint bundle accounts for seq 6: the oldest bundle(s) (seq 6 and before) were deleted or withheld',
+      ],
     ]);
     copyFileSync(join(keep, `again-${first}`), join(evDir, first));
   });
@@ -70,7 +89,11 @@ describe('anchored chain', () => {
     const seed = randomSeed();
     const rogue = { keyId: 'mcp-receipts', seed, publicKey: publicKeyOf(seed) };
     const bad = verifyPath(evDir, [pub], {
-      receipts: { source: 'receipts.jsonl', envelopes: [receiptFor(bundles[6]!, { envelope_hash: bundles[5]!.envelopeHash }), receiptFor(bundles[7]!, {}, rogue)], mcpKeys: [mcpPub] },
+      receipts: {
+        source: 'receipts.jsonl',
+        envelopes: [receiptFor(bundles[6]!, { envelope_hash: bundles[5]!.envelopeHash }), receiptFor(bundles[7]!, {}, rogue)],
+        mcpKeys: [mcpPub],
+      },
     });
     expect(bad.findings.map((f) => f.kind)).toEqual(['receipt_mismatch', 'bad_receipt']);
     expect(bad.findings[0]!.message).toContain(`the MCP acknowledged bundle ${bundles[6]!.bundle.bundle_id} seq 7 with hash ${bundles[5]!.envelopeHash}`);

@@ -27,7 +27,11 @@ function freshStore(name: string, n: number) {
   const db = openStateDb(join(dir, 'state.db'));
   const sink = recordingSink();
   const chain = new EvidenceChain(db, secret, sink);
-  const out = chain.append(Array.from({ length: n }, () => sampleDraft()), ['mcp'], Date.now());
+  const out = chain.append(
+    Array.from({ length: n }, () => sampleDraft()),
+    ['mcp'],
+    Date.now(),
+  );
   const evDir = join(dir, 'evidence');
   exportEvidence(db, evDir);
   return { db, sink, out, evDir };
@@ -91,7 +95,10 @@ describe('verify', () => {
   it('finds a tampered payload by its signature', () => {
     const { evDir } = freshStore('tamper', 3);
     const f = join(evDir, readdirSync(evDir).sort()[1]!);
-    writeFileSync(f, forgedEnvelope(f, (bundle) => ({ ...bundle, outcome: 'compliant', pre_state: { forged: true } })));
+    writeFileSync(
+      f,
+      forgedEnvelope(f, (bundle) => ({ ...bundle, outcome: 'compliant', pre_state: { forged: true } })),
+    );
     const r = verifyPath(evDir, [pub]);
     expect(r.ok).toBe(false);
     // Named once: the hole the discarded bundle leaves is its own seq, not a second problem.
@@ -103,7 +110,10 @@ describe('verify', () => {
     const files = readdirSync(evDir).sort();
     unlinkSync(join(evDir, files[1]!));
     const f = join(evDir, files[2]!);
-    writeFileSync(f, forgedEnvelope(f, (bundle) => ({ ...bundle, outcome: 'healed' })));
+    writeFileSync(
+      f,
+      forgedEnvelope(f, (bundle) => ({ ...bundle, outcome: 'healed' })),
+    );
     const r = verifyPath(evDir, [pub]);
     expect(r.findings.map((x) => x.kind).sort()).toEqual(['bad_signature', 'gap']);
     expect(r.findings.find((x) => x.kind === 'gap')!.message).toBe('host appliance-1: 2 bundle(s) missing between seq 1 and 4 (deleted or withheld)');
@@ -164,8 +174,16 @@ describe('pruning', () => {
       },
     };
     const chain = new EvidenceChain(db, secret, sink);
-    const old = chain.append(Array.from({ length: 6 }, () => sampleDraft()), ['mcp'], now - 100 * day);
-    const young = chain.append(Array.from({ length: 3 }, () => sampleDraft()), ['mcp'], now - 10 * day);
+    const old = chain.append(
+      Array.from({ length: 6 }, () => sampleDraft()),
+      ['mcp'],
+      now - 100 * day,
+    );
+    const young = chain.append(
+      Array.from({ length: 3 }, () => sampleDraft()),
+      ['mcp'],
+      now - 10 * day,
+    );
     exportEvidence(db, evDir);
     // Bundles 1-5 were delivered; bundle 6 never was.
     for (const o of old.slice(0, 5)) db.prepare("UPDATE outbox SET state = 'done' WHERE bundle_id = ?").run(o.bundle.bundle_id);
@@ -178,7 +196,15 @@ describe('pruning', () => {
     });
     expect(report).toMatchObject({ deleted: 5, keptUnacknowledged: 1, remaining: 5 });
     expect(report.checkpoints).toEqual([
-      { host_id: 'appliance-1', first_pruned_seq: 1, first_pruned_prev_hash: null, last_pruned_seq: 5, last_pruned_hash: old[4]!.envelopeHash, last_pruned_bundle_id: old[4]!.bundle.bundle_id, pruned_count: 5 },
+      {
+        host_id: 'appliance-1',
+        first_pruned_seq: 1,
+        first_pruned_prev_hash: null,
+        last_pruned_seq: 5,
+        last_pruned_hash: old[4]!.envelopeHash,
+        last_pruned_bundle_id: old[4]!.bundle.bundle_id,
+        pruned_count: 5,
+      },
     ]);
     const left = readdirSync(evDir).sort();
     expect(left).toEqual([...old.slice(5), ...young, ...checkpoints].map((o) => evidenceFileName(o.bundle.seq, o.bundle.bundle_id)));

@@ -29,7 +29,9 @@ describe('README openssl recipe', () => {
   const out = new EvidenceChain(db, loadSecretKeyFile(keys.secretPath), { enqueue: () => undefined }).append([sampleDraft(), sampleDraft()], ['mcp'], Date.now());
   const evDir = join(tmp.path, 'evidence');
   exportEvidence(db, evDir);
-  const files = readdirSync(evDir).sort().map((f) => join(evDir, f));
+  const files = readdirSync(evDir)
+    .sort()
+    .map((f) => join(evDir, f));
 
   it('verifies a genuine envelope and prints the hash the next bundle links to', () => {
     expect(execFileSync('openssl', ['version'], { encoding: 'utf8' })).toMatch(/^OpenSSL 3/);
@@ -41,7 +43,10 @@ describe('README openssl recipe', () => {
 
   it('fails on a tampered payload', () => {
     const forged = join(tmp.path, 'forged.json');
-    writeFileSync(forged, forgedEnvelope(files[1]!, (bundle) => ({ ...bundle, outcome: 'healed' })));
+    writeFileSync(
+      forged,
+      forgedEnvelope(files[1]!, (bundle) => ({ ...bundle, outcome: 'healed' })),
+    );
     const r = runRecipe(forged, keys.publicKey);
     expect(r.status).not.toBe(0);
     expect(r.stderr + r.stdout).toMatch(/Signature Verification Failure/);
@@ -51,7 +56,15 @@ describe('README openssl recipe', () => {
     const mcp = generateKeyFiles('mcp-receipts', join(tmp.path, 'keys'));
     const b = out[1]!.bundle;
     const receipt = signReceipt(
-      { receipt_id: 'rcpt-1', bundle_id: b.bundle_id, envelope_hash: out[1]!.envelopeHash, site_id: b.site_id, host_id: b.host_id, seq: b.seq, received_at: '2026-11-23T12:00:00Z' },
+      {
+        receipt_id: 'rcpt-1',
+        bundle_id: b.bundle_id,
+        envelope_hash: out[1]!.envelopeHash,
+        site_id: b.site_id,
+        host_id: b.host_id,
+        seq: b.seq,
+        received_at: '2026-11-23T12:00:00Z',
+      },
       loadSecretKeyFile(mcp.secretPath),
     );
     const file = join(tmp.path, 'receipt.json');

@@ -40,12 +40,14 @@ function received(): EvidenceBundle[] {
 }
 
 const orderIdOf = (env: Envelope): string => (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { order_id: string }).order_id;
-const outcomesOf = (env: Envelope): string[] => received().filter((b) => b.order_id === orderIdOf(env)).map((b) => b.outcome);
+const outcomesOf = (env: Envelope): string[] =>
+  received()
+    .filter((b) => b.order_id === orderIdOf(env))
+    .map((b) => b.outcome);
 
 const head = () =>
   db.prepare("SELECT attempts, next_attempt_at FROM outbox WHERE destination = 'mcp' AND state = 'pending' ORDER BY id LIMIT 1").get() as
-    | { attempts: number; next_attempt_at: number }
-    | undefined;
+    { attempts: number; next_attempt_at: number } | undefined;
 
 /** Evidence envelopes the MCP received during one cycle. */
 async function cycleCountingPosts(): Promise<number> {
@@ -115,7 +117,12 @@ describe('reporting across a backward step', () => {
     await rt.agent.cycle();
     // (backup reports its stamp "in the future" as an error, which is a change of its own.)
     // (control_plane: 40 days without an MSP-signed order is rightly stale; not what this test is about.)
-    const checks = new Set(received().slice(before).map((b) => b.check).filter((c) => c !== 'control_plane'));
+    const checks = new Set(
+      received()
+        .slice(before)
+        .map((b) => b.check)
+        .filter((c) => c !== 'control_plane'),
+    );
     expect([...checks].sort()).toEqual(['backup', 'encryption', 'firewall', 'patching', 'services', 'time']);
   });
 
@@ -155,7 +162,9 @@ describe('orders and the window across clock steps', () => {
     h.host.advance(7 * 3600_000);
     await rt.agent.cycle();
     expect(h.host.actions()).toEqual([]);
-    const rejected = received().filter((b) => b.outcome === 'rejected').pop()!;
+    const rejected = received()
+      .filter((b) => b.outcome === 'rejected')
+      .pop()!;
     expect(rejected.reason).toMatch(/expired/);
   });
 
@@ -166,7 +175,11 @@ describe('orders and the window across clock steps', () => {
     h.host.clearExecuted();
     await rt.agent.cycle();
     expect(h.host.actions()).toEqual([]);
-    expect(received().filter((b) => b.outcome === 'rejected').pop()!.reason).toMatch(/issued_in_future|ahead of this clock/);
+    expect(
+      received()
+        .filter((b) => b.outcome === 'rejected')
+        .pop()!.reason,
+    ).toMatch(/issued_in_future|ahead of this clock/);
     h.host.advance(DAY);
   });
 
@@ -188,7 +201,11 @@ describe('orders and the window across clock steps', () => {
     await rt.agent.cycle();
     expect(h.host.actions()).toEqual([]);
     expect(outcomesOf(first)).toEqual(['deferred', 'failed']);
-    expect(received().filter((b) => b.order_id === orderIdOf(first)).pop()!.reason).toMatch(/^held order no longer valid, not applied: issued_in_future/);
+    expect(
+      received()
+        .filter((b) => b.order_id === orderIdOf(first))
+        .pop()!.reason,
+    ).toMatch(/^held order no longer valid, not applied: issued_in_future/);
 
     // A fresh order at 23:00, deferred; the clock steps to 02:30 the next day (inside its 6 h TTL): applied in the window.
     h.host.setNow(Date.UTC(2027, 0, 12, 23, 0, 0));

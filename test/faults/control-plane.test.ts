@@ -59,7 +59,9 @@ describe('an MCP whose receipts do not acknowledge what was sent', () => {
       expect(h.mcp.evidence().size).toBeGreaterThan(0);
       expect(delivered(db), lie).toBe(0);
       expect(count(db, 'SELECT COUNT(*) AS n FROM receipts'), lie).toBe(0);
-      const head = db.prepare("SELECT last_error FROM outbox WHERE destination = 'mcp' AND state = 'pending' AND last_error IS NOT NULL ORDER BY id LIMIT 1").get() as { last_error: string };
+      const head = db.prepare("SELECT last_error FROM outbox WHERE destination = 'mcp' AND state = 'pending' AND last_error IS NOT NULL ORDER BY id LIMIT 1").get() as {
+        last_error: string;
+      };
       expect(head.last_error, lie).toMatch(/receipt/);
       // Nothing prunable: every bundle is old enough and outside evidenceRetention, none acknowledged.
       h.host.advance(60_000);
@@ -69,10 +71,20 @@ describe('an MCP whose receipts do not acknowledge what was sent', () => {
     const [first] = bundles(db);
     const rogueSeed = randomSeed();
     const forged = signReceipt(
-      { receipt_id: 'r-forged', bundle_id: first!.bundle_id, envelope_hash: (db.prepare('SELECT envelope_hash FROM evidence WHERE seq = 1').get() as { envelope_hash: string }).envelope_hash, site_id: 'clinic-001', host_id: 'appliance-1', seq: 1, received_at: '2026-11-23T12:00:00Z' },
+      {
+        receipt_id: 'r-forged',
+        bundle_id: first!.bundle_id,
+        envelope_hash: (db.prepare('SELECT envelope_hash FROM evidence WHERE seq = 1').get() as { envelope_hash: string }).envelope_hash,
+        site_id: 'clinic-001',
+        host_id: 'appliance-1',
+        seq: 1,
+        received_at: '2026-11-23T12:00:00Z',
+      },
       { keyId: 'mcp-receipts', seed: rogueSeed, publicKey: publicKeyOf(rogueSeed) },
     );
-    db.prepare('INSERT INTO receipts (bundle_id, host_id, seq, envelope_hash, receipt_id, receipt, keyid, received_at) SELECT bundle_id, host_id, seq, envelope_hash, ?, ?, ?, 0 FROM evidence WHERE seq = 1').run('r-forged', JSON.stringify(forged), 'mcp-receipts');
+    db.prepare(
+      'INSERT INTO receipts (bundle_id, host_id, seq, envelope_hash, receipt_id, receipt, keyid, received_at) SELECT bundle_id, host_id, seq, envelope_hash, ?, ?, ?, 0 FROM evidence WHERE seq = 1',
+    ).run('r-forged', JSON.stringify(forged), 'mcp-receipts');
     expect(pruneStore(h.config, db, key, h.host.now()).deleted).toBe(0);
     db.prepare('DELETE FROM receipts').run();
     // The refused receipts are evidence: an `mcp` alert bundle, not one per cycle.
@@ -91,7 +103,16 @@ describe('an MCP whose receipts do not acknowledge what was sent', () => {
     expect(pruned.checkpoints).toHaveLength(1);
     expect(bundles(db, 'chain')).toHaveLength(1);
     // The auditor's check: the pruned directory starts where the checkpoint says, and the receipts verify.
-    const v = cli(['verify', stateLayout(h.config.stateDir).evidence, '--pubkey', h.agentPublicKeyText, '--receipts', stateLayout(h.config.stateDir).db, '--mcp-key', h.mcp.receiptKeyText]);
+    const v = cli([
+      'verify',
+      stateLayout(h.config.stateDir).evidence,
+      '--pubkey',
+      h.agentPublicKeyText,
+      '--receipts',
+      stateLayout(h.config.stateDir).db,
+      '--mcp-key',
+      h.mcp.receiptKeyText,
+    ]);
     expect(v.stdout).toMatch(/receipts: \d+ checked, \d+ bundle\(s\) in the chain acknowledged by the MCP/);
     expect(v.code, v.stdout).toBe(0);
     await rt.close();
@@ -142,7 +163,14 @@ describe('an MCP that answers 204 for longer than controlPlaneMaxAge', () => {
 describe('an MCP that answers each POST after 59 s', () => {
   it('every cycle still polls and checks; the flush gives up at its budget and nothing is lost', async () => {
     const { h, db } = await harness('slow');
-    const client = McpClient.create({ mcpUrl: h.config.mcpUrl, caFile: h.config.caFile, clientCertFile: h.config.clientCertFile, clientKeyFile: h.config.clientKeyFile, siteId: h.config.siteId, hostId: h.config.hostId });
+    const client = McpClient.create({
+      mcpUrl: h.config.mcpUrl,
+      caFile: h.config.caFile,
+      clientCertFile: h.config.clientCertFile,
+      clientKeyFile: h.config.clientKeyFile,
+      siteId: h.config.siteId,
+      hostId: h.config.hostId,
+    });
     const calls: string[] = [];
     const rt = h.openAgent({
       mcp: {
@@ -213,6 +241,8 @@ describe('an evidence directory cut at either end', () => {
     unlinkSync(join(dir, files[0]!));
     const oldest = cli(args);
     expect(oldest.code).toBe(1);
-    expect(oldest.stdout).toContain('FAIL truncated_start: host appliance-1: the chain starts at seq 2, but no checkpoint bundle accounts for seq 1: the oldest bundle(s) (seq 1 and before) were deleted or withheld');
+    expect(oldest.stdout).toContain(
+      'FAIL truncated_start: host appliance-1: the chain starts at seq 2, but no checkpoint bundle accounts for seq 1: the oldest bundle(s) (seq 1 and before) were deleted or withheld',
+    );
   });
 });

@@ -50,7 +50,9 @@ function expectConsistent(db: StateDb): number {
   const orphanRows = db.prepare("SELECT bundle_id FROM outbox o WHERE destination = 'mcp' AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.bundle_id = o.bundle_id)").all();
   expect({ unqueued, orphanRows }).toEqual({ unqueued: [], orphanRows: [] });
   const unbacked = db
-    .prepare('SELECT check_name FROM check_results c WHERE last_emitted_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.check_name = c.check_name AND e.created_at = c.last_emitted_at)')
+    .prepare(
+      'SELECT check_name FROM check_results c WHERE last_emitted_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.check_name = c.check_name AND e.created_at = c.last_emitted_at)',
+    )
     .all();
   expect(unbacked).toEqual([]);
   return head.seq;

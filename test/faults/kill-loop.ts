@@ -91,14 +91,7 @@ class Child {
  * `target`, let it run 0-3 ms more, and SIGKILL it. A child that never reaches the phase is killed
  * after `phaseWaitMs` anyway; the last phase it announced is what counts.
  */
-async function runOnce(
-  h: Harness,
-  child: Child,
-  target: Phase,
-  startMs: number,
-  phaseWaitMs: number,
-  sink: { execs: string[]; clock: number },
-): Promise<KillRun> {
+async function runOnce(h: Harness, child: Child, target: Phase, startMs: number, phaseWaitMs: number, sink: { execs: string[]; clock: number }): Promise<KillRun> {
   const dir = stateLayout(h.config.stateDir).evidence;
   const key = h.agentPublicKey;
   await child.loaded;
@@ -153,11 +146,7 @@ function orderIdOf(env: Envelope): string {
   return (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { order_id: string }).order_id;
 }
 
-export async function killLoop(
-  h: Harness,
-  bundle: string,
-  opts: { targets: readonly Phase[]; runs: number; phaseWaitMs?: number },
-): Promise<KillLoopResult> {
+export async function killLoop(h: Harness, bundle: string, opts: { targets: readonly Phase[]; runs: number; phaseWaitMs?: number }): Promise<KillLoopResult> {
   const runs: KillRun[] = [];
   let next = new Child(bundle, h);
   const healOrders = new Set<string>();

@@ -57,7 +57,8 @@ interface HeadRow {
   last_error: string | null;
 }
 const head = (): HeadRow | undefined =>
-  db.prepare("SELECT bundle_id, attempts, next_attempt_at, last_error FROM outbox WHERE destination = 'mcp' AND state = 'pending' ORDER BY id LIMIT 1").get() as HeadRow | undefined;
+  db.prepare("SELECT bundle_id, attempts, next_attempt_at, last_error FROM outbox WHERE destination = 'mcp' AND state = 'pending' ORDER BY id LIMIT 1").get() as
+    HeadRow | undefined;
 
 const MAX_BACKOFF_MS = 15 * 60_000;
 const CYCLES = 4;

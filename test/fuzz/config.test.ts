@@ -52,7 +52,10 @@ const CONFIG_KEYS = [...Object.keys(VALID_CONFIG), ...Object.keys(OPTIONAL)];
 
 const VALID_BASELINE = {
   version: 1,
-  patching: { configurationRevision: '5880666aa0e1b2c3d4e5f60718293a4b5c6d7e8f', flakeRef: 'git+https://git.msp.example/sites/clinic-001?ref=main&rev=5880666aa0e1b2c3d4e5f60718293a4b5c6d7e8f#appliance' },
+  patching: {
+    configurationRevision: '5880666aa0e1b2c3d4e5f60718293a4b5c6d7e8f',
+    flakeRef: 'git+https://git.msp.example/sites/clinic-001?ref=main&rev=5880666aa0e1b2c3d4e5f60718293a4b5c6d7e8f#appliance',
+  },
   services: { required: ['sshd.service', 'postgresql.service'] },
   backup: { unit: 'restic-backups-appliance.service', stampFile: '/var/backup/last-success.stamp', maxAgeHours: 26 },
   firewall: { rulesetHash: `sha256:${'ab'.repeat(32)}` },
@@ -62,7 +65,22 @@ const VALID_BASELINE = {
 const weird = fc.oneof(
   fc.jsonValue(),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
-  fc.constantFrom('', ' ', 'relative/path', '/abs/path', 'http://mcp.msp.example', 'https://', 'https://user:pw@mcp.msp.example', 'ftp://x', '25:00-01:00', '02:00-04:00', 'reseller', 'direct', 'tls://siem.example:6514', 'udp://siem:514'),
+  fc.constantFrom(
+    '',
+    ' ',
+    'relative/path',
+    '/abs/path',
+    'http://mcp.msp.example',
+    'https://',
+    'https://user:pw@mcp.msp.example',
+    'ftp://x',
+    '25:00-01:00',
+    '02:00-04:00',
+    'reseller',
+    'direct',
+    'tls://siem.example:6514',
+    'udp://siem:514',
+  ),
   fc.integer({ min: -10, max: 100_000 }),
   fc.double(),
   fc.constant('y'.repeat(5000)),
@@ -142,8 +160,16 @@ function configProblem(raw: Record<string, unknown>): string | null {
   if (mode === 'reseller' && !ident(raw.resellerId)) return 'resellerId';
   for (const k of ['baselinePath', 'clientCertFile', 'clientKeyFile', 'signingKeyFile', 'caFile']) if (!absolute(raw[k])) return k;
   if ('stateDir' in raw && !absolute(raw.stateDir)) return 'stateDir';
-  if ('maintenanceWindow' in raw && !(typeof raw.maintenanceWindow === 'string' && /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/.test(raw.maintenanceWindow))) return 'window';
-  for (const [k, max] of [['pollInterval', 86_400], ['orderTtl', 86_400], ['evidenceRetention', Infinity], ['ntpMaxSkewMs', Infinity], ['rebuildHealthCheckTimeout', 3600], ['heartbeatInterval', Infinity]] as const) {
+  if ('maintenanceWindow' in raw && !(typeof raw.maintenanceWindow === 'string' && /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/.test(raw.maintenanceWindow)))
+    return 'window';
+  for (const [k, max] of [
+    ['pollInterval', 86_400],
+    ['orderTtl', 86_400],
+    ['evidenceRetention', Infinity],
+    ['ntpMaxSkewMs', Infinity],
+    ['rebuildHealthCheckTimeout', 3600],
+    ['heartbeatInterval', Infinity],
+  ] as const) {
     if (k in raw && !posInt(raw[k], max)) return k;
   }
   if ('pruneRetentionDays' in raw && !(Number.isInteger(raw.pruneRetentionDays) && (raw.pruneRetentionDays as number) >= 0)) return 'pruneRetentionDays';

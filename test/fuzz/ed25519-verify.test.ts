@@ -42,22 +42,29 @@ const SMALL_ORDER = [
 it('openssl and @noble strict agree on 2,000 genuine, tampered and malformed signatures', () => {
   const mutation = fc.constantFrom('genuine', 'flip', 'non_canonical_s', 'random_sig', 'random_key', 'small_order_key', 'zero_s');
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 256 }), mutation, fc.nat(), fc.uint8Array({ minLength: 96, maxLength: 96 }), (seed, msg, kind, n, noise) => {
-      let sig = sign(msg, seed);
-      let pub = publicKeyOf(seed);
-      if (kind === 'flip') {
-        sig = Uint8Array.from(sig);
-        sig[n % 64]! ^= 1 << (n % 8);
-      } else if (kind === 'non_canonical_s') sig = withS(sig, sOf(sig) + L);
-      else if (kind === 'zero_s') sig = withS(sig, 0n);
-      else if (kind === 'random_sig') sig = noise.subarray(0, 64);
-      else if (kind === 'random_key') pub = noise.subarray(64, 96);
-      else if (kind === 'small_order_key') pub = SMALL_ORDER[n % SMALL_ORDER.length]!;
-      const expected = reference(sig, msg, pub);
-      expect(verify(sig, msg, pub), kind).toBe(expected);
-      if (kind === 'genuine') expect(expected).toBe(true);
-      if (kind === 'non_canonical_s') expect(expected).toBe(false);
-    }),
+    fc.property(
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      fc.uint8Array({ maxLength: 256 }),
+      mutation,
+      fc.nat(),
+      fc.uint8Array({ minLength: 96, maxLength: 96 }),
+      (seed, msg, kind, n, noise) => {
+        let sig = sign(msg, seed);
+        let pub = publicKeyOf(seed);
+        if (kind === 'flip') {
+          sig = Uint8Array.from(sig);
+          sig[n % 64]! ^= 1 << (n % 8);
+        } else if (kind === 'non_canonical_s') sig = withS(sig, sOf(sig) + L);
+        else if (kind === 'zero_s') sig = withS(sig, 0n);
+        else if (kind === 'random_sig') sig = noise.subarray(0, 64);
+        else if (kind === 'random_key') pub = noise.subarray(64, 96);
+        else if (kind === 'small_order_key') pub = SMALL_ORDER[n % SMALL_ORDER.length]!;
+        const expected = reference(sig, msg, pub);
+        expect(verify(sig, msg, pub), kind).toBe(expected);
+        if (kind === 'genuine') expect(expected).toBe(true);
+        if (kind === 'non_canonical_s') expect(expected).toBe(false);
+      },
+    ),
     seeded('ed25519 verify: node:crypto against @noble strict', { numRuns: 2000 }),
   );
 });

@@ -51,7 +51,15 @@ const mcpReceipts = agentKey('mcp-receipts');
 const RECEIPTS: Envelope[] = ENVELOPES.map((env, i) => {
   const b = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { bundle_id: string; seq: number };
   return signReceipt(
-    { receipt_id: `rcpt-${i}`, bundle_id: b.bundle_id, envelope_hash: envelopeHash(env), site_id: 'clinic-001', host_id: 'appliance-1', seq: b.seq, received_at: '2026-11-23T12:00:00Z' },
+    {
+      receipt_id: `rcpt-${i}`,
+      bundle_id: b.bundle_id,
+      envelope_hash: envelopeHash(env),
+      site_id: 'clinic-001',
+      host_id: 'appliance-1',
+      seq: b.seq,
+      received_at: '2026-11-23T12:00:00Z',
+    },
     mcpReceipts.secret,
   );
 });
@@ -101,7 +109,17 @@ beforeAll(async () => {
     s.on('error', () => undefined);
   });
   await Promise.all([new Promise<void>((r) => server.listen(0, '127.0.0.1', r)), new Promise<void>((r) => raw.listen(0, '127.0.0.1', r))]);
-  const opts = { receiptKeys: [mcpReceipts.pub], caFile: pki.caCert, clientCertFile: pki.clientCert, clientKeyFile: pki.clientKey, siteId: 'clinic-001', hostId: 'appliance-1', headersTimeoutMs: 2000, bodyTimeoutMs: 2000, requestTimeoutMs: 3000 };
+  const opts = {
+    receiptKeys: [mcpReceipts.pub],
+    caFile: pki.caCert,
+    clientCertFile: pki.clientCert,
+    clientKeyFile: pki.clientKey,
+    siteId: 'clinic-001',
+    hostId: 'appliance-1',
+    headersTimeoutMs: 2000,
+    bodyTimeoutMs: 2000,
+    requestTimeoutMs: 3000,
+  };
   client = McpClient.create({ ...opts, mcpUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}` });
   rawClient = McpClient.create({ ...opts, mcpUrl: `https://127.0.0.1:${(raw.address() as AddressInfo).port}` });
   mocked = McpClient.create({ ...opts, mcpUrl: 'https://mcp.invalid:8443' });
@@ -127,22 +145,44 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-const jsonish = fc.oneof(fc.jsonValue(), fc.anything().map((v) => (v === undefined ? null : v)));
+const jsonish = fc.oneof(
+  fc.jsonValue(),
+  fc.anything().map((v) => (v === undefined ? null : v)),
+);
 const bodyArb: fc.Arbitrary<Buffer> = fc.oneof(
   { weight: 2, arbitrary: fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)) },
   { weight: 2, arbitrary: jsonish.map((v) => Buffer.from(JSON.stringify(v) ?? 'null')) },
-  { weight: 2, arbitrary: fc.oneof(fc.string({ unit: 'grapheme', maxLength: 300 }), fc.constant('r'.repeat(300)), fc.constant('\u0000\u001b[2J\n')).map((receipt) => Buffer.from(JSON.stringify({ receipt_id: receipt }))) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .oneof(fc.string({ unit: 'grapheme', maxLength: 300 }), fc.constant('r'.repeat(300)), fc.constant('\u0000\u001b[2J\n'))
+      .map((receipt) => Buffer.from(JSON.stringify({ receipt_id: receipt }))),
+  },
   { weight: 1, arbitrary: fc.constant(Buffer.from('{"receipt_id":"rcpt-1"}')) },
   {
     weight: 3,
     arbitrary: fc
-      .tuple(fc.constantFrom(JSON.stringify({ receipt: RECEIPTS[0] }), JSON.stringify({ results: RECEIPTS.map((receipt) => ({ receipt })) }), JSON.stringify({ results: [...RECEIPTS].reverse().map((receipt) => ({ receipt })) })), fc.option(fc.tuple(fc.nat(), fc.nat({ max: 255 }))))
+      .tuple(
+        fc.constantFrom(
+          JSON.stringify({ receipt: RECEIPTS[0] }),
+          JSON.stringify({ results: RECEIPTS.map((receipt) => ({ receipt })) }),
+          JSON.stringify({ results: [...RECEIPTS].reverse().map((receipt) => ({ receipt })) }),
+        ),
+        fc.option(fc.tuple(fc.nat(), fc.nat({ max: 255 }))),
+      )
       .map(([text, flip]) => (flip ? flipByte(Buffer.from(text), flip[0], flip[1]) : Buffer.from(text))),
   },
   {
     weight: 3,
     arbitrary: fc
-      .array(fc.oneof(fc.record({ bundle_id: fc.uuid(), receipt_id: fc.string({ maxLength: 20 }) }), fc.record({ index: fc.nat({ max: 4 }), error: fc.string({ unit: 'grapheme', maxLength: 300 }) }), jsonish), { maxLength: 5 })
+      .array(
+        fc.oneof(
+          fc.record({ bundle_id: fc.uuid(), receipt_id: fc.string({ maxLength: 20 }) }),
+          fc.record({ index: fc.nat({ max: 4 }), error: fc.string({ unit: 'grapheme', maxLength: 300 }) }),
+          jsonish,
+        ),
+        { maxLength: 5 },
+      )
       .map((results) => Buffer.from(JSON.stringify({ results }))),
   },
   { weight: 1, arbitrary: fc.constantFrom(VALID_ORDER, 'signed').map((v) => Buffer.from(v === 'signed' ? signedOrder : v)) },
@@ -260,14 +300,20 @@ it('a signed order whose signature is respelled with the same bytes (...Q== as .
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
   const respelled = `${sig.slice(0, last)}${alphabet[alphabet.indexOf(sig[last]!) ^ 1]}${sig.slice(last + 1)}`;
   expect(Buffer.from(respelled, 'base64').equals(Buffer.from(sig, 'base64'))).toBe(true);
-  current = { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ ...env, signatures: [{ ...env.signatures[0]!, sig: respelled }] })) };
+  current = {
+    status: 200,
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify({ ...env, signatures: [{ ...env.signatures[0]!, sig: respelled }] })),
+  };
   const r = await mocked.nextOrder();
   expect(r.ok && r.envelope !== null).toBe(true);
   const decision = checkOrder(r.ok ? r.envelope : null, { trustedKeys: [msp.pub], siteId: 'clinic-001', hostId: 'appliance-1', orderTtlS: 900, ntpMaxSkewMs: 5000, now: NOW });
   expect(decision).toMatchObject({ decision: 'rejected', reason: 'bad_envelope' });
   current = { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(signedOrder) };
   const intact = await mocked.nextOrder();
-  expect(checkOrder(intact.ok ? intact.envelope : null, { trustedKeys: [msp.pub], siteId: 'clinic-001', hostId: 'appliance-1', orderTtlS: 900, ntpMaxSkewMs: 5000, now: NOW }).decision).toBe('accepted');
+  expect(
+    checkOrder(intact.ok ? intact.envelope : null, { trustedKeys: [msp.pub], siteId: 'clinic-001', hostId: 'appliance-1', orderTtlS: 900, ntpMaxSkewMs: 5000, now: NOW }).decision,
+  ).toBe('accepted');
 });
 
 it('1,000 fuzzed responses over real mTLS on keep-alive: the same properties', async () => {
@@ -278,17 +324,21 @@ it('1,000 fuzzed responses over real mTLS on keep-alive: the same properties', a
 /** HTTP that is not quite HTTP: each on its own connection, which the server ends after writing it. */
 const rawArb: fc.Arbitrary<Buffer> = fc.oneof(
   fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
-  fc.constantFrom(
-    'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"receipt_id":',
-    'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nnot-hex\r\n',
-    'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\n{"a":1}',
-    'HTTP/1.1 999 Whatever\r\ncontent-length: 2\r\n\r\n{}',
-    'HTTP/1.0 200\r\n\r\n{"receipt_id":"rcpt-early-close"}',
-    'HTTP/1.1 200 OK\r\nX-Bad\u0000Header: 1\r\ncontent-length: 2\r\n\r\n{}',
-    'SSH-2.0-OpenSSH_9.6\r\n',
-    'HTTP/1.1 200 OK\r\n',
-  ).map((s) => Buffer.from(s, 'latin1')),
-  fc.tuple(fc.constantFrom('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 23\r\n\r\n{"receipt_id":"rcpt-9"}'), fc.nat(), fc.nat({ max: 255 })).map(([s, i, b]) => flipByte(Buffer.from(s, 'latin1'), i, b)),
+  fc
+    .constantFrom(
+      'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"receipt_id":',
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nnot-hex\r\n',
+      'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\n{"a":1}',
+      'HTTP/1.1 999 Whatever\r\ncontent-length: 2\r\n\r\n{}',
+      'HTTP/1.0 200\r\n\r\n{"receipt_id":"rcpt-early-close"}',
+      'HTTP/1.1 200 OK\r\nX-Bad\u0000Header: 1\r\ncontent-length: 2\r\n\r\n{}',
+      'SSH-2.0-OpenSSH_9.6\r\n',
+      'HTTP/1.1 200 OK\r\n',
+    )
+    .map((s) => Buffer.from(s, 'latin1')),
+  fc
+    .tuple(fc.constantFrom('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 23\r\n\r\n{"receipt_id":"rcpt-9"}'), fc.nat(), fc.nat({ max: 255 }))
+    .map(([s, i, b]) => flipByte(Buffer.from(s, 'latin1'), i, b)),
 );
 
 it('400 malformed byte streams after the TLS handshake: no throw, bounded one-line outcomes', async () => {

@@ -20,7 +20,16 @@ const msp = makeKey('msp-2026', fixedKeySeed('msp-2026'));
 const rotated = makeKey('msp-2027', fixedKeySeed('msp-2027'));
 const stranger = makeKey('msp-2026', fixedKeySeed('stranger'));
 const signers = { msp: nodeSigner(msp.secret), rotated: nodeSigner(rotated.secret), stranger: nodeSigner(stranger.secret) };
-const ctx: VerifyContext = { trustedKeys: [msp.pub, rotated.pub], siteId: SITE, hostId: HOST, orderTtlS: 900, ntpMaxSkewMs: 5000, now: NOW, allowedFlakes: ['github:msp/clinic-001'], closuresAllowed: true };
+const ctx: VerifyContext = {
+  trustedKeys: [msp.pub, rotated.pub],
+  siteId: SITE,
+  hostId: HOST,
+  orderTtlS: 900,
+  ntpMaxSkewMs: 5000,
+  now: NOW,
+  allowedFlakes: ['github:msp/clinic-001'],
+  closuresAllowed: true,
+};
 const CLOSURE = '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-appliance-1-25.05.20261123.5880666';
 const PINNED_REV = '5880666aa0e1b2c3d4e5f60718293a4b5c6d7e8f';
 const db = openStateDb(':memory:');
@@ -32,7 +41,13 @@ const FIELDS = ['order_id', 'site_id', 'host_id', 'sequence', 'issued_at', 'expi
 
 const checkList = fc.subarray([...CHECK_NAMES], { minLength: 1 });
 const typed = fc.oneof(
-  fc.record({ type: fc.constant('run_checks'), params: fc.oneof(fc.constant({}), checkList.map((checks) => ({ checks }))) }),
+  fc.record({
+    type: fc.constant('run_checks'),
+    params: fc.oneof(
+      fc.constant({}),
+      checkList.map((checks) => ({ checks })),
+    ),
+  }),
   fc.record({ type: fc.constant('heal'), params: checkList.map((checks) => ({ checks })) }),
   fc.record({ type: fc.constant('apply_baseline'), params: fc.constant({ revision: PINNED_REV, flakeRef: `github:msp/clinic-001?rev=${PINNED_REV}#appliance` }) }),
   // Pinned but from a repository outside allowedFlakes: always flake_not_allowed.
@@ -43,7 +58,14 @@ const typed = fc.oneof(
 /** What the agent accepted so far: the oracle's replay and sequence memory. */
 const model = { seen: new Set<string>(), lastSequence: -1 };
 const validOrder = fc
-  .record({ orderId: fc.uuid({ version: 4 }), typed, issuedOffset: fc.integer({ min: -700_000, max: 7_000 }), ttl: fc.integer({ min: 1_000, max: 950_000 }), host: fc.constantFrom(HOST, '*'), seqJump: fc.integer({ min: -1, max: 8 }) })
+  .record({
+    orderId: fc.uuid({ version: 4 }),
+    typed,
+    issuedOffset: fc.integer({ min: -700_000, max: 7_000 }),
+    ttl: fc.integer({ min: 1_000, max: 950_000 }),
+    host: fc.constantFrom(HOST, '*'),
+    seqJump: fc.integer({ min: -1, max: 8 }),
+  })
   .map((r) => {
     // A mutation may get a near-MAX_SAFE_INTEGER sequence accepted, after which every order is
     // (rightly) stale; a fresh agent then, so the rest of the run still reaches acceptance.
@@ -200,7 +222,11 @@ function acceptable(bytes: Buffer, model: { seen: Set<string>; lastSequence: num
       return Object.keys(p).join() === 'checks' && checks(p.checks) ? null : 'heal params';
     case 'apply_baseline':
       // Pinned to the signed revision, in the allowed repository (the parser's own refusals are tabled in test/orders).
-      return Object.keys(p).sort().join() === 'flakeRef,revision' && /^[0-9a-f]{40}$/.test(String(p.revision)) && p.flakeRef === `github:msp/clinic-001?rev=${String(p.revision)}#appliance` ? null : 'apply_baseline params';
+      return Object.keys(p).sort().join() === 'flakeRef,revision' &&
+        /^[0-9a-f]{40}$/.test(String(p.revision)) &&
+        p.flakeRef === `github:msp/clinic-001?rev=${String(p.revision)}#appliance`
+        ? null
+        : 'apply_baseline params';
     case 'apply_closure':
       return Object.keys(p).sort().join() === 'revision,storePath' && /^[0-9a-f]{40}$/.test(String(p.revision)) && p.storePath === CLOSURE ? null : 'apply_closure params';
     case 'rollback':

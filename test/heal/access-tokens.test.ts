@@ -34,7 +34,22 @@ describe('a Nix access token stays out of URLs, logs, evidence and rendered conf
     const tokenFile = join(s.stateDir, 'nix-access-tokens');
     writeFileSync(tokenFile, `access-tokens = git.msp.example=${TOKEN}\n`, { mode: 0o600 });
     const sample = nixEval<Rendered>('checks/pure-helpers.nix');
-    const r = render({}, { ...sample.defaults, siteId: 'clinic-001', resellerId: 'msp-alpha', baselinePath: '/etc/compliance-agent/baseline.json', caFile: '/c', clientCertFile: '/c', clientKeyFile: '/k', signingKeyFile: '/s', trustedOrderKeys: ['msp:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='], hostId: 'h', nixAccessTokensFile: tokenFile });
+    const r = render(
+      {},
+      {
+        ...sample.defaults,
+        siteId: 'clinic-001',
+        resellerId: 'msp-alpha',
+        baselinePath: '/etc/compliance-agent/baseline.json',
+        caFile: '/c',
+        clientCertFile: '/c',
+        clientKeyFile: '/k',
+        signingKeyFile: '/s',
+        trustedOrderKeys: ['msp:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='],
+        hostId: 'h',
+        nixAccessTokensFile: tokenFile,
+      },
+    );
     expect(r.healNixAccess).toEqual({ environment: { NIX_USER_CONF_FILES: '%d/nix-access-tokens' }, loadCredentials: [`nix-access-tokens:${tokenFile}`] });
     expect(JSON.stringify(r)).not.toContain(TOKEN);
     expect(JSON.stringify(r.config)).not.toContain('nix-access-tokens');
@@ -71,7 +86,13 @@ describe('a Nix access token stays out of URLs, logs, evidence and rendered conf
     const id = randomUUID();
     writeFileSync(
       join(healLayout(t.healDir).requests, `${id}.json`),
-      JSON.stringify({ version: 1, request_id: id, created_at: iso(t.sim.now()), envelope: env, plan: { order_id: orderId, actions: [{ kind: 'rebuild_switch', flakeRef: leaky }] } }),
+      JSON.stringify({
+        version: 1,
+        request_id: id,
+        created_at: iso(t.sim.now()),
+        envelope: env,
+        plan: { order_id: orderId, actions: [{ kind: 'rebuild_switch', flakeRef: leaky }] },
+      }),
     );
     // And a heal that does build the (pinned, token-free) baseline flake.
     t.sim.setRunningRevision('0'.repeat(40));

@@ -21,20 +21,39 @@ const resign = (env: Envelope, change: Record<string, unknown>) => signPayload({
  */
 const CASES: Array<[RejectReason, string, (t: Setup) => unknown]> = [
   ['bad_envelope', 'not an envelope', () => ({ order: 'restart everything' })],
-  ['bad_signature', 'payload altered after signing', (t) => ({ ...t.order('heal', { checks: ['services'] }), payload: Buffer.from(JSON.stringify({ ...payloadOf(t.order('heal', { checks: ['services'] })), type: 'rollback', params: {} })).toString('base64') })],
+  [
+    'bad_signature',
+    'payload altered after signing',
+    (t) => ({
+      ...t.order('heal', { checks: ['services'] }),
+      payload: Buffer.from(JSON.stringify({ ...payloadOf(t.order('heal', { checks: ['services'] })), type: 'rollback', params: {} })).toString('base64'),
+    }),
+  ],
   ['unknown_key', 'signed by a key not in trustedOrderKeys', (t) => signPayload(payloadOf(t.order('heal', { checks: ['services'] })), makeKey('mcp-forger').secret)],
   ['wrong_payload_type', 'an evidence envelope replayed as an order', (t) => signPayload(payloadOf(t.order('heal', { checks: ['services'] })), msp.secret, EVIDENCE_PAYLOAD_TYPE)],
   ['payload_too_large', 'over 64 KiB', (t) => resign(t.order('heal', { checks: ['services'] }), { policy_version: 'p'.repeat(70_000) })],
   ['bad_payload', 'payload not JSON', () => signPayload('#!/bin/sh\nreboot', msp.secret)],
   ['unknown_type', 'a type outside the vocabulary', (t) => t.order('shell', { command: 'systemctl restart sshd' })],
   ['bad_params', 'heal of an unknown check', (t) => t.order('heal', { checks: ['sshd'] })],
-  ['closure_not_allowed', 'a closure order with no binary cache configured', (t) => t.order('apply_closure', { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-a', revision: 'e'.repeat(40) })],
-  ['flake_not_allowed', 'a pinned flake outside allowedFlakes', (t) => t.order('apply_baseline', { revision: 'e'.repeat(40), flakeRef: `github:attacker/evil?rev=${'e'.repeat(40)}#appliance` })],
+  [
+    'closure_not_allowed',
+    'a closure order with no binary cache configured',
+    (t) => t.order('apply_closure', { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-a', revision: 'e'.repeat(40) }),
+  ],
+  [
+    'flake_not_allowed',
+    'a pinned flake outside allowedFlakes',
+    (t) => t.order('apply_baseline', { revision: 'e'.repeat(40), flakeRef: `github:attacker/evil?rev=${'e'.repeat(40)}#appliance` }),
+  ],
   ['wrong_site', 'another site', (t) => t.order('heal', { checks: ['services'] }, { site_id: 'clinic-999' })],
   ['wrong_host', 'another host', (t) => t.order('heal', { checks: ['services'] }, { host_id: 'other-appliance' })],
   ['ttl_too_long', 'lives longer than orderTtl', (t) => t.order('heal', { checks: ['services'] }, { expires_at: iso(t.sim.now() + 86_400_000) })],
   ['expired', 'expired', (t) => t.order('heal', { checks: ['services'] }, { issued_at: iso(t.sim.now() - 700_000), expires_at: iso(t.sim.now() - 1000) })],
-  ['issued_in_future', 'issued beyond ntpMaxSkewMs ahead', (t) => t.order('heal', { checks: ['services'] }, { issued_at: iso(t.sim.now() + 60_000), expires_at: iso(t.sim.now() + 600_000) })],
+  [
+    'issued_in_future',
+    'issued beyond ntpMaxSkewMs ahead',
+    (t) => t.order('heal', { checks: ['services'] }, { issued_at: iso(t.sim.now() + 60_000), expires_at: iso(t.sim.now() + 600_000) }),
+  ],
 ];
 
 describe('every rejected order becomes evidence and causes no action', () => {

@@ -167,7 +167,6 @@ export function assertValidDrafts(drafts: readonly EvidenceDraft[]): void {
   }
 }
 
-
 /** What the healer runs to activate a built or substituted system: the profile first, then activation. */
 export function activateSteps(storePath: string): string[] {
   return [`nix-env -p /nix/var/nix/profiles/system --set ${storePath}`, `${storePath}/bin/switch-to-configuration switch`];

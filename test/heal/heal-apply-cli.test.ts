@@ -25,7 +25,10 @@ describe('compliance-agent heal-apply (every request here must be refused before
     const expired = site.order('rollback', {}, { issued_at: iso(Date.now() - 1_200_000), expires_at: iso(Date.now() - 600_000) });
     for (const o of [forged, expired]) {
       const id = randomUUID();
-      site.drop(`${id}.json`, JSON.stringify({ version: 1, request_id: id, created_at: iso(Date.now()), envelope: o.env, plan: { order_id: o.orderId, actions: [{ kind: 'rollback' }] } }));
+      site.drop(
+        `${id}.json`,
+        JSON.stringify({ version: 1, request_id: id, created_at: iso(Date.now()), envelope: o.env, plan: { order_id: o.orderId, actions: [{ kind: 'rollback' }] } }),
+      );
     }
     const results = site.heal();
     expect(results.map((x) => [x.order_id, x.outcome, x.reason!.split(':')[0], x.action_taken.length]).sort()).toEqual(

@@ -63,7 +63,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     expect((await healNothing(s)).reason).toMatch(/^unknown_key/);
   });
 
-  it('a key removed from the healer\'s trusted keys stops its orders', async () => {
+  it("a key removed from the healer's trusted keys stops its orders", async () => {
     s = setup();
     s.sim.stopService('sshd.service');
     spool(s, s.order('heal', { checks: ['services'] }), [{ kind: 'restart_unit', unit: 'sshd.service' }]);
@@ -85,8 +85,12 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     s = setup();
     const patching = s.order('heal', { checks: ['patching'] });
     spool(s, patching, [{ kind: 'rebuild_switch', flakeRef: EVIL_REF }]);
-    expect((await healNothing(s)).reason).toBe(`plan_not_allowed: "build and activate --flake ${EVIL_REF}" is not an action heal order ${orderIdOf(patching)} and the baseline allow`);
-    spool(s, s.order('apply_baseline', { revision: SITE_REV, flakeRef: `${SAMPLE_FLAKE_SOURCE}?rev=${SITE_REV}#appliance` }), [{ kind: 'rebuild_switch', flakeRef: s.baseline.patching.flakeRef }]);
+    expect((await healNothing(s)).reason).toBe(
+      `plan_not_allowed: "build and activate --flake ${EVIL_REF}" is not an action heal order ${orderIdOf(patching)} and the baseline allow`,
+    );
+    spool(s, s.order('apply_baseline', { revision: SITE_REV, flakeRef: `${SAMPLE_FLAKE_SOURCE}?rev=${SITE_REV}#appliance` }), [
+      { kind: 'rebuild_switch', flakeRef: s.baseline.patching.flakeRef },
+    ]);
     expect((await healNothing(s)).reason).toMatch(/^plan_not_allowed/);
   });
 
@@ -158,7 +162,7 @@ describe('heal-apply refuses what the signed order and the baseline do not allow
     expect((await healNothing(s)).reason).toMatch(/^replayed: .*\(interrupted\)/);
   });
 
-  it('a healer killed mid-switch: the next run reports the generation that ran before, from root\'s state on disk', async () => {
+  it("a healer killed mid-switch: the next run reports the generation that ran before, from root's state on disk", async () => {
     s = setup();
     const t = s;
     const before = t.sim.currentGeneration().number;

@@ -100,7 +100,9 @@ describe('a failed switch or failed health check ends rolled back', () => {
     const before = s.sim.now();
     const { result, drafts } = await orderThroughHealer(s, s.order('heal', { checks: ['patching'] }));
     expect(result?.outcome).toBe('rolled_back');
-    expect(result?.reason).toMatch(/health check failed within 60 s after switching to generation \d+: services: .*postgresql\.service \(failed\).*; rolled back to generation \d+/);
+    expect(result?.reason).toMatch(
+      /health check failed within 60 s after switching to generation \d+: services: .*postgresql\.service \(failed\).*; rolled back to generation \d+/,
+    );
     const built = s.sim.listGenerations().at(-1)!.storePath;
     expect(s.sim.actions()).toEqual([...activateSteps(built), ...rollbackSteps(drifted)]);
     expect(s.sim.currentGeneration().number).toBe(drifted);
@@ -174,10 +176,18 @@ describe('a failed switch or failed health check ends rolled back', () => {
     const signed = 'b'.repeat(40);
     const ref = `${SAMPLE_FLAKE_SOURCE}?ref=next&rev=${signed}#appliance`;
     const current = s.sim.currentGeneration();
-    s.sim.defineFlake(ref, { configurationRevision: 'a'.repeat(40), release: current.release, nixpkgsRevision: current.nixpkgsRevision, units: current.units, ruleset: current.ruleset });
+    s.sim.defineFlake(ref, {
+      configurationRevision: 'a'.repeat(40),
+      release: current.release,
+      nixpkgsRevision: current.nixpkgsRevision,
+      units: current.units,
+      ruleset: current.ruleset,
+    });
     const { result } = await orderThroughHealer(s, s.order('apply_baseline', { revision: signed, flakeRef: ref }));
     expect(result?.outcome).toBe('rejected');
-    expect(result?.reason).toMatch(new RegExp(`^revision_mismatch: /nix/store/\\S+ reports configurationRevision ${'a'.repeat(40)}, the order signed ${signed}; nothing was activated$`));
+    expect(result?.reason).toMatch(
+      new RegExp(`^revision_mismatch: /nix/store/\\S+ reports configurationRevision ${'a'.repeat(40)}, the order signed ${signed}; nothing was activated$`),
+    );
     expect(s.sim.activations()).toEqual([]);
     expect(s.sim.actions()).toEqual([]);
     expect(s.sim.currentGeneration().number).toBe(current.number);
@@ -294,7 +304,7 @@ describe('the agent notices a healer that does not answer', () => {
     await expect(s.collect()).resolves.toMatchObject({ drafts: [] });
   });
 
-  it('the healer unit\'s OnFailure= leaves a failed result the agent reports', async () => {
+  it("the healer unit's OnFailure= leaves a failed result the agent reports", async () => {
     s = setup();
     recordHealerFailure(s.healDir, { uid: process.getuid!(), gid: process.getgid!() }, s.sim.now(), 'start-limit-hit');
     const drafts = (await s.collect()).drafts;

@@ -159,7 +159,7 @@ describe('threshold signatures, counted by the agent and again by the healer', (
     expect((await s.heal()).results[0]!.result.outcome).toBe('healed');
   });
 
-  it('dropped directly in the healer\'s drop box: 0, 1, duplicate and forged co-signatures refused; 2 distinct applied', async () => {
+  it("dropped directly in the healer's drop box: 0, 1, duplicate and forged co-signatures refused; 2 distinct applied", async () => {
     s = setup({ config: twoOfN });
     const forger = makeKey('msp-2027');
     const one = s.order('rollback', {});
@@ -191,7 +191,10 @@ describe('rollback returns to the exact generation that ran before the switch', 
   it('after an earlier rollback, a second failed switch lands on the pre-switch generation, not the known-bad one', async () => {
     s = setup();
     const good = s.sim.currentGeneration();
-    for (const [i, c] of [[1, '1'], [2, '2']] as const) {
+    for (const [i, c] of [
+      [1, '1'],
+      [2, '2'],
+    ] as const) {
       s.sim.defineFlake(siteRef(rev(c)), specOf(s, rev(c)));
       s.sim.scriptRebuild({ mode: 'unhealthy', failUnit: 'postgresql.service' });
       await s.handleOrder(s.order('apply_baseline', { revision: rev(c), flakeRef: siteRef(rev(c)) }), await s.cycle());

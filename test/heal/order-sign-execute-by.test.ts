@@ -45,7 +45,10 @@ describe('order sign --execute-within: how long a disruptive heal may wait for t
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toContain(`, execute by ${executeBy}; 2 signature(s)`);
     expect((JSON.parse(second.stdout) as { payload: string }).payload).toBe(payload);
-    for (const extra of [['--execute-within', '7d'], ['--ttl', '60']]) {
+    for (const extra of [
+      ['--execute-within', '7d'],
+      ['--ttl', '60'],
+    ]) {
       const misuse = cli(['--key', b, '--cosign', '-', ...extra], first.stdout);
       expect(misuse.code, extra.join(' ')).toBe(2);
       expect(misuse.stdout).toBe('');

@@ -43,7 +43,14 @@ describe('decideTiming', () => {
   const journald: HealAction = { kind: 'restart_unit', unit: 'systemd-journald.service' };
 
   it('acts on non-disruptive actions at any time, even with a bad clock', () => {
-    expect(decideTiming([sshd, { kind: 'start_backup', unit: 'b.service' }], { window, allowDisruptiveOutsideWindow: false, clock: { sane: false, offsetMs: 1e6, reason: 'x' }, now: OUT_OF_WINDOW })).toEqual({ act: true });
+    expect(
+      decideTiming([sshd, { kind: 'start_backup', unit: 'b.service' }], {
+        window,
+        allowDisruptiveOutsideWindow: false,
+        clock: { sane: false, offsetMs: 1e6, reason: 'x' },
+        now: OUT_OF_WINDOW,
+      }),
+    ).toEqual({ act: true });
   });
 
   it('defers a rebuild, a rollback and a journald restart outside the window, with when it opens', () => {
@@ -60,7 +67,10 @@ describe('decideTiming', () => {
 
   it('an insane clock defers disruptive work even inside the window and even when outside is allowed', () => {
     const bad = { sane: false as const, offsetMs: 60_000, reason: 'clock not sane: 60000 ms off' };
-    expect(decideTiming([rebuild], { window, allowDisruptiveOutsideWindow: true, clock: bad, now: IN_WINDOW })).toMatchObject({ act: false, reason: expect.stringContaining('clock not sane') });
+    expect(decideTiming([rebuild], { window, allowDisruptiveOutsideWindow: true, clock: bad, now: IN_WINDOW })).toMatchObject({
+      act: false,
+      reason: expect.stringContaining('clock not sane'),
+    });
   });
 });
 
@@ -104,7 +114,7 @@ describe('deferral: root holds the order in its own state and acts when the wind
     expect(s.sim.actions()).toEqual(activateSteps(s.sim.currentGeneration().storePath));
   });
 
-  it('an order signed with execute_by is applied in the next night\'s window, long after expires_at', async () => {
+  it("an order signed with execute_by is applied in the next night's window, long after expires_at", async () => {
     s = setup({ now: Date.UTC(2026, 10, 23, 14, 0, 0) });
     s.sim.setRunningRevision('1212121212121212121212121212121212121212');
     const env = s.order('heal', { checks: ['patching'] }, { execute_by: iso(Date.UTC(2026, 10, 24, 14, 0, 0)) });
@@ -183,7 +193,13 @@ describe('deferral: root holds the order in its own state and acts when the wind
     expect(h.drafts[0]!.reason).toMatch(/execute_by is 172800 s after issued_at, over maxDeferral 86400 s/);
     const early = s.order('heal', { checks: ['patching'] }, { execute_by: iso(OUT_OF_WINDOW + 60_000) });
     expect((await s.handleOrder(early, await s.cycle())).drafts[0]!.reason).toMatch(/execute_by must not be before expires_at/);
-    new Spool(s.healDir).write({ version: 1, request_id: randomUUID(), created_at: iso(s.sim.now()), envelope: tooLate, plan: { order_id: orderIdOf(tooLate), actions: [{ kind: 'rebuild_switch', flakeRef: s.baseline.patching.flakeRef }] } });
+    new Spool(s.healDir).write({
+      version: 1,
+      request_id: randomUUID(),
+      created_at: iso(s.sim.now()),
+      envelope: tooLate,
+      plan: { order_id: orderIdOf(tooLate), actions: [{ kind: 'rebuild_switch', flakeRef: s.baseline.patching.flakeRef }] },
+    });
     const run = await s.heal();
     expect(run.results[0]?.result.reason).toMatch(/^ttl_too_long: execute_by/);
   });

@@ -87,7 +87,10 @@ describe.each([
     process.env.CA_TEST_SECRET_TOKEN = 'do-not-leak';
     try {
       const r = await host.exec('env', [], { timeoutMs: 10_000 });
-      const names = r.stdout.trim().split('\n').map((l) => l.split('=')[0]);
+      const names = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('=')[0]);
       expect(names.sort()).toEqual(['LC_ALL', 'PATH']);
       expect(r.stdout).not.toContain('do-not-leak');
     } finally {

@@ -43,7 +43,7 @@ describe('simulated systemctl', () => {
     expect((await h.exec('systemctl', ['show', '-p', 'ActiveState,SubState', 'restic-backups-appliance.service'], T)).stdout).toBe('ActiveState=inactive\nSubState=dead\n');
   });
 
-  it('restart brings a stopped unit back; a broken unit fails with systemd\'s message and ends failed', async () => {
+  it("restart brings a stopped unit back; a broken unit fails with systemd's message and ends failed", async () => {
     const h = appliance();
     h.stopService('postgresql.service');
     expect(await h.exec('systemctl', ['restart', 'postgresql.service'], T)).toMatchObject({ status: 'ok', exitCode: 0 });
@@ -100,7 +100,7 @@ describe('simulated nft, nixos-version, readlink, lsblk, cryptsetup, chronyc, ti
     expect(await h.exec('readlink', ['/etc/hostname'], T)).toMatchObject({ exitCode: 1, stdout: '' });
   });
 
-  it('Host.readlink and realpath answer as the readlink commands do, and follow a switch; other paths are the tree\'s', async () => {
+  it("Host.readlink and realpath answer as the readlink commands do, and follow a switch; other paths are the tree's", async () => {
     const h = appliance();
     for (const path of ['/run/current-system', '/nix/var/nix/profiles/system', '/nix/var/nix/profiles/system-1-link']) {
       expect(await h.readlink(path)).toBe((await h.exec('readlink', [path], T)).stdout.trim());
@@ -180,7 +180,11 @@ describe('simulated faults, clock, files and the command log', () => {
   it('nonzero: the error the real tool prints', async () => {
     const h = appliance();
     h.setFault('nft', 'nonzero');
-    expect(await h.exec('nft', ['list', 'ruleset'], T)).toMatchObject({ status: 'nonzero', exitCode: 1, stderr: 'netlink: Error: cache initialization failed: Operation not permitted\n' });
+    expect(await h.exec('nft', ['list', 'ruleset'], T)).toMatchObject({
+      status: 'nonzero',
+      exitCode: 1,
+      stderr: 'netlink: Error: cache initialization failed: Operation not permitted\n',
+    });
   });
 
   it('hang: the exec timeout fires and the simulated clock moves by it', async () => {
@@ -248,7 +252,8 @@ describe('simulated faults, clock, files and the command log', () => {
 
 describe('simulated nixos-rebuild and generations', () => {
   const rebuild = (h: SimulatedHost, timeoutMs = REBUILD.timeoutMs) => h.exec('nixos-rebuild', ['switch', '--flake', SAMPLE_FLAKE_REF], { timeoutMs });
-  const list = async (h: SimulatedHost) => JSON.parse((await h.exec('nixos-rebuild', ['list-generations', '--json'], T)).stdout) as { generation: number; current: boolean; configurationRevision: string }[];
+  const list = async (h: SimulatedHost) =>
+    JSON.parse((await h.exec('nixos-rebuild', ['list-generations', '--json'], T)).stdout) as { generation: number; current: boolean; configurationRevision: string }[];
 
   it('starts at generation 2 of the managed flake, generation 1 before it', async () => {
     const h = appliance();
@@ -282,14 +287,16 @@ describe('simulated nixos-rebuild and generations', () => {
     const before = h.currentGeneration();
     const r = await rebuild(h);
     expect(r).toMatchObject({ status: 'nonzero', exitCode: 1 });
-    expect(r.stderr).toMatch(/^building the system configuration\.\.\.\nerror: builder for '\/nix\/store\/[0-9a-df-np-sv-z]{32}-nixos-system-clinic-001-appliance-25\.05\.drv' failed with exit code 1;/);
+    expect(r.stderr).toMatch(
+      /^building the system configuration\.\.\.\nerror: builder for '\/nix\/store\/[0-9a-df-np-sv-z]{32}-nixos-system-clinic-001-appliance-25\.05\.drv' failed with exit code 1;/,
+    );
     expect(h.currentGeneration()).toEqual(before);
     expect(await list(h)).toHaveLength(2);
     // The script is used once: the next rebuild succeeds.
     expect((await rebuild(h)).status).toBe('ok');
   });
 
-  it('hang: never exits, so the caller\'s timeout fires (clock moved by it) and nothing switches', async () => {
+  it("hang: never exits, so the caller's timeout fires (clock moved by it) and nothing switches", async () => {
     const h = appliance();
     h.scriptRebuild('hang');
     const t0 = h.now();
@@ -374,7 +381,9 @@ describe('simulated nix build, binary caches, nix-env and switch-to-configuratio
   const PROFILE = '/nix/var/nix/profiles/system';
   const toplevel = (ref: string) => `${ref.slice(0, ref.indexOf('#'))}#nixosConfigurations.appliance.config.system.build.toplevel`;
   const build = (h: SimulatedHost, ref = SAMPLE_FLAKE_REF, timeoutMs = REBUILD.timeoutMs) =>
-    h.exec('nix', ['--extra-experimental-features', 'nix-command flakes', 'build', '--no-link', '--print-out-paths', '--option', 'accept-flake-config', 'false', toplevel(ref)], { timeoutMs });
+    h.exec('nix', ['--extra-experimental-features', 'nix-command flakes', 'build', '--no-link', '--print-out-paths', '--option', 'accept-flake-config', 'false', toplevel(ref)], {
+      timeoutMs,
+    });
   const realise = (h: SimulatedHost, path: string, url: string, key: string) =>
     h.exec('nix-store', ['--realise', path, '--option', 'substituters', url, '--option', 'trusted-public-keys', key, '--option', 'require-sigs', 'true'], REBUILD);
   const KEY = 'cache-1:dEb8hfQcNzUzx/AaXxHTKbaF28USBABLet6QQv/WZL8=';
@@ -420,7 +429,10 @@ describe('simulated nix build, binary caches, nix-env and switch-to-configuratio
     expect(h.runningSystem().storePath).toBe(path);
     expect(h.unitState('sshd.service')!.active).toBe('active');
     expect(h.activations()).toEqual([`${path}/bin/switch-to-configuration switch`]);
-    expect(await h.exec('nix-env', ['-p', PROFILE, '--set', '/nix/store/0000000000000000000000000000000a-nope'], T)).toMatchObject({ exitCode: 1, stderr: "error: path '/nix/store/0000000000000000000000000000000a-nope' is not valid\n" });
+    expect(await h.exec('nix-env', ['-p', PROFILE, '--set', '/nix/store/0000000000000000000000000000000a-nope'], T)).toMatchObject({
+      exitCode: 1,
+      stderr: "error: path '/nix/store/0000000000000000000000000000000a-nope' is not valid\n",
+    });
     expect(await h.exec('/nix/store/0000000000000000000000000000000a-nope/bin/switch-to-configuration', ['switch'], T)).toMatchObject({ status: 'missing', exitCode: null });
   });
 

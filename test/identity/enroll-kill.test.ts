@@ -32,7 +32,6 @@ function prng(seed: number): () => number {
   };
 }
 
-
 type KillPoint = { readonly after: 'start' | 'answer'; readonly ms: number };
 
 /**

@@ -20,7 +20,6 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-
 /** A second appliance of the same MCP: its own identity directory, config and token file. */
 function appliance(name: string, token: string, overrides: Record<string, unknown> = {}): { configPath: string; identityDir: string; tokenFile: string } {
   const root = join(tmp.path, name);
@@ -75,10 +74,12 @@ describe('compliance-agent enroll against the reference MCP over TLS', () => {
     const report = await rt.agent.cycle();
     await rt.close();
     expect(report.polled).toBe('none');
-    const first = [...h.mcp.evidence().values()].map((e) => e.envelope).find((env) => {
-      const v = verifyEnvelope(env, EVIDENCE_PAYLOAD_TYPE, [h.agentPublicKey]);
-      return v.ok && EvidenceBundleSchema.parse(JSON.parse(v.payload.toString())).seq === 1;
-    });
+    const first = [...h.mcp.evidence().values()]
+      .map((e) => e.envelope)
+      .find((env) => {
+        const v = verifyEnvelope(env, EVIDENCE_PAYLOAD_TYPE, [h.agentPublicKey]);
+        return v.ok && EvidenceBundleSchema.parse(JSON.parse(v.payload.toString())).seq === 1;
+      });
     expect(first).toBeDefined();
     const bundle = EvidenceBundleSchema.parse(JSON.parse(Buffer.from(first!.payload, 'base64').toString()));
     const cert = new (await import('node:crypto')).X509Certificate(readFileSync(h.config.clientCertFile));
@@ -113,7 +114,9 @@ describe('compliance-agent enroll against the reference MCP over TLS', () => {
     const a = appliance('other-site', h.mcp.enrollment!.issueToken('clinic-002'));
     const r = await cli('enroll', '--config', a.configPath, '--token-file', a.tokenFile);
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe('error: enroll_refused: enrollment refused by the MCP (HTTP 403): the token was issued for another site than clinic-001 (token_wrong_site); nothing was enrolled\n');
+    expect(r.stderr).toBe(
+      'error: enroll_refused: enrollment refused by the MCP (HTTP 403): the token was issued for another site than clinic-001 (token_wrong_site); nothing was enrolled\n',
+    );
     expect(identityFiles(a.identityDir)).toEqual([]);
   });
 
@@ -122,7 +125,9 @@ describe('compliance-agent enroll against the reference MCP over TLS', () => {
     const a = appliance('wrong-ca', token, { caFile: h.pki.rogueCaCert });
     const r = await cli('enroll', '--config', a.configPath, '--token-file', a.tokenFile);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^error: enroll_transport: enrollment failed, nothing enrolled: TLS to 127\.0\.0\.1:\d+ failed: server certificate is not signed by the CA in \S+rogue-ca\.pem \(\w+\)\n$/);
+    expect(r.stderr).toMatch(
+      /^error: enroll_transport: enrollment failed, nothing enrolled: TLS to 127\.0\.0\.1:\d+ failed: server certificate is not signed by the CA in \S+rogue-ca\.pem \(\w+\)\n$/,
+    );
     expect(identityFiles(a.identityDir)).toEqual([]);
     expect(readFileSync(a.tokenFile, 'utf8').trim()).toBe(token);
     // With the right CA the same token then works.

@@ -85,13 +85,21 @@ describe('identity lifecycle of an enrolled appliance', () => {
     await rt.agent.cycle();
     expect(serial(h)).toBe(first);
     expect(readdirSync(join(h.dir, 'identity')).sort()).toEqual(['client-cert.pem', 'client-key.pem', 'enrollment.json', 'evidence-signing.key']);
-    expect(localBundles(h).filter((b) => b.check === 'identity').map((b) => b.post_state?.['state'])).toEqual(['renewal_failed']);
+    expect(
+      localBundles(h)
+        .filter((b) => b.check === 'identity')
+        .map((b) => b.post_state?.['state']),
+    ).toEqual(['renewal_failed']);
     expect(statusText(h)).toMatch(/^identity: +RENEWAL FAILED: renewal due since \S+ failed: MCP refused the renewal \(HTTP 503\): maintenance$/m);
     h.mcp.setFault(null);
     h.host.advance(2 * 3_600_000);
     await rt.agent.cycle();
     expect(serial(h)).not.toBe(first);
-    expect(localBundles(h).filter((b) => b.check === 'identity').map((b) => [b.outcome, b.post_state?.['state']])).toEqual([
+    expect(
+      localBundles(h)
+        .filter((b) => b.check === 'identity')
+        .map((b) => [b.outcome, b.post_state?.['state']]),
+    ).toEqual([
       ['failed', 'renewal_failed'],
       ['compliant', 'ok'],
     ]);
@@ -117,7 +125,9 @@ describe('identity lifecycle of an enrolled appliance', () => {
     const alerts = localBundles(h).filter((b) => b.check === 'identity');
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatchObject({ outcome: 'failed', post_state: { state: 'revoked' } });
-    expect(alerts[0]!.reason).toMatch(/^identity revoked: the MCP refuses this appliance's identity \(HTTP 403, revoked\): MCP 127\.0\.0\.1:\d+ answered 403 to GET \/orders\/next: this appliance identity has been revoked by the MSP$/);
+    expect(alerts[0]!.reason).toMatch(
+      /^identity revoked: the MCP refuses this appliance's identity \(HTTP 403, revoked\): MCP 127\.0\.0\.1:\d+ answered 403 to GET \/orders\/next: this appliance identity has been revoked by the MSP$/,
+    );
     expect(statusText(h)).toMatch(/^identity: +REVOKED: /m);
   });
 

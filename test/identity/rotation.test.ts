@@ -15,8 +15,11 @@ let firstKey = '';
 let evidenceDir = '';
 let oldSecret: ReturnType<typeof loadSecretKeyFile>;
 
-
-const envelopeFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f));
+const envelopeFiles = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => join(dir, f));
 const readEnvelope = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as Envelope;
 const bundleOf = (env: Envelope): EvidenceBundle => EvidenceBundleSchema.parse(JSON.parse(Buffer.from(env.payload, 'base64').toString()));
 
@@ -81,7 +84,9 @@ describe('evidence key rotation', () => {
     writeFileSync(files[i]!, canonicalEnvelope(signEnvelope(EVIDENCE_PAYLOAD_TYPE, Buffer.from(JSON.stringify(forged)), attacker)) + '\n');
     const r = await cli('verify', forgedDir, '--pubkey', firstKey);
     expect(r.status).toBe(1);
-    expect(r.stdout).toMatch(/^FAIL unknown_key: \d{10}-[0-9a-f-]+\.json: key rotation to attacker:\S+ is not signed by the current evidence key \(no trusted key named "attacker"\); the key it introduces is not trusted$/m);
+    expect(r.stdout).toMatch(
+      /^FAIL unknown_key: \d{10}-[0-9a-f-]+\.json: key rotation to attacker:\S+ is not signed by the current evidence key \(no trusted key named "attacker"\); the key it introduces is not trusted$/m,
+    );
     expect(r.stdout).toMatch(/FAILED: \d+ problem\(s\)/);
   });
 

@@ -118,7 +118,12 @@ describe('HTTP status faults', () => {
     try {
       expect(await client.postEvidence(env)).toEqual({ kind: 'retry', error: `MCP 127.0.0.1:${mcp.port} answered 500 to POST /evidence: injected fault` });
       expect((await client.postEvidenceBatch([env, nextEnvelope()])).map((r) => r.kind)).toEqual(['retry', 'retry']);
-      expect(await orderError()).toEqual({ code: 'http_status', status: 500, message: `MCP 127.0.0.1:${mcp.port} answered 500 to GET /orders/next: injected fault`, retryable: true });
+      expect(await orderError()).toEqual({
+        code: 'http_status',
+        status: 500,
+        message: `MCP 127.0.0.1:${mcp.port} answered 500 to GET /orders/next: injected fault`,
+        retryable: true,
+      });
     } finally {
       mcp.setFault(null);
     }
@@ -236,7 +241,11 @@ describe('timeouts', () => {
     mcp.setFault({ delayMs: 3_000 });
     try {
       await withClient({ headersTimeoutMs: 300 }, async (c) => {
-        expect(await orderError(c)).toEqual({ code: 'timeout', message: `127.0.0.1:${mcp.port} sent no response headers within 300 ms (UND_ERR_HEADERS_TIMEOUT)`, retryable: true });
+        expect(await orderError(c)).toEqual({
+          code: 'timeout',
+          message: `127.0.0.1:${mcp.port} sent no response headers within 300 ms (UND_ERR_HEADERS_TIMEOUT)`,
+          retryable: true,
+        });
         expect((await c.postEvidence(nextEnvelope())).kind).toBe('retry');
       });
     } finally {

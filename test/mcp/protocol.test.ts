@@ -106,7 +106,10 @@ describe('evidence over mTLS', () => {
     expect(results[0]).toEqual(first);
     expect(results[1]).toEqual({ kind: 'reject', reason: 'MCP refused: signature does not verify' });
     expect(results.slice(2).map((r) => r.kind)).toEqual(['ok', 'ok']);
-    for (const [i, env] of [[2, b], [3, c]] as const) {
+    for (const [i, env] of [
+      [2, b],
+      [3, c],
+    ] as const) {
       const r = results[i];
       expect(r?.kind === 'ok' && r.receiptId).toBe(mcp.evidence().get(bundleIdOf(env))?.receiptId);
     }
@@ -130,7 +133,12 @@ describe('mcpUrl with a path prefix', () => {
     try {
       expect(await c.nextOrder()).toEqual({
         ok: false,
-        error: { code: 'http_status', status: 404, retryable: false, message: `MCP 127.0.0.1:${mcp.port} answered 404 to GET /api/v1/orders/next: no route for GET /api/v1/orders/next` },
+        error: {
+          code: 'http_status',
+          status: 404,
+          retryable: false,
+          message: `MCP 127.0.0.1:${mcp.port} answered 404 to GET /api/v1/orders/next: no route for GET /api/v1/orders/next`,
+        },
       });
       expect(await c.postEvidence(evidenceEnvelope(key.secret, 9000))).toEqual({ kind: 'reject', reason: 'HTTP 404: no route for POST /api/v1/evidence' });
     } finally {

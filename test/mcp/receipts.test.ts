@@ -33,7 +33,11 @@ describe('countersigned receipts', () => {
     const single = await client.postEvidence(env);
     const batchEnvs = [next(), next()];
     const batch = await client.postEvidenceBatch(batchEnvs);
-    for (const [r, e] of [[single, env], [batch[0], batchEnvs[0]], [batch[1], batchEnvs[1]]] as [DeliveryResult, typeof env][]) {
+    for (const [r, e] of [
+      [single, env],
+      [batch[0], batchEnvs[0]],
+      [batch[1], batchEnvs[1]],
+    ] as [DeliveryResult, typeof env][]) {
       expect(r.kind).toBe('ok');
       if (r.kind !== 'ok') continue;
       expect(r.receipt?.keyid).toBe('mcp-receipts');

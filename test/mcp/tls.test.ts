@@ -89,7 +89,9 @@ describe('the agent pins the MCP CA', () => {
     const wrongName = await serverWith({ caCert: other.caCert, serverCert: other.serverCert, serverKey: other.serverKey });
     const e = await orderFailure(wrongName.url.replace('127.0.0.1', 'localhost'), { caFile: other.caCert });
     expect(e.code).toBe('tls');
-    expect(e.message).toMatch(new RegExp(`^TLS to localhost:${wrongName.port} failed: server certificate is not valid for localhost: .*mcp\\.other\\.example.* \\(ERR_TLS_CERT_ALTNAME_INVALID\\)$`));
+    expect(e.message).toMatch(
+      new RegExp(`^TLS to localhost:${wrongName.port} failed: server certificate is not valid for localhost: .*mcp\\.other\\.example.* \\(ERR_TLS_CERT_ALTNAME_INVALID\\)$`),
+    );
   });
 
   it('trusts only caFile: the real MCP is refused when caFile names another CA', async () => {
@@ -177,7 +179,7 @@ describe('generated PKI', () => {
 });
 
 describe('system trust is never consulted', () => {
-  it('a CA added to Node\'s default store (NODE_EXTRA_CA_CERTS) does not make the agent trust the MCP', async () => {
+  it("a CA added to Node's default store (NODE_EXTRA_CA_CERTS) does not make the agent trust the MCP", async () => {
     const { execa } = await import('execa');
     const child = await execa('npx', ['tsx', join(import.meta.dirname, 'pinned-ca-child.ts'), mcp.url, pki.rogueCaCert, pki.clientCert, pki.clientKey], {
       env: { NODE_EXTRA_CA_CERTS: pki.caCert },

@@ -40,7 +40,10 @@ function packageSubstitutions(): [string, string][] {
 function fakeNode(at: string): string {
   mkdirSync(at, { recursive: true });
   const path = join(at, 'node');
-  writeFileSync(path, '#!/bin/sh\nfor a in "$@"; do printf \'%s\\n\' "$a"; done\nprintf \'MALLOC_MMAP_THRESHOLD_=%s MALLOC_TRIM_THRESHOLD_=%s\\n\' "$MALLOC_MMAP_THRESHOLD_" "$MALLOC_TRIM_THRESHOLD_"\n');
+  writeFileSync(
+    path,
+    '#!/bin/sh\nfor a in "$@"; do printf \'%s\\n\' "$a"; done\nprintf \'MALLOC_MMAP_THRESHOLD_=%s MALLOC_TRIM_THRESHOLD_=%s\\n\' "$MALLOC_MMAP_THRESHOLD_" "$MALLOC_TRIM_THRESHOLD_"\n',
+  );
   chmodSync(path, 0o755);
   return path;
 }
@@ -105,7 +108,9 @@ describe('the agent unit promises its memory and records how each run ended', ()
     const [max] = directive('MemoryMax').map(size);
     expect(high).toBeLessThan(max!);
     // bench/RESULTS.md: the largest production-like RSS measured; the limit leaves room above it.
-    const measured = [...readFileSync(join(REPO, 'bench/RESULTS.md'), 'utf8').matchAll(/^\| agent RSS after [\d,]+ cycles, production-like[^|]*\| ([\d.]+) MB/gm)].map((m) => Number(m[1]));
+    const measured = [...readFileSync(join(REPO, 'bench/RESULTS.md'), 'utf8').matchAll(/^\| agent RSS after [\d,]+ cycles, production-like[^|]*\| ([\d.]+) MB/gm)].map((m) =>
+      Number(m[1]),
+    );
     expect(measured.length).toBeGreaterThanOrEqual(2);
     expect(high).toBeGreaterThanOrEqual(1.5 * Math.max(...measured));
     expect(directive('OOMPolicy')).toEqual(['stop']);
@@ -121,7 +126,7 @@ describe('the agent unit promises its memory and records how each run ended', ()
     expect(r.status).toBe(0);
   });
 
-  it("ExecStopPost= writes what systemd says of the run where the agent reads it at its next start", () => {
+  it('ExecStopPost= writes what systemd says of the run where the agent reads it at its next start', () => {
     const [stopPost, ...more] = directive('ExecStopPost');
     expect(more).toEqual([]);
     const words = systemdWords(stopPost!);

@@ -13,7 +13,11 @@ const KEY_C = 'CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCA=';
 const cases: [string, Record<string, unknown>, 'accepted' | 'refused'][] = [
   ['the base options', {}, 'accepted'],
   ['reseller mode without resellerId', { resellerId: null }, 'refused'],
-  ['direct mode without resellerId', { deploymentMode: 'direct', resellerId: null, syslogCaFile: null, syslogTarget: null, rmmWebhookUrl: null, webhookSecretFile: null }, 'accepted'],
+  [
+    'direct mode without resellerId',
+    { deploymentMode: 'direct', resellerId: null, syslogCaFile: null, syslogTarget: null, rmmWebhookUrl: null, webhookSecretFile: null },
+    'accepted',
+  ],
   ['an mcpUrl host outside allowedHosts', { mcpUrl: 'https://elsewhere.example.com' }, 'refused'],
   ['rmmWebhookUrl without webhookSecretFile in reseller mode', { webhookSecretFile: null }, 'refused'],
   ['an rmmWebhookUrl host outside allowedHosts', { rmmWebhookUrl: 'https://rmm.elsewhere.example/hooks' }, 'refused'],
@@ -26,11 +30,7 @@ const cases: [string, Record<string, unknown>, 'accepted' | 'refused'][] = [
   ['closureSubstituters with closureTrustedPublicKeys', { closureSubstituters: ['https://cache.example.com'], closureTrustedPublicKeys: [`cache-1:${KEY_C}`] }, 'accepted'],
   ['orderSignaturesRequired within the distinct trusted keys', { orderSignaturesRequired: { apply_baseline: 2 } }, 'accepted'],
   ['orderSignaturesRequired above the distinct trusted keys', { orderSignaturesRequired: { apply_baseline: 3 } }, 'refused'],
-  [
-    'orderSignaturesRequired counting one key under two names once',
-    { trustedOrderKeys: [`a:${KEY_C}`, `b:${KEY_C}`], orderSignaturesRequired: { apply_baseline: 2 } },
-    'refused',
-  ],
+  ['orderSignaturesRequired counting one key under two names once', { trustedOrderKeys: [`a:${KEY_C}`, `b:${KEY_C}`], orderSignaturesRequired: { apply_baseline: 2 } }, 'refused'],
 ];
 
 describe("the module's assertions (modules/lib/config-rules.nix) and the agent's ConfigSchema give the same verdict", () => {

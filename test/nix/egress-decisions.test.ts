@@ -9,7 +9,9 @@ const reseller = resellerOptions();
 
 describe('egress.enable and networking.nftables.enable (modules/lib/egress.nix)', () => {
   const assertion = (egressEnable: boolean, nftablesEnable: boolean) =>
-    evalExpr<{ assertion: boolean; message: string }>(`(import ./modules/lib/egress.nix).nftablesAssertion { egressEnable = ${egressEnable}; nftablesEnable = ${nftablesEnable}; }`);
+    evalExpr<{ assertion: boolean; message: string }>(
+      `(import ./modules/lib/egress.nix).nftablesAssertion { egressEnable = ${egressEnable}; nftablesEnable = ${nftablesEnable}; }`,
+    );
 
   it('refuses the allowlist without nftables, saying what to set and what it changes', () => {
     const a = assertion(true, false);
@@ -36,7 +38,7 @@ describe('egress.agentAddressAllow (IPAddressAllow= of the agent unit)', () => {
     expect(r.agentAddressAllow.unreachable).toEqual(['rmm.example.com', 'siem.example.com']);
     expect(r.agentAddressAllowAssertion.assertion).toBe(false);
     expect(r.agentAddressAllowAssertion.message).toBe(
-      'services.compliance-agent.egress.agentAddressAllow: in reseller mode the agent also sends to rmm.example.com and siem.example.com, given by name; the unit\'s IPAddressAllow= would block them without a word. Give rmmWebhookUrl and syslogTarget by IP address, or leave egress.agentAddressAllow empty (the nftables allowlist still holds the agent to allowedHosts).',
+      "services.compliance-agent.egress.agentAddressAllow: in reseller mode the agent also sends to rmm.example.com and siem.example.com, given by name; the unit's IPAddressAllow= would block them without a word. Give rmmWebhookUrl and syslogTarget by IP address, or leave egress.agentAddressAllow empty (the nftables allowlist still holds the agent to allowedHosts).",
     );
   });
 

@@ -120,7 +120,10 @@ describe('pure helpers (nix-instantiate --eval)', () => {
   });
 
   it('hands webhookCaFile to the agent as a credential too', () => {
-    const r = render({}, { ...sample.defaults, ...baseOptions(), rmmWebhookUrl: 'https://rmm.example.com/hook', webhookSecretFile: '/run/agenix/webhook', webhookCaFile: '/etc/rmm-ca.pem' });
+    const r = render(
+      {},
+      { ...sample.defaults, ...baseOptions(), rmmWebhookUrl: 'https://rmm.example.com/hook', webhookSecretFile: '/run/agenix/webhook', webhookCaFile: '/etc/rmm-ca.pem' },
+    );
     expect(r.config.webhookCaFile).toBe(`${sample.credentialsDir}/webhook-ca.pem`);
     expect(r.loadCredentials).toContain('webhook-ca.pem:/etc/rmm-ca.pem');
     expect(ConfigSchema.safeParse({ ...r.config, allowedHosts: ['mcp.example.com', 'rmm.example.com'] }).success).toBe(true);
@@ -142,7 +145,9 @@ describe('pure helpers (nix-instantiate --eval)', () => {
       ]),
     ) as string;
     expect(text).toBe('[Unit]\nDescription=d\n\n[Service]\nA=true\nB=x\nB=y\nD=\n');
-    expect(() => run('nix-instantiate', ['--eval', '--strict', '--expr', '(import ./modules/lib/unit.nix).renderUnit { Service.X = "a\nb"; }'])).toThrow(/unit\.nix: X must be a single line/);
+    expect(() => run('nix-instantiate', ['--eval', '--strict', '--expr', '(import ./modules/lib/unit.nix).renderUnit { Service.X = "a\nb"; }'])).toThrow(
+      /unit\.nix: X must be a single line/,
+    );
   });
 
   it('renders the agent scope around the agent user and the resolvers into their sets', () => {

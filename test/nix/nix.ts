@@ -7,7 +7,14 @@ export const REPO = resolve(import.meta.dirname, '../..');
 /** Run a tool; a missing tool throws with what to install, so the test fails instead of skipping. */
 export function run(command: string, args: readonly string[], opts: { cwd?: string; input?: string; env?: Record<string, string> } = {}): string {
   try {
-    return execFileSync(command, args, { cwd: opts.cwd ?? REPO, input: opts.input, ...(opts.env ? { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.env } } : {}), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 16 * 1024 * 1024 });
+    return execFileSync(command, args, {
+      cwd: opts.cwd ?? REPO,
+      input: opts.input,
+      ...(opts.env ? { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.env } } : {}),
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+      maxBuffer: 16 * 1024 * 1024,
+    });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string; status?: number };
     if (err.code === 'ENOENT') throw new Error(`${command} is not installed (.ci/run installs it with apt-get)`);

@@ -50,7 +50,11 @@ describe('strip-node-modules.sh', () => {
     expect(texts.filter((t) => t.includes('/nix/store/') || t.includes(`"nodedir": "${nodedir}"`))).toEqual([]);
 
     // The stripped package still opens a database with the compiled addon.
-    const out = execFileSync(process.execPath, ['-e', `const D = require(${JSON.stringify(join(modules, 'better-sqlite3'))}); console.log(new D(':memory:').prepare('select 40 + 2 as x').get().x)`], { encoding: 'utf8' });
+    const out = execFileSync(
+      process.execPath,
+      ['-e', `const D = require(${JSON.stringify(join(modules, 'better-sqlite3'))}); console.log(new D(':memory:').prepare('select 40 + 2 as x').get().x)`],
+      { encoding: 'utf8' },
+    );
     expect(out.trim()).toBe('42');
   });
 

@@ -66,7 +66,10 @@ beforeAll(() => {
 describe('order verify refuses every unpinned, local, tarball, user-info and off-allowlist reference', () => {
   const REV = '0123456789abcdef0123456789abcdef01234567';
   const twoSigned = (flakeRef: string) => {
-    const env = signPayload(orderPayload({ site_id: 'clinic-001', host_id: 'appliance-1', type: 'apply_baseline', params: { revision: REV, flakeRef } }, Date.now()), loadSecretKeyFile(keys.a!));
+    const env = signPayload(
+      orderPayload({ site_id: 'clinic-001', host_id: 'appliance-1', type: 'apply_baseline', params: { revision: REV, flakeRef } }, Date.now()),
+      loadSecretKeyFile(keys.a!),
+    );
     return JSON.stringify(addSignature(env, loadSecretKeyFile(keys.b!)));
   };
   it.each([
@@ -74,7 +77,11 @@ describe('order verify refuses every unpinned, local, tarball, user-info and off
     ['a local path:', `path:/var/lib/compliance-agent/x?rev=${REV}#appliance`, 'bad_params: apply_baseline: params.flakeRef: must be git+https://, github:, gitlab: or sourcehut:'],
     ['a tarball', `tarball+https://evil.example/x.tar.gz?rev=${REV}#appliance`, 'bad_params: apply_baseline: params.flakeRef: must be git+https://'],
     ['a token in the URL', `git+https://oauth2:glpat-SECRET@git.msp.example/sites?rev=${REV}#appliance`, 'bad_params: apply_baseline: params.flakeRef: must not carry user info'],
-    ['another repository', `github:attacker/sites?rev=${REV}#appliance`, 'flake_not_allowed: params.flakeRef: github:attacker/sites is not under allowedFlakes (github:msp/sites, git+https://git.msp.example/sites)'],
+    [
+      'another repository',
+      `github:attacker/sites?rev=${REV}#appliance`,
+      'flake_not_allowed: params.flakeRef: github:attacker/sites is not under allowedFlakes (github:msp/sites, git+https://git.msp.example/sites)',
+    ],
   ])('%s', (_what, flakeRef, expected) => {
     const v = verify(twoSigned(flakeRef));
     expect(v.code).toBe(1);
@@ -137,12 +144,27 @@ describe('threshold signatures through order sign --cosign and order verify', ()
   });
 
   it('a type with no threshold set needs one signer', () => {
-    const r = cli(['order', 'sign', '--key', keys.b!, '--sequence-file', join(tmp.path, 'clinic-001.seq'), save('heal', { ...rollback, type: 'heal', params: { checks: ['services'] } })]);
+    const r = cli([
+      'order',
+      'sign',
+      '--key',
+      keys.b!,
+      '--sequence-file',
+      join(tmp.path, 'clinic-001.seq'),
+      save('heal', { ...rollback, type: 'heal', params: { checks: ['services'] } }),
+    ]);
     expect(verify(r.stdout).stdout).toMatch(/^accepted: heal order .* signed by msp-b,/);
   });
 
   it('co-signing refuses what is not an order envelope, and prints nothing', () => {
-    const notAnOrder = cosign('b', JSON.stringify({ payloadType: 'application/vnd.compliance-agent.order+json;version=1', payload: Buffer.from('{"type":"exec"}').toString('base64'), signatures: [{ keyid: 'msp-a', sig: 'AAAA' }] }));
+    const notAnOrder = cosign(
+      'b',
+      JSON.stringify({
+        payloadType: 'application/vnd.compliance-agent.order+json;version=1',
+        payload: Buffer.from('{"type":"exec"}').toString('base64'),
+        signatures: [{ keyid: 'msp-a', sig: 'AAAA' }],
+      }),
+    );
     expect(notAnOrder.code).toBe(1);
     expect(notAnOrder.stdout).toBe('');
     expect(notAnOrder.stderr).toContain('order is not valid (bad_payload)');

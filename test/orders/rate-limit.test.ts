@@ -65,7 +65,11 @@ describe('rejection evidence rate limit (token bucket in kv)', () => {
 
 describe('rejectionEvidence', () => {
   it('is a rejected bundle for check "order" with the reason, the order_id and no action', () => {
-    const spec = rejectionEvidence({ decision: 'rejected', reason: 'wrong_host', message: 'order is for host "x"', orderId: '0b7c4c59-4b8a-4a8e-9d43-2f7d1c5c7a10' }, { emit: true, suppressed: 3 }, NOW);
+    const spec = rejectionEvidence(
+      { decision: 'rejected', reason: 'wrong_host', message: 'order is for host "x"', orderId: '0b7c4c59-4b8a-4a8e-9d43-2f7d1c5c7a10' },
+      { emit: true, suppressed: 3 },
+      NOW,
+    );
     expect(spec).toMatchObject({ check: 'order', outcome: 'rejected', actions: [], orderId: '0b7c4c59-4b8a-4a8e-9d43-2f7d1c5c7a10' });
     expect(spec.reason).toMatch(/^wrong_host: order is for host "x" \(3 earlier rejection\(s\) not reported: rate limit\)$/);
     // The spec maps onto a valid bundle.

@@ -72,7 +72,16 @@ describe('order sign sequence', () => {
     expect(bad.code).toBe(1);
     expect(readFileSync(file, 'utf8')).toBe('41\n');
     writeFileSync(`${file}.lock`, '1\n');
-    const locked = spawnSync(process.execPath, ['--import', 'tsx', '-e', `import('./src/orders/index.ts').then((m) => { try { m.withNextSequence(${JSON.stringify(file)}, () => 0, 200); } catch (e) { console.log(e.message); } })`], { encoding: 'utf8' });
+    const locked = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '-e',
+        `import('./src/orders/index.ts').then((m) => { try { m.withNextSequence(${JSON.stringify(file)}, () => 0, 200); } catch (e) { console.log(e.message); } })`,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(locked.stdout).toContain(`another order sign has held ${file}.lock`);
     unlinkSync(`${file}.lock`);
     writeFileSync(file, 'forty-one\n');

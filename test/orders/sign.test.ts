@@ -7,7 +7,10 @@ const msp = makeKey('msp');
 
 describe('prepareOrder / signOrder (MSP side)', () => {
   it('fills order_id, issued_at, expires_at (15 min) and the given sequence, and the agent accepts the result', () => {
-    const order = prepareOrder({ site_id: 'clinic-001', host_id: 'appliance-1', policy_version: '1.0', type: 'heal', params: { checks: ['services'] } }, { now: NOW, sequence: 42 });
+    const order = prepareOrder(
+      { site_id: 'clinic-001', host_id: 'appliance-1', policy_version: '1.0', type: 'heal', params: { checks: ['services'] } },
+      { now: NOW, sequence: 42 },
+    );
     expect(order.order_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(order.issued_at).toBe('2026-11-23T12:00:00Z');
     expect(order.expires_at).toBe('2026-11-23T12:15:00Z');
@@ -25,7 +28,11 @@ describe('prepareOrder / signOrder (MSP side)', () => {
   });
 
   it('refuses what the agent would refuse, naming the field', () => {
-    const attempt = () => prepareOrder({ site_id: 'clinic-001', host_id: 'h', sequence: 1, policy_version: '1', type: 'apply_baseline', params: { revision: 'r', flakeRef: 'x && reboot' } }, { now: NOW });
+    const attempt = () =>
+      prepareOrder(
+        { site_id: 'clinic-001', host_id: 'h', sequence: 1, policy_version: '1', type: 'apply_baseline', params: { revision: 'r', flakeRef: 'x && reboot' } },
+        { now: NOW },
+      );
     expect(attempt).toThrow(AgentError);
     try {
       attempt();

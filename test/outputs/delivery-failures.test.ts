@@ -93,7 +93,16 @@ function metrics(): string {
 
 function bundlesAtMcp(): { bundle_id: string; seq: number; check: string; outcome: string; pre_state: Record<string, unknown> | null }[] {
   return [...h.mcp.evidence().values()]
-    .map((e) => JSON.parse(Buffer.from(e.envelope.payload, 'base64').toString()) as { bundle_id: string; seq: number; check: string; outcome: string; pre_state: Record<string, unknown> | null })
+    .map(
+      (e) =>
+        JSON.parse(Buffer.from(e.envelope.payload, 'base64').toString()) as {
+          bundle_id: string;
+          seq: number;
+          check: string;
+          outcome: string;
+          pre_state: Record<string, unknown> | null;
+        },
+    )
     .sort((a, b) => a.seq - b.seq);
 }
 
@@ -159,7 +168,9 @@ describe('delivery failures an operator sees', () => {
     expect(rogue.deliveries).toEqual([]);
     const line = deliveryLines('webhook').at(-1)!;
     expect(line).toMatchObject({ level: 40, kind: 'tls' });
-    expect(line.msg).toMatch(new RegExp(`^webhook delivery failing: webhook POST failed: TLS to localhost:${rogue.port} failed: server certificate is not signed by the CA in ${h.pki.caCert} \\(`));
+    expect(line.msg).toMatch(
+      new RegExp(`^webhook delivery failing: webhook POST failed: TLS to localhost:${rogue.port} failed: server certificate is not signed by the CA in ${h.pki.caCert} \\(`),
+    );
     expect(destinationStatus('webhook')).toMatchObject({ state: 'failing', kind: 'tls', lastErrorAt: h.host.now() });
     expect(metrics()).toContain('compliance_agent_delivery_failure_info{destination="webhook",kind="tls"} 1\n');
     expect(metrics()).not.toContain('kind="connection_refused"');
@@ -213,7 +224,11 @@ describe('delivery failures an operator sees', () => {
 
     const line = deliveryLines('webhook').at(-1)!;
     expect(line).toMatchObject({ level: 50, kind: 'http_401', deadLettered: refused.length });
-    expect(line.msg).toMatch(new RegExp(`^webhook delivery failing: webhook localhost:${rmm.port} refused with 401: .*; ${refused.length} bundle\\(s\\) dead-lettered, see compliance-agent dead-letters list$`));
+    expect(line.msg).toMatch(
+      new RegExp(
+        `^webhook delivery failing: webhook localhost:${rmm.port} refused with 401: .*; ${refused.length} bundle\\(s\\) dead-lettered, see compliance-agent dead-letters list$`,
+      ),
+    );
 
     const s = status();
     expect(s.deadLetters.map((d) => [d.destination, d.bundleId])).toEqual(refused.map((id) => ['webhook', id]));

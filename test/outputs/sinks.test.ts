@@ -72,8 +72,12 @@ describe('sink configuration', () => {
     ]);
     expect(problems({ ...base, syslogTarget: 'siem.example.net:514' })).toEqual(['syslogTarget: must be tcp://host:port or tls://host:port']);
     expect(problems({ ...base, syslogTarget: 'tcp://siem.example.net' })[0]).toMatch(/^syslogTarget: must be tcp:\/\/host:port or tls:\/\/host:port \(/);
-    expect(problems({ ...base, syslogTarget: 'tcp://siem.example.net:70000' })).toEqual(['syslogTarget: must be tcp://host:port or tls://host:port: port 70000 is outside 1-65535']);
-    expect(problems({ ...base, syslogTarget: 'tcp://bad_host:514' })).toEqual(['syslogTarget: must be tcp://host:port or tls://host:port: "bad_host" is not a host name or IP address']);
+    expect(problems({ ...base, syslogTarget: 'tcp://siem.example.net:70000' })).toEqual([
+      'syslogTarget: must be tcp://host:port or tls://host:port: port 70000 is outside 1-65535',
+    ]);
+    expect(problems({ ...base, syslogTarget: 'tcp://bad_host:514' })).toEqual([
+      'syslogTarget: must be tcp://host:port or tls://host:port: "bad_host" is not a host name or IP address',
+    ]);
     expect(problems({ ...base, syslogTarget: 'tcp://siem.example.net:514' })).toEqual([]);
     expect(problems({ ...base, allowedHosts: [...base.allowedHosts!, '10.1.2.3'], syslogTarget: 'tcp://10.1.2.3:514' })).toEqual([]);
   });
@@ -92,7 +96,15 @@ describe('sink configuration', () => {
     expect(problems({ ...base, rmmWebhookUrl: 'http://rmm.example.net/hook', webhookSecretFile: goodSecret })).toEqual(['rmmWebhookUrl: must be an https:// URL']);
     expect(problems({ ...base, rmmWebhookUrl: 'https://u:p@rmm.example.net/hook', webhookSecretFile: goodSecret })).toEqual(['rmmWebhookUrl: must not carry a user or password']);
     expect(problems({ ...base, rmmWebhookUrl: 'https://rmm.example.net/hook' })).toEqual(['webhookSecretFile: is required when rmmWebhookUrl is set in reseller mode']);
-    expect(problems({ ...base, allowedHosts: ['mcp.example.net'], rmmWebhookUrl: 'https://rmm.example.net/hook', webhookSecretFile: goodSecret, syslogTarget: 'tcp://siem.example.net:514' })).toEqual([
+    expect(
+      problems({
+        ...base,
+        allowedHosts: ['mcp.example.net'],
+        rmmWebhookUrl: 'https://rmm.example.net/hook',
+        webhookSecretFile: goodSecret,
+        syslogTarget: 'tcp://siem.example.net:514',
+      }),
+    ).toEqual([
       'allowedHosts: must include the rmmWebhookUrl host "rmm.example.net" or egress to the webhook is blocked',
       'allowedHosts: must include the syslogTarget host "siem.example.net" or egress to syslog is blocked',
     ]);
@@ -114,11 +126,16 @@ describe('sink configuration', () => {
 
   it('checks the secret and CA files when the agent starts, naming the path and never the content', () => {
     const missing = join(tmp.path, 'missing.secret');
-    expect(loadProblems({ ...base, rmmWebhookUrl: 'https://rmm.example.net/h', webhookSecretFile: missing }, 'missing')).toEqual([`webhookSecretFile: ${missing}: cannot read (ENOENT)`]);
+    expect(loadProblems({ ...base, rmmWebhookUrl: 'https://rmm.example.net/h', webhookSecretFile: missing }, 'missing')).toEqual([
+      `webhookSecretFile: ${missing}: cannot read (ENOENT)`,
+    ]);
 
     const raw = join(tmp.path, 'raw.secret');
     writeFileSync(raw, SECRET_MARKER);
-    const p = loadProblems({ ...base, rmmWebhookUrl: 'https://rmm.example.net/h', webhookSecretFile: raw, syslogTarget: 'tls://siem.example.net:6514', syslogCaFile: caFile }, 'raw');
+    const p = loadProblems(
+      { ...base, rmmWebhookUrl: 'https://rmm.example.net/h', webhookSecretFile: raw, syslogTarget: 'tls://siem.example.net:6514', syslogCaFile: caFile },
+      'raw',
+    );
     expect(p).toEqual([
       `webhookSecretFile: ${raw}: must contain one Standard Webhooks secret, "whsec_" followed by standard base64 (e.g. echo "whsec_$(openssl rand -base64 32)")`,
       `syslogCaFile: ${caFile}: not a PEM certificate`,

@@ -77,7 +77,12 @@ async function setup(opts: { idleCloseMs?: number } = {}) {
   const q = new EvidenceQueue(dir.path);
   const rx = await FrameReceiver.start();
   const sink = new SyslogSink({ target: { protocol: 'tcp', host: '127.0.0.1', port: rx.port }, ...opts });
-  cleanups.push(dir.cleanup, () => q.close(), () => rx.close(), () => sink.close());
+  cleanups.push(
+    dir.cleanup,
+    () => q.close(),
+    () => rx.close(),
+    () => sink.close(),
+  );
   return { q, rx, sink };
 }
 
@@ -97,7 +102,10 @@ describe('syslog connection', () => {
   it('serves concurrent writes one after another on one connection', async () => {
     const rx = await FrameReceiver.start();
     const conn = new SyslogConnection({ target: { protocol: 'tcp', host: '127.0.0.1', port: rx.port } });
-    cleanups.push(() => rx.close(), () => conn.close());
+    cleanups.push(
+      () => rx.close(),
+      () => conn.close(),
+    );
     const batches = Array.from({ length: 5 }, (_, b) => Array.from({ length: 20 }, (_, i) => Buffer.from(`${b}-${i}`)));
     const framed = batches.map((frames) => frames.map((f) => Buffer.concat([Buffer.from(`${f.length} `), f])));
     const outcomes = await Promise.all(framed.map((frames) => conn.write(frames)));
@@ -147,7 +155,10 @@ describe('syslog connection', () => {
       s.pause();
       paused.push(s);
     });
-    cleanups.push(() => rx.close(), () => paused.forEach((s) => s.destroy()));
+    cleanups.push(
+      () => rx.close(),
+      () => paused.forEach((s) => s.destroy()),
+    );
     const conn = new SyslogConnection({ target: { protocol: 'tcp', host: '127.0.0.1', port: rx.port }, writeTimeoutMs: 300 });
     cleanups.push(() => conn.close());
     const frames = Array.from({ length: 800 }, () => Buffer.alloc(64 * 1024, 0x41));

@@ -13,7 +13,15 @@ const base: Rfc5424Message = {
   appName: 'compliance-agent',
   procId: '4242',
   msgId: 'drift_detected',
-  structuredData: [{ id: 'evidence@32473', params: [['bundle_id', 'b-1'], ['check', 'a"b\\c]d']] }],
+  structuredData: [
+    {
+      id: 'evidence@32473',
+      params: [
+        ['bundle_id', 'b-1'],
+        ['check', 'a"b\\c]d'],
+      ],
+    },
+  ],
   message: 'firewall drift_detected',
 };
 

@@ -132,9 +132,15 @@ describe('syslog to a real rsyslog', () => {
     const [b] = q.add(['syslog'], [{ host_id: 'appliance-rogue' }]);
     const report = await q.flush('syslog', tlsSink(rsyslog.ports.rogue).deliver);
     expect(report).toMatchObject({ delivered: 0, retried: 1, stoppedBy: 'retry' });
-    const row = q.db.prepare('SELECT state, attempts, last_error FROM outbox WHERE bundle_id = ?').get(b!.bundle.bundle_id) as { state: string; attempts: number; last_error: string };
+    const row = q.db.prepare('SELECT state, attempts, last_error FROM outbox WHERE bundle_id = ?').get(b!.bundle.bundle_id) as {
+      state: string;
+      attempts: number;
+      last_error: string;
+    };
     expect(row).toMatchObject({ state: 'pending', attempts: 1 });
-    expect(row.last_error).toBe(`syslog: TLS to tls://localhost:${rsyslog.ports.rogue} failed: server certificate is not signed by the CA in ${pki.caCert} (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
+    expect(row.last_error).toBe(
+      `syslog: TLS to tls://localhost:${rsyslog.ports.rogue} failed: server certificate is not signed by the CA in ${pki.caCert} (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`,
+    );
     expect(rsyslog.records().some((r) => r.input === 'rogue')).toBe(false);
   });
 
@@ -142,23 +148,35 @@ describe('syslog to a real rsyslog', () => {
     const q = queue();
     const host = `appliance-outage-${protocol}`;
     const sink = protocol === 'tcp' ? tcpSink() : tlsSink();
-    const before = q.add(['syslog'], Array.from({ length: 5 }, () => ({ host_id: host })));
+    const before = q.add(
+      ['syslog'],
+      Array.from({ length: 5 }, () => ({ host_id: host })),
+    );
     expect(await q.flush('syslog', sink.deliver)).toMatchObject({ delivered: 5 });
     await waitFor(host, 5);
 
     await rsyslog.stop();
-    const during = q.add(['syslog'], Array.from({ length: 5 }, () => ({ host_id: host })));
+    const during = q.add(
+      ['syslog'],
+      Array.from({ length: 5 }, () => ({ host_id: host })),
+    );
     const failed = await q.flush('syslog', sink.deliver);
     expect(failed).toMatchObject({ delivered: 0, stoppedBy: 'retry' });
     q.advance();
     expect(await q.flush('syslog', sink.deliver)).toMatchObject({ delivered: 0, stoppedBy: 'retry' });
     expect(q.stats('syslog')).toMatchObject({ pending: 5, done: 5 });
-    const head = q.db.prepare(`SELECT attempts, last_error FROM outbox WHERE destination = 'syslog' AND state = 'pending' ORDER BY id LIMIT 1`).get() as { attempts: number; last_error: string };
+    const head = q.db.prepare(`SELECT attempts, last_error FROM outbox WHERE destination = 'syslog' AND state = 'pending' ORDER BY id LIMIT 1`).get() as {
+      attempts: number;
+      last_error: string;
+    };
     expect(head.attempts).toBe(2);
     expect(head.last_error).toMatch(/refused \(ECONNREFUSED\)/);
 
     await rsyslog.restart();
-    const after = q.add(['syslog'], Array.from({ length: 3 }, () => ({ host_id: host })));
+    const after = q.add(
+      ['syslog'],
+      Array.from({ length: 3 }, () => ({ host_id: host })),
+    );
     q.advance();
     expect(await q.flush('syslog', sink.deliver)).toMatchObject({ delivered: 8, stoppedBy: 'drained' });
 

@@ -91,18 +91,21 @@ describe('webhook signing', () => {
 describe('webhook to an HTTPS receiver verifying with standardwebhooks', () => {
   it('posts a signed summary the library verifies, with webhook-id = bundle_id, and stores the receipt', async () => {
     const q = queue();
-    const [e] = q.add(['webhook'], [
-      {
-        check: 'patching',
-        outcome: 'healed',
-        reason: 'switched to the baseline revision',
-        order_id: '6a1f3c2e-9d7b-4e8a-b1c0-2f4d5e6a7b8c',
-        controls: ['HIPAA 164.308(a)(5)(ii)(B)', 'SOC 2 CC7.1'],
-        pre_state: { generation: 41, note: 'PRE-STATE-MARKER' },
-        post_state: { generation: 42, note: 'POST-STATE-MARKER' },
-        action_taken: [{ command: 'nixos-rebuild', args: ['switch', '--flake', 'git+https://tok@git.example/site#app'], status: 'ok', exit_code: 0, duration_ms: 8123 }],
-      },
-    ]);
+    const [e] = q.add(
+      ['webhook'],
+      [
+        {
+          check: 'patching',
+          outcome: 'healed',
+          reason: 'switched to the baseline revision',
+          order_id: '6a1f3c2e-9d7b-4e8a-b1c0-2f4d5e6a7b8c',
+          controls: ['HIPAA 164.308(a)(5)(ii)(B)', 'SOC 2 CC7.1'],
+          pre_state: { generation: 41, note: 'PRE-STATE-MARKER' },
+          post_state: { generation: 42, note: 'POST-STATE-MARKER' },
+          action_taken: [{ command: 'nixos-rebuild', args: ['switch', '--flake', 'git+https://tok@git.example/site#app'], status: 'ok', exit_code: 0, duration_ms: 8123 }],
+        },
+      ],
+    );
     const b = e!.bundle;
     const before = Math.floor(Date.now() / 1000);
     expect(await q.flush('webhook', sink().deliver)).toMatchObject({ delivered: 1, stoppedBy: 'drained' });
@@ -211,7 +214,9 @@ describe('webhook to an HTTPS receiver verifying with standardwebhooks', () => {
     expect(outboxRow(q, ids[2]!)).toMatchObject({ state: 'pending', attempts: 0 });
     q.advance();
     expect(await q.flush('webhook', sink().deliver)).toMatchObject({ delivered: 3, stoppedBy: 'drained' });
-    const accepted = deliveriesOf(ids).filter((d) => d.status === 200).map((d) => d.headers['webhook-id']);
+    const accepted = deliveriesOf(ids)
+      .filter((d) => d.status === 200)
+      .map((d) => d.headers['webhook-id']);
     expect(accepted).toEqual(ids);
   });
 
@@ -228,7 +233,11 @@ describe('webhook to an HTTPS receiver verifying with standardwebhooks', () => {
     rx.script.push('hang');
     q.advance();
     await q.flush('webhook', sink({ headersTimeoutMs: 300 }).deliver);
-    expect(outboxRow(q, a!.bundle.bundle_id)).toMatchObject({ state: 'pending', attempts: 2, last_error: `webhook POST failed: localhost:${rx.port} sent no response headers within 300 ms (UND_ERR_HEADERS_TIMEOUT)` });
+    expect(outboxRow(q, a!.bundle.bundle_id)).toMatchObject({
+      state: 'pending',
+      attempts: 2,
+      last_error: `webhook POST failed: localhost:${rx.port} sent no response headers within 300 ms (UND_ERR_HEADERS_TIMEOUT)`,
+    });
 
     q.advance();
     await q.flush('webhook', sink({ url: `https://localhost:${rogue.port}/x` }).deliver);

@@ -49,15 +49,23 @@ describe('the drop box is the only place the agent can write; root follows nothi
     const a = randomUUID();
     const b = randomUUID();
     const c = randomUUID();
-    expect(site.asAgent(`ln -s '${site.sentinels}/shadow' '${site.requests}/${a}.json' && ln -s '${site.sentinels}/root-dir' '${site.requests}/${b}.json' && ln -s '${site.healDir}/state/healer.db' '${site.requests}/${c}.json'`).code).toBe(0);
+    expect(
+      site.asAgent(
+        `ln -s '${site.sentinels}/shadow' '${site.requests}/${a}.json' && ln -s '${site.sentinels}/root-dir' '${site.requests}/${b}.json' && ln -s '${site.healDir}/state/healer.db' '${site.requests}/${c}.json'`,
+      ).code,
+    ).toBe(0);
     // A directory of its own full of links, and links named like the old layout's temp files.
-    expect(site.asAgent(`mkdir '${site.requests}/sub' && ln -s '${site.sentinels}/profile' '${site.requests}/sub/${randomUUID()}.json' && for p in $(seq 100 140); do ln -s /etc/profile.local "${site.requests}/.${a}.json.$p.tmp"; done`).code).toBe(0);
+    expect(
+      site.asAgent(
+        `mkdir '${site.requests}/sub' && ln -s '${site.sentinels}/profile' '${site.requests}/sub/${randomUUID()}.json' && for p in $(seq 100 140); do ln -s /etc/profile.local "${site.requests}/.${a}.json.$p.tmp"; done`,
+      ).code,
+    ).toBe(0);
     const { results } = healAlongside();
     for (const id of [a, b, c]) expect(results.find((r) => r.request_id === id)).toMatchObject({ outcome: 'rejected', reason: 'bad_request: not a regular file' });
     expect(JSON.stringify(results)).not.toContain('sentinel');
   });
 
-  it('hard links: a root file linked in (planted) and the agent\'s own file with two links are refused unread', () => {
+  it("hard links: a root file linked in (planted) and the agent's own file with two links are refused unread", () => {
     const planted = randomUUID();
     // protected_hardlinks stops the agent linking root's files; root plants one to show it is refused anyway.
     expect(site.asAgent(`ln '${site.sentinels}/profile' '${site.requests}/${randomUUID()}.json'`).code).not.toBe(0);
@@ -110,7 +118,11 @@ describe('the drop box is the only place the agent can write; root follows nothi
   it('huge and numerous files: one over the size limit, thousands of names; the legitimate request still runs', () => {
     const huge = randomUUID();
     expect(site.asAgent(`head -c 400000 /dev/zero | tr '\\0' ' ' > '${site.requests}/${huge}.json'`).code).toBe(0);
-    expect(site.asAgent(`cd '${site.requests}' && for i in $(seq 1 2000); do : > "junk-$i"; done && for i in $(seq 1 150); do echo '{}' > "$(cat /proc/sys/kernel/random/uuid).json"; done`).code).toBe(0);
+    expect(
+      site.asAgent(
+        `cd '${site.requests}' && for i in $(seq 1 2000); do : > "junk-$i"; done && for i in $(seq 1 150); do echo '{}' > "$(cat /proc/sys/kernel/random/uuid).json"; done`,
+      ).code,
+    ).toBe(0);
     const { results } = healAlongside();
     expect(results.find((r) => r.request_id === huge)?.reason).toBe('bad_request: 400000 bytes, over the 262144-byte limit');
     expect(results.filter((r) => r.reason === 'bad_request: not JSON' || r.reason?.startsWith('bad_request: '))).toHaveLength(151);
@@ -119,7 +131,14 @@ describe('the drop box is the only place the agent can write; root follows nothi
 
   it('dotfiles, names with newlines and `..`, upper-case and near-miss names are ignored, never opened or printed', () => {
     const legitLike = randomUUID();
-    const names = [`.${legitLike}.json`, '..json', `..\n${randomUUID()}.json`, `${randomUUID()}.json\nforged line`, `${randomUUID().toUpperCase()}.json`, `${randomUUID()}.json.tmp`];
+    const names = [
+      `.${legitLike}.json`,
+      '..json',
+      `..\n${randomUUID()}.json`,
+      `${randomUUID()}.json\nforged line`,
+      `${randomUUID().toUpperCase()}.json`,
+      `${randomUUID()}.json.tmp`,
+    ];
     for (const n of names) expect(site.asAgent('printf "{}" > "$1"', undefined, [join(site.requests, n)]).code).toBe(0);
     expect(site.asAgent(`ln -s .. '${site.requests}/up' && ln -s '../state' '${site.requests}/${randomUUID()}'`).code).toBe(0);
     const r = site.cli([]);
@@ -152,7 +171,9 @@ describe('findings of the attack on the old layout, each one closed', () => {
   });
 
   it('root deletes nothing: a spool replaced by a link to a root directory, stray names and links in the drop box survive (finding 2)', () => {
-    expect(site.asAgent(`mkdir -p '${site.stateDir}/heal' && rm -rf '${site.stateDir}/heal/requests' && ln -s '${site.sentinels}/root-dir' '${site.stateDir}/heal/requests'`).code).toBe(0);
+    expect(
+      site.asAgent(`mkdir -p '${site.stateDir}/heal' && rm -rf '${site.stateDir}/heal/requests' && ln -s '${site.sentinels}/root-dir' '${site.stateDir}/heal/requests'`).code,
+    ).toBe(0);
     site.asAgent(`ln -s '${site.sentinels}/root-dir/notes' '${site.requests}/notes'; ln -s '${site.sentinels}/root-dir' '${site.requests}/dir-link'`);
     expect(site.cli([]).code).toBe(0);
     expect(site.fingerprint()).toEqual(before);
@@ -163,7 +184,17 @@ describe('findings of the attack on the old layout, each one closed', () => {
   it('unknown keys with newlines and $(...) in a request: one rejected result naming no key, one line each, and it blocks nothing (findings 4 and 5)', () => {
     const evil = randomUUID();
     const keys = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`$(touch /etc/profile.local)\n{"level":30,"msg":"forged ${i}"}\n${'k'.repeat(1200)}`, 1]));
-    site.drop(`${evil}.json`, JSON.stringify({ version: 1, request_id: evil, created_at: '2026-11-30T00:00:00Z', envelope: { payloadType: 'x', payload: '', signatures: [] }, plan: { order_id: evil, actions: [] }, ...keys }));
+    site.drop(
+      `${evil}.json`,
+      JSON.stringify({
+        version: 1,
+        request_id: evil,
+        created_at: '2026-11-30T00:00:00Z',
+        envelope: { payloadType: 'x', payload: '', signatures: [] },
+        plan: { order_id: evil, actions: [] },
+        ...keys,
+      }),
+    );
     const legit = site.restartRequest();
     site.stopUnit('clinic-app.service');
     site.drop(`${legit.requestId}.json`, legit.text);

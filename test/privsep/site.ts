@@ -202,7 +202,11 @@ esac
 
   /** A shell command run as the agent user: real uid and gid, no supplementary groups. */
   asAgent(script: string, input?: string, args: string[] = []): Run {
-    const r = spawnSync('setpriv', [`--reuid=${this.uid}`, `--regid=${this.gid}`, '--clear-groups', 'sh', '-c', script, 'sh', ...args], { encoding: 'utf8', input, timeout: 60_000 });
+    const r = spawnSync('setpriv', [`--reuid=${this.uid}`, `--regid=${this.gid}`, '--clear-groups', 'sh', '-c', script, 'sh', ...args], {
+      encoding: 'utf8',
+      input,
+      timeout: 60_000,
+    });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 

@@ -43,10 +43,13 @@ class Receiver {
           }
           return stored.receipt;
         });
-        setTimeout(() => {
-          if (roll < 0.1) res.writeHead(503).end();
-          else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(receipts));
-        }, Math.floor(Math.random() * 15));
+        setTimeout(
+          () => {
+            if (roll < 0.1) res.writeHead(503).end();
+            else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(receipts));
+          },
+          Math.floor(Math.random() * 15),
+        );
       });
     });
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));

@@ -71,7 +71,11 @@ describe('dead letters', () => {
       const old = new Database(path);
       old.exec(MIGRATIONS[0]!);
       old.pragma('user_version = 1');
-      old.prepare("INSERT INTO outbox (destination, bundle_id, body, state, created_at, next_attempt_at, dead_reason) VALUES ('webhook', 'b1', 'x', 'dead', 1, 1, 'refused with 401: no')").run();
+      old
+        .prepare(
+          "INSERT INTO outbox (destination, bundle_id, body, state, created_at, next_attempt_at, dead_reason) VALUES ('webhook', 'b1', 'x', 'dead', 1, 1, 'refused with 401: no')",
+        )
+        .run();
       old.close();
       const ro = openStateDb(path, { readonly: true });
       expect(hasDeadLetterBookkeeping(ro)).toBe(false);

@@ -31,7 +31,10 @@ it('a full disk fails the group commit with a clear error, corrupts nothing, and
     }
   }
   expect(failure).toBeInstanceOf(AgentError);
-  expect(failure).toMatchObject({ code: 'state_disk_full', message: expect.stringMatching(/^cannot commit an outbox batch: the state database's filesystem is full \(SQLITE_FULL\); the transaction was rolled back$/) });
+  expect(failure).toMatchObject({
+    code: 'state_disk_full',
+    message: expect.stringMatching(/^cannot commit an outbox batch: the state database's filesystem is full \(SQLITE_FULL\); the transaction was rolled back$/),
+  });
   expect(committed.length).toBeGreaterThan(0);
 
   // Still full: a restart opens the database, which holds exactly the committed groups.
@@ -45,7 +48,10 @@ it('a full disk fails the group commit with a clear error, corrupts nothing, and
   execFileSync('mount', ['-o', 'remount,size=8m', dir.path]);
   outbox.enqueue('after', body, ['mcp'], 2000);
   const seen: string[] = [];
-  const r = await flushDestination(outbox, 'mcp', async (items) => items.map((i) => (seen.push(i.bundleId), { kind: 'ok', receiptId: `r-${i.bundleId}` })), { batchSize: 100, now: () => 3000 });
+  const r = await flushDestination(outbox, 'mcp', async (items) => items.map((i) => (seen.push(i.bundleId), { kind: 'ok', receiptId: `r-${i.bundleId}` })), {
+    batchSize: 100,
+    now: () => 3000,
+  });
   expect(r.stoppedBy).toBe('drained');
   expect(seen).toEqual([...committed, 'after']);
   expect(db.pragma('integrity_check', { simple: true })).toBe('ok');

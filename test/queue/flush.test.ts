@@ -28,7 +28,17 @@ describe('flushDestination', () => {
     const { db, outbox } = env.open({ random: () => 0.5 });
     fill(outbox, 8);
     const results = (items: OutboxItem[]): DeliveryResult[] =>
-      items.map((i, k) => (k === 2 ? { kind: 'retry', error: 'HTTP 503' } : k === 3 ? ok(i) : k === 4 ? { kind: 'reject', reason: 'HTTP 422: schema' } : k > 4 ? { kind: 'retry', error: 'HTTP 503' } : ok(i)));
+      items.map((i, k) =>
+        k === 2
+          ? { kind: 'retry', error: 'HTTP 503' }
+          : k === 3
+            ? ok(i)
+            : k === 4
+              ? { kind: 'reject', reason: 'HTTP 422: schema' }
+              : k > 4
+                ? { kind: 'retry', error: 'HTTP 503' }
+                : ok(i),
+      );
     const r = await flushDestination(outbox, 'mcp', async (items) => results(items), { batchSize: 6, now: () => T0 });
     expect(r).toEqual({ delivered: 3, retried: 2, dead: 1, stoppedBy: 'retry' });
     expect(row(db, 3)).toMatchObject({ state: 'pending', attempts: 1, last_error: 'HTTP 503', next_attempt_at: T0 + 500, lease_until: 0 });
@@ -46,9 +56,14 @@ describe('flushDestination', () => {
   it('treats a throwing deliver, or a wrong number of results, as a retry of the whole batch', async () => {
     const { db, outbox } = env.open({ random: () => 0 });
     fill(outbox, 4);
-    const thrown = await flushDestination(outbox, 'mcp', async () => {
-      throw new Error('connect ECONNREFUSED 127.0.0.1:443');
-    }, { batchSize: 3, now: () => T0 });
+    const thrown = await flushDestination(
+      outbox,
+      'mcp',
+      async () => {
+        throw new Error('connect ECONNREFUSED 127.0.0.1:443');
+      },
+      { batchSize: 3, now: () => T0 },
+    );
     expect(thrown).toEqual({ delivered: 0, retried: 3, dead: 0, stoppedBy: 'retry' });
     expect(row(db, 1)).toMatchObject({ attempts: 1, last_error: 'connect ECONNREFUSED 127.0.0.1:443' });
     expect(row(db, 2)).toMatchObject({ attempts: 0, lease_until: 0 });
@@ -77,9 +92,14 @@ describe('flushDestination', () => {
   it('keeps destinations independent: a dead RMM webhook never delays the MCP', async () => {
     const { outbox } = env.open({ maxAttempts: 2, random: () => 0.9 });
     fill(outbox, 5, ['webhook', 'mcp']);
-    const w1 = await flushDestination(outbox, 'webhook', async () => {
-      throw new Error('connect ETIMEDOUT');
-    }, { batchSize: 1, now: () => T0 });
+    const w1 = await flushDestination(
+      outbox,
+      'webhook',
+      async () => {
+        throw new Error('connect ETIMEDOUT');
+      },
+      { batchSize: 1, now: () => T0 },
+    );
     expect(w1.stoppedBy).toBe('retry');
     const m = await flushDestination(outbox, 'mcp', async (items) => items.map(ok), { batchSize: 2, now: () => T0 });
     expect(m).toEqual({ delivered: 5, retried: 0, dead: 0, stoppedBy: 'drained' });

@@ -5,7 +5,10 @@ import { Outbox, type OutboxOptions } from '../../src/queue/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** A real state database in a fresh temp dir, closed and removed after each test. */
-export function useStateDb(): { open: (options?: OutboxOptions) => { db: StateDb; outbox: Outbox; path: string }; reopen: (options?: OutboxOptions) => { db: StateDb; outbox: Outbox } } {
+export function useStateDb(): {
+  open: (options?: OutboxOptions) => { db: StateDb; outbox: Outbox; path: string };
+  reopen: (options?: OutboxOptions) => { db: StateDb; outbox: Outbox };
+} {
   const opened: StateDb[] = [];
   const dirs: (() => void)[] = [];
   let path = '';
@@ -31,6 +34,9 @@ export function useStateDb(): { open: (options?: OutboxOptions) => { db: StateDb
   };
 }
 
-export function row(db: StateDb, id: number): { state: string; attempts: number; next_attempt_at: number; lease_until: number; last_error: string | null; dead_reason: string | null; receipt_id: string | null } {
+export function row(
+  db: StateDb,
+  id: number,
+): { state: string; attempts: number; next_attempt_at: number; lease_until: number; last_error: string | null; dead_reason: string | null; receipt_id: string | null } {
   return db.prepare('SELECT state, attempts, next_attempt_at, lease_until, last_error, dead_reason, receipt_id FROM outbox WHERE id = ?').get(id) as ReturnType<typeof row>;
 }

@@ -70,7 +70,7 @@ describe('lease', () => {
     ]);
   });
 
-  it('releaseAll voids a killed predecessor\'s leases at once, without counting an attempt', () => {
+  it("releaseAll voids a killed predecessor's leases at once, without counting an attempt", () => {
     const { outbox } = env.open({ leaseMs: 60_000 });
     for (let i = 0; i < 3; i++) outbox.enqueue(`b${i}`, 'x', ['mcp'], T0);
     outbox.lease('mcp', 2, T0);
@@ -118,11 +118,17 @@ describe('lease', () => {
 describe('backoff', () => {
   it('stays within [0, min(cap, base * 2^failures)) for any jitter (full jitter)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 1, max: 3_600_000 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (n, base, cap, r) => {
-        const d = backoffDelay(n, base, cap, () => r);
-        const ceiling = Math.min(cap, base * 2 ** n);
-        return Number.isInteger(d) && d >= 0 && d < ceiling;
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 200 }),
+        fc.integer({ min: 1, max: 10_000 }),
+        fc.integer({ min: 1, max: 3_600_000 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (n, base, cap, r) => {
+          const d = backoffDelay(n, base, cap, () => r);
+          const ceiling = Math.min(cap, base * 2 ** n);
+          return Number.isInteger(d) && d >= 0 && d < ceiling;
+        },
+      ),
       seeded('backoff delay bounds', { numRuns: 2000 }),
     );
     expect(backoffDelay(3, 1000, 900_000, () => 0)).toBe(0);

@@ -28,7 +28,8 @@ export function runnableBlocks(markdown: string): { line: number; code: string }
 
 const tmp = tempDir('ca-readme-');
 const copy = join(tmp.path, 'compliance-agent');
-const git = (...args: string[]) => spawnSync('git', ['-c', 'user.name=readme', '-c', 'user.email=readme@example.invalid', '-c', 'commit.gpgsign=false', ...args], { cwd: copy, encoding: 'utf8' });
+const git = (...args: string[]) =>
+  spawnSync('git', ['-c', 'user.name=readme', '-c', 'user.email=readme@example.invalid', '-c', 'commit.gpgsign=false', ...args], { cwd: copy, encoding: 'utf8' });
 
 beforeAll(() => {
   // Tracked files plus new ones not ignored: what a clone of this change would hold.

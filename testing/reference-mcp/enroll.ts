@@ -159,7 +159,14 @@ export class EnrollmentAuthority {
     record.used = { binding, certificate };
     const evidenceKey = parsePublicKey(r.evidence_public_key, 'evidence_public_key');
     this.onEvidenceKey(evidenceKey);
-    this.enrolled.push({ siteId: r.site_id, hostId: r.host_id, machineId: r.machine_id, evidenceKey: r.evidence_public_key, serial: new X509Certificate(certificate).serialNumber.toLowerCase(), agentVersion: r.agent_version });
+    this.enrolled.push({
+      siteId: r.site_id,
+      hostId: r.host_id,
+      machineId: r.machine_id,
+      evidenceKey: r.evidence_public_key,
+      serial: new X509Certificate(certificate).serialNumber.toLowerCase(),
+      agentVersion: r.agent_version,
+    });
     send(res, 201, { certificate });
   }
 

@@ -1,5 +1,16 @@
 import { createPublicKey, randomUUID, verify, type KeyObject } from 'node:crypto';
-import { EVIDENCE_PAYLOAD_TYPE, EnvelopeSchema, canonicalEnvelope, envelopeHash, pae, publicKeyOf, randomSeed, type Envelope, type PublicKey, type SecretKey } from '../../src/crypto/index.js';
+import {
+  EVIDENCE_PAYLOAD_TYPE,
+  EnvelopeSchema,
+  canonicalEnvelope,
+  envelopeHash,
+  pae,
+  publicKeyOf,
+  randomSeed,
+  type Envelope,
+  type PublicKey,
+  type SecretKey,
+} from '../../src/crypto/index.js';
 import { EvidenceBundleSchema, rotationKeyOf, signReceipt } from '../../src/evidence/index.js';
 import { isoSeconds } from '../../src/common/index.js';
 

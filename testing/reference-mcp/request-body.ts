@@ -30,6 +30,9 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<BodyR
         resolve({ ok: false, status: 400, error: 'request body is not JSON' });
       }
     };
-    req.on('data', onData).on('end', onEnd).on('error', () => resolve({ ok: false, status: 400, error: 'request body was cut off' }));
+    req
+      .on('data', onData)
+      .on('end', onEnd)
+      .on('error', () => resolve({ ok: false, status: 400, error: 'request body was cut off' }));
   });
 }

@@ -8,7 +8,17 @@ import { isIPv6 } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createHash, randomUUID } from 'node:crypto';
-import { EnvelopeSchema, formatPublicKey, loadSecretKeyFile, publicKeyOf, randomSeed, resolvePublicKeyArg, type Envelope, type PublicKey, type SecretKey } from '../../src/crypto/index.js';
+import {
+  EnvelopeSchema,
+  formatPublicKey,
+  loadSecretKeyFile,
+  publicKeyOf,
+  randomSeed,
+  resolvePublicKeyArg,
+  type Envelope,
+  type PublicKey,
+  type SecretKey,
+} from '../../src/crypto/index.js';
 import { signReceipt, type Receipt } from '../../src/evidence/index.js';
 import { describeError, type Logger } from '../../src/common/index.js';
 import { EnrollmentAuthority, type EnrollmentOptions } from './enroll.js';
@@ -165,11 +175,16 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
 
   const respondFaulty = async (res: ServerResponse): Promise<boolean> => {
     if (!isResponseFault(fault)) return false;
-    await sendFaultyResponse(res, fault, (n) => (faultBytesSent += n), () => {
-      const raw = sockets.get(peer(res.socket ?? {}));
-      if (raw) raw.resetAndDestroy();
-      else res.destroy();
-    });
+    await sendFaultyResponse(
+      res,
+      fault,
+      (n) => (faultBytesSent += n),
+      () => {
+        const raw = sockets.get(peer(res.socket ?? {}));
+        if (raw) raw.resetAndDestroy();
+        else res.destroy();
+      },
+    );
     return true;
   };
 
@@ -324,8 +339,8 @@ export async function startReferenceMcp(opts: ReferenceMcpOptions): Promise<Refe
 const USAGE =
   'usage: tsx testing/reference-mcp/server.ts [--pki DIR] [--host-id ID] [--port N] [--host H] [--agent-key name:base64|FILE]... [--order ENVELOPE.json]... [--receipt-key SECRET.key]\n' +
   '  --pki: where the PKI is kept or made (default $XDG_STATE_HOME/compliance-agent-reference-mcp/pki, outside any repository)\n' +
-  '  --host-id: CN of the client certificate made with a new PKI, the agent\'s hostId (default appliance-1)\n' +
-  '  --receipt-key: the MCP\'s receipt key (compliance-agent keygen); default a fresh one, printed for mcpReceiptKeys';
+  "  --host-id: CN of the client certificate made with a new PKI, the agent's hostId (default appliance-1)\n" +
+  "  --receipt-key: the MCP's receipt key (compliance-agent keygen); default a fresh one, printed for mcpReceiptKeys";
 
 /** Outside the repository by default: the PKI holds the CA's private key. */
 function defaultPkiDir(): string {

@@ -352,9 +352,19 @@ export class Generations {
     this.activateClosure(c);
     if (c.activation === 'hang') return { hang: true };
     if (c.activation === 'fail') {
-      return { exitCode: 4, stdout: '', stderr: 'activating the configuration...\nsetting up /etc...\nwarning: error(s) occurred while switching to the new configuration\n', durationMs: this.durations.rollbackMs };
+      return {
+        exitCode: 4,
+        stdout: '',
+        stderr: 'activating the configuration...\nsetting up /etc...\nwarning: error(s) occurred while switching to the new configuration\n',
+        durationMs: this.durations.rollbackMs,
+      };
     }
-    return { exitCode: 0, stdout: '', stderr: 'activating the configuration...\nsetting up /etc...\nreloading user units for root...\nrestarting sysinit-reactivation.target\n', durationMs: this.durations.rollbackMs };
+    return {
+      exitCode: 0,
+      stdout: '',
+      stderr: 'activating the configuration...\nsetting up /etc...\nreloading user units for root...\nrestarting sysinit-reactivation.target\n',
+      durationMs: this.durations.rollbackMs,
+    };
   }
 
   // ---- nixos-rebuild: the same steps in one command ----
@@ -363,7 +373,10 @@ export class Generations {
     if (args[0] === 'switch' && args[1] === '--flake' && args[2] && args.length === 3) return this.rebuild(args[2], timeoutMs);
     if (args[0] === 'switch' && args[1] === '--rollback' && args.length === 2) return this.rollback(timeoutMs);
     if (args[0] === 'list-generations' && args[1] === '--json' && args.length === 2) return ok(this.listJson(), 400);
-    return fail(2, `usage: nixos-rebuild [--verbose] [--flake FLAKE] {switch,boot,test,build,list-generations} ...\nnixos-rebuild: error: unrecognized arguments: ${args.join(' ')}\n`);
+    return fail(
+      2,
+      `usage: nixos-rebuild [--verbose] [--flake FLAKE] {switch,boot,test,build,list-generations} ...\nnixos-rebuild: error: unrecognized arguments: ${args.join(' ')}\n`,
+    );
   }
 
   private rebuild(ref: string, timeoutMs: number): SimReply {
@@ -386,7 +399,8 @@ export class Generations {
     return {
       exitCode: 0,
       stdout: '',
-      stderr: 'building the system configuration...\nactivating the configuration...\nsetting up /etc...\nreloading user units for root...\nrestarting sysinit-reactivation.target\n',
+      stderr:
+        'building the system configuration...\nactivating the configuration...\nsetting up /etc...\nreloading user units for root...\nrestarting sysinit-reactivation.target\n',
       durationMs: this.durations.rebuildMs,
     };
   }
@@ -395,7 +409,7 @@ export class Generations {
   private rollback(timeoutMs: number): SimReply {
     const mode = this.rollbackScript.shift() ?? 'success';
     if (mode === 'hang' || timeoutMs < this.durations.rollbackMs) return { hang: true };
-    if (mode === 'fail') return fail(1, 'error: opening lock file \'/nix/var/nix/profiles/system.lock\': Read-only file system\n');
+    if (mode === 'fail') return fail(1, "error: opening lock file '/nix/var/nix/profiles/system.lock': Read-only file system\n");
     const older = this.list.filter((g) => g.number < this.profileNumber).sort((a, b) => b.number - a.number)[0];
     if (!older) return fail(1, `error: no generation older than the current (${this.profileNumber}) exists\n`);
     const from = this.profileNumber;

@@ -29,7 +29,22 @@ export function chronyc(state: NtpState, args: readonly string[], now: number): 
   // chrony reports the correction to apply: positive when the system clock is behind ("slow").
   const correction = -state.offsetMs / 1000;
   const refTime = ((now - 64_000) / 1000).toFixed(9);
-  const fields = [refId, state.server, String(state.stratum), refTime, correction.toFixed(9), '-0.000004213', '0.000017402', '-11.742', '-0.001', '0.032', '0.012764538', '0.000489121', '64.4', 'Normal'];
+  const fields = [
+    refId,
+    state.server,
+    String(state.stratum),
+    refTime,
+    correction.toFixed(9),
+    '-0.000004213',
+    '0.000017402',
+    '-11.742',
+    '-0.001',
+    '0.032',
+    '0.012764538',
+    '0.000489121',
+    '64.4',
+    'Normal',
+  ];
   return ok(fields.join(',') + '\n', 5);
 }
 

@@ -1,7 +1,18 @@
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, posix, resolve } from 'node:path';
-import { DEFAULT_MAX_READ_BYTES, linkTarget, readFileBounded, statPath, type ExecOptions, type ExecResult, type ExecStatus, type FileStat, type Host, type ReadResult } from '../../src/host/index.js';
+import {
+  DEFAULT_MAX_READ_BYTES,
+  linkTarget,
+  readFileBounded,
+  statPath,
+  type ExecOptions,
+  type ExecResult,
+  type ExecStatus,
+  type FileStat,
+  type Host,
+  type ReadResult,
+} from '../../src/host/index.js';
 import type { SimReply } from './reply.js';
 import { UnitTable, type ActiveState } from './units.js';
 import { Generations, SYSTEM_PROFILE, nixosVersionScript, type Generation, type GenerationSpec, type RebuildScript, type RollbackMode, type SystemClosure } from './generations.js';
@@ -58,7 +69,7 @@ const GARBAGE = '\u0000\u001b[0;1;31m*** stack smashing detected ***: terminated
 const FAILURES: Record<string, { exitCode: number; stderr: string }> = {
   systemctl: { exitCode: 1, stderr: 'Failed to connect to bus: No such file or directory\n' },
   nft: { exitCode: 1, stderr: 'netlink: Error: cache initialization failed: Operation not permitted\n' },
-  'nixos-version': { exitCode: 1, stderr: "jq: error: Could not open file /run/current-system/nixos-version.json: No such file or directory\n" },
+  'nixos-version': { exitCode: 1, stderr: 'jq: error: Could not open file /run/current-system/nixos-version.json: No such file or directory\n' },
   readlink: { exitCode: 1, stderr: '' },
   lsblk: { exitCode: 32, stderr: 'lsblk: failed to access sysfs directory: /sys/dev/block: No such file or directory\n' },
   cryptsetup: { exitCode: 4, stderr: 'Cannot initialize device-mapper. Is dm_mod kernel module loaded?\n' },
@@ -186,7 +197,7 @@ export class SimulatedHost implements Host {
     if (!path.startsWith('/')) return null;
     let pending = path.split('/').filter((p) => p !== '' && p !== '.');
     let resolved: string[] = [];
-    for (let hops = 0; pending.length > 0; ) {
+    for (let hops = 0; pending.length > 0;) {
       const part = pending.shift()!;
       if (part === '..') {
         resolved.pop();
