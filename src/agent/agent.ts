@@ -337,7 +337,7 @@ export class Agent {
    */
   pending(destination?: Destination): number {
     return this.outbox
-      .stats(this.now())
+      .depth(this.now())
       .filter((s) => (destination ? s.destination === destination : this.destinations.includes(s.destination)))
       .reduce((n, s) => n + s.pending + s.leased, 0);
   }
@@ -370,7 +370,7 @@ export class Agent {
       ordersAccepted: this.counters.accepted,
       ordersRejected: this.counters.rejected,
       // Depth counts every undelivered item, whether or not a flush holds it right now.
-      queue: this.outbox.stats(now).map((s) => ({ ...s, pending: s.pending + s.leased })),
+      queue: this.outbox.depth(now).map((s) => ({ ...s, pending: s.pending + s.leased })),
       checks: results.map((r) => ({ check: r.check, status: r.status })),
       delivery: this.destinations.map((destination) => {
         const h = readDeliveryHealth(this.deps.db, destination);

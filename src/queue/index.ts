@@ -1,7 +1,17 @@
 export { Outbox, outboxStats } from './outbox.js';
 export { flushDestination, type FlushOptions, type FlushReport } from './flush.js';
 export { backoffDelay } from './backoff.js';
-export { DESTINATIONS, type Destination, type OutboxItem, type DeliveryResult, type Deliver, type OutboxOptions, type DestinationStats, type DeadLetter } from './types.js';
+export {
+  DESTINATIONS,
+  type Destination,
+  type OutboxItem,
+  type DeliveryResult,
+  type Deliver,
+  type OutboxOptions,
+  type DestinationStats,
+  type QueueDepth,
+  type DeadLetter,
+} from './types.js';
 export {
   listDeadLetters,
   hasDeadLetterBookkeeping,

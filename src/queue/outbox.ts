@@ -3,7 +3,7 @@ import { AgentError } from '../common/index.js';
 import type { AcceptedReceipt } from '../evidence/index.js';
 import { storageWrite, type StateDb } from '../state/index.js';
 import { backoffDelay } from './backoff.js';
-import { DESTINATIONS, type DeadLetter, type Destination, type DestinationStats, type OutboxItem, type OutboxOptions } from './types.js';
+import { DESTINATIONS, type DeadLetter, type Destination, type DestinationStats, type QueueDepth, type OutboxItem, type OutboxOptions } from './types.js';
 
 const MAX_REASON = 2000;
 const DEFAULTS = { maxAttempts: 50, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, leaseMs: 60_000 } as const;
@@ -179,6 +179,11 @@ export class Outbox {
   }
 
   /** Every destination, those without a row as zeros. */
+  /** What a cycle needs (once's exit code, the metrics): undelivered and dead rows, never the delivered ones. */
+  depth(now: number): QueueDepth[] {
+    return DESTINATIONS.map((destination) => depthOf(this.statsQueries, destination, now, this.leaseMs));
+  }
+
   stats(now: number): DestinationStats[] {
     return DESTINATIONS.map((destination) => statsOf(this.statsQueries, destination, now, this.leaseMs));
   }
@@ -222,8 +227,8 @@ export class Outbox {
 }
 
 /**
- * The statistics' queries: index ranges on (destination, state), so a cycle's statistics cost
- * what is pending and dead, and an index-only count of the delivered rows.
+ * The statistics' queries: index ranges on (destination, state). A cycle reads the depth, which
+ * costs what is pending and dead; only `stats` counts the delivered rows, kept for months.
  */
 interface StatsQueries {
   readonly pending: Statement;
@@ -244,18 +249,20 @@ function pendingOf(q: StatsQueries, destination: Destination, now: number, lease
   return q.pending.get(now, now + leaseMs, destination) as { total: number; leased: number; oldest: number | null };
 }
 
-function statsOf(q: StatsQueries, destination: Destination, now: number, leaseMs: number): DestinationStats {
+function depthOf(q: StatsQueries, destination: Destination, now: number, leaseMs: number): QueueDepth {
   const p = pendingOf(q, destination, now, leaseMs);
-  const count = (state: 'dead' | 'done'): number => (q.count.get(destination, state) as { n: number }).n;
   return {
     destination,
     pending: p.total - p.leased,
     leased: p.leased,
-    dead: count('dead'),
-    done: count('done'),
+    dead: (q.count.get(destination, 'dead') as { n: number }).n,
     // A clock stepped back makes rows look younger than zero: never a negative age.
     oldestPendingAgeMs: p.oldest === null ? null : Math.max(0, now - p.oldest),
   };
+}
+
+function statsOf(q: StatsQueries, destination: Destination, now: number, leaseMs: number): DestinationStats {
+  return { ...depthOf(q, destination, now, leaseMs), done: (q.count.get(destination, 'done') as { n: number }).n };
 }
 
 /**

@@ -42,16 +42,20 @@ export interface OutboxOptions {
   random?: () => number;
 }
 
-export interface DestinationStats {
+export interface QueueDepth {
   readonly destination: Destination;
   /** Undelivered and not currently leased. */
   readonly pending: number;
   /** Undelivered and leased by a flusher right now. */
   readonly leased: number;
   readonly dead: number;
-  readonly done: number;
   /** Age of the oldest undelivered item (leased or not), null when there is none. */
   readonly oldestPendingAgeMs: number | null;
+}
+
+export interface DestinationStats extends QueueDepth {
+  /** Delivered rows still kept (until the prune): for `status`, too costly for every cycle. */
+  readonly done: number;
 }
 
 export interface DeadLetter {

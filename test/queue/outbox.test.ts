@@ -233,6 +233,8 @@ describe('ack, receipts, stats', () => {
       { destination: 'webhook', pending: 0, leased: 0, dead: 0, done: 0, oldestPendingAgeMs: null },
       { destination: 'syslog', pending: 3, leased: 0, dead: 1, done: 0, oldestPendingAgeMs: 19_000 },
     ]);
+    // A cycle's depth is the same without the delivered rows, which only `status` counts.
+    expect(outbox.depth(T0 + 20_000)).toEqual(before.map(({ done: _done, ...depth }) => depth));
     expect(outbox.receipt('mcp', 'b0')).toBe('r-b0');
     expect(outbox.receipt('mcp', 'b2')).toBeNull();
     expect(outbox.receipt('syslog', 'b0')).toBeNull();
