@@ -2,7 +2,7 @@ import { assertSinkFiles, loadBaseline, type Config } from '../config/index.js';
 import { createSinks } from '../outputs/index.js';
 import { loadSecretKeyFile, parsePublicKey, type PublicKey } from '../crypto/index.js';
 import { RealHost, type Host } from '../host/index.js';
-import { McpClient } from '../mcp/index.js';
+import { McpClient, type McpClientOptions } from '../mcp/index.js';
 import { openStateDb, stateLayout, type StateDb } from '../state/index.js';
 import { createLogger, type Logger } from '../common/index.js';
 import { Healing, Spool } from '../heal/index.js';
@@ -86,16 +86,7 @@ function wireIdentity(config: Config, db: StateDb, logger: Logger, override: Run
     settleRotation(paths, db);
   }
   const signingKey = loadSecretKeyFile(config.signingKeyFile);
-  const makeMcp = () =>
-    McpClient.create({
-      mcpUrl: config.mcpUrl,
-      caFile: config.caFile,
-      clientCertFile: config.clientCertFile,
-      clientKeyFile: config.clientKeyFile,
-      siteId: config.siteId,
-      hostId: config.hostId,
-      receiptKeys: receiptKeysFromConfig(config),
-    });
+  const makeMcp = () => McpClient.create(mcpClientOptions(config));
   const client = override ? null : swappable(makeMcp());
   const mcp: McpPort & { close?: () => Promise<void> } = override ?? client!.proxy;
   const identity =
@@ -107,6 +98,19 @@ function wireIdentity(config: Config, db: StateDb, logger: Logger, override: Run
         })
       : undefined;
   return { signingKey, mcp, identity };
+}
+
+/** The MCP client's options from the config: the one place they are read. */
+export function mcpClientOptions(config: Config): McpClientOptions {
+  return {
+    mcpUrl: config.mcpUrl,
+    caFile: config.caFile,
+    clientCertFile: config.clientCertFile,
+    clientKeyFile: config.clientKeyFile,
+    siteId: config.siteId,
+    hostId: config.hostId,
+    receiptKeys: receiptKeysFromConfig(config),
+  };
 }
 
 /** config.mcpReceiptKeys as keys: the MCP countersigns each receipt with one of them. */

@@ -6,6 +6,7 @@ import { startHarness, type Harness, type ReceiptFault } from '../../testing/ind
 import { pruneStore } from '../../src/commands/prune.js';
 import { loadSecretKeyFile, publicKeyOf, randomSeed } from '../../src/crypto/index.js';
 import { signReceipt, type EvidenceBundle } from '../../src/evidence/index.js';
+import { mcpClientOptions } from '../../src/agent/index.js';
 import { McpClient } from '../../src/mcp/index.js';
 import { readStatus } from '../../src/observe/index.js';
 import { openStateDb, stateLayout, type StateDb } from '../../src/state/index.js';
@@ -163,14 +164,7 @@ describe('an MCP that answers 204 for longer than controlPlaneMaxAge', () => {
 describe('an MCP that answers each POST after 59 s', () => {
   it('every cycle still polls and checks; the flush gives up at its budget and nothing is lost', async () => {
     const { h, db } = await harness('slow');
-    const client = McpClient.create({
-      mcpUrl: h.config.mcpUrl,
-      caFile: h.config.caFile,
-      clientCertFile: h.config.clientCertFile,
-      clientKeyFile: h.config.clientKeyFile,
-      siteId: h.config.siteId,
-      hostId: h.config.hostId,
-    });
+    const client = McpClient.create(mcpClientOptions(h.config));
     const calls: string[] = [];
     const rt = h.openAgent({
       mcp: {

@@ -3,7 +3,7 @@ import { createServer as createHttpsServer, type Server } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness, type McpFault } from '../../testing/index.js';
-import type { McpPort } from '../../src/agent/index.js';
+import { mcpClientOptions, type McpPort } from '../../src/agent/index.js';
 import { McpClient, type McpClientOptions } from '../../src/mcp/index.js';
 import { openStateDb, stateLayout, type StateDb } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -28,12 +28,7 @@ afterAll(async () => {
 /** The production client with short timeouts (a slow drip must end within the test), counting exchanges. */
 function countingClient(overrides: Partial<McpClientOptions> = {}): McpPort & { close(): Promise<void>; polls: number; posts: number } {
   const client = McpClient.create({
-    mcpUrl: h.config.mcpUrl,
-    caFile: h.config.caFile,
-    clientCertFile: h.config.clientCertFile,
-    clientKeyFile: h.config.clientKeyFile,
-    siteId: h.config.siteId,
-    hostId: h.config.hostId,
+    ...mcpClientOptions(h.config),
     connectTimeoutMs: 1000,
     headersTimeoutMs: 1000,
     bodyTimeoutMs: 300,
