@@ -172,9 +172,9 @@ export async function killLoop(h: Harness, bundle: string, opts: { targets: read
 }
 
 /**
- * Restart once more in-process, drain everything, then check invariant 4 end to end: the MCP holds
- * every bundle of the agent's chain exactly once, seq 1..N linked by prev_hash, identical to what
- * the agent stored; the database is intact; no order was acted on twice.
+ * Restart once more in-process, drain everything, then check end to end that no evidence is
+ * lost: the MCP holds every bundle of the agent's chain exactly once, seq 1..N linked by
+ * prev_hash, identical to what the agent stored; the database is intact; no order was acted on twice.
  */
 export async function drainAndVerify(h: Harness, loop: KillLoopResult): Promise<{ n: number; wireDuplicates: number }> {
   h.host.setNow(loop.lastClock + 3_600_000);

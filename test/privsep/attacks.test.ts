@@ -152,7 +152,7 @@ describe('the drop box is the only place the agent can write; root follows nothi
 });
 
 describe('findings of the attack on the old layout, each one closed', () => {
-  it('root writes no file the agent names: results go to a root-only directory under a random name (finding 1)', () => {
+  it('root writes no file the agent names: results go to a root-only directory under a random name', () => {
     // The old attack: links at the temp names root would use (request id, then a pid) in a results
     // directory the agent owned, for the next few thousand pids, aimed at root's files.
     const legit = site.restartRequest();
@@ -170,7 +170,7 @@ describe('findings of the attack on the old layout, each one closed', () => {
     expect(files.some((f) => readFileSync(join(site.results, f), 'utf8').includes(results[0]!.request_id!))).toBe(true);
   });
 
-  it('root deletes nothing: a spool replaced by a link to a root directory, stray names and links in the drop box survive (finding 2)', () => {
+  it('root deletes nothing: a spool replaced by a link to a root directory, stray names and links in the drop box survive', () => {
     expect(
       site.asAgent(`mkdir -p '${site.stateDir}/heal' && rm -rf '${site.stateDir}/heal/requests' && ln -s '${site.sentinels}/root-dir' '${site.stateDir}/heal/requests'`).code,
     ).toBe(0);
@@ -210,7 +210,7 @@ describe('findings of the attack on the old layout, each one closed', () => {
     expect(site.fingerprint()).toEqual(before);
   });
 
-  it('by hand: --applied is gone, a baseline unit starting with a dash is refused, a healDir inside stateDir is refused (finding 6)', () => {
+  it('by hand: --applied is gone, a baseline unit starting with a dash is refused, a healDir inside stateDir is refused', () => {
     expect(site.cli(['--applied', join(site.stateDir, 'applied.json')]).code).toBe(2);
     expect(site.actions().every((a) => a.includes(' -- '))).toBe(true);
     const dashed = new Site();

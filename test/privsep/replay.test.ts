@@ -12,7 +12,7 @@ beforeAll(() => {
 });
 afterAll(() => site?.cleanup());
 
-describe("replay and rollback against the healer's own state (finding 3)", () => {
+describe("replay and rollback against the healer's own state", () => {
   it('a superseded order (lower sequence, never forwarded by the agent) dropped directly is refused by root', () => {
     const newer = site.order('heal', { checks: ['services'] }, { sequence: 50 });
     const older = site.order('heal', { checks: ['services'] }, { sequence: 40 });

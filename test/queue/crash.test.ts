@@ -14,7 +14,7 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const KILLS = 30;
 
 /**
- * The MCP side of invariant 4: every POST is logged as it arrives (the wire), and stored
+ * The MCP side of "no evidence is lost": every POST is logged as it arrives (the wire), and stored
  * idempotently by bundle_id (what the MCP can tell). It misbehaves like a real one: sometimes a
  * 503 before storing, sometimes a 503 after storing (the client must resend), and slow replies.
  */
