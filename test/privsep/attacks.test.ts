@@ -181,7 +181,7 @@ describe('findings of the attack on the old layout, each one closed', () => {
     expect(readdirSync(join(site.sentinels, 'root-dir')).sort()).toEqual(['authorized_keys', 'boot-entry.conf', 'notes']);
   });
 
-  it('unknown keys with newlines and $(...) in a request: one rejected result naming no key, one line each, and it blocks nothing (findings 4 and 5)', () => {
+  it('unknown keys with newlines and $(...) in a request: one rejected result naming no key, one line each, and it blocks nothing', () => {
     const evil = randomUUID();
     const keys = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`$(touch /etc/profile.local)\n{"level":30,"msg":"forged ${i}"}\n${'k'.repeat(1200)}`, 1]));
     site.drop(
