@@ -6,6 +6,7 @@ import { stateLayout, stateWriteFailure, storageWrite, type StateDb } from '../s
 import { ALL_CHECKS, CheckCadence, runChecks, systemFacts, type CheckResult, type SystemFacts } from '../checks/index.js';
 import type { Collected, HealingContext } from '../heal/index.js';
 import { EvidenceChain, exportEvidence, readChainHead, type EvidenceDraft } from '../evidence/index.js';
+import type { SinkDestination } from '../outputs/index.js';
 import { Outbox, flushDestination, type Deliver, type Destination, type DeliveryResult } from '../queue/index.js';
 import { controlPlaneView, nextDeliveryHealth, readDeliveryHealth, writeDeliveryHealth, writeMetrics, type FlushOutcome } from '../observe/index.js';
 import type { SecretKey, Envelope } from '../crypto/index.js';
@@ -55,7 +56,7 @@ export interface AgentDeps {
   readonly signingKey: SecretKey;
   readonly mcp: McpPort;
   /** Extra reseller destinations (webhook, syslog) and how to deliver to each. */
-  readonly sinks?: Partial<Record<Exclude<Destination, 'mcp'>, Deliver>>;
+  readonly sinks?: Partial<Record<SinkDestination, Deliver>>;
   readonly logger: Logger;
   readonly healing: HealingPort;
   /**
@@ -339,7 +340,7 @@ export class Agent {
     return this.outbox
       .depth(this.now())
       .filter((s) => (destination ? s.destination === destination : this.destinations.includes(s.destination)))
-      .reduce((n, s) => n + s.pending + s.leased, 0);
+      .reduce((n, s) => n + s.undelivered, 0);
   }
 
   /**
@@ -370,7 +371,7 @@ export class Agent {
       ordersAccepted: this.counters.accepted,
       ordersRejected: this.counters.rejected,
       // Depth counts every undelivered item, whether or not a flush holds it right now.
-      queue: this.outbox.depth(now).map((s) => ({ ...s, pending: s.pending + s.leased })),
+      queue: this.outbox.depth(now).map((s) => ({ ...s, pending: s.undelivered })),
       checks: results.map((r) => ({ check: r.check, status: r.status })),
       delivery: this.destinations.map((destination) => {
         const h = readDeliveryHealth(this.deps.db, destination);

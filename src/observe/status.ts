@@ -73,7 +73,7 @@ export function readStatus(db: StateDb, now: number, opts: { controlPlaneMaxAgeM
   // Pending counts every undelivered item, whether or not a flush holds it right now.
   const queue = outboxStats(db, now).map((q) => ({
     destination: q.destination,
-    pending: q.pending + q.leased,
+    pending: q.undelivered,
     dead: q.dead,
     done: q.done,
     oldestPendingAgeMs: q.oldestPendingAgeMs,

@@ -255,6 +255,7 @@ function depthOf(q: StatsQueries, destination: Destination, now: number, leaseMs
     destination,
     pending: p.total - p.leased,
     leased: p.leased,
+    undelivered: p.total,
     dead: (q.count.get(destination, 'dead') as { n: number }).n,
     // A clock stepped back makes rows look younger than zero: never a negative age.
     oldestPendingAgeMs: p.oldest === null ? null : Math.max(0, now - p.oldest),

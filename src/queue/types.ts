@@ -48,6 +48,8 @@ export interface QueueDepth {
   readonly pending: number;
   /** Undelivered and leased by a flusher right now. */
   readonly leased: number;
+  /** Every undelivered item, leased or not: the queue's depth. */
+  readonly undelivered: number;
   readonly dead: number;
   /** Age of the oldest undelivered item (leased or not), null when there is none. */
   readonly oldestPendingAgeMs: number | null;

@@ -229,9 +229,9 @@ describe('ack, receipts, stats', () => {
     const { db, outbox } = env.reopen();
     expect(outbox.stats(T0 + 20_000)).toEqual(before);
     expect(before).toEqual([
-      { destination: 'mcp', pending: 2, leased: 0, dead: 0, done: 2, oldestPendingAgeMs: 18_000 },
-      { destination: 'webhook', pending: 0, leased: 0, dead: 0, done: 0, oldestPendingAgeMs: null },
-      { destination: 'syslog', pending: 3, leased: 0, dead: 1, done: 0, oldestPendingAgeMs: 19_000 },
+      { destination: 'mcp', pending: 2, leased: 0, undelivered: 2, dead: 0, done: 2, oldestPendingAgeMs: 18_000 },
+      { destination: 'webhook', pending: 0, leased: 0, undelivered: 0, dead: 0, done: 0, oldestPendingAgeMs: null },
+      { destination: 'syslog', pending: 3, leased: 0, undelivered: 3, dead: 1, done: 0, oldestPendingAgeMs: 19_000 },
     ]);
     // A cycle's depth is the same without the delivered rows, which only `status` counts.
     expect(outbox.depth(T0 + 20_000)).toEqual(before.map(({ done: _done, ...depth }) => depth));
@@ -248,7 +248,7 @@ describe('ack, receipts, stats', () => {
     outbox.enqueue('b0', 'x', ['mcp'], T0);
     outbox.enqueue('b1', 'x', ['mcp'], T0 + 1000);
     outbox.lease('mcp', 1, T0 + 2000);
-    expect(outbox.stats(T0 + 3000)[0]).toEqual({ destination: 'mcp', pending: 1, leased: 1, dead: 0, done: 0, oldestPendingAgeMs: 3000 });
+    expect(outbox.stats(T0 + 3000)[0]).toEqual({ destination: 'mcp', pending: 1, leased: 1, undelivered: 2, dead: 0, done: 0, oldestPendingAgeMs: 3000 });
     expect(outbox.pendingCount('mcp', T0 + 3000)).toBe(2);
   });
 
