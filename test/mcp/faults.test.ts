@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -302,6 +304,34 @@ describe('response size cap', () => {
       });
     } finally {
       mcp.setFault(null);
+    }
+  });
+});
+
+describe('redirects', () => {
+  it('a 3xx from the MCP is a failure: the client follows no Location, for orders or evidence', async () => {
+    const tls = { cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey) };
+    let reached = 0;
+    const target = createHttpsServer(tls, (_req, res) => (reached++, res.writeHead(204).end()));
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const targetUrl = `https://localhost:${(target.address() as AddressInfo).port}`;
+    const redirector = createHttpsServer(tls, (req, res) => {
+      req.resume();
+      res.writeHead(req.method === 'GET' ? 302 : 307, { location: `${targetUrl}${req.url}` }).end();
+    });
+    await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
+    const c = clientFor(pki, `https://localhost:${(redirector.address() as AddressInfo).port}`);
+    try {
+      const error = await orderError(c);
+      expect(error.code).toBe('http_status');
+      expect(error.message).toMatch(/302/);
+      const [result] = await c.postEvidenceBatch([nextEnvelope()]);
+      expect(result!.kind).not.toBe('ok');
+      expect(reached).toBe(0);
+    } finally {
+      await c.close();
+      await new Promise((r) => redirector.close(r));
+      await new Promise((r) => target.close(r));
     }
   });
 });
